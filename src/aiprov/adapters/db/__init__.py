@@ -1,0 +1,1 @@
+"""The registry database: SQLite (WAL) by default, PostgreSQL for many machines."""

@@ -1,0 +1,367 @@
+"""The registry on SQLAlchemy: one `RegistryUnit` per transaction, returning plain records.
+
+Everything a command changes (model, version, alias) and the event that records it are written in one
+transaction, so the events table never disagrees with the state it describes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, event, func, or_, select
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from aiprov.adapters.db.schema import (
+    AliasRow,
+    EventRow,
+    ModelRow,
+    ParentRow,
+    TagRow,
+    VersionFileRow,
+    VersionRow,
+)
+from aiprov.core.manifest import Manifest
+from aiprov.core.names import ModelName, Ref
+from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
+from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFilter:
+    author: str | None = None
+    name_glob: str | None = None
+    tag: str | None = None
+    search: str | None = None
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _glob_to_like(glob: str) -> str:
+    out = []
+    for ch in glob:
+        if ch in "%_\\":
+            out.append("\\" + ch)
+        elif ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _immediate_transactions(engine: Engine) -> None:
+    """Make SQLite take the write lock when a transaction begins, not at its first write.
+
+    pysqlite otherwise starts DEFERRED transactions, and two writers that both read first deadlock on the lock
+    upgrade (SQLITE_BUSY with no retry); BEGIN IMMEDIATE makes the second one wait its turn instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlRegistry:
+    """Factory of transactions over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        if engine.dialect.name == "sqlite":
+            _immediate_transactions(engine)
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @contextmanager
+    def unit(self) -> Iterator[RegistryUnit]:
+        """A transaction: committed when the block ends, rolled back (nothing written) if it raises."""
+        try:
+            with self._sessions.begin() as session:
+                yield RegistryUnit(session)
+        except AiprovError:
+            raise
+        except OperationalError as e:
+            raise BackendError(f"database error: {e.orig}") from e
+        except SQLAlchemyError as e:
+            raise BackendError(f"database error: {e}") from e
+
+
+class RegistryUnit:
+    """The registry's reads and writes within one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    # models -----------------------------------------------------------------------------------------------
+
+    def model_row(self, name: ModelName) -> ModelRow | None:
+        return self.s.scalars(select(ModelRow).where(ModelRow.full_name == str(name))).one_or_none()
+
+    def require_model(self, name: ModelName) -> ModelRow:
+        row = self.model_row(name)
+        if row is None:
+            raise NotFound(f"no model named {name}", hint="`aiprov ls` lists the models")
+        return row
+
+    def upsert_model(
+        self, name: ModelName, description: str | None, license: str | None, tags: Sequence[str], now: datetime
+    ) -> ModelRow:
+        """Create the model, or update the metadata that was given (None leaves a field as it is)."""
+        row = self.model_row(name)
+        if row is None:
+            row = ModelRow(
+                owner=name.owner,
+                name=name.name,
+                full_name=str(name),
+                description=description or "",
+                license=license,
+                created_at=now,
+            )
+            self.s.add(row)
+        else:
+            if description is not None:
+                row.description = description
+            if license is not None:
+                row.license = license
+        have = {t.tag for t in row.tags}
+        for tag in dict.fromkeys(tags):
+            if tag not in have:
+                row.tags.append(TagRow(tag=tag))
+        self.s.flush()
+        return row
+
+    # versions ---------------------------------------------------------------------------------------------
+
+    def version_by_digest(self, model: ModelRow, digest: str) -> VersionRow | None:
+        return self.s.scalars(
+            select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest)
+        ).one_or_none()
+
+    def add_version(
+        self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime
+    ) -> VersionRow:
+        number = (
+            self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0
+        ) + 1
+        row = VersionRow(
+            model_id=model.id,
+            number=number,
+            digest=str(manifest.digest),
+            manifest=manifest.canonical().decode(),
+            total_size=manifest.total_size,
+            file_count=len(manifest.entries),
+            author=author,
+            created_at=now,
+            code_revision=lineage.code_revision,
+            lineage=lineage.to_json(),
+        )
+        self.s.add(row)
+        try:
+            self.s.flush()
+        except SqlIntegrityError as e:
+            raise Conflict(f"{model.full_name} changed while pushing; try again") from e
+        self.s.add_all(
+            VersionFileRow(version_id=row.id, path=e.path, size=e.size, sha256=e.sha256.hex)
+            for e in manifest.entries
+        )
+        self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
+        return row
+
+    def resolve(self, ref: Ref) -> tuple[ModelRow, VersionRow]:
+        """The version a reference names. Raises NotFound, or InvalidInput for an ambiguous digest prefix."""
+        if ref.digest_prefix is not None:
+            return self._resolve_digest(ref.digest_prefix)
+        assert ref.model is not None
+        model = self.require_model(ref.model)
+        query = select(VersionRow).where(VersionRow.model_id == model.id)
+        if ref.number is not None:
+            version = self.s.scalars(query.where(VersionRow.number == ref.number)).one_or_none()
+            missing = f"{ref.model} has no version {ref.number}"
+        elif ref.alias is not None:
+            version = self.s.scalars(
+                query.join(AliasRow, AliasRow.version_id == VersionRow.id).where(
+                    AliasRow.model_id == model.id, AliasRow.alias == ref.alias
+                )
+            ).one_or_none()
+            missing = f"{ref.model} has no alias {ref.alias!r}"
+        else:
+            version = self.s.scalars(query.order_by(VersionRow.number.desc()).limit(1)).one_or_none()
+            missing = f"{ref.model} has no versions"
+        if version is None:
+            raise NotFound(missing)
+        return model, version
+
+    def _resolve_digest(self, prefix: str) -> tuple[ModelRow, VersionRow]:
+        rows = self.s.execute(
+            select(ModelRow, VersionRow)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .where(VersionRow.digest.like(prefix + "%"))
+            .order_by(VersionRow.id)
+            .limit(50)
+        ).all()
+        if not rows:
+            raise NotFound(f"no version has a digest starting with {prefix}")
+        if len({v.digest for _, v in rows}) > 1:
+            raise InvalidInput(f"digest prefix {prefix} is ambiguous", hint="give more hex digits")
+        model, version = rows[0]  # the same bytes under several names: the first registration
+        return model, version
+
+    def set_alias(self, model: ModelRow, alias: str, version: VersionRow) -> int | None:
+        """Point `alias` at `version`; return the version number it pointed at before, if any."""
+        row = self.s.get(AliasRow, (model.id, alias))
+        previous = None
+        if row is None:
+            self.s.add(AliasRow(model_id=model.id, alias=alias, version_id=version.id))
+        else:
+            previous = self.s.get_one(VersionRow, row.version_id).number
+            row.version_id = version.id
+        self.s.flush()
+        return previous
+
+    def aliases_of(self, version_ids: Sequence[int]) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        if version_ids:
+            for alias in self.s.scalars(
+                select(AliasRow).where(AliasRow.version_id.in_(version_ids)).order_by(AliasRow.alias)
+            ):
+                out.setdefault(alias.version_id, []).append(alias.alias)
+        return out
+
+    def version_record(self, model: ModelRow, version: VersionRow) -> VersionRecord:
+        aliases = self.aliases_of([version.id]).get(version.id, [])
+        return _version_record(model, version, aliases)
+
+    def versions(self, model: ModelRow) -> list[VersionRecord]:
+        rows = list(
+            self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
+        )
+        aliases = self.aliases_of([r.id for r in rows])
+        return [_version_record(model, r, aliases.get(r.id, [])) for r in rows]
+
+    def model_record(self, model: ModelRow) -> ModelRecord:
+        versions = self.s.scalar(select(func.count()).where(VersionRow.model_id == model.id)) or 0
+        latest = self.s.scalars(
+            select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number.desc()).limit(1)
+        ).one_or_none()
+        return _model_record(model, latest and self.version_record(model, latest), versions)
+
+    def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
+        """Models matching every given filter, by name, each with its latest version."""
+        latest = (
+            select(VersionRow.model_id, func.max(VersionRow.number).label("n"), func.count().label("count"))
+            .group_by(VersionRow.model_id)
+            .subquery()
+        )
+        query: Select[Any] = (
+            select(ModelRow, VersionRow, latest.c.count)
+            .outerjoin(latest, latest.c.model_id == ModelRow.id)
+            .outerjoin(VersionRow, (VersionRow.model_id == ModelRow.id) & (VersionRow.number == latest.c.n))
+            .order_by(ModelRow.full_name)
+        )
+        if f.name_glob:
+            glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
+            query = query.where(ModelRow.full_name.like(_glob_to_like(glob), escape="\\"))
+        if f.tag:
+            query = query.where(ModelRow.id.in_(select(TagRow.model_id).where(TagRow.tag == f.tag)))
+        if f.author:
+            query = query.where(
+                ModelRow.id.in_(select(VersionRow.model_id).where(VersionRow.author == f.author))
+            )
+        if f.search:
+            pattern = "%" + _glob_to_like(f.search.lower()) + "%"
+            query = query.where(
+                or_(
+                    func.lower(ModelRow.full_name).like(pattern, escape="\\"),
+                    func.lower(ModelRow.description).like(pattern, escape="\\"),
+                    ModelRow.id.in_(select(TagRow.model_id).where(func.lower(TagRow.tag).like(pattern, escape="\\"))),
+                )
+            )
+        if limit is not None:
+            query = query.limit(limit)
+        rows = self.s.execute(query).all()
+        aliases = self.aliases_of([v.id for _, v, _ in rows if v is not None])
+        return [
+            _model_record(m, v and _version_record(m, v, aliases.get(v.id, [])), count or 0) for m, v, count in rows
+        ]
+
+    def versions_sharing_blob(self, sha256_hex: str) -> int:
+        return self.s.scalar(select(func.count()).where(VersionFileRow.sha256 == sha256_hex)) or 0
+
+    # events -----------------------------------------------------------------------------------------------
+
+    def add_event(
+        self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
+    ) -> EventRow:
+        row = EventRow(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def events(
+        self, *, model: str | None = None, subject: str | None = None, actor: str | None = None, limit: int = 1000
+    ) -> list[EventRecord]:
+        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        if model is not None:
+            query = query.where(EventRow.model == model)
+        if subject is not None:
+            query = query.where(EventRow.subject == subject)
+        if actor is not None:
+            query = query.where(EventRow.actor == actor)
+        return [_event_record(r) for r in self.s.scalars(query)]
+
+
+def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> VersionRecord:
+    lineage = v.lineage
+    return VersionRecord(
+        owner=model.owner,
+        name=model.name,
+        number=v.number,
+        manifest=Manifest.from_json(json.loads(v.manifest)),
+        author=v.author,
+        created_at=_utc(v.created_at),
+        lineage=Lineage(
+            parents=tuple(lineage.get("parents", ())),
+            datasets=tuple(lineage.get("datasets", ())),
+            code_revision=lineage.get("code_revision"),
+            params=dict(lineage.get("params", {})),
+            metadata=dict(lineage.get("metadata", {})),
+        ),
+        aliases=tuple(aliases),
+    )
+
+
+def _model_record(m: ModelRow, latest: VersionRecord | None, count: int) -> ModelRecord:
+    return ModelRecord(
+        owner=m.owner,
+        name=m.name,
+        description=m.description,
+        license=m.license,
+        tags=tuple(sorted(t.tag for t in m.tags)),
+        created_at=_utc(m.created_at),
+        latest=latest,
+        version_count=count,
+    )
+
+
+def _event_record(r: EventRow) -> EventRecord:
+    return EventRecord(
+        id=r.id,
+        time=_utc(r.time),
+        actor=r.actor,
+        action=r.action,
+        subject=r.subject,
+        model=r.model,
+        details=dict(r.details),
+    )

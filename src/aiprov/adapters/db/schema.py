@@ -1,0 +1,98 @@
+"""The registry's tables (SQLAlchemy 2 declarative). Changes go through an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_models_owner_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    full_name: Mapped[str] = mapped_column(String(193), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    license: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    tags: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class TagRow(Base):
+    __tablename__ = "model_tags"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
+        UniqueConstraint("model_id", "digest", name="uq_versions_model_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    number: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(71), index=True)
+    manifest: Mapped[str] = mapped_column(Text)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int]
+    author: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime]
+    code_revision: Mapped[str | None] = mapped_column(String(256))
+    lineage: Mapped[dict[str, Any]]
+
+
+class VersionFileRow(Base):
+    """One row per file, so blobs shared between versions can be found without parsing manifests."""
+
+    __tablename__ = "version_files"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class ParentRow(Base):
+    __tablename__ = "version_parents"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), primary_key=True)
+    parent_digest: Mapped[str] = mapped_column(String(71), primary_key=True, index=True)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+
+
+class EventRow(Base):
+    """The append-only usage and change log: rows are inserted, never updated or deleted."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_model_id", "model", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(71), index=True)
+    model: Mapped[str | None] = mapped_column(String(193))
+    details: Mapped[dict[str, Any]]

@@ -1,0 +1,153 @@
+"""Reading a model from the local file system: which files it has, and their digests.
+
+Files are streamed in large chunks into one reused buffer (a model is never read whole into memory) and the files
+of a directory are hashed by a thread pool: hashlib releases the GIL on large updates, so threads use every core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from aiprov.core.digest import Digest
+from aiprov.core.manifest import IGNORED_TOP_LEVEL, Manifest, ManifestEntry
+from aiprov.errors import InvalidInput
+
+CHUNK_SIZE = 4 * 1024 * 1024
+"""Large enough that per-call overhead vanishes next to SHA-256, small enough to keep memory flat."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Progress = Callable[[int], None]
+"""Called with the number of bytes just processed; must be thread-safe."""
+
+ProgressFactory = Callable[[int], Progress | None]
+"""Given the total number of bytes about to be processed, returns a progress callback (or None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file of a model on disk: its manifest path and where it is."""
+
+    path: str
+    location: Path
+    size: int
+
+
+class ByteSink(Protocol):
+    """Something that receives a file's bytes while it is hashed (a blob writer when pushing)."""
+
+    def write(self, data: memoryview) -> object: ...
+
+
+def model_files(root: Path) -> list[LocalFile]:
+    """List the files of a model at `root` (a file or a directory), sorted by manifest path.
+
+    Top-level .git/.github/.gitattributes/.gitignore are ignored, as model-signing ignores them.
+
+    Raises InvalidInput for a missing path, a symlink anywhere, a special file, an empty directory (a manifest
+    cannot record one) or a directory without files.
+    """
+    try:
+        st = root.lstat()
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file or directory: {root}") from None
+    except OSError as e:
+        raise InvalidInput(f"cannot read {root}: {e.strerror}") from e
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidInput(f"{root} is a symbolic link; symlinks are refused", hint="push the target instead")
+    if stat.S_ISREG(st.st_mode):
+        return [LocalFile(root.name, root, st.st_size)]
+    if not stat.S_ISDIR(st.st_mode):
+        raise InvalidInput(f"{root} is neither a regular file nor a directory")
+    files: list[LocalFile] = []
+    _walk(root, "", files)
+    if not files:
+        raise InvalidInput(f"{root} contains no files", hint="a model needs at least one file")
+    files.sort(key=lambda f: f.path)
+    return files
+
+
+def _walk(directory: Path, prefix: str, out: list[LocalFile]) -> None:
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as e:
+        raise InvalidInput(f"cannot list {directory}: {e.strerror}") from e
+    if not entries and prefix:
+        raise InvalidInput(
+            f"empty directory {directory}: a manifest records files only",
+            hint="remove it or put a file in it",
+        )
+    for entry in entries:
+        if not prefix and entry.name in IGNORED_TOP_LEVEL:
+            continue
+        rel = prefix + entry.name
+        location = Path(entry.path)
+        if entry.is_symlink():
+            raise InvalidInput(f"{location} is a symbolic link; symlinks are refused")
+        if entry.is_dir(follow_symlinks=False):
+            _walk(location, rel + "/", out)
+        elif entry.is_file(follow_symlinks=False):
+            out.append(LocalFile(rel, location, entry.stat(follow_symlinks=False).st_size))
+        else:
+            raise InvalidInput(f"{location} is not a regular file (device, socket or fifo)")
+
+
+def stream_file(location: Path, buffer: bytearray) -> Iterator[memoryview]:
+    """Yield the bytes of a file in chunks that share `buffer` (valid until the next chunk).
+
+    Raises InvalidInput if the file cannot be opened or read.
+    """
+    view = memoryview(buffer)
+    try:
+        with open(location, "rb", buffering=0) as f:
+            while n := f.readinto(view):
+                yield view[:n]
+    except OSError as e:
+        raise InvalidInput(f"cannot read {location}: {e.strerror}") from e
+
+
+def hash_file(file: LocalFile, sink: ByteSink | None = None, progress: Progress | None = None) -> ManifestEntry:
+    """Hash one file (and feed its bytes to `sink` in the same pass).
+
+    Raises InvalidInput if the file is unreadable or changes size while being read.
+    """
+    h = hashlib.sha256()
+    size = 0
+    for chunk in stream_file(file.location, bytearray(CHUNK_SIZE)):
+        h.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    if size != file.size:
+        raise InvalidInput(f"{file.location} changed size while being read ({file.size} -> {size} bytes)")
+    return ManifestEntry(file.path, size, Digest(h.hexdigest()))
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> list[R]:
+    """Apply `fn` to `items` on a thread pool, results in input order; the first exception propagates."""
+    items = list(items)
+    if len(items) <= 1 or workers == 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers or default_workers(), len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+def hash_model(root: Path, progress: ProgressFactory | None = None, workers: int | None = None) -> Manifest:
+    """The manifest of the model at `root`, without storing anything."""
+    files = model_files(root)
+    advance = progress(sum(f.size for f in files)) if progress else None
+    return Manifest.build(parallel_map(lambda f: hash_file(f, progress=advance), files, workers))

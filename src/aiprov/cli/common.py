@@ -1,0 +1,96 @@
+"""What every command shares: the container, error reporting, JSON output and progress bars."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from aiprov.adapters.files import Progress, ProgressFactory
+from aiprov.config import Container
+from aiprov.errors import AiprovError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+PROGRESS_THRESHOLD = 100 * 1024 * 1024
+"""Show a progress bar only for work over this many bytes, and only on a terminal."""
+
+
+def container(ctx: typer.Context) -> Container:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Container), "the root callback sets the container"
+    return obj
+
+
+def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn an AiprovError into a one-line diagnostic on stderr and the error's exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except AiprovError as e:
+            err_console.print(f"[bold red]error:[/] {e.diagnostics()}", markup=True, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; nothing half-written is visible")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressFactory]:
+    """A progress factory for services: a Rich bar on a terminal when the work is large, else nothing."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress as RichProgress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    bar: RichProgress | None = None
+
+    def factory(total: int) -> Progress | None:
+        nonlocal bar
+        if total < PROGRESS_THRESHOLD or not err_console.is_terminal:
+            return None
+        bar = RichProgress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+        bar.start()
+        task = bar.add_task(description, total=total)
+        active = bar
+
+        def advance(n: int) -> None:
+            active.advance(task, n)
+
+        return advance
+
+    try:
+        yield factory
+    finally:
+        if bar is not None:
+            bar.stop()

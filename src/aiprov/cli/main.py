@@ -1,0 +1,53 @@
+"""The `aiprov` entry point: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aiprov import __version__
+from aiprov.cli import home, models, quickstart
+from aiprov.config import load_container
+
+app = typer.Typer(
+    name="aiprov",
+    help="A model hub with provenance you can verify: push, find, pull and check ML models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aiprov {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home_dir: Annotated[
+        Path | None,
+        typer.Option("--home", help="aiprov home (registry, blobs, keys). Default: $AIPROV_HOME or ~/.aiprov."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Verify every claim: SHA-256 fingerprints, content-addressed storage, an append-only usage log."""
+    c = load_container(home_dir)
+    ctx.obj = c
+    ctx.call_on_close(c.close)
+
+
+home.register(app)
+models.register(app)
+quickstart.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,230 @@
+"""Model commands: push, hash, ls, show, pull, alias, usage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aiprov.cli.common import container, handle_errors, out_console, print_json, progress_bar
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
+
+
+def register(app: typer.Typer) -> None:
+    for command in (push, hash_, ls, show, pull, alias, usage):
+        app.command(name=command.__name__.rstrip("_"))(command)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+@handle_errors
+def push(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="The model: one file, or a directory of files.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="OWNER/NAME to register it under.")],
+    desc: Annotated[str | None, typer.Option("--desc", help="Description of the model.")] = None,
+    license: Annotated[str | None, typer.Option("--license", help="Licence, e.g. an SPDX id.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="Tag (repeatable).")] = None,
+    parent: Annotated[
+        list[str] | None, typer.Option("--parent", help="Parent version: REF or sha256 digest (repeatable).")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Training data: sha256 digest or name (repeatable).")
+    ] = None,
+    code_rev: Annotated[str | None, typer.Option("--code-rev", help="Code revision that produced it.")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="Hyper-parameter KEY=VALUE (repeatable).")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Fingerprint a model, store its bytes once, and register it as a new version.
+
+    The same bytes pushed again under the same name return the existing version (nothing new is stored).
+    """
+    from aiprov.services.registry import PushRequest, parse_params
+
+    request = PushRequest(
+        name=name,
+        description=desc,
+        license=license,
+        tags=tag or [],
+        parents=parent or [],
+        datasets=dataset or [],
+        code_revision=code_rev,
+        params=parse_params(param or []),
+    )
+    registry = container(ctx).registry
+    with progress_bar(f"pushing {path.name}") as progress:
+        result = registry.push(path, request, progress)
+    if json:
+        print_json(result.to_json())
+        return
+    v = result.version
+    state = "unchanged (same bytes), still" if result.deduplicated else "registered"
+    out_console.print(f"{v.full_name} {state} version [bold]{v.number}[/]  {v.manifest.digest}")
+    out_console.print(
+        f"{len(v.manifest.entries)} file(s), {_size(v.manifest.total_size)}; "
+        f"stored {result.new_blobs} new blob(s), {_size(result.new_bytes)}"
+    )
+
+
+@handle_errors
+def hash_(
+    path: Annotated[Path, typer.Argument(help="A model file or directory.")],
+    json: JsonOpt = False,
+) -> None:
+    """Print a model's manifest and digest without storing anything (to check a local copy)."""
+    from aiprov.adapters.files import hash_model
+
+    with progress_bar(f"hashing {path.name}") as progress:
+        manifest = hash_model(path, progress=progress)
+    if json:
+        print_json({"digest": str(manifest.digest), **manifest.to_json(), "total_size": manifest.total_size})
+        return
+    for e in manifest.entries:
+        out_console.print(f"{e.sha256.hex}  {e.path}", soft_wrap=True)
+    out_console.print(f"manifest {manifest.digest}  ({len(manifest.entries)} files, {_size(manifest.total_size)})")
+
+
+@handle_errors
+def ls(
+    ctx: typer.Context,
+    author: Annotated[str | None, typer.Option("--author", help="Models with a version by this author.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="OWNER/NAME glob, e.g. 'alice/*'.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Models with this tag.")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="Text in name, description or tags.")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """List models with their latest version."""
+    from aiprov.adapters.db.registry import ModelFilter
+
+    models = container(ctx).registry.list(ModelFilter(author=author, name_glob=name, tag=tag, search=search))
+    if json:
+        print_json([m.to_json() for m in models])
+        return
+    if not models:
+        out_console.print("no models match" if any((author, name, tag, search)) else "no models yet")
+        return
+    table = Table(box=None)
+    table.add_column("name", no_wrap=True)
+    for column in ("latest", "author", "size"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("digest", no_wrap=True)
+    table.add_column("description", overflow="fold", min_width=24)
+    for m in models:
+        v = m.latest
+        table.add_row(
+            m.full_name,
+            str(v.number) if v else "-",
+            v.author if v else "-",
+            _size(v.manifest.total_size) if v else "-",
+            str(v.manifest.digest)[:19] if v else "-",
+            m.description,
+        )
+    out_console.print(table)
+
+
+@handle_errors
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="OWNER/NAME, OWNER/NAME@N, OWNER/NAME@ALIAS or a digest prefix.")],
+    json: JsonOpt = False,
+) -> None:
+    """Show one version: files, digests, lineage, aliases."""
+    model, v = container(ctx).registry.show(ref)
+    if json:
+        print_json({**v.to_json(), "description": model.description, "license": model.license,
+                    "tags": list(model.tags), "versions": model.version_count})
+        return
+    out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
+    out_console.print(f"digest   {v.manifest.digest}")
+    out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC")
+    for label, value in (
+        ("about", model.description),
+        ("licence", model.license),
+        ("tags", ", ".join(model.tags)),
+        ("aliases", ", ".join(v.aliases)),
+        ("parents", ", ".join(v.lineage.parents)),
+        ("datasets", ", ".join(v.lineage.datasets)),
+        ("code rev", v.lineage.code_revision),
+        ("params", ", ".join(f"{k}={val}" for k, val in v.lineage.params.items())),
+    ):
+        if value:
+            out_console.print(f"{label:<8} {value}", soft_wrap=True)
+    table = Table(box=None)
+    table.add_column("sha256", no_wrap=True)
+    table.add_column("size", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    for e in v.manifest.entries:
+        table.add_row(e.sha256.hex, _size(e.size), e.path)
+    out_console.print(table)
+
+
+@handle_errors
+def pull(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version to fetch.")],
+    dest: Annotated[Path, typer.Argument(help="Directory to write the model's files into.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Write a version's files into DEST, each verified against its digest before it appears."""
+    with progress_bar("pulling") as progress:
+        v = container(ctx).registry.pull(ref, dest, force=force, progress=progress)
+    if json:
+        print_json({**v.to_json(), "dest": str(dest)})
+        return
+    out_console.print(f"{v.ref} ({len(v.manifest.entries)} files, verified) -> {dest}")
+
+
+@handle_errors
+def alias(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version the alias should name.")],
+    name: Annotated[str, typer.Argument(help="Alias, e.g. prod or staging.")],
+    json: JsonOpt = False,
+) -> None:
+    """Point an alias (OWNER/NAME@ALIAS) at a version; moving it is recorded as an event."""
+    v, previous = container(ctx).registry.alias(ref, name)
+    if json:
+        print_json({"name": v.full_name, "alias": name, "version": v.number, "digest": str(v.manifest.digest),
+                    "previous": previous})
+        return
+    moved = f" (was {previous})" if previous else ""
+    out_console.print(f"{v.full_name}@{name} -> version {v.number}{moved}")
+
+
+@handle_errors
+def usage(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="OWNER/NAME for every version, or one version.")],
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many events.")] = 1000,
+    json: JsonOpt = False,
+) -> None:
+    """Show how a model was used: pushes, alias moves, downloads (and later inferences), newest first."""
+    events = container(ctx).registry.usage(ref, limit=limit)
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.action] = counts.get(e.action, 0) + 1
+    if json:
+        print_json({"ref": ref, "counts": counts, "events": [e.to_json() for e in events]})
+        return
+    if not events:
+        out_console.print(f"no events for {ref}")
+        return
+    table = Table(box=None)
+    for column in ("time (UTC)", "actor", "action", "subject"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("details", overflow="fold")
+    for e in events:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        table.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject[:19], details)
+    out_console.print(table)

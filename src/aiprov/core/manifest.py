@@ -1,0 +1,103 @@
+"""Model manifests: what a model version *is*.
+
+A manifest is the sorted list of a model's files (POSIX relative path, size, SHA-256). Its digest, the SHA-256 of
+its canonical JSON, identifies the version. A single-file model is a one-entry manifest named after the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiprov.core.canonical import canonical_json
+from aiprov.core.digest import Digest
+from aiprov.errors import InvalidInput
+
+MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
+
+# Ignored at the top of a model directory, as OpenSSF model-signing ignores them, so both tools describe the same
+# directory with the same file list.
+IGNORED_TOP_LEVEL = frozenset({".git", ".github", ".gitattributes", ".gitignore"})
+
+
+def check_relative_path(path: str) -> str:
+    """Return `path` if it is a clean POSIX relative path inside a model; raise InvalidInput otherwise."""
+    if not path or path.startswith("/") or "\x00" in path or "\\" in path:
+        raise InvalidInput(f"not a relative POSIX path: {path!r}")
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidInput(f"path must not contain empty, '.' or '..' parts: {path!r}")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a model."""
+
+    path: str
+    size: int
+    sha256: Digest
+
+    def __post_init__(self) -> None:
+        check_relative_path(self.path)
+        if self.size < 0:
+            raise InvalidInput(f"negative size for {self.path!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256.hex}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> ManifestEntry:
+        try:
+            return cls(str(value["path"]), int(value["size"]), Digest(str(value["sha256"])))
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInput(f"malformed manifest entry: {value!r}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A model version's files, sorted by path, without duplicates."""
+
+    entries: tuple[ManifestEntry, ...]
+
+    def __post_init__(self) -> None:
+        paths = [e.path for e in self.entries]
+        if not paths:
+            raise InvalidInput("a model has at least one file")
+        if paths != sorted(paths):
+            raise InvalidInput("manifest entries must be sorted by path")
+        for a, b in zip(paths, paths[1:], strict=False):
+            if a == b:
+                raise InvalidInput(f"duplicate path in manifest: {a!r}")
+            if b.startswith(a + "/"):
+                raise InvalidInput(f"{a!r} is both a file and a directory")
+
+    @classmethod
+    def build(cls, entries: Iterable[ManifestEntry]) -> Manifest:
+        """A manifest of `entries` in any order."""
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": MANIFEST_TYPE, "files": [e.to_json() for e in self.entries]}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Manifest:
+        if value.get("type") != MANIFEST_TYPE or not isinstance(value.get("files"), list):
+            raise InvalidInput(f"not an aiprov manifest (type must be {MANIFEST_TYPE!r} with a files list)")
+        return cls.build(ManifestEntry.from_json(f) for f in value["files"])
+
+    def canonical(self) -> bytes:
+        return canonical_json(self.to_json())
+
+    @property
+    def digest(self) -> Digest:
+        """The version's identity: SHA-256 of the canonical manifest."""
+        return Digest.of(self.canonical())
+
+    @property
+    def total_size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def blob_digests(self) -> set[Digest]:
+        return {e.sha256 for e in self.entries}

@@ -1,0 +1,90 @@
+"""The one error family of aiprov.
+
+Every error that crosses a layer is an `AiprovError`. The CLI prints `diagnostics()` and exits with `exit_code`;
+the API maps `http_status` to a JSON problem body. Adapters wrap what their libraries raise into this family.
+"""
+
+from __future__ import annotations
+
+
+class AiprovError(Exception):
+    """Base class: a failure with a human explanation."""
+
+    exit_code = 1
+    http_status = 500
+    title = "aiprov error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """What happened and, when known, what to do next, on one line."""
+        return self.message if self.hint is None else f"{self.message} ({self.hint})"
+
+
+class InvalidInput(AiprovError):
+    """The caller's input is malformed: a bad name, digest, path, option or document."""
+
+    exit_code = 2
+    http_status = 422
+    title = "invalid input"
+
+
+class NotFound(AiprovError):
+    """A model, version, alias, blob or entry that does not exist."""
+
+    exit_code = 3
+    http_status = 404
+    title = "not found"
+
+
+class Conflict(AiprovError):
+    """The request contradicts what is already recorded."""
+
+    exit_code = 4
+    http_status = 409
+    title = "conflict"
+
+
+class IntegrityError(AiprovError):
+    """Stored or received bytes do not match their digest."""
+
+    exit_code = 5
+    http_status = 500
+    title = "integrity failure"
+
+
+class VerificationError(AiprovError):
+    """A proof, signature or checkpoint did not verify."""
+
+    exit_code = 6
+    http_status = 422
+    title = "verification failed"
+
+
+class UnsafeModelError(AiprovError):
+    """The scanner refused a model; `findings` says why."""
+
+    exit_code = 7
+    http_status = 422
+    title = "unsafe model"
+
+    def __init__(self, message: str, findings: list[dict[str, str]] | None = None, **kw: str | None) -> None:
+        super().__init__(message, **kw)
+        self.findings = findings or []
+
+
+class BackendError(AiprovError):
+    """A backend (database, blob store, chain, network) failed or is unreachable."""
+
+    exit_code = 8
+    http_status = 503
+    title = "backend failure"
+
+
+class SchemaError(BackendError):
+    """The database schema is not one this version of aiprov can use."""
+
+    title = "schema mismatch"

@@ -1,0 +1,120 @@
+"""Plain records that services return and interfaces print: the JSON shapes scripts depend on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiprov.core.manifest import Manifest
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a version came from."""
+
+    parents: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    code_revision: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parents": list(self.parents),
+            "datasets": list(self.datasets),
+            "code_revision": self.code_revision,
+            "params": dict(self.params),
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    owner: str
+    name: str
+    number: int
+    manifest: Manifest
+    author: str
+    created_at: datetime
+    lineage: Lineage
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.owner}/{self.name}@{self.number}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.full_name,
+            "version": self.number,
+            "digest": str(self.manifest.digest),
+            "files": [{"path": e.path, "size": e.size, "sha256": e.sha256.hex} for e in self.manifest.entries],
+            "total_size": self.manifest.total_size,
+            "author": self.author,
+            "created_at": iso(self.created_at),
+            "aliases": list(self.aliases),
+            "lineage": self.lineage.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    owner: str
+    name: str
+    description: str
+    license: str | None
+    tags: tuple[str, ...]
+    created_at: datetime
+    latest: VersionRecord | None
+    version_count: int
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        latest = self.latest
+        return {
+            "name": self.full_name,
+            "owner": self.owner,
+            "description": self.description,
+            "license": self.license,
+            "tags": list(self.tags),
+            "created_at": iso(self.created_at),
+            "versions": self.version_count,
+            "latest_version": latest.number if latest else None,
+            "digest": str(latest.manifest.digest) if latest else None,
+            "author": latest.author if latest else None,
+            "total_size": latest.manifest.total_size if latest else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    subject: str
+    model: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "time": iso(self.time),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "model": self.model,
+            "details": self.details,
+        }

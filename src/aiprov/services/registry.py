@@ -1,0 +1,239 @@
+"""Registering, finding and fetching models: the seed's uploader and registry manager, done properly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
+from aiprov.adapters.files import LocalFile, Progress, ProgressFactory, hash_file, model_files, parallel_map
+from aiprov.core.digest import Digest
+from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
+from aiprov.core.names import ModelName, Ref, check_alias
+from aiprov.errors import IntegrityError, InvalidInput
+from aiprov.ports import BlobStore, BlobWriter
+from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    version: VersionRecord
+    deduplicated: bool
+    new_blobs: int
+    new_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.version.to_json(), "deduplicated": self.deduplicated, "new_blobs": self.new_blobs,
+                "new_bytes": self.new_bytes}
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """What the user says about a model when pushing it; None leaves model metadata as it was."""
+
+    name: str
+    description: str | None = None
+    license: str | None = None
+    tags: Sequence[str] = ()
+    parents: Sequence[str] = ()
+    datasets: Sequence[str] = ()
+    code_revision: str | None = None
+    params: Mapping[str, str] | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, str]:
+    """Parse `K=V` strings; raise InvalidInput for a pair without '=' or with an empty key."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"parameter {pair!r} is not KEY=VALUE")
+        params[key.strip()] = value
+    return params
+
+
+class RegistryService:
+    def __init__(
+        self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.clock = clock
+        self.actor = actor
+
+    # push -------------------------------------------------------------------------------------------------
+
+    def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult:
+        """Store the model at `path` and register it as a new version of `request.name`.
+
+        Bytes are hashed and copied in one pass; blobs become visible only once complete and verified, and the
+        version only when every blob is stored. Same bytes under the same name return the existing version.
+        Raises InvalidInput, NotFound (an unknown parent), BackendError.
+        """
+        name = ModelName.parse(request.name)
+        for tag in request.tags:
+            check_alias(tag)
+        files = model_files(path)
+        parents = self._resolve_parents(request.parents)
+        datasets = tuple(self._check_dataset(d) for d in request.datasets)
+        advance = progress(sum(f.size for f in files)) if progress else None
+        stored = parallel_map(lambda f: self._store_file(f, advance), files)
+        manifest = Manifest.build(entry for entry, _ in stored)
+        new_blobs = [entry for entry, new in stored if new]
+        lineage = Lineage(
+            parents=parents,
+            datasets=datasets,
+            code_revision=request.code_revision,
+            params=dict(request.params or {}),
+            metadata=dict(request.metadata or {}),
+        )
+        now = self.clock()
+        with self.db.unit() as u:
+            model = u.upsert_model(name, request.description, request.license, request.tags, now)
+            existing = u.version_by_digest(model, str(manifest.digest))
+            version = existing or u.add_version(model, manifest, self.actor, lineage, now)
+            record = u.version_record(model, version)
+            u.add_event(
+                actor=self.actor,
+                action="push",
+                subject=str(manifest.digest),
+                model=str(name),
+                details={"version": record.number, "deduplicated": existing is not None,
+                         "files": len(manifest.entries), "total_size": manifest.total_size},
+                now=now,
+            )
+        return PushResult(record, existing is not None, len(new_blobs), sum(e.size for e in new_blobs))
+
+    def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool]:
+        writer: BlobWriter = self.blobs.writer()
+        try:
+            entry = hash_file(file, sink=writer, progress=progress)
+            _, new = writer.commit(expected=entry.sha256)
+        except BaseException:
+            writer.abort()
+            raise
+        return entry, new
+
+    def _resolve_parents(self, refs: Sequence[str]) -> tuple[str, ...]:
+        """Parents are recorded as manifest digests; a name or prefix must resolve to a registered version."""
+        out: list[str] = []
+        with self.db.unit() as u:
+            for text in refs:
+                ref = Ref.parse(text)
+                if ref.digest_prefix is not None and len(ref.digest_prefix) == 71:
+                    out.append(ref.digest_prefix)  # a full digest may name a model registered elsewhere
+                else:
+                    out.append(u.resolve(ref)[1].digest)
+        return tuple(dict.fromkeys(out))
+
+    @staticmethod
+    def _check_dataset(text: str) -> str:
+        """A dataset is a full digest or a named benchmark (`iris`, `sklearn:digits`, …)."""
+        text = text.strip()
+        if text.lower().startswith("sha256:"):
+            return str(Digest.parse(text))
+        if not text or len(text) > 128 or any(c.isspace() for c in text):
+            raise InvalidInput(f"dataset {text!r} is neither a sha256 digest nor a dataset name")
+        return text
+
+    # queries ----------------------------------------------------------------------------------------------
+
+    def list(self, f: ModelFilter) -> list[ModelRecord]:
+        with self.db.unit() as u:
+            return u.list_models(f)
+
+    def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(ref))
+            return u.model_record(model), u.version_record(model, version)
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        with self.db.unit() as u:
+            return u.versions(u.require_model(ModelName.parse(name)))
+
+    def usage(self, ref: str, limit: int = 1000) -> list[EventRecord]:
+        """Events about a model (`owner/name`) or one version (`@N`, `@alias`, digest), newest first."""
+        parsed = Ref.parse(ref)
+        with self.db.unit() as u:
+            if parsed.model is not None and parsed.number is None and parsed.alias is None:
+                model = u.require_model(parsed.model)
+                return u.events(model=model.full_name, limit=limit)
+            _, version = u.resolve(parsed)
+            return u.events(subject=version.digest, limit=limit)
+
+    # changes ----------------------------------------------------------------------------------------------
+
+    def alias(self, ref: str, alias: str) -> tuple[VersionRecord, int | None]:
+        """Point `alias` of the model at the version `ref` names; return it and the number it moved from."""
+        check_alias(alias)
+        now = self.clock()
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(ref))
+            previous = u.set_alias(model, alias, version)
+            u.add_event(actor=self.actor, action="alias", subject=version.digest, model=model.full_name,
+                        details={"alias": alias, "version": version.number, "previous": previous}, now=now)
+            return u.version_record(model, version), previous
+
+    def pull(self, ref: str, dest: Path, *, force: bool = False,
+             progress: ProgressFactory | None = None) -> VersionRecord:
+        """Write the files of `ref` under `dest`, each verified against the manifest before it appears.
+
+        An existing file with the right bytes is left alone; one with other bytes is an error unless `force`.
+        Raises NotFound, IntegrityError (naming the file), InvalidInput.
+        """
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(ref))
+            record = u.version_record(model, version)
+        entries = record.manifest.entries
+        todo = [e for e in entries if not self._already_there(dest, e, force)]
+        advance = progress(sum(e.size for e in todo)) if progress else None
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
+        parallel_map(lambda e: self._write_verified(e, dest, advance), todo)
+        with self.db.unit() as u:
+            u.add_event(actor=self.actor, action="download", subject=str(record.manifest.digest),
+                        model=record.full_name, details={"version": record.number, "files": len(entries)},
+                        now=self.clock())
+        return record
+
+    @staticmethod
+    def _already_there(dest: Path, entry: ManifestEntry, force: bool) -> bool:
+        target = dest / check_relative_path(entry.path)
+        if not target.exists():
+            return False
+        if target.is_file() and not target.is_symlink() and target.stat().st_size == entry.size:
+            if hash_file(LocalFile(entry.path, target, entry.size)).sha256 == entry.sha256:
+                return True
+        if not force:
+            raise InvalidInput(f"{target} exists with other content", hint="use --force to overwrite it")
+        return False
+
+    def _write_verified(self, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:
+        target = dest / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
+        try:
+            with open(tmp, "xb") as f:
+                for chunk in self.blobs.read(entry.sha256):
+                    f.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except IntegrityError as e:
+            raise IntegrityError(f"{entry.path}: {e.message}") from e
+        except OSError as e:
+            raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
