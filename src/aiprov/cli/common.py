@@ -60,9 +60,11 @@ def progress_bar(description: str) -> Iterator[ProgressFactory]:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
-        Progress as RichProgress,
         TimeRemainingColumn,
         TransferSpeedColumn,
+    )
+    from rich.progress import (
+        Progress as RichProgress,
     )
 
     bar: RichProgress | None = None

@@ -22,7 +22,7 @@ def init(ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="
 
     result = {
         "home": str(c.settings.home),
-        "database": c.settings.database_url and "(from AIPROV_DATABASE_URL)" or c.settings.resolved_database_url,
+        "database": (c.settings.database_url and "(from AIPROV_DATABASE_URL)") or c.settings.resolved_database_url,
         "schema": SCHEMA_HEAD,
         "created": before is None,
         "upgraded_from": before if before not in (None, SCHEMA_HEAD) else None,

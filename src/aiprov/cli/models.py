@@ -141,8 +141,15 @@ def show(
     """Show one version: files, digests, lineage, aliases."""
     model, v = container(ctx).registry.show(ref)
     if json:
-        print_json({**v.to_json(), "description": model.description, "license": model.license,
-                    "tags": list(model.tags), "versions": model.version_count})
+        print_json(
+            {
+                **v.to_json(),
+                "description": model.description,
+                "license": model.license,
+                "tags": list(model.tags),
+                "versions": model.version_count,
+            }
+        )
         return
     out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
     out_console.print(f"digest   {v.manifest.digest}")
@@ -195,8 +202,15 @@ def alias(
     """Point an alias (OWNER/NAME@ALIAS) at a version; moving it is recorded as an event."""
     v, previous = container(ctx).registry.alias(ref, name)
     if json:
-        print_json({"name": v.full_name, "alias": name, "version": v.number, "digest": str(v.manifest.digest),
-                    "previous": previous})
+        print_json(
+            {
+                "name": v.full_name,
+                "alias": name,
+                "version": v.number,
+                "digest": str(v.manifest.digest),
+                "previous": previous,
+            }
+        )
         return
     moved = f" (was {previous})" if previous else ""
     out_console.print(f"{v.full_name}@{name} -> version {v.number}{moved}")

@@ -53,4 +53,6 @@ class Digest:
 def is_digest_prefix(text: str) -> bool:
     """Whether `text` looks like an abbreviated digest (`sha256:` followed by 4 to 64 hex digits)."""
     algorithm, sep, value = text.partition(":")
-    return bool(sep) and algorithm == ALGORITHM and 4 <= len(value) <= 64 and re.fullmatch(r"[0-9a-f]+", value) is not None
+    return (
+        bool(sep) and algorithm == ALGORITHM and 4 <= len(value) <= 64 and re.fullmatch(r"[0-9a-f]+", value) is not None
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from aiprov.core.canonical import canonical_json
@@ -67,7 +68,7 @@ class Manifest:
             raise InvalidInput("a model has at least one file")
         if paths != sorted(paths):
             raise InvalidInput("manifest entries must be sorted by path")
-        for a, b in zip(paths, paths[1:], strict=False):
+        for a, b in pairwise(paths):
             if a == b:
                 raise InvalidInput(f"duplicate path in manifest: {a!r}")
             if b.startswith(a + "/"):

@@ -48,7 +48,8 @@ def check_alias(alias: str) -> str:
     """Return `alias` if valid; aliases start with a letter, so they never look like version numbers."""
     if not _ALIAS.fullmatch(alias):
         raise InvalidInput(
-            f"alias {alias!r} is not valid", hint="a letter, then letters, digits, '.', '_' or '-', at most 64"
+            f"alias {alias!r} is not valid",
+            hint="a letter, then letters, digits, '.', '_' or '-', at most 64",
         )
     return alias
 

@@ -32,9 +32,7 @@ def train_demo_model(out_dir: Path) -> DemoModel:
         from sklearn.datasets import load_iris
         from sklearn.tree import DecisionTreeClassifier
     except ImportError as e:
-        raise BackendError(
-            "the quickstart needs scikit-learn", hint="pip install 'aiprov[ml]'"
-        ) from e
+        raise BackendError("the quickstart needs scikit-learn", hint="pip install 'aiprov[ml]'") from e
 
     data = load_iris()
     clf = DecisionTreeClassifier(criterion="gini", max_depth=3, random_state=42).fit(data.data, data.target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import secrets
@@ -29,8 +30,12 @@ class PushResult:
     new_bytes: int
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.version.to_json(), "deduplicated": self.deduplicated, "new_blobs": self.new_blobs,
-                "new_bytes": self.new_bytes}
+        return {
+            **self.version.to_json(),
+            "deduplicated": self.deduplicated,
+            "new_blobs": self.new_blobs,
+            "new_bytes": self.new_bytes,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +65,7 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
 
 
 class RegistryService:
-    def __init__(
-        self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str
-    ) -> None:
+    def __init__(self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str) -> None:
         self.db = db
         self.blobs = blobs
         self.clock = clock
@@ -105,8 +108,12 @@ class RegistryService:
                 action="push",
                 subject=str(manifest.digest),
                 model=str(name),
-                details={"version": record.number, "deduplicated": existing is not None,
-                         "files": len(manifest.entries), "total_size": manifest.total_size},
+                details={
+                    "version": record.number,
+                    "deduplicated": existing is not None,
+                    "files": len(manifest.entries),
+                    "total_size": manifest.total_size,
+                },
                 now=now,
             )
         return PushResult(record, existing is not None, len(new_blobs), sum(e.size for e in new_blobs))
@@ -154,11 +161,11 @@ class RegistryService:
             model, version = u.resolve(Ref.parse(ref))
             return u.model_record(model), u.version_record(model, version)
 
-    def versions(self, name: str) -> list[VersionRecord]:
+    def versions(self, name: str) -> builtins.list[VersionRecord]:
         with self.db.unit() as u:
             return u.versions(u.require_model(ModelName.parse(name)))
 
-    def usage(self, ref: str, limit: int = 1000) -> list[EventRecord]:
+    def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
         """Events about a model (`owner/name`) or one version (`@N`, `@alias`, digest), newest first."""
         parsed = Ref.parse(ref)
         with self.db.unit() as u:
@@ -177,12 +184,19 @@ class RegistryService:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             previous = u.set_alias(model, alias, version)
-            u.add_event(actor=self.actor, action="alias", subject=version.digest, model=model.full_name,
-                        details={"alias": alias, "version": version.number, "previous": previous}, now=now)
+            u.add_event(
+                actor=self.actor,
+                action="alias",
+                subject=version.digest,
+                model=model.full_name,
+                details={"alias": alias, "version": version.number, "previous": previous},
+                now=now,
+            )
             return u.version_record(model, version), previous
 
-    def pull(self, ref: str, dest: Path, *, force: bool = False,
-             progress: ProgressFactory | None = None) -> VersionRecord:
+    def pull(
+        self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
+    ) -> VersionRecord:
         """Write the files of `ref` under `dest`, each verified against the manifest before it appears.
 
         An existing file with the right bytes is left alone; one with other bytes is an error unless `force`.
@@ -200,9 +214,14 @@ class RegistryService:
             raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
         parallel_map(lambda e: self._write_verified(e, dest, advance), todo)
         with self.db.unit() as u:
-            u.add_event(actor=self.actor, action="download", subject=str(record.manifest.digest),
-                        model=record.full_name, details={"version": record.number, "files": len(entries)},
-                        now=self.clock())
+            u.add_event(
+                actor=self.actor,
+                action="download",
+                subject=str(record.manifest.digest),
+                model=record.full_name,
+                details={"version": record.number, "files": len(entries)},
+                now=self.clock(),
+            )
         return record
 
     @staticmethod
@@ -210,9 +229,13 @@ class RegistryService:
         target = dest / check_relative_path(entry.path)
         if not target.exists():
             return False
-        if target.is_file() and not target.is_symlink() and target.stat().st_size == entry.size:
-            if hash_file(LocalFile(entry.path, target, entry.size)).sha256 == entry.sha256:
-                return True
+        if (
+            target.is_file()
+            and not target.is_symlink()
+            and target.stat().st_size == entry.size
+            and hash_file(LocalFile(entry.path, target, entry.size)).sha256 == entry.sha256
+        ):
+            return True
         if not force:
             raise InvalidInput(f"{target} exists with other content", hint="use --force to overwrite it")
         return False

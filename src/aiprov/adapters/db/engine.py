@@ -61,7 +61,7 @@ def current_revision(engine: Engine) -> str | None:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
     except (OperationalError, ProgrammingError) as e:
         message = str(e.orig if hasattr(e, "orig") else e).lower()
-        if "no such table" in message or "does not exist" in message and "alembic_version" in message:
+        if "no such table" in message or ("does not exist" in message and "alembic_version" in message):
             return None
         raise BackendError(f"cannot reach the database {_safe(str(engine.url))}: {e.orig}") from e
 

@@ -116,7 +116,12 @@ class RegistryUnit:
         return row
 
     def upsert_model(
-        self, name: ModelName, description: str | None, license: str | None, tags: Sequence[str], now: datetime
+        self,
+        name: ModelName,
+        description: str | None,
+        license: str | None,
+        tags: Sequence[str],
+        now: datetime,
     ) -> ModelRow:
         """Create the model, or update the metadata that was given (None leaves a field as it is)."""
         row = self.model_row(name)
@@ -152,9 +157,7 @@ class RegistryUnit:
     def add_version(
         self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime
     ) -> VersionRow:
-        number = (
-            self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0
-        ) + 1
+        number = (self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0) + 1
         row = VersionRow(
             model_id=model.id,
             number=number,
@@ -173,8 +176,7 @@ class RegistryUnit:
         except SqlIntegrityError as e:
             raise Conflict(f"{model.full_name} changed while pushing; try again") from e
         self.s.add_all(
-            VersionFileRow(version_id=row.id, path=e.path, size=e.size, sha256=e.sha256.hex)
-            for e in manifest.entries
+            VersionFileRow(version_id=row.id, path=e.path, size=e.size, sha256=e.sha256.hex) for e in manifest.entries
         )
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
@@ -255,7 +257,7 @@ class RegistryUnit:
         latest = self.s.scalars(
             select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number.desc()).limit(1)
         ).one_or_none()
-        return _model_record(model, latest and self.version_record(model, latest), versions)
+        return _model_record(model, self.version_record(model, latest) if latest else None, versions)
 
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
         """Models matching every given filter, by name, each with its latest version."""
@@ -276,9 +278,7 @@ class RegistryUnit:
         if f.tag:
             query = query.where(ModelRow.id.in_(select(TagRow.model_id).where(TagRow.tag == f.tag)))
         if f.author:
-            query = query.where(
-                ModelRow.id.in_(select(VersionRow.model_id).where(VersionRow.author == f.author))
-            )
+            query = query.where(ModelRow.id.in_(select(VersionRow.model_id).where(VersionRow.author == f.author)))
         if f.search:
             pattern = "%" + _glob_to_like(f.search.lower()) + "%"
             query = query.where(
@@ -293,7 +293,8 @@ class RegistryUnit:
         rows = self.s.execute(query).all()
         aliases = self.aliases_of([v.id for _, v, _ in rows if v is not None])
         return [
-            _model_record(m, v and _version_record(m, v, aliases.get(v.id, [])), count or 0) for m, v, count in rows
+            _model_record(m, _version_record(m, v, aliases.get(v.id, [])) if v else None, count or 0)
+            for m, v, count in rows
         ]
 
     def versions_sharing_blob(self, sha256_hex: str) -> int:
@@ -302,7 +303,14 @@ class RegistryUnit:
     # events -----------------------------------------------------------------------------------------------
 
     def add_event(
-        self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        model: str | None,
+        details: dict[str, Any],
+        now: datetime,
     ) -> EventRow:
         row = EventRow(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
         self.s.add(row)
@@ -310,7 +318,12 @@ class RegistryUnit:
         return row
 
     def events(
-        self, *, model: str | None = None, subject: str | None = None, actor: str | None = None, limit: int = 1000
+        self,
+        *,
+        model: str | None = None,
+        subject: str | None = None,
+        actor: str | None = None,
+        limit: int = 1000,
     ) -> list[EventRecord]:
         query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
         if model is not None:

@@ -89,5 +89,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("events", "aliases", "version_parents", "version_files", "versions", "model_tags", "models"):
+    for table in (
+        "events",
+        "aliases",
+        "version_parents",
+        "version_files",
+        "versions",
+        "model_tags",
+        "models",
+    ):
         op.drop_table(table)

@@ -1,0 +1,58 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from aiprov.adapters.blob_local import LocalBlobStore
+from aiprov.core.digest import Digest
+from aiprov.errors import IntegrityError, NotFound
+
+
+def put(store: LocalBlobStore, data: bytes) -> tuple[Digest, bool]:
+    w = store.writer()
+    w.write(data)
+    return w.commit()
+
+
+def test_blob_is_stored_under_its_digest_once(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    digest, new = put(store, b"weights")
+    assert digest == Digest.of(b"weights") and new
+    assert put(store, b"weights") == (digest, False)
+    assert store.path_of(digest).read_bytes() == b"weights"
+    assert b"".join(store.read(digest)) == b"weights"
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_wrong_announced_digest_publishes_nothing(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    w = store.writer()
+    w.write(b"actual")
+    with pytest.raises(IntegrityError, match="not the announced"):
+        w.commit(expected=Digest.of(b"announced"))
+    assert not store.exists(Digest.of(b"actual"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_altered_blob_fails_read_back_naming_the_file(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    digest, _ = put(store, b"original")
+    store.path_of(digest).write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match=str(store.path_of(digest))):
+        b"".join(store.read(digest))
+
+
+def test_missing_blob_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        list(LocalBlobStore(tmp_path).read(Digest.of(b"x")))
+
+
+def test_temp_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    dead = tmp_path / "tmp" / "999999999-deadbeef"
+    dead.write_bytes(b"partial")
+    mine = tmp_path / "tmp" / f"{os.getpid()}-cafe"
+    mine.write_bytes(b"in progress")
+    put(store, b"x")
+    assert not dead.exists() and mine.exists()

@@ -1,0 +1,156 @@
+"""The registry contract: every test runs on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import MakeModel
+
+from aiprov.adapters.db.registry import ModelFilter
+from aiprov.config import Container
+from aiprov.errors import InvalidInput, NotFound
+from aiprov.services.registry import PushRequest
+
+
+def blob_files(hub: Container) -> list[Path]:
+    return [p for p in (hub.settings.blob_dir / "sha256").rglob("*") if p.is_file()]
+
+
+def test_push_same_bytes_twice_stores_one_blob(hub: Container, make_model: MakeModel) -> None:
+    root = make_model({"w.bin": b"\x00" * 1000, "cfg.json": b"{}"})
+    first = hub.registry.push(root, PushRequest("alice/iris", description="iris"))
+    again = hub.registry.push(make_model({"w.bin": b"\x00" * 1000, "cfg.json": b"{}"}), PushRequest("alice/iris"))
+    assert (first.deduplicated, again.deduplicated) == (False, True)
+    assert again.version.number == first.version.number == 1
+    assert again.version.manifest.digest == first.version.manifest.digest
+    assert (again.new_blobs, again.new_bytes) == (0, 0)
+    assert len(blob_files(hub)) == 2
+    assert [v.number for v in hub.registry.versions("alice/iris")] == [1]
+
+
+def test_same_bytes_under_another_name_share_blobs(hub: Container, make_model: MakeModel) -> None:
+    hub.registry.push(make_model({"w.bin": b"shared"}), PushRequest("alice/a"))
+    other = hub.registry.push(make_model({"w.bin": b"shared"}), PushRequest("bob/b"))
+    assert not other.deduplicated and other.new_blobs == 0
+    assert len(blob_files(hub)) == 1
+
+
+def test_one_byte_change_makes_a_new_version(hub: Container, make_model: MakeModel) -> None:
+    v1 = hub.registry.push(make_model({"w.bin": b"abc"}), PushRequest("alice/m")).version
+    v2 = hub.registry.push(make_model({"w.bin": b"abd"}), PushRequest("alice/m")).version
+    assert (v1.number, v2.number) == (1, 2)
+    assert v1.manifest.digest != v2.manifest.digest
+    _, latest = hub.registry.show("alice/m")
+    assert latest.number == 2
+
+
+def test_nested_folders_and_empty_files_round_trip(hub: Container, make_model: MakeModel, tmp_path: Path) -> None:
+    files = {"a/b/c.bin": b"deep", "a/empty": b"", "top.txt": b"top"}
+    pushed = hub.registry.push(make_model(files), PushRequest("alice/nested")).version
+    assert [e.path for e in pushed.manifest.entries] == ["a/b/c.bin", "a/empty", "top.txt"]
+    hub.registry.pull("alice/nested@1", tmp_path / "out")
+    assert {
+        str(p.relative_to(tmp_path / "out")): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()
+    } == files
+
+
+def test_metadata_and_lineage_are_recorded(hub: Container, make_model: MakeModel) -> None:
+    parent = hub.registry.push(make_model({"w": b"1"}), PushRequest("alice/base")).version
+    child = hub.registry.push(
+        make_model({"w": b"2"}),
+        PushRequest(
+            "alice/tuned",
+            description="fine-tuned",
+            license="MIT",
+            tags=["nlp", "small"],
+            parents=["alice/base@1"],
+            datasets=["iris", "sha256:" + "ab" * 32],
+            code_revision="deadbeef",
+            params={"lr": "0.1"},
+        ),
+    ).version
+    model, shown = hub.registry.show(str(child.manifest.digest)[:20])
+    assert shown == child
+    assert (model.description, model.license, model.tags) == ("fine-tuned", "MIT", ("nlp", "small"))
+    assert shown.lineage.parents == (str(parent.manifest.digest),)
+    assert shown.lineage.datasets == ("iris", "sha256:" + "ab" * 32)
+    assert (shown.lineage.code_revision, shown.lineage.params, shown.author) == (
+        "deadbeef",
+        {"lr": "0.1"},
+        "alice",
+    )
+
+
+def test_unknown_parent_is_refused_before_anything_is_stored(hub: Container, make_model: MakeModel) -> None:
+    with pytest.raises(NotFound):
+        hub.registry.push(make_model({"w": b"x"}), PushRequest("alice/m", parents=["alice/ghost"]))
+    assert blob_files(hub) == []
+    assert hub.registry.list(ModelFilter()) == []
+
+
+def test_aliases_move_and_are_logged(hub: Container, make_model: MakeModel) -> None:
+    hub.registry.push(make_model({"w": b"1"}), PushRequest("alice/m"))
+    hub.registry.push(make_model({"w": b"2"}), PushRequest("alice/m"))
+    assert hub.registry.alias("alice/m@1", "prod")[1] is None
+    v, previous = hub.registry.alias("alice/m@2", "prod")
+    assert (v.number, previous) == (2, 1)
+    assert hub.registry.show("alice/m@prod")[1].number == 2
+    alias_events = [e for e in hub.registry.usage("alice/m") if e.action == "alias"]
+    assert [e.details["version"] for e in alias_events] == [2, 1]
+    with pytest.raises(NotFound, match="no alias 'staging'"):
+        hub.registry.show("alice/m@staging")
+
+
+def test_list_filters(hub: Container, make_model: MakeModel, make_container) -> None:  # type: ignore[no-untyped-def]
+    hub.registry.push(make_model({"w": b"1"}), PushRequest("alice/iris-tree", description="Iris tree", tags=["cls"]))
+    hub.registry.push(make_model({"w": b"2"}), PushRequest("alice/digits", description="Digits"))
+    bob = Container(hub.settings.model_copy(update={"actor": "bob"}))
+    bob.registry.push(make_model({"w": b"3"}), PushRequest("bob/iris-forest", description="forest"))
+    bob.close()
+
+    def names(**kw: str) -> list[str]:
+        return [m.full_name for m in hub.registry.list(ModelFilter(**kw))]
+
+    assert names() == ["alice/digits", "alice/iris-tree", "bob/iris-forest"]
+    assert names(author="bob") == ["bob/iris-forest"]
+    assert names(name_glob="alice/*") == ["alice/digits", "alice/iris-tree"]
+    assert names(name_glob="iris") == ["alice/iris-tree", "bob/iris-forest"]
+    assert names(tag="cls") == ["alice/iris-tree"]
+    assert names(search="DIGITS") == ["alice/digits"]
+    assert names(name_glob="a_ice/*") == []  # '_' is literal, not a LIKE wildcard
+    listed = hub.registry.list(ModelFilter(name_glob="alice/digits"))[0]
+    assert listed.latest is not None and listed.latest.number == 1 and listed.version_count == 1
+
+
+def test_every_push_and_download_is_an_event(hub: Container, make_model: MakeModel, tmp_path: Path) -> None:
+    root = make_model({"w": b"1"})
+    v = hub.registry.push(root, PushRequest("alice/m")).version
+    hub.registry.push(root, PushRequest("alice/m"))
+    hub.registry.pull("alice/m", tmp_path / "out")
+    events = hub.registry.usage("alice/m@1")
+    assert [e.action for e in events] == ["download", "push", "push"]
+    assert all(e.subject == str(v.manifest.digest) and e.actor == "alice" for e in events)
+    assert [e.details["deduplicated"] for e in events[1:]] == [True, False]
+
+
+def test_pull_refuses_to_overwrite_different_content(hub: Container, make_model: MakeModel, tmp_path: Path) -> None:
+    hub.registry.push(make_model({"w": b"registered"}), PushRequest("alice/m"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "w").write_bytes(b"mine")
+    with pytest.raises(InvalidInput, match="exists with other content"):
+        hub.registry.pull("alice/m", out)
+    assert (out / "w").read_bytes() == b"mine"
+    hub.registry.pull("alice/m", out, force=True)
+    assert (out / "w").read_bytes() == b"registered"
+
+
+def test_ambiguous_and_unknown_refs(hub: Container, make_model: MakeModel) -> None:
+    with pytest.raises(NotFound, match="no model named alice/none"):
+        hub.registry.show("alice/none")
+    hub.registry.push(make_model({"w": b"1"}), PushRequest("alice/m"))
+    with pytest.raises(NotFound, match="has no version 7"):
+        hub.registry.show("alice/m@7")
+    with pytest.raises(NotFound):
+        hub.registry.show("sha256:0000")
