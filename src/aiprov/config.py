@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,12 +15,16 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aiprov.errors import InvalidInput, NotFound
+from aiprov.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from aiprov.adapters.blob_local import LocalBlobStore
     from aiprov.adapters.db.registry import SqlRegistry
+    from aiprov.core.note import Signer
     from aiprov.services.registry import RegistryService
+    from aiprov.services.signatures import SignatureService
+    from aiprov.services.transparency import LogService
+    from aiprov.services.verification import VerificationService
 
 
 def _default_actor() -> str:
@@ -39,6 +44,13 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; default `sqlite:///<home>/registry.db`. PostgreSQL: postgresql://user@host/db."""
     actor: str = Field(default_factory=_default_actor)
     """Who is recorded as the author of pushes and the actor of events."""
+    log_origin: str | None = None
+    """The log's name in its checkpoints (the first line); used when `aiprov init` makes the log key."""
+    log_verifier_key: str | None = None
+    """The log verifier key this client trusts (`name+hexid+base64`); default `<home>/log.pub`."""
+    log_key_file: Path | None = None
+    """The log's Ed25519 signer key (note format); default `<home>/log.key`. Share it between machines that
+    serve one PostgreSQL registry."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -47,6 +59,19 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def resolved_log_key_file(self) -> Path:
+        return self.log_key_file or self.home / "log.key"
+
+    @property
+    def default_origin(self) -> str:
+        return self.log_origin or f"{socket.gethostname()}/aiprov"
+
+    @property
+    def trusted_checkpoint_file(self) -> Path:
+        """The newest checkpoint this client has verified; advanced only after a consistency proof."""
+        return self.home / "trusted-checkpoint"
 
 
 def utc_now() -> datetime:
@@ -86,7 +111,53 @@ class Container:
 
         self.require_home()
         check_schema(self.db.engine)
+        self.db.after_append = self._publish_checkpoint
         return RegistryService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+
+    def _publish_checkpoint(self) -> None:
+        self.log.publish()
+
+    @cached_property
+    def log_signer(self) -> Signer:
+        from aiprov.adapters.keys import read_log_signer
+
+        return read_log_signer(self.settings.resolved_log_key_file)
+
+    @cached_property
+    def signatures(self) -> SignatureService:
+        from aiprov.services.signatures import SignatureService
+
+        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
+        return SignatureService(self.db, clock=self.clock, actor=self.settings.actor)
+
+    @cached_property
+    def verification(self) -> VerificationService:
+        from aiprov.core.note import Verifier
+        from aiprov.services.verification import VerificationService
+
+        text = self.settings.log_verifier_key
+        if text is None:
+            path = self.settings.home / "log.pub"
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                raise NotFound(f"no trusted log verifier key at {path}", hint="set AIPROV_LOG_VERIFIER_KEY") from None
+        return VerificationService(
+            self.db,
+            self.blobs,
+            self.log,
+            trusted_verifier=Verifier.parse(text),
+            trusted_checkpoint_file=self.settings.trusted_checkpoint_file,
+        )
+
+    @cached_property
+    def log(self) -> LogService:
+        from aiprov.adapters.db.engine import check_schema
+        from aiprov.services.transparency import LogService
+
+        self.require_home()
+        check_schema(self.db.engine)
+        return LogService(self.db, self.log_signer, clock=self.clock)
 
     def init(self) -> str | None:
         """Create the home and the schema (or upgrade it); return the schema revision found before."""
@@ -99,7 +170,30 @@ class Container:
         except OSError as e:
             raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
         os.chmod(home, 0o700)
-        return migrate(self.db.engine)
+        before = migrate(self.db.engine)
+        self._init_log_key()
+        return before
+
+    def _init_log_key(self) -> None:
+        """Make the log key if there is none, and bind the database's log to it (one log, one key)."""
+        from aiprov.adapters.db import log
+        from aiprov.adapters.keys import create_log_signer
+
+        path = self.settings.resolved_log_key_file
+        signer = self.log_signer if path.exists() else create_log_signer(path, self.settings.default_origin)
+        self.__dict__["log_signer"] = signer
+        with self.db.unit(write=True) as u:
+            recorded = log.verifier_key(u.conn)
+            if recorded is None:
+                log.set_verifier_key(u.conn, str(signer.verifier))
+            elif recorded != str(signer.verifier):
+                raise Conflict(
+                    f"the database's log is signed by {recorded.split('+')[0]!r} with another key than {path}",
+                    hint="set AIPROV_LOG_KEY_FILE to the log's key, shared by every machine of this hub",
+                )
+        verifier_file = self.settings.home / "log.pub"
+        if not verifier_file.exists():
+            verifier_file.write_text(str(signer.verifier) + "\n")
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -43,10 +43,16 @@ class VersionRecord:
     created_at: datetime
     lineage: Lineage
     aliases: tuple[str, ...] = ()
+    single_file: bool = False
 
     @property
     def full_name(self) -> str:
         return f"{self.owner}/{self.name}"
+
+    @property
+    def signing_name(self) -> str:
+        """The model name a model-signing statement carries: the file's for one file, else the model's."""
+        return self.manifest.entries[0].path if self.single_file else self.name
 
     @property
     def ref(self) -> str:
@@ -62,6 +68,7 @@ class VersionRecord:
             "author": self.author,
             "created_at": iso(self.created_at),
             "aliases": list(self.aliases),
+            "single_file": self.single_file,
             "lineage": self.lineage.to_json(),
         }
 
@@ -118,3 +125,17 @@ class EventRecord:
             "model": self.model,
             "details": self.details,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRecord:
+    """A model-signing bundle recorded for a version, and the public key (PEM) that verifies it."""
+
+    bundle: bytes
+    public_key: bytes
+    key_fingerprint: str
+    signer: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key_fingerprint": self.key_fingerprint, "signer": self.signer, "created_at": iso(self.created_at)}

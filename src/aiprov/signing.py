@@ -40,7 +40,7 @@ def generate_key_pair(password: bytes | None = None) -> tuple[bytes, bytes]:
         serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
     )
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    return private_pem, _public_pem(key.public_key())
+    return private_pem, public_key_pem(key.public_key())
 
 
 def private_key_from_pem(data: bytes, password: bytes | None = None, *, source: str = "private key") -> PrivateKey:
@@ -117,7 +117,7 @@ def sign_manifest(
     payload = attestation.statement_payload(manifest, model_name, single_file=single_file, ignore_paths=ignore_paths)
     signature = private_key.sign(attestation.pae(attestation.PAYLOAD_TYPE, payload), _ecdsa(private_key.curve))
     return attestation.build_bundle(
-        payload, signature, attestation.public_key_hint(_public_pem(private_key.public_key()))
+        payload, signature, attestation.public_key_hint(public_key_pem(private_key.public_key()))
     )
 
 
@@ -129,7 +129,7 @@ def verify_bundle(bundle: bytes, manifest: Manifest, public_key: PublicKey) -> A
     (the message names the files).
     """
     parsed = attestation.parse_bundle(bundle)
-    hint = attestation.public_key_hint(_public_pem(public_key))
+    hint = attestation.public_key_hint(public_key_pem(public_key))
     if parsed.public_key_hint is not None and parsed.public_key_hint != hint:
         raise VerificationError(
             f"signature was made by another key (bundle key hint {parsed.public_key_hint}, "
@@ -168,5 +168,6 @@ def _ecdsa(curve: ec.EllipticCurve) -> ec.ECDSA:
     return ec.ECDSA(_CURVE_HASHES[curve.name]())
 
 
-def _public_pem(key: PublicKey) -> bytes:
+def public_key_pem(key: PublicKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of `key`."""
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

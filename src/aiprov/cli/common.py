@@ -20,7 +20,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+out_console = Console(highlight=False, soft_wrap=True)
 
 PROGRESS_THRESHOLD = 100 * 1024 * 1024
 """Show a progress bar only for work over this many bytes, and only on a terminal."""

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import home, models, quickstart
+from aiprov.cli import home, log, models, quickstart, signing
 from aiprov.config import load_container
 
 app = typer.Typer(
@@ -46,6 +46,8 @@ def root(
 
 home.register(app)
 models.register(app)
+signing.register(app)
+log.register(app)
 quickstart.register(app)
 
 

@@ -43,6 +43,9 @@ def push(
     ] = None,
     code_rev: Annotated[str | None, typer.Option("--code-rev", help="Code revision that produced it.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="Hyper-parameter KEY=VALUE (repeatable).")] = None,
+    sign: Annotated[
+        Path | None, typer.Option("--sign", help="Also sign it with this private key (see `aiprov sign`).")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Fingerprint a model, store its bytes once, and register it as a new version.
@@ -62,10 +65,23 @@ def push(
         params=parse_params(param or []),
     )
     registry = container(ctx).registry
+    private_key = None
+    if sign is not None:
+        from aiprov import signing
+
+        private_key = signing.load_private_key(sign)  # a bad key is refused before anything is stored
     with progress_bar(f"pushing {path.name}") as progress:
         result = registry.push(path, request, progress)
+    signed = None
+    if private_key is not None:
+        from aiprov.cli.signing import sign_version
+
+        v = result.version
+        bundle_path = Path(f"{v.name}-v{v.number}.sig")
+        signed = sign_version(ctx, v.ref, private_key, bundle_path)
     if json:
-        print_json(result.to_json())
+        extra = {"signature": {"bundle": str(bundle_path), "key_fingerprint": signed.key_fingerprint}} if signed else {}
+        print_json({**result.to_json(), **extra})
         return
     v = result.version
     state = "unchanged (same bytes), still" if result.deduplicated else "registered"

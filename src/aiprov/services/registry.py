@@ -98,10 +98,11 @@ class RegistryService:
             metadata=dict(request.metadata or {}),
         )
         now = self.clock()
-        with self.db.unit() as u:
+        with self.db.unit(write=True) as u:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
-            version = existing or u.add_version(model, manifest, self.actor, lineage, now)
+            single_file = path.is_file()
+            version = existing or u.add_version(model, manifest, self.actor, lineage, now, single_file)
             record = u.version_record(model, version)
             u.add_event(
                 actor=self.actor,
@@ -181,7 +182,7 @@ class RegistryService:
         """Point `alias` of the model at the version `ref` names; return it and the number it moved from."""
         check_alias(alias)
         now = self.clock()
-        with self.db.unit() as u:
+        with self.db.unit(write=True) as u:
             model, version = u.resolve(Ref.parse(ref))
             previous = u.set_alias(model, alias, version)
             u.add_event(
@@ -213,7 +214,7 @@ class RegistryService:
         except OSError as e:
             raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
         parallel_map(lambda e: self._write_verified(e, dest, advance), todo)
-        with self.db.unit() as u:
+        with self.db.unit(write=True) as u:
             u.add_event(
                 actor=self.actor,
                 action="download",

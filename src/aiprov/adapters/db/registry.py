@@ -7,30 +7,33 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, event, func, or_, select
+from sqlalchemy import Connection, Engine, Select, event, func, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from aiprov.adapters.db import log
 from aiprov.adapters.db.schema import (
     AliasRow,
     EventRow,
     ModelRow,
     ParentRow,
+    SignatureRow,
     TagRow,
     VersionFileRow,
     VersionRow,
 )
+from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
-from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
+from aiprov.records import EventRecord, Lineage, ModelRecord, SignatureRecord, VersionRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,8 @@ class ModelFilter:
     search: str | None = None
 
 
-def _utc(t: datetime) -> datetime:
+def utc(t: datetime) -> datetime:
+    """A datetime read back from the database, as UTC (SQLite returns naive ones)."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
@@ -59,20 +63,35 @@ def _glob_to_like(glob: str) -> str:
     return "".join(out)
 
 
-def _immediate_transactions(engine: Engine) -> None:
-    """Make SQLite take the write lock when a transaction begins, not at its first write.
+WRITE = "aiprov_write"
+"""Execution option of the engine that write transactions use."""
 
-    pysqlite otherwise starts DEFERRED transactions, and two writers that both read first deadlock on the lock
-    upgrade (SQLITE_BUSY with no retry); BEGIN IMMEDIATE makes the second one wait its turn instead.
+
+def _serialize_writers(engine: Engine) -> None:
+    """One writer at a time: a write transaction takes the database's write lock when it begins.
+
+    Every write appends to the transparency log, whose appends must be serialized anyway; taking the lock at
+    the start rather than at the append also serializes what the transaction read before (the next version
+    number, whether a model exists), so concurrent pushes never race. Readers are not blocked.
+    SQLite: BEGIN IMMEDIATE (pysqlite would start DEFERRED transactions, and two writers that both read first
+    deadlock on the lock upgrade). PostgreSQL: the single `log_state` row is locked FOR UPDATE.
     """
+    if engine.dialect.name == "sqlite":
 
-    @event.listens_for(engine, "connect")
-    def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+        @event.listens_for(engine, "connect")
+        def _no_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        @event.listens_for(engine, "begin")
+        def _begin_sqlite(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+    else:
+
+        @event.listens_for(engine, "begin")
+        def _begin_locked(conn: Any) -> None:
+            if conn.get_execution_options().get(WRITE):
+                conn.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
 
 class SqlRegistry:
@@ -80,29 +99,45 @@ class SqlRegistry:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        if engine.dialect.name == "sqlite":
-            _immediate_transactions(engine)
-        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.after_append: Callable[[], None] | None = None
+        """Called after a transaction that appended log entries commits (a local hub signs a checkpoint)."""
+        _serialize_writers(engine)
+        self._readers = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._writers = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False, autoflush=False)
 
     @contextmanager
-    def unit(self) -> Iterator[RegistryUnit]:
-        """A transaction: committed when the block ends, rolled back (nothing written) if it raises."""
+    def unit(self, write: bool = False) -> Iterator[RegistryUnit]:
+        """A transaction: committed when the block ends, rolled back (nothing written) if it raises.
+
+        Only a `write` unit may change anything; write units run one at a time.
+        """
         try:
-            with self._sessions.begin() as session:
-                yield RegistryUnit(session)
+            with (self._writers if write else self._readers).begin() as session:
+                unit = RegistryUnit(session, write)
+                yield unit
         except AiprovError:
             raise
         except OperationalError as e:
             raise BackendError(f"database error: {e.orig}") from e
         except SQLAlchemyError as e:
             raise BackendError(f"database error: {e}") from e
+        if unit.appended and self.after_append is not None:
+            self.after_append()
 
 
 class RegistryUnit:
     """The registry's reads and writes within one transaction."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, write: bool = False) -> None:
         self.s = session
+        self.write = write
+        self.appended = 0
+        """How many log entries this transaction appended."""
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection, for the log functions of `aiprov.adapters.db.log`."""
+        return self.s.connection()
 
     # models -----------------------------------------------------------------------------------------------
 
@@ -155,7 +190,7 @@ class RegistryUnit:
         ).one_or_none()
 
     def add_version(
-        self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime
+        self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime, single_file: bool
     ) -> VersionRow:
         number = (self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0) + 1
         row = VersionRow(
@@ -165,6 +200,7 @@ class RegistryUnit:
             manifest=manifest.canonical().decode(),
             total_size=manifest.total_size,
             file_count=len(manifest.entries),
+            single_file=single_file,
             author=author,
             created_at=now,
             code_revision=lineage.code_revision,
@@ -300,21 +336,68 @@ class RegistryUnit:
     def versions_sharing_blob(self, sha256_hex: str) -> int:
         return self.s.scalar(select(func.count()).where(VersionFileRow.sha256 == sha256_hex)) or 0
 
+    # signatures -------------------------------------------------------------------------------------------
+
+    def add_signature(
+        self, version: VersionRow, bundle: str, public_key: str, fingerprint: str, signer: str, now: datetime
+    ) -> bool:
+        """Record a bundle for `version`; False (nothing written) if this key's signature is already recorded."""
+        existing = self.s.scalars(
+            select(SignatureRow).where(
+                SignatureRow.version_id == version.id, SignatureRow.key_fingerprint == fingerprint
+            )
+        ).one_or_none()
+        if existing is not None:
+            return False
+        self.s.add(
+            SignatureRow(
+                version_id=version.id,
+                bundle=bundle,
+                public_key=public_key,
+                key_fingerprint=fingerprint,
+                signer=signer,
+                created_at=now,
+            )
+        )
+        self.s.flush()
+        return True
+
+    def signatures(self, version: VersionRow) -> list[SignatureRecord]:
+        rows = self.s.scalars(
+            select(SignatureRow).where(SignatureRow.version_id == version.id).order_by(SignatureRow.id)
+        )
+        return [
+            SignatureRecord(r.bundle.encode(), r.public_key.encode(), r.key_fingerprint, r.signer, utc(r.created_at))
+            for r in rows
+        ]
+
+    def registration_event(self, model: ModelRow, version: VersionRow) -> EventRow:
+        """The event that registered `version` (its first push under this model)."""
+        row = self.s.scalars(
+            select(EventRow)
+            .where(EventRow.model == model.full_name, EventRow.subject == version.digest, EventRow.action == "push")
+            .order_by(EventRow.leaf_index)
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no registration event for {model.full_name}@{version.number} in the log")
+        return row
+
     # events -----------------------------------------------------------------------------------------------
 
     def add_event(
-        self,
-        *,
-        actor: str,
-        action: str,
-        subject: str,
-        model: str | None,
-        details: dict[str, Any],
-        now: datetime,
+        self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
     ) -> EventRow:
-        row = EventRow(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
+        """Record an event: its canonical JSON becomes the next log leaf, in this same transaction."""
+        assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
+        event = Event(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
+        index = log.append(self.s.connection(), [event.entry()])
+        row = EventRow(
+            time=now, actor=actor, action=action, subject=subject, model=model, details=details, leaf_index=index
+        )
         self.s.add(row)
         self.s.flush()
+        self.appended += 1
         return row
 
     def events(
@@ -343,7 +426,7 @@ def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> V
         number=v.number,
         manifest=Manifest.from_json(json.loads(v.manifest)),
         author=v.author,
-        created_at=_utc(v.created_at),
+        created_at=utc(v.created_at),
         lineage=Lineage(
             parents=tuple(lineage.get("parents", ())),
             datasets=tuple(lineage.get("datasets", ())),
@@ -352,6 +435,7 @@ def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> V
             metadata=dict(lineage.get("metadata", {})),
         ),
         aliases=tuple(aliases),
+        single_file=v.single_file,
     )
 
 
@@ -362,7 +446,7 @@ def _model_record(m: ModelRow, latest: VersionRecord | None, count: int) -> Mode
         description=m.description,
         license=m.license,
         tags=tuple(sorted(t.tag for t in m.tags)),
-        created_at=_utc(m.created_at),
+        created_at=utc(m.created_at),
         latest=latest,
         version_count=count,
     )
@@ -371,7 +455,7 @@ def _model_record(m: ModelRow, latest: VersionRecord | None, count: int) -> Mode
 def _event_record(r: EventRow) -> EventRecord:
     return EventRecord(
         id=r.id,
-        time=_utc(r.time),
+        time=utc(r.time),
         actor=r.actor,
         action=r.action,
         subject=r.subject,

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
@@ -51,6 +63,8 @@ class VersionRow(Base):
     manifest: Mapped[str] = mapped_column(Text)
     total_size: Mapped[int] = mapped_column(BigInteger)
     file_count: Mapped[int]
+    single_file: Mapped[bool]
+    """Pushed as one file rather than a directory (signatures name the model differently)."""
     author: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime]
     code_revision: Mapped[str | None] = mapped_column(String(256))
@@ -96,3 +110,65 @@ class EventRow(Base):
     subject: Mapped[str] = mapped_column(String(71), index=True)
     model: Mapped[str | None] = mapped_column(String(193))
     details: Mapped[dict[str, Any]]
+    leaf_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    """Where the event's canonical JSON sits in the transparency log (`log_entries.idx`)."""
+
+
+class SignatureRow(Base):
+    """A model-signing bundle recorded for a version, with the public key that verifies it."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (UniqueConstraint("version_id", "key_fingerprint", name="uq_signatures_version_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    bundle: Mapped[str] = mapped_column(Text)
+    public_key: Mapped[str] = mapped_column(Text)
+    key_fingerprint: Mapped[str] = mapped_column(String(64))
+    signer: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+# The transparency log (RFC 9162). Written only through adapters/db/log.py, inside the transaction of the state
+# change each entry records; never updated.
+
+
+class LogEntryRow(Base):
+    __tablename__ = "log_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogNodeRow(Base):
+    """Every complete interior subtree (level >= 1); level-0 hashes live in log_entries."""
+
+    __tablename__ = "log_nodes"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declarative convention
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogStateRow(Base):
+    """One row: the tree size, its right edge (compact range), and the log's verifier key."""
+
+    __tablename__ = "log_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    edge: Mapped[bytes] = mapped_column(LargeBinary)
+    verifier_key: Mapped[str | None] = mapped_column(Text)
+
+
+class LogCheckpointRow(Base):
+    """Every signed checkpoint the log issued, by tree size."""
+
+    __tablename__ = "log_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    time: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""The registry: models, tags, versions, files, parents, aliases and the events log.
+"""The registry (models, tags, versions, files, parents, aliases, signatures), events and the transparency log.
 
 Revision ID: 0001
 Revises:
@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("manifest", sa.Text, nullable=False),
         sa.Column("total_size", sa.BigInteger, nullable=False),
         sa.Column("file_count", sa.Integer, nullable=False),
+        sa.Column("single_file", sa.Boolean, nullable=False),
         sa.Column("author", sa.String(128), nullable=False),
         sa.Column("created_at", Time, nullable=False),
         sa.Column("code_revision", sa.String(256)),
@@ -82,14 +83,63 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(71), nullable=False),
         sa.Column("model", sa.String(193)),
         sa.Column("details", sa.JSON, nullable=False),
+        sa.Column("leaf_index", sa.BigInteger, nullable=False, unique=True),
     )
     op.create_index("ix_events_actor", "events", ["actor"])
     op.create_index("ix_events_subject", "events", ["subject"])
     op.create_index("ix_events_model_id", "events", ["model", "id"])
+    op.create_table(
+        "signatures",
+        sa.Column("id", BigId, primary_key=True),
+        sa.Column("version_id", BigId, sa.ForeignKey("versions.id"), nullable=False),
+        sa.Column("bundle", sa.Text, nullable=False),
+        sa.Column("public_key", sa.Text, nullable=False),
+        sa.Column("key_fingerprint", sa.String(64), nullable=False),
+        sa.Column("signer", sa.String(128), nullable=False),
+        sa.Column("created_at", Time, nullable=False),
+        sa.UniqueConstraint("version_id", "key_fingerprint", name="uq_signatures_version_key"),
+    )
+    op.create_index("ix_signatures_version_id", "signatures", ["version_id"])
+    op.create_table(
+        "log_entries",
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+    op.create_table(
+        "log_nodes",
+        sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "log_state",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("edge", sa.LargeBinary, nullable=False),
+        sa.Column("verifier_key", sa.Text),
+    )
+    op.bulk_insert(
+        sa.table("log_state", sa.column("id"), sa.column("size"), sa.column("edge")),
+        [{"id": 1, "size": 0, "edge": b""}],
+    )
+    op.create_table(
+        "log_checkpoints",
+        sa.Column("size", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("root_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("note", sa.Text, nullable=False),
+        sa.Column("time", Time, nullable=False),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "log_checkpoints",
+        "log_state",
+        "log_nodes",
+        "log_entries",
+        "signatures",
         "events",
         "aliases",
         "version_parents",

@@ -1,0 +1,237 @@
+"""`aiprov verify`: everything a version claims, checked without trusting the hub.
+
+Bytes are re-hashed, the manifest digest recomputed, every signature checked, the version's registration
+event proven included in the latest signed checkpoint, and that checkpoint proven consistent with the last one
+this client trusted. Each check reports on its own, so a failure names exactly what broke.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiprov import signing
+from aiprov.adapters.db.registry import SqlRegistry, utc
+from aiprov.adapters.files import hash_model, parallel_map
+from aiprov.core import merkle
+from aiprov.core.checkpoint import Checkpoint
+from aiprov.core.events import Event
+from aiprov.core.manifest import Manifest, ManifestEntry
+from aiprov.core.names import Ref
+from aiprov.core.note import Verifier
+from aiprov.errors import AiprovError, InvalidInput, VerificationError
+from aiprov.ports import BlobStore
+from aiprov.records import VersionRecord
+from aiprov.services.transparency import LogService, open_checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    version: VersionRecord
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def add(self, name: str, run: Callable[[], str]) -> bool:
+        """Run one check: it returns a detail on success and raises an AiprovError naming what broke."""
+        try:
+            self.checks.append(Check(name, True, run()))
+        except AiprovError as e:
+            self.checks.append(Check(name, False, e.diagnostics()))
+            return False
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        v = self.version
+        return {
+            "name": v.full_name,
+            "version": v.number,
+            "digest": str(v.manifest.digest),
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+def compare_manifests(expected: Manifest, actual: Manifest, where: str) -> None:
+    """Raise VerificationError naming every missing, extra and changed file."""
+    from aiprov.errors import VerificationError
+
+    want = {e.path: e for e in expected.entries}
+    have = {e.path: e for e in actual.entries}
+    problems = [f"{p} is missing" for p in sorted(want.keys() - have.keys())]
+    problems += [f"{p} is not in the registered model" for p in sorted(have.keys() - want.keys())]
+    problems += [
+        f"{p} differs (sha256 {have[p].sha256.hex[:12]}…, registered {want[p].sha256.hex[:12]}…)"
+        for p in sorted(want.keys() & have.keys())
+        if want[p] != have[p]
+    ]
+    if problems:
+        raise VerificationError(f"{where}: " + "; ".join(problems))
+
+
+class VerificationService:
+    def __init__(
+        self,
+        db: SqlRegistry,
+        blobs: BlobStore,
+        log: LogService,
+        *,
+        trusted_verifier: Verifier,
+        trusted_checkpoint_file: Path,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.log = log
+        self.verifier = trusted_verifier
+        self.trusted_file = trusted_checkpoint_file
+
+    def verify(
+        self,
+        ref: str,
+        *,
+        path: Path | None = None,
+        bundle: bytes | None = None,
+        public_key: signing.PublicKey | None = None,
+    ) -> VerifyReport:
+        if (bundle is None) != (public_key is None):
+            raise InvalidInput("--bundle and --public-key go together")
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(ref))
+            record = u.version_record(model, version)
+            signatures = u.signatures(version)
+            event_row = u.registration_event(model, version)
+            leaf_index = event_row.leaf_index
+            row_event = Event(
+                utc(event_row.time),
+                event_row.actor,
+                event_row.action,
+                event_row.subject,
+                event_row.model,
+                event_row.details,
+            )
+        report = VerifyReport(record)
+        manifest = record.manifest
+        report.add("manifest digest", lambda: self._check_digest(record, version.digest))
+        if path is None:
+            report.add("stored bytes", lambda: self._check_blobs(manifest))
+        else:
+            report.add(f"local copy {path}", lambda: self._check_local(manifest, path))
+        for sig in signatures:
+            report.add(
+                f"signature {sig.key_fingerprint[:16]}",
+                lambda sig=sig: self._check_bundle(  # type: ignore[misc]
+                    sig.bundle, manifest, signing.public_key_from_pem(sig.public_key, source="recorded public key")
+                ),
+            )
+        if bundle is not None and public_key is not None:
+            report.add("given signature", lambda: self._check_bundle(bundle, manifest, public_key))
+        holder: dict[str, Any] = {}
+        if report.add("log entry", lambda: self._check_entry(record, leaf_index, row_event, holder)):
+            report.add("checkpoint", lambda: self._check_checkpoint(holder))
+            if "checkpoint" in holder:
+                report.add("inclusion", lambda: self._check_inclusion(leaf_index, holder))
+                report.add("consistency", lambda: self._check_consistency(holder))
+        return report
+
+    # the checks ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_digest(record: VersionRecord, recorded: str) -> str:
+        computed = str(record.manifest.digest)
+        if computed != recorded:
+            raise VerificationError(f"the recorded manifest hashes to {computed}, not the version's {recorded}")
+        return computed
+
+    def _check_blobs(self, manifest: Manifest) -> str:
+        def rehash(entry: ManifestEntry) -> None:
+            try:
+                for _ in self.blobs.read(entry.sha256):
+                    pass
+            except AiprovError as e:
+                raise type(e)(f"{entry.path}: {e.message}") from e
+
+        parallel_map(rehash, manifest.entries)
+        return f"{len(manifest.entries)} file(s), {manifest.total_size} bytes re-hashed"
+
+    @staticmethod
+    def _check_local(manifest: Manifest, path: Path) -> str:
+        compare_manifests(manifest, hash_model(path), str(path))
+        return f"{len(manifest.entries)} file(s) match"
+
+    @staticmethod
+    def _check_bundle(bundle: bytes, manifest: Manifest, key: signing.PublicKey) -> str:
+        signing.verify_bundle(bundle, manifest, key)
+        return f"valid, key {signing.key_fingerprint(key)[:16]}…"
+
+    def _check_entry(self, record: VersionRecord, index: int, row_event: Event, holder: dict[str, Any]) -> str:
+        data, _, event = self.log.entry(index)
+        if event != row_event:
+            raise VerificationError(f"log entry {index} does not match the registry's event row: the row was altered")
+        if (event.action, event.subject, event.model) != ("push", str(record.manifest.digest), record.full_name):
+            raise VerificationError(f"log entry {index} does not register {record.full_name} {record.manifest.digest}")
+        holder["leaf_hash"] = merkle.leaf_hash(data)
+        return f"entry {index}: {event.action} of {event.subject[:19]}… by {event.actor}"
+
+    def _check_checkpoint(self, holder: dict[str, Any]) -> str:
+        signed = self.log.latest()
+        checkpoint = open_checkpoint(signed.note, self.verifier)
+        holder["checkpoint"], holder["note"] = checkpoint, signed.note
+        return f"{checkpoint.origin}, size {checkpoint.size}, signed by {self.verifier.name}+{self.verifier.key_id:08x}"
+
+    def _check_inclusion(self, index: int, holder: dict[str, Any]) -> str:
+        checkpoint: Checkpoint = holder["checkpoint"]
+        proof = self.log.inclusion(index, checkpoint.size)
+        merkle.verify_inclusion(holder["leaf_hash"], index, checkpoint.size, proof.hashes, checkpoint.root_hash)
+        return f"entry {index} is in the tree of size {checkpoint.size} ({len(proof.hashes)} hashes)"
+
+    def _check_consistency(self, holder: dict[str, Any]) -> str:
+        latest: Checkpoint = holder["checkpoint"]
+        try:
+            trusted_note = self.trusted_file.read_text()
+        except FileNotFoundError:
+            self._trust(holder["note"])
+            return f"first use: now trusting size {latest.size}"
+        try:
+            trusted = open_checkpoint(trusted_note, self.verifier)
+        except AiprovError as e:
+            raise VerificationError(f"the trusted checkpoint in {self.trusted_file} is invalid: {e.message}") from e
+        if latest.size < trusted.size:
+            raise VerificationError(
+                f"the log shrank from the trusted size {trusted.size} to {latest.size}: history was rewritten"
+            )
+        if latest.size == trusted.size:
+            if latest.root_hash != trusted.root_hash:
+                raise VerificationError(
+                    f"the log's root at size {latest.size} differs from the trusted one: history was rewritten"
+                )
+        else:
+            proof = self.log.consistency(trusted.size, latest.size)
+            try:
+                merkle.verify_consistency(trusted.size, latest.size, proof.hashes, trusted.root_hash, latest.root_hash)
+            except VerificationError as e:
+                raise VerificationError(
+                    f"the log at size {latest.size} is not an extension of the trusted size {trusted.size}: "
+                    f"history was rewritten ({e.message})"
+                ) from e
+            self._trust(holder["note"])
+        return f"consistent with the trusted checkpoint of size {trusted.size}"
+
+    def _trust(self, note: str) -> None:
+        tmp = self.trusted_file.with_name(f".{self.trusted_file.name}.{os.getpid()}")
+        tmp.write_text(note)
+        os.replace(tmp, self.trusted_file)
