@@ -127,10 +127,14 @@ class VerificationService:
         report = VerifyReport(record)
         manifest = record.manifest
         report.add("manifest digest", lambda: self._check_digest(record, version.digest))
+        # A given bundle speaks for the bytes being verified: the local copy when there is one.
+        checked = manifest
         if path is None:
             report.add("stored bytes", lambda: self._check_blobs(manifest))
         else:
-            report.add(f"local copy {path}", lambda: self._check_local(manifest, path))
+            local = hash_model(path)
+            checked = local
+            report.add(f"local copy {path}", lambda: self._check_local(manifest, local, path))
         for sig in signatures:
             report.add(
                 f"signature {sig.key_fingerprint[:16]}",
@@ -139,7 +143,7 @@ class VerificationService:
                 ),
             )
         if bundle is not None and public_key is not None:
-            report.add("given signature", lambda: self._check_bundle(bundle, manifest, public_key))
+            report.add("given signature", lambda: self._check_bundle(bundle, checked, public_key))
         holder: dict[str, Any] = {}
         if report.add("log entry", lambda: self._check_entry(record, leaf_index, row_event, holder)):
             report.add("checkpoint", lambda: self._check_checkpoint(holder))
@@ -169,8 +173,8 @@ class VerificationService:
         return f"{len(manifest.entries)} file(s), {manifest.total_size} bytes re-hashed"
 
     @staticmethod
-    def _check_local(manifest: Manifest, path: Path) -> str:
-        compare_manifests(manifest, hash_model(path), str(path))
+    def _check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
+        compare_manifests(manifest, local, str(path))
         return f"{len(manifest.entries)} file(s) match"
 
     @staticmethod
