@@ -48,6 +48,23 @@ def test_every_proof_from_the_store_verifies(hub: Container) -> None:
         merkle.verify_consistency(size1, size, cproof.hashes, merkle.root_from_leaf_hashes(leaves[:size1]), proof.root)
 
 
+def test_proofs_across_tile_levels_verify(hub: Container) -> None:
+    """Past 65,536 leaves, proofs read three tile levels (node levels 0, 8 and 16)."""
+    rng = random.Random(11)
+    entries = append_batches(hub, [1, 255, 30_000, 1, 40_000, 200])
+    leaves = [merkle.leaf_hash(e) for e in entries]
+    n = len(entries)
+    root = merkle.root_from_leaf_hashes(leaves)
+    assert hub.log.root(n) == root
+    for index in [0, 255, 256, 65_535, 65_536, n - 1, *rng.sample(range(n), 20)]:
+        merkle.verify_inclusion(leaves[index], index, n, hub.log.inclusion(index, n).hashes, root)
+    for size1 in [1, 256, 65_536, 65_537, *rng.sample(range(1, n), 10)]:
+        proof = hub.log.consistency(size1, n)
+        merkle.verify_consistency(size1, n, proof.hashes, merkle.root_from_leaf_hashes(leaves[:size1]), root)
+    with hub.db.unit() as u:
+        assert log.entries(u.conn, 65_530, 65_540) == entries[65_530:65_540]
+
+
 def test_a_proof_for_another_leaf_never_verifies(hub: Container) -> None:
     append_batches(hub, [40])
     proof = hub.log.inclusion(5, 40)

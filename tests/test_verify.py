@@ -67,8 +67,8 @@ def test_rewritten_event_row_is_caught(hub: Container, pushed: Path) -> None:
 def rewrite_history(hub: Container, index: int, new_entry: bytes) -> None:
     """What a malicious operator with the log key could do: rebuild the whole tree with one entry changed."""
     with hub.db.engine.begin() as conn:
-        entries = [bytes(r[0]) for r in conn.execute(text("SELECT data FROM log_entries ORDER BY idx"))]
-        for table in ("log_entries", "log_nodes", "log_checkpoints"):
+        entries = log.entries(conn, 0, log.size(conn))
+        for table in ("log_bundles", "log_tiles", "log_checkpoints"):
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("UPDATE log_state SET size = 0, edge = :e"), {"e": b""})
     entries[index] = new_entry

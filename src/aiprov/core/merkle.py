@@ -372,3 +372,41 @@ class CompactRange:
             size += 1
         self._size = size
         return completed
+
+
+def extend_levels(
+    size: int, edge: Sequence[bytes], leaf_hashes: Sequence[bytes]
+) -> tuple[list[list[bytes]], list[bytes]]:
+    """Append leaf hashes to a tree of `size` leaves with right edge `edge` (the hashes of `root_nodes(size)`).
+
+    Returns `(levels, new_edge)`: `levels[l]` lists the complete subtrees at level `l` that the batch finishes,
+    which are the nodes `(l, (size >> l) + k)` for k = 0, 1, …, and `new_edge` is the new tree's right edge.
+    It does what `CompactRange.extend` does, a level at a time: one list comprehension per level instead of a
+    Python loop per leaf, which is what makes million-entry appends cheap. Raises InvalidInput when the edge does
+    not fit the size.
+    """
+    _check_size("size", size)
+    if len(edge) != size.bit_count():
+        raise InvalidInput(f"a tree of size {size} has {size.bit_count()} edge subtrees, not {len(edge)}")
+    edge_at = dict(
+        zip([level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1], edge, strict=True)
+    )
+    levels: list[list[bytes]] = [list(leaf_hashes)]
+    level = 0
+    while True:
+        below = levels[level]
+        if (size >> level) & 1:  # the first new node's left sibling was complete before this batch
+            below = [edge_at[level], *below]
+        pairs = len(below) // 2
+        if not pairs:
+            break
+        prefix = b"\x01"
+        levels.append([sha256(prefix + below[2 * k] + below[2 * k + 1]).digest() for k in range(pairs)])
+        level += 1
+    new_size = size + len(leaf_hashes)
+    new_edge = []
+    for lvl in range(new_size.bit_length() - 1, -1, -1):
+        if new_size >> lvl & 1:
+            k = (new_size >> lvl) - 1 - (size >> lvl)
+            new_edge.append(levels[lvl][k] if lvl < len(levels) and k >= 0 else edge_at[lvl])
+    return levels, new_edge

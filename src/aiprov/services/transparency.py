@@ -181,13 +181,13 @@ class LogService:
         written = 0
         with self.db.unit() as u:
             for tile in tiles.tiles_for_size(size):
-                first = tile.first_node
-                hashes = log.level_hashes(u.conn, tile.node_level, first, first + tile.width)
-                written += _write_once(directory / tile.path, tiles.encode_tile(hashes), replace=False)
+                if not (directory / tile.path).exists():
+                    data = log.tile(u.conn, tile.level, tile.index, tile.width)
+                    written += _write_once(directory / tile.path, data, replace=False)
             for bundle in tiles.entry_bundles_for_size(size):
-                first = bundle.first_entry
-                data = tiles.encode_entry_bundle(log.entries(u.conn, first, first + bundle.width))
-                written += _write_once(directory / bundle.path, data, replace=False)
+                if not (directory / bundle.path).exists():
+                    data = tiles.encode_entry_bundle(log.bundle(u.conn, bundle.index, bundle.width))
+                    written += _write_once(directory / bundle.path, data, replace=False)
         written += _write_once(directory / "checkpoint", signed.note.encode(), replace=True)
         return signed, written
 

@@ -111,7 +111,7 @@ class EventRow(Base):
     model: Mapped[str | None] = mapped_column(String(193))
     details: Mapped[dict[str, Any]]
     leaf_index: Mapped[int] = mapped_column(BigInteger, unique=True)
-    """Where the event's canonical JSON sits in the transparency log (`log_entries.idx`)."""
+    """Where the event's canonical JSON sits in the transparency log (its leaf index)."""
 
 
 class SignatureRow(Base):
@@ -129,27 +129,32 @@ class SignatureRow(Base):
     created_at: Mapped[datetime]
 
 
-# The transparency log (RFC 9162). Written only through adapters/db/log.py, inside the transaction of the state
-# change each entry records; never updated.
+# The transparency log (RFC 9162), stored as the C2SP tlog-tiles it serves. Written only through
+# adapters/db/log.py, inside the transaction of the state change each entry records.
 
 
-class LogEntryRow(Base):
-    __tablename__ = "log_entries"
+class LogTileRow(Base):
+    """A C2SP tlog-tiles hash tile: up to 256 hashes of node level 8 * `level`, concatenated.
 
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    Level 0 tiles hold the leaf hashes. The rightmost tile of a level is partial and grows in place; every other
+    tile is full and never changes. Nodes between tile levels are recomputed from a tile when a proof needs them.
+    """
 
-
-class LogNodeRow(Base):
-    """Every complete interior subtree (level >= 1); level-0 hashes live in log_entries."""
-
-    __tablename__ = "log_nodes"
+    __tablename__ = "log_tiles"
     __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012 - SQLAlchemy's declarative convention
 
     level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogBundleRow(Base):
+    """A C2SP tlog-tiles entry bundle: entries 256 * idx … (up to 256), each with a big-endian uint16 length."""
+
+    __tablename__ = "log_bundles"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LogStateRow(Base):

@@ -101,17 +101,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_signatures_version_id", "signatures", ["version_id"])
     op.create_table(
-        "log_entries",
-        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("leaf_hash", sa.LargeBinary(32), nullable=False),
-        sa.Column("data", sa.LargeBinary, nullable=False),
-    )
-    op.create_table(
-        "log_nodes",
+        "log_tiles",
         sa.Column("level", sa.SmallInteger, primary_key=True, autoincrement=False),
         sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
-        sa.Column("hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("hashes", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "log_bundles",
+        sa.Column("idx", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
     )
     op.create_table(
         "log_state",
@@ -137,8 +136,8 @@ def downgrade() -> None:
     for table in (
         "log_checkpoints",
         "log_state",
-        "log_nodes",
-        "log_entries",
+        "log_tiles",
+        "log_bundles",
         "signatures",
         "events",
         "aliases",
