@@ -19,7 +19,7 @@ from aiprov.errors import Conflict, InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from aiprov.adapters.blob_local import LocalBlobStore
-    from aiprov.adapters.db.registry import SqlRegistry
+    from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
@@ -111,11 +111,11 @@ class Container:
 
         self.require_home()
         check_schema(self.db.engine)
-        self.db.after_append = self._publish_checkpoint
+        self.db.before_commit = self._publish_checkpoint
         return RegistryService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
 
-    def _publish_checkpoint(self) -> None:
-        self.log.publish()
+    def _publish_checkpoint(self, unit: RegistryUnit) -> None:
+        self.log.publish_in(unit.conn)
 
     @cached_property
     def log_signer(self) -> Signer:

@@ -74,6 +74,18 @@ class VersionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionSummary:
+    """What a listing shows of a version, read without its manifest."""
+
+    number: int
+    digest: str
+    author: str
+    total_size: int
+    file_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRecord:
     owner: str
     name: str
@@ -81,7 +93,7 @@ class ModelRecord:
     license: str | None
     tags: tuple[str, ...]
     created_at: datetime
-    latest: VersionRecord | None
+    latest: VersionSummary | None
     version_count: int
 
     @property
@@ -99,9 +111,9 @@ class ModelRecord:
             "created_at": iso(self.created_at),
             "versions": self.version_count,
             "latest_version": latest.number if latest else None,
-            "digest": str(latest.manifest.digest) if latest else None,
+            "digest": latest.digest if latest else None,
             "author": latest.author if latest else None,
-            "total_size": latest.manifest.total_size if latest else None,
+            "total_size": latest.total_size if latest else None,
         }
 
 

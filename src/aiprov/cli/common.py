@@ -7,14 +7,18 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
 from aiprov.adapters.files import Progress, ProgressFactory
-from aiprov.config import Container
 from aiprov.errors import AiprovError
+
+if TYPE_CHECKING:
+    from aiprov.config import Container
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,10 +30,27 @@ PROGRESS_THRESHOLD = 100 * 1024 * 1024
 """Show a progress bar only for work over this many bytes, and only on a terminal."""
 
 
+@dataclass
+class CliState:
+    """What the root callback knows; the container is built on first use, so `hash` never loads settings."""
+
+    home: Path | None
+    built: Container | None = None
+
+    def close(self) -> None:
+        if self.built is not None:
+            self.built.close()
+
+
 def container(ctx: typer.Context) -> Container:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Container), "the root callback sets the container"
-    return obj
+    """The process's container, wired from the environment and `--home` the first time a command asks."""
+    state = ctx.find_root().obj
+    assert isinstance(state, CliState), "the root callback sets the CLI state"
+    if state.built is None:
+        from aiprov.config import load_container
+
+        state.built = load_container(state.home)
+    return state.built
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:

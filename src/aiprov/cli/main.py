@@ -9,7 +9,7 @@ import typer
 
 from aiprov import __version__
 from aiprov.cli import home, log, models, quickstart, signing
-from aiprov.config import load_container
+from aiprov.cli.common import CliState
 
 app = typer.Typer(
     name="aiprov",
@@ -39,9 +39,9 @@ def root(
     ] = False,
 ) -> None:
     """Verify every claim: SHA-256 fingerprints, content-addressed storage, an append-only usage log."""
-    c = load_container(home_dir)
-    ctx.obj = c
-    ctx.call_on_close(c.close)
+    state = CliState(home_dir)
+    ctx.obj = state
+    ctx.call_on_close(state.close)
 
 
 home.register(app)

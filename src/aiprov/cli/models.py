@@ -141,8 +141,8 @@ def ls(
             m.full_name,
             str(v.number) if v else "-",
             v.author if v else "-",
-            _size(v.manifest.total_size) if v else "-",
-            str(v.manifest.digest)[:19] if v else "-",
+            _size(v.total_size) if v else "-",
+            v.digest[:19] if v else "-",
             m.description,
         )
     out_console.print(table)

@@ -84,7 +84,7 @@ class RegistryService:
         for tag in request.tags:
             check_alias(tag)
         files = model_files(path)
-        parents = self._resolve_parents(request.parents)
+        parents = self._resolve_parents(request.parents) if request.parents else ()
         datasets = tuple(self._check_dataset(d) for d in request.datasets)
         advance = progress(sum(f.size for f in files)) if progress else None
         stored = parallel_map(lambda f: self._store_file(f, advance), files)
@@ -102,8 +102,13 @@ class RegistryService:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
             single_file = path.is_file()
-            version = existing or u.add_version(model, manifest, self.actor, lineage, now, single_file)
-            record = u.version_record(model, version)
+            if existing is None:
+                version = u.add_version(model, manifest, self.actor, lineage, now, single_file)
+                record = VersionRecord(
+                    model.owner, model.name, version.number, manifest, self.actor, now, lineage, (), single_file
+                )
+            else:
+                record = u.version_record(model, existing)
             u.add_event(
                 actor=self.actor,
                 action="push",

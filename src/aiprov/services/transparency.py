@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from aiprov.adapters.db import log
 from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import merkle, tiles
@@ -102,14 +104,18 @@ class LogService:
     def publish(self) -> SignedCheckpoint:
         """Sign a checkpoint of the current tree if it grew since the last one; return the newest checkpoint."""
         with self.db.unit(write=True) as u:
-            latest = log.latest_checkpoint(u.conn)
-            edge = log.edge(u.conn)
-            if latest is not None and latest[0] >= edge.size:
-                return SignedCheckpoint(open_checkpoint(latest[1], self.verifier), latest[1])
-            checkpoint = Checkpoint(self.origin, edge.size, edge.root())
-            note = sign_note(checkpoint.to_body(), [self.signer])
-            log.add_checkpoint(u.conn, checkpoint.size, checkpoint.root_hash, note, self.clock())
-            return SignedCheckpoint(checkpoint, note)
+            return self.publish_in(u.conn)
+
+    def publish_in(self, conn: Connection) -> SignedCheckpoint:
+        """`publish` inside the caller's write transaction."""
+        latest = log.latest_checkpoint(conn)
+        edge = log.edge(conn)
+        if latest is not None and latest[0] >= edge.size:
+            return SignedCheckpoint(open_checkpoint(latest[1], self.verifier), latest[1])
+        checkpoint = Checkpoint(self.origin, edge.size, edge.root())
+        note = sign_note(checkpoint.to_body(), [self.signer])
+        log.add_checkpoint(conn, checkpoint.size, checkpoint.root_hash, note, self.clock())
+        return SignedCheckpoint(checkpoint, note)
 
     def latest(self) -> SignedCheckpoint:
         """The newest signed checkpoint (signing one first if the tree grew, so it never lags)."""

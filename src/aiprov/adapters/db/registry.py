@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, event, func, or_, select
+from sqlalchemy import Connection, Engine, Select, event, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,7 +33,7 @@ from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
-from aiprov.records import EventRecord, Lineage, ModelRecord, SignatureRecord, VersionRecord
+from aiprov.records import EventRecord, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +99,9 @@ class SqlRegistry:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.after_append: Callable[[], None] | None = None
-        """Called after a transaction that appended log entries commits (a local hub signs a checkpoint)."""
+        self.before_commit: Callable[[RegistryUnit], None] | None = None
+        """Called at the end of a write transaction that appended log entries, inside it: a local hub signs a
+        checkpoint there, so every committed state has a checkpoint that covers it."""
         _serialize_writers(engine)
         self._readers = sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._writers = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False, autoflush=False)
@@ -115,14 +116,14 @@ class SqlRegistry:
             with (self._writers if write else self._readers).begin() as session:
                 unit = RegistryUnit(session, write)
                 yield unit
+                if unit.appended and self.before_commit is not None:
+                    self.before_commit(unit)
         except AiprovError:
             raise
         except OperationalError as e:
             raise BackendError(f"database error: {e.orig}") from e
         except SQLAlchemyError as e:
             raise BackendError(f"database error: {e}") from e
-        if unit.appended and self.after_append is not None:
-            self.after_append()
 
 
 class RegistryUnit:
@@ -175,10 +176,9 @@ class RegistryUnit:
                 row.description = description
             if license is not None:
                 row.license = license
-        have = {t.tag for t in row.tags}
-        for tag in dict.fromkeys(tags):
-            if tag not in have:
-                row.tags.append(TagRow(tag=tag))
+        if tags:  # loading the tags costs a query; most pushes add none
+            have = {t.tag for t in row.tags}
+            row.tags.extend(TagRow(tag=tag) for tag in dict.fromkeys(tags) if tag not in have)
         self.s.flush()
         return row
 
@@ -289,25 +289,11 @@ class RegistryUnit:
         return [_version_record(model, r, aliases.get(r.id, [])) for r in rows]
 
     def model_record(self, model: ModelRow) -> ModelRecord:
-        versions = self.s.scalar(select(func.count()).where(VersionRow.model_id == model.id)) or 0
-        latest = self.s.scalars(
-            select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number.desc()).limit(1)
-        ).one_or_none()
-        return _model_record(model, self.version_record(model, latest) if latest else None, versions)
+        return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
 
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
-        """Models matching every given filter, by name, each with its latest version."""
-        latest = (
-            select(VersionRow.model_id, func.max(VersionRow.number).label("n"), func.count().label("count"))
-            .group_by(VersionRow.model_id)
-            .subquery()
-        )
-        query: Select[Any] = (
-            select(ModelRow, VersionRow, latest.c.count)
-            .outerjoin(latest, latest.c.model_id == ModelRow.id)
-            .outerjoin(VersionRow, (VersionRow.model_id == ModelRow.id) & (VersionRow.number == latest.c.n))
-            .order_by(ModelRow.full_name)
-        )
+        """Models matching every given filter, by name, each with a summary of its latest version."""
+        query: Select[Any] = select(ModelRow.id)
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
             query = query.where(ModelRow.full_name.like(_glob_to_like(glob), escape="\\"))
@@ -324,13 +310,61 @@ class RegistryUnit:
                     ModelRow.id.in_(select(TagRow.model_id).where(func.lower(TagRow.tag).like(pattern, escape="\\"))),
                 )
             )
+        return self._model_records(query.scalar_subquery(), limit)
+
+    def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
+        """Plain columns, two queries: a listing builds no ORM objects and parses no manifests."""
+        latest = (
+            select(VersionRow.model_id, func.max(VersionRow.number).label("n"), func.count().label("versions"))
+            .group_by(VersionRow.model_id)
+            .subquery()
+        )
+        m, v = ModelRow, VersionRow
+        query = (
+            select(
+                m.id,
+                m.owner,
+                m.name,
+                m.description,
+                m.license,
+                m.created_at,
+                latest.c.versions,
+                v.number,
+                v.digest,
+                v.author,
+                v.total_size,
+                v.file_count,
+                v.created_at.label("v_created"),
+            )
+            .outerjoin(latest, latest.c.model_id == m.id)
+            .outerjoin(v, (v.model_id == m.id) & (v.number == latest.c.n))
+            .where(m.id.in_(ids))
+            .order_by(m.full_name)
+        )
         if limit is not None:
             query = query.limit(limit)
         rows = self.s.execute(query).all()
-        aliases = self.aliases_of([v.id for _, v, _ in rows if v is not None])
+        tags: dict[int, list[str]] = {}
+        if rows:
+            tag_rows = self.s.execute(
+                select(TagRow.model_id, TagRow.tag).where(TagRow.model_id.in_(ids)).order_by(TagRow.tag)
+            )
+            for model_id, tag in tag_rows:
+                tags.setdefault(model_id, []).append(tag)
         return [
-            _model_record(m, _version_record(m, v, aliases.get(v.id, [])) if v else None, count or 0)
-            for m, v, count in rows
+            ModelRecord(
+                owner=r.owner,
+                name=r.name,
+                description=r.description,
+                license=r.license,
+                tags=tuple(tags.get(r.id, ())),
+                created_at=utc(r.created_at),
+                latest=None
+                if r.number is None
+                else VersionSummary(r.number, r.digest, r.author, r.total_size, r.file_count, utc(r.v_created)),
+                version_count=r.versions or 0,
+            )
+            for r in rows
         ]
 
     def versions_sharing_blob(self, sha256_hex: str) -> int:
@@ -387,18 +421,30 @@ class RegistryUnit:
 
     def add_event(
         self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
-    ) -> EventRow:
-        """Record an event: its canonical JSON becomes the next log leaf, in this same transaction."""
+    ) -> int:
+        """Record an event; its canonical JSON becomes the next log leaf, in this same transaction.
+
+        Returns the event's leaf index.
+        """
         assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
         event = Event(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
-        index = log.append(self.s.connection(), [event.entry()])
-        row = EventRow(
-            time=now, actor=actor, action=action, subject=subject, model=model, details=details, leaf_index=index
+        index = log.append(self.conn, [event.entry()])
+        self.s.execute(
+            insert(EventRow),
+            [
+                {
+                    "time": now,
+                    "actor": actor,
+                    "action": action,
+                    "subject": subject,
+                    "model": model,
+                    "details": details,
+                    "leaf_index": index,
+                }
+            ],
         )
-        self.s.add(row)
-        self.s.flush()
         self.appended += 1
-        return row
+        return index
 
     def events(
         self,
@@ -436,19 +482,6 @@ def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> V
         ),
         aliases=tuple(aliases),
         single_file=v.single_file,
-    )
-
-
-def _model_record(m: ModelRow, latest: VersionRecord | None, count: int) -> ModelRecord:
-    return ModelRecord(
-        owner=m.owner,
-        name=m.name,
-        description=m.description,
-        license=m.license,
-        tags=tuple(sorted(t.tag for t in m.tags)),
-        created_at=utc(m.created_at),
-        latest=latest,
-        version_count=count,
     )
 
 

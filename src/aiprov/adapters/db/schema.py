@@ -39,7 +39,7 @@ class ModelRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     license: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime]
-    tags: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+    tags: Mapped[list[TagRow]] = relationship(cascade="all, delete-orphan", lazy="select")
 
 
 class TagRow(Base):
