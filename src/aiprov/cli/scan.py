@@ -1,0 +1,48 @@
+"""The scan command: is a model safe to load, judged from its bytes alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aiprov.cli.common import handle_errors, out_console, print_json
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
+
+_STYLE = {"safe": "green", "unsafe": "bold red", "unsupported": "yellow"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="scan")(scan)
+
+
+@handle_errors
+def scan(
+    path: Annotated[Path, typer.Argument(help="A model file, or a directory whose every file is scanned.")],
+    json: JsonOpt = False,
+) -> None:
+    """Scan a model without loading it: format by content, pickles by allow-list.
+
+    Exits 0 only when every file is safe; 1 when a file is unsafe or cannot be checked (unsupported).
+    """
+    from aiprov.scanning import scan_path
+
+    report = scan_path(path)
+    if json:
+        print_json(report.to_json())
+    else:
+        table = Table(box=None)
+        table.add_column("path", overflow="fold")
+        table.add_column("format", no_wrap=True)
+        table.add_column("verdict", no_wrap=True)
+        table.add_column("findings", overflow="fold", min_width=30)
+        for f in report.files:
+            findings = "\n".join(f"{x.reason}: {x.detail}" for x in f.findings) or "-"
+            table.add_row(f.path, f.format, f"[{_STYLE[f.verdict]}]{f.verdict}[/]", findings)
+        out_console.print(table)
+        out_console.print(f"verdict: [{_STYLE[report.verdict]}]{report.verdict}[/] ({len(report.files)} file(s))")
+    if report.verdict != "safe":
+        raise typer.Exit(1)
