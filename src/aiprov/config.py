@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from aiprov.adapters.blob_local import LocalBlobStore
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer
+    from aiprov.sandbox import SandboxedModels
+    from aiprov.services.datasets import DatasetService
+    from aiprov.services.evaluation import EvaluationService
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
@@ -51,6 +54,12 @@ class Settings(BaseSettings):
     log_key_file: Path | None = None
     """The log's Ed25519 signer key (note format); default `<home>/log.key`. Share it between machines that
     serve one PostgreSQL registry."""
+    workers: int = Field(default=2, ge=1)
+    """Worker processes that load and run models (evaluation, inference); never the calling process."""
+    worker_memory_mb: int = Field(default=2048, ge=256)
+    """Address-space limit of each worker, in MiB."""
+    worker_timeout_s: float = Field(default=300.0, gt=0)
+    """How long a worker may take to load and run a model for one request (wall clock; CPU time likewise)."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -59,6 +68,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.home / "blobs"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Refused uploads, kept as evidence: outside the blob store, never referenced by a version."""
+        return self.home / "quarantine"
 
     @property
     def resolved_log_key_file(self) -> Path:
@@ -112,7 +126,9 @@ class Container:
         self.require_home()
         check_schema(self.db.engine)
         self.db.before_commit = self._publish_checkpoint
-        return RegistryService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+        return RegistryService(
+            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, quarantine=self.settings.quarantine_dir
+        )
 
     def _publish_checkpoint(self, unit: RegistryUnit) -> None:
         self.log.publish_in(unit.conn)
@@ -129,6 +145,36 @@ class Container:
 
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
         return SignatureService(self.db, clock=self.clock, actor=self.settings.actor)
+
+    @cached_property
+    def models(self) -> SandboxedModels:
+        """Registered versions run in worker processes, started on first use and stopped by `close`."""
+        import math
+
+        from aiprov.sandbox import Limits, SandboxedModels, WorkerPool
+
+        s = self.settings
+        limits = Limits(
+            memory_bytes=s.worker_memory_mb * 2**20,
+            cpu_seconds=math.ceil(s.worker_timeout_s),
+            timeout_s=s.worker_timeout_s,
+        )
+        return SandboxedModels(self.blobs, WorkerPool(s.workers, limits))
+
+    @cached_property
+    def datasets(self) -> DatasetService:
+        from aiprov.services.datasets import DatasetService
+
+        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
+        return DatasetService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+
+    @cached_property
+    def evaluation(self) -> EvaluationService:
+        from aiprov.services.evaluation import EvaluationService
+
+        return EvaluationService(
+            self.db, self.datasets, lambda: self.models, clock=self.clock, actor=self.settings.actor
+        )
 
     @cached_property
     def verification(self) -> VerificationService:
@@ -196,6 +242,8 @@ class Container:
             verifier_file.write_text(str(signer.verifier) + "\n")
 
     def close(self) -> None:
+        if "models" in self.__dict__:
+            self.models.close()
         if "db" in self.__dict__:
             self.db.engine.dispose()
 

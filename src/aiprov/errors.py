@@ -76,6 +76,29 @@ class UnsafeModelError(AiprovError):
         self.findings = findings or []
 
 
+class ModelExecutionError(AiprovError):
+    """A model failed while a worker loaded or ran it: it raised, hung, ran out of memory or crashed the worker.
+
+    The fault is the model's (or its input's), not the hub's: the worker that ran it was replaced if needed.
+    """
+
+    exit_code = 9
+    http_status = 422
+    title = "model execution failed"
+
+
+class ModelTimeout(ModelExecutionError):
+    """The model did not answer within the time limit; its worker was killed and replaced."""
+
+    title = "model timed out"
+
+
+class ModelResourceError(ModelExecutionError):
+    """The model exceeded a memory or CPU limit, or crashed its worker; the worker was replaced."""
+
+    title = "model exceeded its limits"
+
+
 class BackendError(AiprovError):
     """A backend (database, blob store, chain, network) failed or is unreachable."""
 

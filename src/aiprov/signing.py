@@ -115,18 +115,21 @@ def sign_manifest(
     Raises InvalidInput as `build_statement` does.
     """
     payload = attestation.statement_payload(manifest, model_name, single_file=single_file, ignore_paths=ignore_paths)
+    return sign_payload(payload, private_key)
+
+
+def sign_payload(payload: bytes, private_key: PrivateKey) -> bytes:
+    """A Sigstore bundle v0.3 whose DSSE envelope carries `payload` (an in-toto statement) signed with the key."""
     signature = private_key.sign(attestation.pae(attestation.PAYLOAD_TYPE, payload), _ecdsa(private_key.curve))
     return attestation.build_bundle(
         payload, signature, attestation.public_key_hint(public_key_pem(private_key.public_key()))
     )
 
 
-def verify_bundle(bundle: bytes, manifest: Manifest, public_key: PublicKey) -> AttestedModel:
-    """Verify `bundle` is `public_key`'s signature over exactly the files of `manifest`; return the claim.
+def open_bundle(bundle: bytes, public_key: PublicKey) -> attestation.Bundle:
+    """Parse `bundle` and check it is `public_key`'s signature; return it (its payload is then trusted).
 
-    Raises InvalidInput if the bundle is malformed or not a files/sha256 model signature, and
-    VerificationError if another key made it, its signature is bad, or a file is missing, extra or changed
-    (the message names the files).
+    Raises InvalidInput if the bundle is malformed, VerificationError if another key made it or it was altered.
     """
     parsed = attestation.parse_bundle(bundle)
     hint = attestation.public_key_hint(public_key_pem(public_key))
@@ -147,7 +150,17 @@ def verify_bundle(bundle: bytes, manifest: Manifest, public_key: PublicKey) -> A
         raise VerificationError(
             f"bad signature: the bundle was not signed by key {key_fingerprint(public_key)} or was altered"
         ) from e
-    claim = attestation.attested_model(parsed)
+    return parsed
+
+
+def verify_bundle(bundle: bytes, manifest: Manifest, public_key: PublicKey) -> AttestedModel:
+    """Verify `bundle` is `public_key`'s signature over exactly the files of `manifest`; return the claim.
+
+    Raises InvalidInput if the bundle is malformed or not a files/sha256 model signature, and
+    VerificationError if another key made it, its signature is bad, or a file is missing, extra or changed
+    (the message names the files).
+    """
+    claim = attestation.attested_model(open_bundle(bundle, public_key))
     attestation.check_matches(claim, manifest)
     return claim
 

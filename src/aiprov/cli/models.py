@@ -90,6 +90,13 @@ def push(
         f"{len(v.manifest.entries)} file(s), {_size(v.manifest.total_size)}; "
         f"stored {result.new_blobs} new blob(s), {_size(result.new_bytes)}"
     )
+    if result.scan.verdict != "safe":
+        unchecked = [f.path for f in result.scan.files if f.verdict != "safe"]
+        out_console.print(
+            f"scan: {len(unchecked)} file(s) of a format aiprov cannot check, never loaded by it: "
+            + ", ".join(unchecked[:5])
+            + (" …" if len(unchecked) > 5 else "")
+        )
 
 
 @handle_errors
@@ -117,17 +124,27 @@ def ls(
     name: Annotated[str | None, typer.Option("--name", help="OWNER/NAME glob, e.g. 'alice/*'.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Models with this tag.")] = None,
     search: Annotated[str | None, typer.Option("--search", help="Text in name, description or tags.")] = None,
+    min_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--min", help="METRIC=VALUE: the latest version has an evaluation with METRIC >= VALUE (repeatable)."
+        ),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """List models with their latest version."""
     from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.services.evaluation import parse_min
 
-    models = container(ctx).registry.list(ModelFilter(author=author, name_glob=name, tag=tag, search=search))
+    minimums = parse_min(min_ or [])
+    models = container(ctx).registry.list(
+        ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums)
+    )
     if json:
         print_json([m.to_json() for m in models])
         return
     if not models:
-        out_console.print("no models match" if any((author, name, tag, search)) else "no models yet")
+        out_console.print("no models match" if any((author, name, tag, search, minimums)) else "no models yet")
         return
     table = Table(box=None)
     table.add_column("name", no_wrap=True)
@@ -154,8 +171,10 @@ def show(
     ref: Annotated[str, typer.Argument(help="OWNER/NAME, OWNER/NAME@N, OWNER/NAME@ALIAS or a digest prefix.")],
     json: JsonOpt = False,
 ) -> None:
-    """Show one version: files, digests, lineage, aliases."""
-    model, v = container(ctx).registry.show(ref)
+    """Show one version: files, digests, lineage, aliases, evaluations."""
+    c = container(ctx)
+    model, v = c.registry.show(ref)
+    evaluations = c.evaluation.of_version(f"{v.full_name}@{v.number}")
     if json:
         print_json(
             {
@@ -164,6 +183,7 @@ def show(
                 "license": model.license,
                 "tags": list(model.tags),
                 "versions": model.version_count,
+                "evaluations": [e.summary() for e in evaluations],
             }
         )
         return
@@ -189,6 +209,10 @@ def show(
     for e in v.manifest.entries:
         table.add_row(e.sha256.hex, _size(e.size), e.path)
     out_console.print(table)
+    for ev in evaluations:
+        metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
+        signed = " (signed)" if ev.attestation else ""
+        out_console.print(f"eval {ev.id:<4} {ev.dataset}{signed}: {metrics}", soft_wrap=True)
 
 
 @handle_errors

@@ -20,7 +20,7 @@ def quickstart(
     ctx: typer.Context,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Train the demo Iris classifier, push it as demo/iris-classifier, and list the registry.
+    """Train the demo Iris classifier, push it as demo/iris-classifier, evaluate it on Iris, list the registry.
 
     Creates the aiprov home if needed. Running it again deduplicates: same bytes, same version.
     """
@@ -54,13 +54,20 @@ def quickstart(
     v = result.version
     state = "already registered as" if result.deduplicated else "registered as"
     say(f"[bold]3. push[/]   {state} {v.ref}  {v.manifest.digest}")
-    # Evaluation (`aiprov eval`) and signing (`aiprov sign`) join here once they exist.
+    evaluation = c.evaluation.evaluate(v.ref, benchmark="iris")
+    metrics = ", ".join(f"{k} {evaluation.metrics[k]:.3f}" for k in ("accuracy", "f1_macro") if k in evaluation.metrics)
+    say(f"[bold]4. eval[/]   iris test split (sandboxed worker): {metrics}  (evaluation {evaluation.id})")
     models = c.registry.list(ModelFilter())
     if json:
-        print_json({"push": result.to_json(), "models": [m.to_json() for m in models]})
+        print_json(
+            {"push": result.to_json(), "evaluation": evaluation.to_json(), "models": [m.to_json() for m in models]}
+        )
         return
-    say("[bold]4. ls[/]")
+    say("[bold]5. ls[/]")
     for m in models:
         latest = m.latest
         say(f"   {m.full_name:<32} v{latest.number if latest else '-'}  {m.description}")
-    say(f"\nNext: `aiprov show {v.ref}`, `aiprov pull {v.ref} ./out`, `aiprov usage {v.full_name}`")
+    say(
+        f"\nNext: `aiprov show {v.ref}`, `aiprov eval --reproduce {evaluation.id}`, `aiprov pull {v.ref} ./out`, "
+        f"`aiprov usage {v.full_name}`"
+    )

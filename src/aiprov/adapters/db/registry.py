@@ -16,11 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, event, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from aiprov.adapters.db import log
 from aiprov.adapters.db.schema import (
     AliasRow,
+    DatasetRow,
+    EvaluationMetricRow,
+    EvaluationRow,
     EventRow,
     ModelRow,
     ParentRow,
@@ -42,6 +45,8 @@ class ModelFilter:
     name_glob: str | None = None
     tag: str | None = None
     search: str | None = None
+    min_metrics: tuple[tuple[str, float], ...] = ()
+    """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
 
 
 def utc(t: datetime) -> datetime:
@@ -310,6 +315,8 @@ class RegistryUnit:
                     ModelRow.id.in_(select(TagRow.model_id).where(func.lower(TagRow.tag).like(pattern, escape="\\"))),
                 )
             )
+        for metric, value in f.min_metrics:
+            query = query.where(ModelRow.id.in_(_latest_with_metric(metric, value)))
         return self._model_records(query.scalar_subquery(), limit)
 
     def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
@@ -417,6 +424,52 @@ class RegistryUnit:
             raise NotFound(f"no registration event for {model.full_name}@{version.number} in the log")
         return row
 
+    # datasets and evaluations ---------------------------------------------------------------------------
+
+    def dataset_row(self, full_name: str) -> DatasetRow | None:
+        return self.s.scalars(select(DatasetRow).where(DatasetRow.full_name == full_name)).one_or_none()
+
+    def dataset_rows(self) -> list[DatasetRow]:
+        return list(self.s.scalars(select(DatasetRow).order_by(DatasetRow.full_name)))
+
+    def add_dataset(self, row: DatasetRow) -> None:
+        self.s.add(row)
+        try:
+            self.s.flush()
+        except SqlIntegrityError as e:
+            raise Conflict(f"dataset {row.full_name} was registered meanwhile; try again") from e
+
+    def add_evaluation(self, row: EvaluationRow) -> int:
+        """Record an evaluation and one row per numeric metric (what `ls --min` filters on); return its id."""
+        self.s.add(row)
+        self.s.flush()
+        self.s.add_all(
+            EvaluationMetricRow(evaluation_id=row.id, name=name, value=float(value))
+            for name, value in row.metrics.items()
+            if isinstance(value, int | float)
+        )
+        self.s.flush()
+        return row.id
+
+    def evaluation_row(self, evaluation_id: int) -> tuple[ModelRow, VersionRow, EvaluationRow]:
+        """An evaluation with the version and model it evaluated. Raises NotFound."""
+        row = self.s.execute(
+            select(ModelRow, VersionRow, EvaluationRow)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(EvaluationRow, EvaluationRow.version_id == VersionRow.id)
+            .where(EvaluationRow.id == evaluation_id)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no evaluation {evaluation_id}")
+        return row[0], row[1], row[2]
+
+    def evaluations_of(self, version: VersionRow) -> list[EvaluationRow]:
+        return list(
+            self.s.scalars(
+                select(EvaluationRow).where(EvaluationRow.version_id == version.id).order_by(EvaluationRow.id)
+            )
+        )
+
     # events -----------------------------------------------------------------------------------------------
 
     def add_event(
@@ -462,6 +515,21 @@ class RegistryUnit:
         if actor is not None:
             query = query.where(EventRow.actor == actor)
         return [_event_record(r) for r in self.s.scalars(query)]
+
+
+def _latest_with_metric(metric: str, value: float) -> Select[Any]:
+    """Ids of models whose latest version has an evaluation with `metric` >= `value`."""
+    newer = aliased(VersionRow)
+    return (
+        select(VersionRow.model_id)
+        .join(EvaluationRow, EvaluationRow.version_id == VersionRow.id)
+        .join(EvaluationMetricRow, EvaluationMetricRow.evaluation_id == EvaluationRow.id)
+        .where(
+            EvaluationMetricRow.name == metric,
+            EvaluationMetricRow.value >= value,
+            ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
+        )
+    )
 
 
 def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> VersionRecord:

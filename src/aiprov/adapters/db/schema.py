@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -127,6 +128,64 @@ class SignatureRow(Base):
     key_fingerprint: Mapped[str] = mapped_column(String(64))
     signer: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class DatasetRow(Base):
+    """A user dataset (CSV or Parquet) registered by the digest of its bytes, which are one blob."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_datasets_owner_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    full_name: Mapped[str] = mapped_column(String(193), unique=True)
+    digest: Mapped[str] = mapped_column(String(71), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(256))
+    task: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    features: Mapped[list[str]] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(BigInteger)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    leaf_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+    """The log leaf of the event that registered it."""
+
+
+class EvaluationRow(Base):
+    """A model version's metrics on a dataset and split; recorded once, with the log event that announced it."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"), index=True)
+    model_digest: Mapped[str] = mapped_column(String(71), index=True)
+    dataset: Mapped[str] = mapped_column(String(193))
+    """`sklearn:<benchmark>` or the OWNER/NAME of a user dataset."""
+    dataset_digest: Mapped[str] = mapped_column(String(71))
+    task: Mapped[str] = mapped_column(String(16))
+    split: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    packages: Mapped[dict[str, Any]]
+    duration_s: Mapped[float] = mapped_column(Float)
+    evaluator: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    attestation: Mapped[str | None] = mapped_column(Text)
+    """The signed in-toto statement (a Sigstore bundle with a DSSE envelope), when the evaluator signed it."""
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    leaf_index: Mapped[int] = mapped_column(BigInteger, unique=True)
+
+
+class EvaluationMetricRow(Base):
+    """One metric of an evaluation, as a row, so listings filter on metrics with an index, on any database."""
+
+    __tablename__ = "evaluation_metrics"
+    __table_args__ = (Index("ix_evaluation_metrics_name_value", "name", "value"),)
+
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
 
 
 # The transparency log (RFC 9162), stored as the C2SP tlog-tiles it serves. Written only through

@@ -1,0 +1,126 @@
+"""The worker process: limits itself, then loads and runs models on request, keeping recent ones warm.
+
+Started by `WorkerPool` with the spawn context, so it holds nothing of its parent (no database connections,
+no open files but its pipe). Requests and answers are tuples on a `multiprocessing` pipe:
+
+    ("run", spec, rows, proba)  ->  ("ok", {"predictions": [...], "probabilities": [[...]] | None,
+                                            "classes": [...] | None}, warm_keys)
+    ("load", spec)              ->  ("ok", None, warm_keys)
+    ("stop",)                   ->  the worker exits
+    any failure                 ->  ("error", stage, message, warm_keys)   stage: "load" | "run" | "memory"
+
+A MemoryError is answered and then the worker exits: its heap may be in any state, so the parent replaces it.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from typing import Any
+
+from aiprov.sandbox.spec import Limits, ModelSpec
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def _limit(limits: Limits) -> None:
+    """Cap address space and core dumps; CPU time is armed per request by `_arm_cpu`."""
+    for var in _THREAD_VARS:  # one BLAS thread: predictable memory, and the pool gives the parallelism
+        os.environ[var] = "1"
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A model that prints must not write into the caller's stdout (the CLI's JSON, say).
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
+def _arm_cpu(seconds: int) -> None:
+    """Allow `seconds` more CPU time from now; past it the kernel sends SIGXCPU, which ends the worker."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + seconds
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+class _Models:
+    """Loaded models by key, least recently used evicted first."""
+
+    def __init__(self, loaders: dict[str, str], capacity: int) -> None:
+        self.loaders = loaders
+        self.capacity = capacity
+        self.loaded: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, spec: ModelSpec) -> Any:
+        from aiprov.sandbox.loaders import resolve
+
+        if spec.key in self.loaded:
+            self.loaded.move_to_end(spec.key)
+            return self.loaded[spec.key]
+        path = self.loaders.get(spec.format)
+        if path is None:
+            raise LookupError(f"no loader for format {spec.format!r}")
+        model = resolve(path)(spec)
+        self.loaded[spec.key] = model
+        while len(self.loaded) > self.capacity:
+            self.loaded.popitem(last=False)
+        return model
+
+    def keys(self) -> list[str]:
+        return list(self.loaded)
+
+
+def _plain(value: Any) -> Any:
+    """Numpy arrays and scalars as lists and Python scalars, so the answer unpickles without numpy types."""
+    tolist = getattr(value, "tolist", None)
+    return tolist() if callable(tolist) else value
+
+
+def _run(model: Any, rows: Any, proba: bool) -> dict[str, Any]:
+    import numpy as np
+
+    x = np.asarray(rows)
+    answer: dict[str, Any] = {"predictions": _plain(model.predict(x)), "probabilities": None, "classes": None}
+    has_proba = getattr(model, "has_proba", None)
+    if proba and hasattr(model, "predict_proba") and (has_proba is None or has_proba()):
+        answer["probabilities"] = _plain(model.predict_proba(x))
+        classes = getattr(model, "classes_", None)
+        answer["classes"] = None if classes is None else _plain(classes)
+    return answer
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {text}"[:500] if text else type(e).__name__
+
+
+def main(conn: Connection, limits: Limits, loaders: dict[str, str], capacity: int) -> None:
+    """Serve requests on `conn` until told to stop or the parent goes away."""
+    _limit(limits)
+    models = _Models(loaders, capacity)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        op = request[0]
+        if op == "stop":
+            return
+        spec: ModelSpec = request[1]
+        _arm_cpu(limits.cpu_seconds)
+        stage = "load"
+        try:
+            model = models.get(spec)
+            stage = "run"
+            result = _run(model, request[2], request[3]) if op == "run" else None
+        except MemoryError as e:
+            conn.send(("error", "memory", f"{stage}: {_describe(e)}", models.keys()))
+            return
+        except Exception as e:
+            conn.send(("error", stage, _describe(e), models.keys()))
+            continue
+        conn.send(("ok", result, models.keys()))

@@ -1,0 +1,117 @@
+"""Real worker processes: misbehaving models give clear errors, their workers are replaced, the pool goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from tests.sandbox.misbehaving import LOADER
+
+from aiprov.errors import InvalidInput
+from aiprov.sandbox import Limits, ModelExecutionError, ModelResourceError, ModelSpec, ModelTimeout, WorkerPool
+
+LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=2, timeout_s=3.0)
+
+MakeSpec = Callable[..., ModelSpec]
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as p:
+        yield p
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path) -> MakeSpec:
+    def make(key: str = "good", **plan: str) -> ModelSpec:
+        (tmp_path / key).write_text(json.dumps(plan))
+        return ModelSpec(key=key, root=str(tmp_path), entry=key, format="misbehaving")
+
+    return make
+
+
+def answer(pool: WorkerPool, spec: ModelSpec) -> tuple[int, int]:
+    """(worker pid, models that worker loaded) for one request."""
+    pid, loads = pool.predict(spec, [[0.0]]).predictions[0]
+    return pid, loads
+
+
+@pytest.mark.parametrize("stage", ["load", "predict"])
+def test_model_that_raises_gives_its_error_and_keeps_the_worker(
+    pool: WorkerPool, make_spec: MakeSpec, stage: str
+) -> None:
+    pid, _ = answer(pool, make_spec())
+    with pytest.raises(ModelExecutionError, match="RuntimeError: this model is broken on purpose") as e:
+        pool.predict(make_spec("bad", **{stage: "raise"}), [[0.0]])
+    assert type(e.value) is ModelExecutionError
+    assert ("loading" if stage == "load" else "running") in e.value.message
+    assert answer(pool, make_spec())[0] == pid
+    assert pool.replaced == 0
+
+
+@pytest.mark.parametrize(
+    ("stage", "action", "error", "message"),
+    [
+        ("predict", "hang", ModelTimeout, "did not answer within 3 s"),
+        ("load", "hang", ModelTimeout, "did not answer within 3 s"),
+        ("load", "spin", ModelResourceError, "exceeded its CPU time limit"),
+        ("load", "alloc", ModelResourceError, "ran out of memory"),
+        ("predict", "alloc", ModelResourceError, "ran out of memory"),
+        ("predict", "segv", ModelResourceError, "segmentation fault"),
+        ("load", "exit", ModelResourceError, "exited with status 3"),
+    ],
+)
+def test_model_that_hangs_or_dies_is_killed_and_its_worker_replaced(
+    pool: WorkerPool, make_spec: MakeSpec, stage: str, action: str, error: type[Exception], message: str
+) -> None:
+    good = make_spec()
+    pid, _ = answer(pool, good)
+    with pytest.raises(error, match=message):
+        pool.predict(make_spec("bad", **{stage: action}), [[0.0]])
+    assert pool.replaced == 1
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the old worker is gone, not left running
+    new_pid, loads = answer(pool, good)
+    assert new_pid != pid and loads == 1
+
+
+def test_loaded_models_stay_warm_per_worker(pool: WorkerPool, make_spec: MakeSpec) -> None:
+    a, b = make_spec("a"), make_spec("b")
+    assert answer(pool, a)[1] == 1
+    assert answer(pool, a)[1] == 1  # not loaded again
+    assert answer(pool, b)[1] == 2
+    assert answer(pool, a)[1] == 2
+
+
+def test_requests_prefer_the_worker_that_has_the_model_warm(make_spec: MakeSpec) -> None:
+    a, b = make_spec("a", predict="slow"), make_spec("b", predict="slow")
+    with WorkerPool(2, LIMITS, loaders={"misbehaving": LOADER}) as pool, ThreadPoolExecutor(2) as threads:
+        first_a, first_b = threads.map(lambda spec: answer(pool, spec), [a, b])  # both busy: two workers
+        assert first_a[0] != first_b[0]
+        for _ in range(3):
+            assert answer(pool, a) == first_a and answer(pool, b) == first_b
+
+
+def test_unknown_format_is_a_load_error(pool: WorkerPool, tmp_path: Path) -> None:
+    (tmp_path / "m").write_text("{}")
+    with pytest.raises(ModelExecutionError, match="no loader for format 'nope'"):
+        pool.predict(ModelSpec("k", str(tmp_path), "m", "nope"), [[0.0]])
+
+
+def test_pool_never_forks_the_caller() -> None:
+    with pytest.raises(InvalidInput, match="never by forking"):
+        WorkerPool(1, start_method="fork")
+
+
+def test_closed_pool_refuses_requests(make_spec: MakeSpec) -> None:
+    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER})
+    pid, _ = answer(pool, make_spec())
+    pool.close()
+    with pytest.raises(InvalidInput, match="closed"):
+        pool.predict(make_spec(), [[0.0]])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
