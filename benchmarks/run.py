@@ -1,6 +1,6 @@
 """aiprov speed claims, each measured side by side with a baseline in the same run.
 
-    python benchmarks/run.py [--quick] [--only hash|registry|log] [--data-dir DIR] [--runs N]
+    python benchmarks/run.py [--quick] [--only hash|registry|log|scan] [--data-dir DIR] [--runs N]
 
 Prints one table (tool, case, median seconds, GB/s, peak RSS, ratio against the baseline, target, PASS/MISS)
 and one `ratio` line per comparison. Exits 0 when every measurement ran, even if a target is missed; nonzero
@@ -406,7 +406,7 @@ def _load() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke test")
-    parser.add_argument("--only", choices=("hash", "registry", "log"), help="run one group only")
+    parser.add_argument("--only", choices=("hash", "registry", "log", "scan"), help="run one group only")
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data", help="where generated data is kept")
     parser.add_argument("--runs", type=int, help="runs per tool (median reported); default 3, 1 with --quick")
     args = parser.parse_args(argv)
@@ -418,10 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine_facts())
     print(f"load average at the start: {_load()}")
     groups: list[Callable[[], list[Row]]] = []
-    if args.only == "log":
-        import bench_log
-
-        return bench_log.main([*(["--quick"] if args.quick else []), "--data-dir", str(args.data_dir)])
+    if args.only in ("log", "scan"):
+        return _peer_benchmark(args.only, args.quick, args.data_dir)
     if args.only in (None, "hash"):
         groups.append(lambda: bench_hash(args.data_dir, sizes, runs))
     if args.only in (None, "registry"):
@@ -441,12 +439,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nload average at the end: {_load()}  (other work on the machine skews every row; the ratios less)")
     missed = [r for r in rows if r.result == "MISS"]
     print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
-    if args.only in (None, "log"):
-        import bench_log  # the transparency log against pymerkle: its own tables and ratio lines
+    status = 0
+    if args.only is None:
+        for group in ("log", "scan"):
+            print("\n" + "=" * 40 + f" {group} " + "=" * 40)
+            status = max(status, _peer_benchmark(group, args.quick, args.data_dir))
+    return status
 
-        print("\n" + "=" * 40 + " transparency log " + "=" * 40)
-        return bench_log.main([*(["--quick"] if args.quick else []), "--data-dir", str(args.data_dir)])
-    return 0
+
+def _peer_benchmark(group: str, quick: bool, data_dir: Path) -> int:
+    """The transparency log against pymerkle, the scanner against picklescan and modelscan: own tables and ratios."""
+    import bench_log
+    import bench_scan
+
+    bench = {"log": bench_log, "scan": bench_scan}[group]
+    return bench.main([*(["--quick"] if quick else []), "--data-dir", str(data_dir)])
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ def test_quick_benchmark_runs_and_prints_every_ratio(tmp_path: Path) -> None:
         "aiprov push / model-signing",
         "aiprov registry.push / seed",
         "aiprov registry.list / seed",
+        "aiprov log.append / pymerkle",
+        "picklescan speed",
     ):
         assert any(expected in line for line in ratios), proc.stdout
     assert "median s" in proc.stdout and "peak RSS MB" in proc.stdout

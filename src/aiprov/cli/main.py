@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import home, log, models, quickstart, signing
+from aiprov.cli import evaluate, home, log, models, quickstart, scan, signing
 from aiprov.cli.common import CliState
 
 app = typer.Typer(
@@ -49,6 +49,8 @@ models.register(app)
 signing.register(app)
 log.register(app)
 quickstart.register(app)
+evaluate.register(app)
+scan.register(app)
 
 
 def main() -> None:

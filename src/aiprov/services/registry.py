@@ -6,20 +6,30 @@ import builtins
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
-from aiprov.adapters.files import LocalFile, Progress, ProgressFactory, hash_file, model_files, parallel_map
+from aiprov.adapters.files import (
+    LocalFile,
+    Progress,
+    ProgressFactory,
+    hash_file,
+    hash_model,
+    model_files,
+    parallel_map,
+)
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
-from aiprov.errors import IntegrityError, InvalidInput
+from aiprov.errors import IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
+from aiprov.scanning import ScanReport, scan_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +38,7 @@ class PushResult:
     deduplicated: bool
     new_blobs: int
     new_bytes: int
+    scan: ScanReport
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +46,7 @@ class PushResult:
             "deduplicated": self.deduplicated,
             "new_blobs": self.new_blobs,
             "new_bytes": self.new_bytes,
+            "scan": self.scan.to_json(),
         }
 
 
@@ -65,9 +77,12 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
 
 
 class RegistryService:
-    def __init__(self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(
+        self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str, quarantine: Path
+    ) -> None:
         self.db = db
         self.blobs = blobs
+        self.quarantine = quarantine
         self.clock = clock
         self.actor = actor
 
@@ -86,6 +101,9 @@ class RegistryService:
         files = model_files(path)
         parents = self._resolve_parents(request.parents) if request.parents else ()
         datasets = tuple(self._check_dataset(d) for d in request.datasets)
+        scan = scan_path(path)  # before a byte is stored: an unsafe model is refused and kept only as evidence
+        if scan.verdict == "unsafe":
+            self._refuse(path, name, scan)
         advance = progress(sum(f.size for f in files)) if progress else None
         stored = parallel_map(lambda f: self._store_file(f, advance), files)
         manifest = Manifest.build(entry for entry, _ in stored)
@@ -119,10 +137,50 @@ class RegistryService:
                     "deduplicated": existing is not None,
                     "files": len(manifest.entries),
                     "total_size": manifest.total_size,
+                    "scan": scan.verdict,
                 },
                 now=now,
             )
-        return PushResult(record, existing is not None, len(new_blobs), sum(e.size for e in new_blobs))
+        return PushResult(record, existing is not None, len(new_blobs), sum(e.size for e in new_blobs), scan)
+
+    def _refuse(self, path: Path, name: ModelName, scan: ScanReport) -> NoReturn:
+        """Keep the refused files under the quarantine folder as evidence, log a `flagged` event, raise.
+
+        The evidence lives outside the blob store and no version points at it, so nothing can ever load it.
+        """
+        files = model_files(path)
+        staging = self.quarantine / f".incoming-{secrets.token_hex(6)}"
+        try:
+            for f in files:
+                target = staging / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f.location, target)
+            manifest = hash_model(staging)
+            evidence = self.quarantine / manifest.digest.hex
+            if evidence.exists():
+                shutil.rmtree(staging)
+            else:
+                os.replace(staging, evidence)
+        except OSError as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidInput(f"cannot quarantine {path}: {e.strerror}") from e
+        with self.db.unit(write=True) as u:
+            u.add_event(
+                actor=self.actor,
+                action="flagged",
+                subject=str(manifest.digest),
+                model=str(name),
+                details={"reason": "unsafe", "findings": scan.findings, "quarantine": evidence.name},
+                now=self.clock(),
+            )
+        unsafe = [f for f in scan.files if f.verdict == "unsafe"]
+        first = unsafe[0]
+        what = first.findings[0].detail if first.findings else first.format
+        raise UnsafeModelError(
+            f"{name}: refused, {len(unsafe)} unsafe file(s); {first.path}: {what}",
+            scan.findings,
+            hint=f"nothing was registered; the files are kept as evidence in {evidence}, `aiprov scan` shows all",
+        )
 
     def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool]:
         writer: BlobWriter = self.blobs.writer()
@@ -176,8 +234,10 @@ class RegistryService:
         parsed = Ref.parse(ref)
         with self.db.unit() as u:
             if parsed.model is not None and parsed.number is None and parsed.alias is None:
-                model = u.require_model(parsed.model)
-                return u.events(model=model.full_name, limit=limit)
+                events = u.events(model=str(parsed.model), limit=limit)  # a refused model has events, no row
+                if not events:
+                    u.require_model(parsed.model)
+                return events
             _, version = u.resolve(parsed)
             return u.events(subject=version.digest, limit=limit)
 
