@@ -38,7 +38,7 @@ def quickstart(
     say(f"[bold]1. init[/]   aiprov home at {c.settings.home}")
     with tempfile.TemporaryDirectory(prefix="aiprov-quickstart-") as tmp:
         demo = train_demo_model(Path(tmp) / "iris-classifier")
-        say(f"[bold]2. train[/]  DecisionTree on Iris, training accuracy {demo.train_accuracy:.3f}")
+        say(f"[bold]2. train[/]  DecisionTree on the iris train split, training accuracy {demo.train_accuracy:.3f}")
         result = c.registry.push(
             demo.directory,
             PushRequest(

@@ -113,6 +113,14 @@ def array_digest(x: Any, y: Any) -> str:
 
 def benchmark(text: str) -> TestSet:
     """The test part of a benchmark, split by BENCHMARK_SPLIT. Raises InvalidInput, BackendError (no sklearn)."""
+    return split_benchmark(text)[1]
+
+
+def split_benchmark(text: str) -> tuple[TestSet, TestSet]:
+    """(train, test) parts of a benchmark, split by BENCHMARK_SPLIT: train on the first to evaluate on the second.
+
+    Raises InvalidInput for an unknown name, BackendError without scikit-learn.
+    """
     name = benchmark_name(text)
     loader, task = BENCHMARKS[name]
     try:
@@ -122,7 +130,7 @@ def benchmark(text: str) -> TestSet:
         raise BackendError("benchmarks need scikit-learn", hint="pip install 'aiprov[ml]'") from e
     x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
     stratify = task == "classification"
-    _, x_test, _, y_test = train_test_split(
+    x_train, x_test, y_train, y_test = train_test_split(
         x,
         y,
         test_size=BENCHMARK_SPLIT["test_size"],
@@ -131,7 +139,9 @@ def benchmark(text: str) -> TestSet:
         stratify=y if stratify else None,
     )
     split = {**BENCHMARK_SPLIT, "stratify": stratify, "rows": len(y), "test_rows": len(y_test)}
-    return TestSet(f"sklearn:{name}", array_digest(x, y), task, split, x_test, y_test)
+    digest = array_digest(x, y)
+    train = TestSet(f"sklearn:{name}", digest, task, {**split, "part": "train"}, x_train, y_train)
+    return train, TestSet(f"sklearn:{name}", digest, task, split, x_test, y_test)
 
 
 def _read_table(data: bytes, source: str) -> tuple[str, Any]:

@@ -21,9 +21,10 @@ class DemoModel:
 
 
 def train_demo_model(out_dir: Path) -> DemoModel:
-    """Train the Iris DecisionTree and write `model.joblib` and `config.json` into `out_dir`.
+    """Train the Iris DecisionTree on the benchmark's training part; write `model.joblib` and `config.json`.
 
-    Deterministic: the same library versions give the same bytes, so pushing twice deduplicates.
+    Trained on the train part of the `iris` benchmark split only, so `aiprov eval --benchmark iris` measures it on
+    rows it never saw. Deterministic: the same library versions give the same bytes, so pushing twice deduplicates.
     Raises BackendError if scikit-learn is not installed.
     """
     try:
@@ -34,8 +35,11 @@ def train_demo_model(out_dir: Path) -> DemoModel:
     except ImportError as e:
         raise BackendError("the quickstart needs scikit-learn", hint="pip install 'aiprov[ml]'") from e
 
+    from aiprov.services.datasets import split_benchmark
+
     data = load_iris()
-    clf = DecisionTreeClassifier(criterion="gini", max_depth=3, random_state=42).fit(data.data, data.target)
+    train, _ = split_benchmark("iris")
+    clf = DecisionTreeClassifier(criterion="gini", max_depth=3, random_state=42).fit(train.x, train.y)
     out_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(clf, out_dir / "model.joblib")
     config = {
@@ -46,4 +50,4 @@ def train_demo_model(out_dir: Path) -> DemoModel:
         "classes": [str(c) for c in data.target_names],
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return DemoModel(out_dir, float(clf.score(data.data, data.target)), sklearn.__version__)
+    return DemoModel(out_dir, float(clf.score(train.x, train.y)), sklearn.__version__)
