@@ -182,3 +182,10 @@ def test_quickstart_registers_the_demo_and_dedups_on_rerun(tmp_path: Path) -> No
     assert first["push"]["name"] == "demo/iris-classifier" and not first["push"]["deduplicated"]
     assert second["push"]["deduplicated"] and second["push"]["digest"] == first["push"]["digest"]
     assert [m["name"] for m in second["models"]] == ["demo/iris-classifier"]
+
+
+def test_invalid_configuration_is_one_line_not_a_traceback(home: Path) -> None:
+    result = runner.invoke(app, ["--home", str(home), "ls"], env={"AIPROV_WORKERS": "0"})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: invalid configuration: AIPROV_WORKERS")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     serve one PostgreSQL registry."""
     workers: int = Field(default=2, ge=1)
     """Worker processes that load and run models (evaluation, inference); never the calling process."""
-    worker_memory_mb: int = Field(default=2048, ge=256)
+    worker_memory_mb: int = Field(default=2048, ge=512)
     """Address-space limit of each worker, in MiB."""
     worker_timeout_s: float = Field(default=300.0, gt=0)
     """How long a worker may take to load and run a model for one request (wall clock; CPU time likewise)."""
@@ -250,5 +250,13 @@ class Container:
 
 def load_container(home: Path | None = None) -> Container:
     """The container for the environment, with `home` overriding AIPROV_HOME."""
-    settings = Settings() if home is None else Settings(home=home)
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings() if home is None else Settings(home=home)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"AIPROV_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
+        )
+        raise InvalidInput(f"invalid configuration: {problems}") from None
     return Container(settings)

@@ -214,3 +214,15 @@ def test_predictions_that_do_not_fit_the_targets_are_an_input_error(hub: Contain
     ref = push(hub, tmp_path, LogisticRegression(max_iter=1000).fit(x, names), "alice/strings")
     with pytest.raises(InvalidInput, match="do not fit"):
         hub.evaluation.evaluate(ref, benchmark="iris")
+
+
+@pytest.mark.parametrize("compress", ["zlib", "gzip", "lzma"])
+def test_compressed_joblib_models_are_evaluated_like_plain_ones(hub: Container, tmp_path: Path, compress: str) -> None:
+    x_train, x_test, y_train, y_test = split(load_iris, stratify=True)
+    clf = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    directory = tmp_path / f"compressed-{compress}"
+    directory.mkdir()
+    joblib.dump(clf, directory / "model.joblib", compress=(compress, 3))
+    ref = hub.registry.push(directory, PushRequest(name=f"alice/{compress}")).version.ref
+    record = hub.evaluation.evaluate(ref, benchmark="iris")
+    assert record.metrics == classification_metrics(y_test, clf, x_test)

@@ -34,11 +34,11 @@ def test_scan_safe_model_exits_0_with_json(tmp_path: Path) -> None:
     }
 
 
-def test_scan_unsafe_model_exits_1_and_names_the_global(tmp_path: Path) -> None:
+def test_scan_unsafe_model_exits_7_and_names_the_global(tmp_path: Path) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(scan_corpus.call0("os", "system", f"touch {tmp_path / 'marker'}"))
     result = CliRunner().invoke(app(), ["scan", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 7
     assert "os.system" in result.stdout and "unsafe" in result.stdout
     assert not (tmp_path / "marker").exists()
 

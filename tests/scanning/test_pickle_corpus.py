@@ -60,3 +60,19 @@ def test_findings_name_the_nested_unpickler() -> None:
     report = scan_stream("m", io.BytesIO(scan_corpus.malicious("/m", "/w")["nested_pickle_loads"]))
     assert [f.reason for f in report.findings] == ["nested-unpickler"]
     assert "pickle.loads" in report.findings[0].detail
+
+
+def test_allowed_function_kept_as_data_is_unsafe() -> None:
+    """A reconstructor is safe only as the callable it is named for; stored as `func` it would run at predict time."""
+    import copyreg
+    import pickle
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    from aiprov.scanning import scan_stream
+
+    for proto in (2, 4, 5):
+        data = pickle.dumps(FunctionTransformer(func=copyreg._reconstructor), protocol=proto)
+        report = scan_stream("ft.pkl", io.BytesIO(data))
+        assert report.verdict == "unsafe", proto
+        assert any(f.reason == "function-as-value" and "copyreg._reconstructor" in f.detail for f in report.findings)

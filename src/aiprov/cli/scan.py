@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from aiprov.cli.common import handle_errors, out_console, print_json
+from aiprov.errors import UnsafeModelError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -26,7 +27,8 @@ def scan(
 ) -> None:
     """Scan a model without loading it: format by content, pickles by allow-list.
 
-    Exits 0 only when every file is safe; 1 when a file is unsafe or cannot be checked (unsupported).
+    Exits 0 only when every file is safe; 7 (as a refused push) when a file is unsafe; 1 when a file cannot be
+    checked (unsupported).
     """
     from aiprov.scanning import scan_path
 
@@ -44,5 +46,7 @@ def scan(
             table.add_row(f.path, f.format, f"[{_STYLE[f.verdict]}]{f.verdict}[/]", findings)
         out_console.print(table)
         out_console.print(f"verdict: [{_STYLE[report.verdict]}]{report.verdict}[/] ({len(report.files)} file(s))")
+    if report.verdict == "unsafe":
+        raise typer.Exit(UnsafeModelError.exit_code)
     if report.verdict != "safe":
         raise typer.Exit(1)

@@ -24,7 +24,18 @@ from aiprov.sandbox.pool import WorkerPool
 from aiprov.sandbox.spec import ModelSpec, Prediction
 
 LOADABLE_FORMATS = ("skops", "onnx", "joblib", "pickle")
-"""Formats a worker can load, in order of preference (safe formats first)."""
+"""Formats a worker can load."""
+
+JOBLIB_COMPRESSIONS = ("zlib", "gzip", "bz2", "lzma", "xz")
+"""Compressions the scanner reports as `joblib+zlib` etc. and `joblib.load` reads transparently."""
+
+
+def loadable_format(scanned: str) -> str | None:
+    """The loader format for a scanner format (`joblib+gzip` -> `joblib`), or None if the hub cannot load it."""
+    base, _, compression = scanned.partition("+")
+    if compression and (base not in ("joblib", "pickle") or compression not in JOBLIB_COMPRESSIONS):
+        return None
+    return base if base in LOADABLE_FORMATS else None
 
 
 def materialize(manifest: Manifest, blobs: BlobStore, dest: Path) -> None:
@@ -75,10 +86,7 @@ def model_spec(key: str, root: Path, paths: Sequence[str]) -> ModelSpec:
         raise UnsafeModelError(
             f"refusing to load: the scanner found {', '.join(sorted(unsafe))} unsafe", findings=findings
         )
-    loadable = sorted(
-        (p for p, r in reports.items() if r.verdict == "safe" and r.format in LOADABLE_FORMATS),
-        key=lambda p: (LOADABLE_FORMATS.index(reports[p].format), p),
-    )
+    loadable = sorted(p for p, r in reports.items() if r.verdict == "safe" and loadable_format(r.format))
     if not loadable:
         raise InvalidInput(
             "no file of this model is in a format the hub loads",
@@ -87,7 +95,8 @@ def model_spec(key: str, root: Path, paths: Sequence[str]) -> ModelSpec:
     if len(loadable) > 1:
         raise InvalidInput(f"the model has several loadable files ({', '.join(loadable)}); push one model per version")
     entry = loadable[0]
-    fmt = reports[entry].format
+    fmt = loadable_format(reports[entry].format)
+    assert fmt is not None
     trusted = _skops_types(root / entry) if fmt == "skops" else ()
     return ModelSpec(key=key, root=str(root), entry=entry, format=fmt, trusted=trusted)
 

@@ -148,7 +148,22 @@ class Walker:
         if not self.metastack:
             raise PickleError(f"MARK missing before offset {self.src.tell()}")
         self.stack = self.metastack.pop()
+        self.as_data(items, "MARK")
         return items
+
+    def as_data(self, values: Any, opcode: str) -> None:
+        """Flag an allowed FUNCTION that becomes data instead of being called where it is named.
+
+        A reconstructor is safe as REDUCE's callable, with its arguments checked; kept as a value (an
+        estimator's `func` attribute, a dict entry) it would be called later, at predict time, with the
+        user's data, which this walk cannot check.
+        """
+        for value in values if isinstance(values, (list, tuple)) else (values,):
+            if isinstance(value, Global) and value.kind is Kind.FUNCTION:
+                self.flag(
+                    "function-as-value",
+                    f"{value.qualname} is kept as data ({opcode} at offset {self.src.tell()}), not called where named",
+                )
 
     # globals and calls ------------------------------------------------------------------------------
 
@@ -287,7 +302,7 @@ def _op_mark(w: Walker, at: int) -> None:
 
 
 def _op_stop(w: Walker, at: int) -> bool:
-    w.stack.pop()
+    w.as_data(w.stack.pop(), "STOP")
     return True
 
 
@@ -425,6 +440,7 @@ def _op_reduce(w: Walker, at: int) -> None:
 
 def _op_build(w: Walker, at: int) -> None:
     state = w.stack.pop()
+    w.as_data(state, "BUILD")
     inst = w.stack[-1]
     if isinstance(inst, Global):
         w.flag("monkey-patch", f"BUILD at offset {at} sets attributes on {inst.qualname} itself")
@@ -503,6 +519,7 @@ def _op_tuple_n(n: int) -> Any:
         if len(items) != n:
             raise PickleError(f"TUPLE{n} at offset {at} with {len(items)} item(s) on the stack")
         del w.stack[-n:]
+        w.as_data(items, f"TUPLE{n}")
         w.stack.append(items)
 
     return handler
@@ -517,6 +534,7 @@ def _container(w: Walker, at: int, opcode: str) -> Any:
 
 def _op_append(w: Walker, at: int) -> None:
     value = w.stack.pop()
+    w.as_data(value, "APPEND")
     target = _container(w, at, "APPEND")
     if isinstance(target, list):
         target.append(value)
@@ -532,6 +550,7 @@ def _op_appends(w: Walker, at: int) -> None:
 def _op_setitem(w: Walker, at: int) -> None:
     value = w.stack.pop()
     key = w.stack.pop()
+    w.as_data((key, value), "SETITEM")
     target = _container(w, at, "SETITEM")
     if isinstance(target, dict):
         target[key] = value
