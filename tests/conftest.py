@@ -89,6 +89,16 @@ def make_container(tmp_path: Path) -> Iterator[Callable[..., Container]]:
 
 
 @pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home made by `aiprov init`, for CLI tests."""
+    from tests.clitools import cli
+
+    h = tmp_path / "home"
+    assert cli(h, "init")[0] == 0
+    return h
+
+
+@pytest.fixture
 def hub(make_container: Callable[..., Container], database_url: str | None) -> Container:
     """An initialised hub on the parametrised database."""
     return make_container(database_url)

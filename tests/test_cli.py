@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.clitools import cli, cli_json, runner
 from tests.conftest import MakeModel
-from typer.testing import CliRunner
 
 from aiprov.cli.main import app
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    h = tmp_path / "home"
-    assert runner.invoke(app, ["--home", str(h), "init"]).exit_code == 0
-    return h
-
-
-def cli(home: Path, *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--home", str(home), *args], env={"AIPROV_ACTOR": "alice"})
-    return result.exit_code, result.stdout, result.stderr
-
-
-def cli_json(home: Path, *args: str) -> object:
-    code, out, err = cli(home, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def state(home: Path) -> tuple[list[str], list[tuple[str, int]]]:
