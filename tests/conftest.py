@@ -8,9 +8,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from aiprov.config import Container, Settings
+
+# Speed is measured in benchmarks/, not asserted by tests: no Hypothesis deadlines (a loaded 2-core CI machine
+# would turn them into random failures).
+settings.register_profile("aiprov", deadline=None)
+settings.load_profile("aiprov")
 
 POSTGRES_URL = os.environ.get("AIPROV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

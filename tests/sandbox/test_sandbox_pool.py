@@ -66,17 +66,20 @@ def test_model_that_raises_gives_its_error_and_keeps_the_worker(
     ],
 )
 def test_model_that_hangs_or_dies_is_killed_and_its_worker_replaced(
-    pool: WorkerPool, make_spec: MakeSpec, stage: str, action: str, error: type[Exception], message: str
+    make_spec: MakeSpec, stage: str, action: str, error: type[Exception], message: str
 ) -> None:
-    good = make_spec()
-    pid, _ = answer(pool, good)
-    with pytest.raises(error, match=message):
-        pool.predict(make_spec("bad", **{stage: action}), [[0.0]])
-    assert pool.replaced == 1
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # the old worker is gone, not left running
-    new_pid, loads = answer(pool, good)
-    assert new_pid != pid and loads == 1
+    # The CPU-time case gets a wall-clock limit it cannot reach first, however loaded the machine is.
+    limits = Limits(memory_bytes=LIMITS.memory_bytes, cpu_seconds=1, timeout_s=120.0) if action == "spin" else LIMITS
+    with WorkerPool(1, limits, loaders={"misbehaving": LOADER}) as pool:
+        good = make_spec()
+        pid, _ = answer(pool, good)
+        with pytest.raises(error, match=message):
+            pool.predict(make_spec("bad", **{stage: action}), [[0.0]])
+        assert pool.replaced == 1
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the old worker is gone, not left running
+        new_pid, loads = answer(pool, good)
+        assert new_pid != pid and loads == 1
 
 
 def test_loaded_models_stay_warm_per_worker(pool: WorkerPool, make_spec: MakeSpec) -> None:
