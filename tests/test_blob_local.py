@@ -56,3 +56,44 @@ def test_temp_files_of_dead_writers_are_swept(tmp_path: Path) -> None:
     mine.write_bytes(b"in progress")
     put(store, b"x")
     assert not dead.exists() and mine.exists()
+
+
+def test_resumable_upload_survives_a_suspend_and_publishes_once_complete(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    data = b"0123456789" * 1000
+    w = store.resumable("k1")
+    w.write(data[:4000])
+    w.suspend()
+    assert store.partial_size("k1") == 4000 and not store.exists(Digest.of(data))
+    w = store.resumable("k1")  # continues after the kept bytes, re-hashing them
+    assert w.offset == 4000
+    w.write(data[4000:])
+    assert w.commit(expected=Digest.of(data)) == (Digest.of(data), True)
+    assert store.path_of(Digest.of(data)).read_bytes() == data and store.partial_size("k1") == 0
+
+
+def test_resumable_upload_at_a_smaller_offset_drops_the_rest_and_beyond_is_a_conflict(tmp_path: Path) -> None:
+    from aiprov.errors import Conflict
+
+    store = LocalBlobStore(tmp_path)
+    w = store.resumable("k2")
+    w.write(b"abcdef")
+    w.suspend()
+    with pytest.raises(Conflict, match="holds 6 bytes"):
+        store.resumable("k2", 7)
+    w = store.resumable("k2", 3)
+    with pytest.raises(Conflict, match="another request"):
+        store.resumable("k2")
+    w.write(b"xyz")
+    with pytest.raises(IntegrityError):
+        w.commit(expected=Digest.of(b"abcdef"))
+    assert store.partial_size("k2") == 0 and not store.exists(Digest.of(b"abcxyz"))
+
+
+def test_materialize_links_a_blob_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "store")
+    digest, _ = put(store, b"weights")
+    store.materialize(digest, tmp_path / "w.bin")
+    assert (tmp_path / "w.bin").read_bytes() == b"weights"
+    with pytest.raises(NotFound):
+        store.materialize(Digest.of(b"other"), tmp_path / "o.bin")

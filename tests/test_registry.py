@@ -154,3 +154,38 @@ def test_ambiguous_and_unknown_refs(hub: Container, make_model: MakeModel) -> No
         hub.registry.show("alice/m@7")
     with pytest.raises(NotFound):
         hub.registry.show("sha256:0000")
+
+
+def test_commit_of_stored_blobs_registers_like_push_and_refuses_what_push_refuses(
+    hub: Container, make_model: MakeModel
+) -> None:
+    import pickle
+
+    from aiprov.core.manifest import Manifest, ManifestEntry
+    from aiprov.errors import UnsafeModelError
+
+    def store(files: dict[str, bytes]) -> Manifest:
+        entries = []
+        for path, data in files.items():
+            w = hub.blobs.writer()
+            w.write(data)
+            digest, _ = w.commit()
+            entries.append(ManifestEntry(path, len(data), digest))
+        return Manifest.build(entries)
+
+    files = {"a.txt": b"hello", "sub/b.bin": b"\x00" * 10}
+    committed = hub.registry.commit(store(files), PushRequest(name="alice/m", description="d"))
+    pushed = hub.registry.push(make_model(files), PushRequest(name="alice/m"))
+    assert pushed.deduplicated and pushed.version.manifest.digest == committed.version.manifest.digest
+    assert committed.scan.to_json() == pushed.scan.to_json()
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, ...]:
+            import os
+
+            return (os.system, ("true",))
+
+    with pytest.raises(UnsafeModelError) as refused:
+        hub.registry.commit(store({"m.pkl": pickle.dumps(Evil())}), PushRequest(name="alice/evil"))
+    assert refused.value.findings and hub.registry.usage("alice/evil")[0].action == "flagged"
+    assert not [p for p in hub.settings.quarantine_dir.iterdir() if p.name.startswith(".")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import getpass
 import os
 import socket
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer
     from aiprov.sandbox import SandboxedModels
+    from aiprov.services.accounts import AccountService
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.registry import RegistryService
@@ -54,12 +56,22 @@ class Settings(BaseSettings):
     log_key_file: Path | None = None
     """The log's Ed25519 signer key (note format); default `<home>/log.key`. Share it between machines that
     serve one PostgreSQL registry."""
+    anonymous_reads: bool = True
+    """API: whether requests without a token may read (list, show, download, log). Writes always need one."""
+    max_body_mb: int = Field(default=16, ge=1)
+    """API: the largest request body accepted, in MiB (413 beyond); streamed blob uploads have their own limit."""
+    max_blob_mb: int = Field(default=64 * 1024, ge=1)
+    """API: the largest blob one streamed upload (`PUT /api/v1/blobs/...`) may hold, in MiB (413 beyond)."""
     workers: int = Field(default=2, ge=1)
     """Worker processes that load and run models (evaluation, inference); never the calling process."""
     worker_memory_mb: int = Field(default=2048, ge=512)
     """Address-space limit of each worker, in MiB."""
     worker_timeout_s: float = Field(default=300.0, gt=0)
     """How long a worker may take to load and run a model for one request (wall clock; CPU time likewise)."""
+    usage_interval_s: float = Field(default=0.2, gt=0, le=60)
+    """API: usage events (inference, download) are appended to the log in a batch this long after the first
+    arrives, or sooner when `usage_batch_size` are waiting; each batch signs a checkpoint."""
+    usage_batch_size: int = Field(default=512, ge=1, le=65_536)
 
     @property
     def resolved_database_url(self) -> str:
@@ -130,6 +142,27 @@ class Container:
             self.db, self.blobs, clock=self.clock, actor=self.settings.actor, quarantine=self.settings.quarantine_dir
         )
 
+    def for_actor(self, actor: str) -> Container:
+        """A container acting as `actor` (an API caller), sharing this one's database, blobs, log and workers.
+
+        Its services record `actor` as the author of what they write.
+
+        Cheap (a few object copies, no query), so the API makes one per write request. Never `close()` it: the
+        resources belong to this container. Raises what building the services raises (NotFound, SchemaError).
+        """
+        child = Container(self.settings.model_copy(update={"actor": actor}), clock=self.clock)
+        for name in ("blobs", "db", "log", "models"):
+            child.__dict__[name] = getattr(self, name)  # built here once, shared (the worker pool starts lazily)
+        for name in ("log_signer", "verification"):
+            if name in self.__dict__:
+                child.__dict__[name] = self.__dict__[name]
+        for name in ("registry", "signatures", "datasets", "evaluation", "accounts"):
+            service = copy.copy(getattr(self, name))
+            service.actor = actor
+            child.__dict__[name] = service
+        child.evaluation.datasets = child.datasets
+        return child
+
     def _publish_checkpoint(self, unit: RegistryUnit) -> None:
         self.log.publish_in(unit.conn)
 
@@ -138,6 +171,14 @@ class Container:
         from aiprov.adapters.keys import read_log_signer
 
         return read_log_signer(self.settings.resolved_log_key_file)
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        """API users and tokens (`aiprov user …`); the API authenticates every request with a token here."""
+        from aiprov.services.accounts import AccountService
+
+        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
+        return AccountService(self.db, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def signatures(self) -> SignatureService:

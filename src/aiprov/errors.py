@@ -40,6 +40,30 @@ class NotFound(AiprovError):
     title = "not found"
 
 
+class Unauthorized(AiprovError):
+    """The request needs a valid API token and has none, or an unknown, malformed or revoked one."""
+
+    exit_code = 10
+    http_status = 401
+    title = "unauthorized"
+
+
+class Forbidden(AiprovError):
+    """The caller is known but may not do this: a missing scope, or another owner's namespace."""
+
+    exit_code = 11
+    http_status = 403
+    title = "forbidden"
+
+
+class TooLarge(AiprovError):
+    """A request body, upload or input exceeds the server's size limit."""
+
+    exit_code = 12
+    http_status = 413
+    title = "payload too large"
+
+
 class Conflict(AiprovError):
     """The request contradicts what is already recorded."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from aiprov.core.digest import Digest
@@ -23,6 +24,22 @@ class BlobWriter(Protocol):
     def abort(self) -> None: ...
 
 
+class ResumableWriter(BlobWriter, Protocol):
+    """A blob writer whose bytes survive a cut: `suspend` keeps them under a key so a later writer continues.
+
+    `abort` discards the partial bytes; `commit` publishes them exactly as `BlobWriter.commit` does.
+    """
+
+    @property
+    def offset(self) -> int:
+        """How many bytes have been received so far, including those of earlier, suspended writers."""
+        ...
+
+    def suspend(self) -> None:
+        """Stop writing and keep the bytes received so far for a writer opened later with the same key."""
+        ...
+
+
 class BlobStore(Protocol):
     """Content-addressed storage: a blob is stored once, under the SHA-256 of its bytes."""
 
@@ -39,3 +56,22 @@ class BlobStore(Protocol):
         ...
 
     def size(self, digest: Digest) -> int: ...
+
+    def resumable(self, key: str, offset: int | None = None) -> ResumableWriter:
+        """A writer that continues the partial upload `key` (letters, digits, `-`, `_`) at `offset`.
+
+        `offset` None continues after every byte kept; 0 starts over; a smaller offset drops the bytes after it.
+        Raises Conflict if `offset` is beyond the bytes kept or another writer holds the key, BackendError.
+        """
+        ...
+
+    def partial_size(self, key: str) -> int:
+        """How many bytes the partial upload `key` holds (0 when there is none)."""
+        ...
+
+    def materialize(self, digest: Digest, target: Path) -> None:
+        """Make the blob readable as the new file `target`: a hard link when possible, else a verified copy.
+
+        Raises NotFound if the blob is missing, IntegrityError if a copy does not match, BackendError.
+        """
+        ...

@@ -126,6 +126,8 @@ class EventRecord:
     subject: str
     model: str | None
     details: dict[str, Any]
+    leaf_index: int | None = None
+    """Where the event sits in the transparency log (for an inclusion proof)."""
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -4,6 +4,11 @@ A blob is written to `<root>/tmp/`, fsynced, then renamed into place (and the di
 a process that dies mid-write, never sees a partial blob. A leftover temporary file of a dead process is swept
 the next time a writer starts.
 
+A resumable upload (the API's) keeps its partial bytes in `<root>/tmp/uploads/<key>`, locked with flock while a
+writer holds it, so several server processes can share the store; a later writer continues it. hashlib cannot
+save a hash's state, so continuing re-reads the kept bytes once to rebuild it (about 1 s per GiB). Partial
+uploads untouched for UPLOAD_TTL_S are swept.
+
 While a large blob is written, write-back of what is already written is started every WRITEBACK_EVERY bytes,
 so the disk works while the next bytes are read and hashed and the final fsync has little left to wait for.
 """
@@ -11,18 +16,24 @@ so the disk works while the next bytes are read and hashed and the final fsync h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import io
 import os
+import re
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from aiprov.core.digest import Digest
-from aiprov.errors import BackendError, IntegrityError, NotFound
+from aiprov.errors import BackendError, Conflict, IntegrityError, InvalidInput, NotFound
 
 READ_CHUNK = 4 * 1024 * 1024
 WRITEBACK_EVERY = 256 * 1024 * 1024
 """Measured on ext4 (benchmarks/RESULTS.md): 32-64 MiB kicks cost more kernel time than they save; 256 MiB is best."""
+UPLOAD_TTL_S = 7 * 24 * 3600
+_UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -43,13 +54,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class LocalBlobWriter:
-    def __init__(self, store: LocalBlobStore) -> None:
+class _HashingWriter:
+    """Writes a temporary file while hashing it; `commit` renames it into the store under its digest."""
+
+    def __init__(self, store: LocalBlobStore, tmp: Path, file: io.FileIO) -> None:
         self._store = store
-        self._tmp = store.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}"
-        self._file = open(self._tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
+        self._tmp = tmp
+        self._file = file
         self._hash = hashlib.sha256()
         self._done = False
+        self._published = False
         self._written = 0
         self._kicked = 0  # bytes up to here have had write-back started
 
@@ -90,9 +104,10 @@ class LocalBlobWriter:
             if final.exists():
                 return digest, False
             os.fsync(self._file.fileno())
-            self._file.close()
             final.parent.mkdir(parents=True, exist_ok=True)
+            # Renamed while still open: a resumable upload's lock is held until its file is in place.
             os.replace(self._tmp, final)
+            self._published = True
             _fsync_dir(final.parent)
             return digest, True
         except OSError as e:
@@ -107,15 +122,87 @@ class LocalBlobWriter:
         if self._done:
             return
         self._done = True
-        self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        try:
+            if not self._published:
+                with contextlib.suppress(FileNotFoundError):
+                    self._tmp.unlink()  # before close: a resumable upload's lock covers its removal
+        finally:
+            self._file.close()
 
-    def __enter__(self) -> LocalBlobWriter:
+    def __enter__(self) -> _HashingWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.abort()
+
+
+class LocalBlobWriter(_HashingWriter):
+    def __init__(self, store: LocalBlobStore) -> None:
+        tmp = store.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}"
+        super().__init__(store, tmp, open(tmp, "xb", buffering=0))  # noqa: SIM115 - closed in commit/abort
+
+
+class LocalResumableWriter(_HashingWriter):
+    """A writer over the partial upload `<root>/tmp/uploads/<key>`, holding its flock until it is done."""
+
+    def __init__(self, store: LocalBlobStore, key: str, offset: int | None) -> None:
+        path = store.uploads_dir / key
+        for _ in range(3):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise Conflict(
+                    f"upload {key} is being written by another request", hint="wait for it, or retry later"
+                ) from None
+            # The holder we waited for may have published or discarded the file: then ours is a stale inode.
+            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+            os.close(fd)
+        else:
+            raise Conflict(f"upload {key} keeps changing under us", hint="retry")
+        file = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed in commit/abort/suspend
+        super().__init__(store, path, file)
+        try:
+            self._resume_at(offset)
+        except BaseException:
+            file.close()
+            raise
+
+    def _resume_at(self, offset: int | None) -> None:
+        kept = os.fstat(self._file.fileno()).st_size
+        if offset is None:
+            offset = kept
+        if offset > kept:
+            raise Conflict(f"upload holds {kept} bytes; cannot continue at byte {offset}", hint=f"resume at {kept}")
+        if offset < kept:
+            os.ftruncate(self._file.fileno(), offset)
+        buffer = memoryview(bytearray(min(READ_CHUNK, offset) or 1))
+        self._file.seek(0)
+        while self._written < offset:
+            n = self._file.readinto(buffer[: offset - self._written])
+            if not n:
+                raise BackendError(f"partial upload {self._tmp} shrank while being re-read")
+            self._hash.update(buffer[:n])
+            self._written += n
+        self._kicked = offset
+        self._file.seek(offset)
+
+    @property
+    def offset(self) -> int:
+        return self._written
+
+    def suspend(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            raise BackendError(f"cannot keep partial upload {self._tmp}: {e.strerror}") from e
+        finally:
+            self._file.close()
 
 
 class LocalBlobStore:
@@ -124,7 +211,9 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp_dir = root / "tmp"
+        self.uploads_dir = self.tmp_dir / "uploads"
         self._swept = False
+        self._swept_uploads = False
 
     def path_of(self, digest: Digest) -> Path:
         return self.root / "sha256" / digest.hex[:2] / digest.hex[2:]
@@ -155,6 +244,62 @@ class LocalBlobStore:
             if pid.isdigit() and not _pid_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
+
+    def resumable(self, key: str, offset: int | None = None) -> LocalResumableWriter:
+        if not _UPLOAD_KEY.fullmatch(key):
+            raise InvalidInput(f"not an upload key: {key!r}")
+        try:
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            if not self._swept_uploads:
+                self._sweep_uploads()
+            return LocalResumableWriter(self, key, offset)
+        except OSError as e:
+            raise BackendError(f"cannot write to the blob store at {self.root}: {e.strerror}") from e
+
+    def partial_size(self, key: str) -> int:
+        if not _UPLOAD_KEY.fullmatch(key):
+            raise InvalidInput(f"not an upload key: {key!r}")
+        try:
+            return (self.uploads_dir / key).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _sweep_uploads(self) -> None:
+        """Remove partial uploads nobody continued for UPLOAD_TTL_S (a writer holding one keeps it fresh)."""
+        self._swept_uploads = True
+        cutoff = time.time() - UPLOAD_TTL_S
+        for partial in self.uploads_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if partial.stat().st_mtime >= cutoff:
+                    continue
+                fd = os.open(partial, os.O_RDONLY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    partial.unlink()
+                finally:
+                    os.close(fd)
+
+    def materialize(self, digest: Digest, target: Path) -> None:
+        source = self.path_of(digest)
+        if not source.is_file():
+            raise NotFound(f"blob {digest} is not in the store at {self.root}")
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another file system, or links not allowed: copy, verifying as we go
+        try:
+            with open(target, "xb") as f:
+                for chunk in self.read(digest):
+                    f.write(chunk)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            raise BackendError(f"cannot copy blob {digest} to {target}: {e.strerror}") from e
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+            raise
 
     def read(self, digest: Digest) -> Iterator[bytes]:
         path = self.path_of(digest)

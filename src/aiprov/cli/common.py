@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -36,6 +36,9 @@ class CliState:
 
     home: Path | None
     built: Container | None = None
+    server: str | None = None
+    """The aiprov server to run against (`--server`, AIPROV_SERVER) instead of a local home."""
+    token: str | None = None
 
     def close(self) -> None:
         if self.built is not None:
@@ -43,13 +46,23 @@ class CliState:
 
 
 def container(ctx: typer.Context) -> Container:
-    """The process's container, wired from the environment and `--home` the first time a command asks."""
+    """The process's container, wired from the environment and `--home` the first time a command asks.
+
+    With `--server` it is a `RemoteContainer`: the same service methods the commands call, over the server's API
+    (a command it cannot serve raises InvalidInput).
+    """
     state = ctx.find_root().obj
     assert isinstance(state, CliState), "the root callback sets the CLI state"
     if state.built is None:
-        from aiprov.config import load_container
+        if state.server is not None:
+            from aiprov.remote import RemoteContainer
 
-        state.built = load_container(state.home)
+            # Duck-typed: it has the attributes the commands use, with the same signatures.
+            state.built = cast("Container", RemoteContainer(state.server, state.token))
+        else:
+            from aiprov.config import load_container
+
+            state.built = load_container(state.home)
     return state.built
 
 

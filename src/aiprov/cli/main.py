@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import evaluate, home, log, models, quickstart, scan, signing
+from aiprov.cli import accounts, evaluate, home, log, models, quickstart, scan, serve, signing
 from aiprov.cli.common import CliState
 
 app = typer.Typer(
@@ -34,12 +34,25 @@ def root(
         Path | None,
         typer.Option("--home", help="aiprov home (registry, blobs, keys). Default: $AIPROV_HOME or ~/.aiprov."),
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="AIPROV_SERVER",
+            help="Run against the aiprov server at this URL instead of a local home (push, ls, show, pull, alias, "
+            "usage, verify, log).",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="AIPROV_TOKEN", help="API token for --server (writes need one)."),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Verify every claim: SHA-256 fingerprints, content-addressed storage, an append-only usage log."""
-    state = CliState(home_dir)
+    state = CliState(home_dir, server=server or None, token=token or None)
     ctx.obj = state
     ctx.call_on_close(state.close)
 
@@ -51,6 +64,8 @@ log.register(app)
 quickstart.register(app)
 evaluate.register(app)
 scan.register(app)
+accounts.register(app)
+serve.register(app)
 
 
 def main() -> None:

@@ -8,10 +8,12 @@ next request finds a healthy pool. The pool is thread-safe: each request holds o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import signal
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from multiprocessing.process import BaseProcess
@@ -101,40 +103,95 @@ class WorkerPool:
         self._started = 0
         self._cond = threading.Condition()
         self._closed = False
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self.replaced = 0
         """How many workers were killed and replaced (for tests and monitoring)."""
 
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self.limits, self.loaders, self.warm_models)
 
+    def _try_take(self, key: str) -> tuple[bool, _Worker | None]:
+        """Under `_cond`: take a worker without waiting.
+
+        (True, an idle worker, preferring one with `key` warm), (True, None) for a slot to spawn a worker in, or
+        (False, None) when every worker is busy. Raises InvalidInput once the pool is closed.
+        """
+        if self._closed:
+            raise InvalidInput("the worker pool is closed")
+        if self._idle:
+            warm = [w for w in self._idle if key in w.warm]
+            chosen = (warm or self._idle)[-1]
+            self._idle.remove(chosen)
+            return True, chosen
+        if self._started < self.size:
+            self._started += 1
+            return True, None
+        return False, None
+
+    def _give_back(self, worker: _Worker | None) -> None:
+        """Return a held worker (None, or a killed one: its slot) and wake one thread and one coroutine waiting."""
+        with self._cond:
+            if worker is not None and not worker.conn.closed:
+                self._idle.append(worker)
+            else:
+                self._started -= 1  # its replacement starts on the next request
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Under `_cond`: wake one thread and one coroutine waiting for a worker."""
+        self._cond.notify()
+        while self._waiters:
+            loop, waiter = self._waiters.popleft()
+            if not waiter.done():
+                loop.call_soon_threadsafe(self._resolve, waiter)
+                return
+
+    def _resolve(self, waiter: asyncio.Future[None]) -> None:
+        """On the waiter's loop: wake it, or pass the wake-up on if it was cancelled meanwhile."""
+        if waiter.done():
+            with self._cond:
+                self._wake_one()
+        else:
+            waiter.set_result(None)
+
     @contextmanager
     def _worker(self, key: str) -> Iterator[_Worker]:
         """Hold a worker for one request, preferring one that has `key` loaded; give back a healthy one."""
-        chosen: _Worker | None = None
         with self._cond:
             while True:
-                if self._closed:
-                    raise InvalidInput("the worker pool is closed")
-                if self._idle:
-                    warm = [w for w in self._idle if key in w.warm]
-                    chosen = (warm or self._idle)[-1]
-                    self._idle.remove(chosen)
-                    break
-                if self._started < self.size:
-                    self._started += 1
+                took, chosen = self._try_take(key)
+                if took:
                     break
                 self._cond.wait()
-        held: list[_Worker] = []
+        held: _Worker | None = None
         try:
-            held.append(chosen if chosen is not None else self._spawn())
-            yield held[0]
+            held = chosen if chosen is not None else self._spawn()
+            yield held
         finally:
+            self._give_back(held)
+
+    async def _worker_async(self, key: str) -> _Worker:
+        """As `_worker`, waiting on the running event loop; the caller gives the worker back with `_give_back`."""
+        loop = asyncio.get_running_loop()
+        while True:
             with self._cond:
-                if held and not held[0].conn.closed:
-                    self._idle.append(held[0])
-                else:
-                    self._started -= 1  # its replacement starts on the next request
-                self._cond.notify()
+                took, chosen = self._try_take(key)
+                if not took:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append((loop, waiter))
+            if took:
+                try:
+                    return chosen if chosen is not None else self._spawn()
+                except BaseException:
+                    self._give_back(None)
+                    raise
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # woken, then cancelled: pass the wake-up on
+                    with self._cond:
+                        self._wake_one()
+                raise
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
@@ -148,29 +205,61 @@ class WorkerPool:
                 ready = w.conn.poll(wait)
                 answer = w.conn.recv() if ready else None
             except (EOFError, OSError, BrokenPipeError):
-                how = w.death()
+                raise self._died(w) from None
+            return self._settle(w, answer, wait)
+
+    async def _call_async(self, key: str, request: tuple[Any, ...], timeout: float | None) -> Any:
+        wait = self.limits.timeout_s if timeout is None else timeout
+        w = await self._worker_async(key)
+        try:
+            loop = asyncio.get_running_loop()
+            readable: asyncio.Future[bool] = loop.create_future()
+            fd = w.conn.fileno()
+            try:
+                w.conn.send(request)
+                loop.add_reader(fd, _settle_future, readable, True)
+                timer = loop.call_later(wait, _settle_future, readable, False)  # lighter than asyncio.wait_for
+                try:
+                    answer = w.conn.recv() if await readable else None
+                finally:
+                    timer.cancel()
+                    loop.remove_reader(fd)
+            except (EOFError, OSError, BrokenPipeError):
+                raise self._died(w) from None
+            except asyncio.CancelledError:  # its answer would reach the next request: stop the worker
                 self._replace(w)
-                raise ModelResourceError(f"the model's worker {how}", hint=_hint(how)) from None
-            if answer is None:
-                self._replace(w)
-                raise ModelTimeout(
-                    f"the model did not answer within {wait:g} s; its worker was stopped",
-                    hint="a model that needs longer can be given a larger timeout",
-                )
-            status, payload, *rest = answer
-            if status == "ok":
-                w.warm = set(rest[0])
-                return payload
-            message, warm = rest
-            w.warm = set(warm)
-            if payload == "memory":
-                self._replace(w)
-                raise ModelResourceError(
-                    f"the model ran out of memory ({message})",
-                    hint=f"the limit is {self.limits.memory_bytes // 2**20} MiB per worker",
-                )
-            what = "loading the model" if payload == "load" else "running the model"
-            raise ModelExecutionError(f"{what} failed: {message}")
+                raise
+            return self._settle(w, answer, wait)
+        finally:
+            self._give_back(w)
+
+    def _died(self, w: _Worker) -> ModelResourceError:
+        how = w.death()
+        self._replace(w)
+        return ModelResourceError(f"the model's worker {how}", hint=_hint(how))
+
+    def _settle(self, w: _Worker, answer: Any, wait: float) -> Any:
+        """The payload of a worker's answer (None: none came in time), or the error it stands for."""
+        if answer is None:
+            self._replace(w)
+            raise ModelTimeout(
+                f"the model did not answer within {wait:g} s; its worker was stopped",
+                hint="a model that needs longer can be given a larger timeout",
+            )
+        status, payload, *rest = answer
+        if status == "ok":
+            w.warm = set(rest[0])
+            return payload
+        message, warm = rest
+        w.warm = set(warm)
+        if payload == "memory":
+            self._replace(w)
+            raise ModelResourceError(
+                f"the model ran out of memory ({message})",
+                hint=f"the limit is {self.limits.memory_bytes // 2**20} MiB per worker",
+            )
+        what = "loading the model" if payload == "load" else "running the model"
+        raise ModelExecutionError(f"{what} failed: {message}")
 
     def load(self, spec: ModelSpec, *, timeout: float | None = None) -> None:
         """Load `spec` in a worker (warming it). Raises ModelExecutionError (or a subclass) as `predict`."""
@@ -188,6 +277,16 @@ class WorkerPool:
         answer = self._call(spec.key, ("run", spec, rows, proba), timeout)
         return Prediction(answer["predictions"], answer["probabilities"], answer["classes"])
 
+    async def predict_async(
+        self, spec: ModelSpec, rows: Sequence[Sequence[Any]] | Any, *, proba: bool = False, timeout: float | None = None
+    ) -> Prediction:
+        """`predict` for an event loop: waits for a free worker and for its answer on the loop, holding no thread.
+
+        Raises as `predict`. Cancelled while the model runs, the worker is stopped and replaced.
+        """
+        answer = await self._call_async(spec.key, ("run", spec, rows, proba), timeout)
+        return Prediction(answer["predictions"], answer["probabilities"], answer["classes"])
+
     def pids(self) -> list[int]:
         """Process ids of the idle workers."""
         with self._cond:
@@ -198,7 +297,11 @@ class WorkerPool:
         with self._cond:
             self._closed = True
             idle, self._idle = self._idle, []
+            waiters, self._waiters = self._waiters, deque()
             self._cond.notify_all()
+        for loop, waiter in waiters:  # they wake to find the pool closed
+            with contextlib.suppress(RuntimeError):  # their loop is gone
+                loop.call_soon_threadsafe(_wake, waiter)
         for w in idle:
             w.stop()
 
@@ -207,6 +310,16 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _settle_future(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
 
 
 def _hint(how: str) -> str:

@@ -26,7 +26,7 @@ from aiprov.adapters.files import (
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
-from aiprov.errors import IntegrityError, InvalidInput, UnsafeModelError
+from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
 from aiprov.scanning import ScanReport, scan_path
@@ -93,14 +93,10 @@ class RegistryService:
 
         Bytes are hashed and copied in one pass; blobs become visible only once complete and verified, and the
         version only when every blob is stored. Same bytes under the same name return the existing version.
-        Raises InvalidInput, NotFound (an unknown parent), BackendError.
+        Raises InvalidInput, NotFound (an unknown parent), UnsafeModelError (evidence kept), BackendError.
         """
-        name = ModelName.parse(request.name)
-        for tag in request.tags:
-            check_alias(tag)
+        name, lineage = self._prepare(request)
         files = model_files(path)
-        parents = self._resolve_parents(request.parents) if request.parents else ()
-        datasets = tuple(self._check_dataset(d) for d in request.datasets)
         scan = scan_path(path)  # before a byte is stored: an unsafe model is refused and kept only as evidence
         if scan.verdict == "unsafe":
             self._refuse(path, name, scan)
@@ -108,18 +104,89 @@ class RegistryService:
         stored = parallel_map(lambda f: self._store_file(f, advance), files)
         manifest = Manifest.build(entry for entry, _ in stored)
         new_blobs = [entry for entry, new in stored if new]
+        record, deduplicated = self._register(name, request, manifest, lineage, scan, single_file=path.is_file())
+        return PushResult(record, deduplicated, len(new_blobs), sum(e.size for e in new_blobs), scan)
+
+    def commit(self, manifest: Manifest, request: PushRequest, *, single_file: bool = False) -> PushResult:
+        """Register `manifest`, whose blobs are already in the store (uploaded through the API), like `push`.
+
+        Every blob must be stored with the size the manifest gives. The stored files are scanned exactly as
+        `push` scans a local model, from a staging directory of hard links to the blobs (copies on another file
+        system), and an unsafe model is refused the same way: evidence kept, `flagged` logged, nothing registered.
+        `single_file` records a one-file model as pushed from a file rather than a directory.
+        Raises InvalidInput (missing blob, wrong size, bad metadata), NotFound (an unknown parent),
+        UnsafeModelError, BackendError.
+        """
+        name, lineage = self._prepare(request)
+        if single_file and len(manifest.entries) != 1:
+            raise InvalidInput(f"a single-file model has one file, not {len(manifest.entries)}")
+        self._check_stored(manifest)
+        staging = self.quarantine / f".scan-{secrets.token_hex(6)}"
+        try:
+            root = self._stage(manifest, staging)
+            scan = scan_path(root)
+            if scan.verdict == "unsafe":
+                self._refuse(root, name, scan)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        record, deduplicated = self._register(name, request, manifest, lineage, scan, single_file=single_file)
+        return PushResult(record, deduplicated, 0, 0, scan)
+
+    def _prepare(self, request: PushRequest) -> tuple[ModelName, Lineage]:
+        """Check a push's name and metadata before anything is stored. Raises InvalidInput, NotFound."""
+        name = ModelName.parse(request.name)
+        for tag in request.tags:
+            check_alias(tag)
+        parents = self._resolve_parents(request.parents) if request.parents else ()
         lineage = Lineage(
             parents=parents,
-            datasets=datasets,
+            datasets=tuple(self._check_dataset(d) for d in request.datasets),
             code_revision=request.code_revision,
             params=dict(request.params or {}),
             metadata=dict(request.metadata or {}),
         )
+        return name, lineage
+
+    def _check_stored(self, manifest: Manifest) -> None:
+        missing: builtins.list[str] = []
+        for entry in manifest.entries:
+            if not self.blobs.exists(entry.sha256):
+                missing.append(entry.path)
+            elif (size := self.blobs.size(entry.sha256)) != entry.size:
+                raise InvalidInput(f"{entry.path}: the stored blob {entry.sha256} has {size} bytes, not {entry.size}")
+        if missing:
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise InvalidInput(
+                f"{len(missing)} file(s) not uploaded: {', '.join(missing[:5])}{more}",
+                hint="upload each blob (PUT /api/v1/blobs/sha256:<hex>) before committing",
+            )
+
+    def _stage(self, manifest: Manifest, staging: Path) -> Path:
+        """Lay the stored blobs out as the model's files under `staging`; return what to scan (file or dir)."""
+        try:
+            for entry in manifest.entries:
+                target = staging / check_relative_path(entry.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.blobs.materialize(entry.sha256, target)
+        except OSError as e:
+            raise BackendError(f"cannot stage the model for scanning in {staging}: {e.strerror}") from e
+        return staging
+
+    def _register(
+        self,
+        name: ModelName,
+        request: PushRequest,
+        manifest: Manifest,
+        lineage: Lineage,
+        scan: ScanReport,
+        *,
+        single_file: bool,
+    ) -> tuple[VersionRecord, bool]:
+        """Record the version (or find the same bytes already registered) and log the `push` event."""
         now = self.clock()
         with self.db.unit(write=True) as u:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
-            single_file = path.is_file()
             if existing is None:
                 version = u.add_version(model, manifest, self.actor, lineage, now, single_file)
                 record = VersionRecord(
@@ -141,7 +208,7 @@ class RegistryService:
                 },
                 now=now,
             )
-        return PushResult(record, existing is not None, len(new_blobs), sum(e.size for e in new_blobs), scan)
+        return record, existing is not None
 
     def _refuse(self, path: Path, name: ModelName, scan: ScanReport) -> NoReturn:
         """Keep the refused files under the quarantine folder as evidence, log a `flagged` event, raise.
@@ -279,16 +346,28 @@ class RegistryService:
         except OSError as e:
             raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
         parallel_map(lambda e: self._write_verified(e, dest, advance), todo)
+        self.record_download(record)
+        return record
+
+    def blob_in_use(self, digest: Digest) -> bool:
+        """Whether a registered version or dataset holds the blob: only those are served by digest."""
+        with self.db.unit() as u:
+            return u.blob_in_use(digest.hex)
+
+    def record_download(self, record: VersionRecord, path: str | None = None) -> None:
+        """Log a `download` event of the version (`path`: the one file fetched, for the API's per-file reads)."""
+        details: dict[str, Any] = {"version": record.number, "files": 1 if path else len(record.manifest.entries)}
+        if path is not None:
+            details["path"] = path
         with self.db.unit(write=True) as u:
             u.add_event(
                 actor=self.actor,
                 action="download",
                 subject=str(record.manifest.digest),
                 model=record.full_name,
-                details={"version": record.number, "files": len(entries)},
+                details=details,
                 now=self.clock(),
             )
-        return record
 
     @staticmethod
     def _already_there(dest: Path, entry: ManifestEntry, force: bool) -> bool:

@@ -176,6 +176,18 @@ class LogService:
             merkle.root(size2, lookup),
         )
 
+    def tile(self, path: str) -> bytes:
+        """The bytes of the C2SP tlog-tiles resource `path` (`tile/<L>/<N>[.p/<W>]` or `tile/entries/<N>[.p/<W>]`).
+
+        Every such resource is immutable once it exists (a partial tile's width is in its path). Raises
+        InvalidInput for a non-canonical path, NotFound for a tile the tree does not have (yet).
+        """
+        wanted = tiles.parse_path(path)
+        with self.db.unit() as u:
+            if isinstance(wanted, tiles.Tile):
+                return log.tile(u.conn, wanted.level, wanted.index, wanted.width)
+            return tiles.encode_entry_bundle(log.bundle(u.conn, wanted.index, wanted.width))
+
     def export_tiles(self, directory: Path) -> tuple[SignedCheckpoint, int]:
         """Write the C2SP tlog-tiles layout of the latest checkpoint under `directory`; return it and the file count.
 

@@ -222,6 +222,12 @@ class RegistryUnit:
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
 
+    def blob_in_use(self, sha256_hex: str) -> bool:
+        """Whether a registered version or dataset holds the blob (uploaded but uncommitted blobs are not)."""
+        in_version = select(VersionFileRow.version_id).where(VersionFileRow.sha256 == sha256_hex).limit(1)
+        in_dataset = select(DatasetRow.id).where(DatasetRow.digest == f"sha256:{sha256_hex}").limit(1)
+        return self.s.scalar(in_version) is not None or self.s.scalar(in_dataset) is not None
+
     def resolve(self, ref: Ref) -> tuple[ModelRow, VersionRow]:
         """The version a reference names. Raises NotFound, or InvalidInput for an ambiguous digest prefix."""
         if ref.digest_prefix is not None:
@@ -479,25 +485,34 @@ class RegistryUnit:
 
         Returns the event's leaf index.
         """
-        assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
         event = Event(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
-        index = log.append(self.conn, [event.entry()])
+        return self.add_events([event])
+
+    def add_events(self, events: Sequence[Event]) -> int:
+        """Record `events` in order with one log append and one insert; return the first one's leaf index.
+
+        A batch costs about what one event costs (usage events are recorded this way). Raises InvalidInput for an
+        empty batch or an event whose entry exceeds the log's entry limit.
+        """
+        assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
+        first = log.append(self.conn, [e.entry() for e in events])
         self.s.execute(
             insert(EventRow),
             [
                 {
-                    "time": now,
-                    "actor": actor,
-                    "action": action,
-                    "subject": subject,
-                    "model": model,
-                    "details": details,
-                    "leaf_index": index,
+                    "time": e.time,
+                    "actor": e.actor,
+                    "action": e.action,
+                    "subject": e.subject,
+                    "model": e.model,
+                    "details": e.details,
+                    "leaf_index": first + i,
                 }
+                for i, e in enumerate(events)
             ],
         )
-        self.appended += 1
-        return index
+        self.appended += len(events)
+        return first
 
     def events(
         self,
@@ -505,9 +520,13 @@ class RegistryUnit:
         model: str | None = None,
         subject: str | None = None,
         actor: str | None = None,
+        actions: Sequence[str] | None = None,
         limit: int = 1000,
     ) -> list[EventRecord]:
+        """Events matching every given filter (`actions`: any of them), newest first."""
         query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
+        if actions is not None:
+            query = query.where(EventRow.action.in_(actions))
         if model is not None:
             query = query.where(EventRow.model == model)
         if subject is not None:
@@ -562,4 +581,5 @@ def _event_record(r: EventRow) -> EventRecord:
         subject=r.subject,
         model=r.model,
         details=dict(r.details),
+        leaf_index=r.leaf_index,
     )

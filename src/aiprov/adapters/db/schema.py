@@ -188,6 +188,32 @@ class EvaluationMetricRow(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class UserRow(Base):
+    """An account of the API: its name is the namespace (`name/*`) it may write under."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[bool]
+    created_at: Mapped[datetime]
+
+
+class TokenRow(Base):
+    """An API token of a user, stored only as the SHA-256 of the token; `token_id` is the public part."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(16), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(64))
+    """Comma-separated, sorted: `read`, `write`, `admin`."""
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 # The transparency log (RFC 9162), stored as the C2SP tlog-tiles it serves. Written only through
 # adapters/db/log.py, inside the transaction of the state change each entry records.
 

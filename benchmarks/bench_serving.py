@@ -1,0 +1,342 @@
+"""Serving: the same scikit-learn Iris model behind `aiprov serve` and `mlflow models serve`, side by side.
+
+    python benchmarks/bench_serving.py [--quick] [--duration S]
+
+Each server runs pinned to core 0 (`taskset -c 0`, its children inherit it: aiprov's model worker, MLflow's
+uvicorn); `wrk` runs pinned to core 1 and POSTs JSON bodies (a Lua script). aiprov serves with usage logging on
+(the default: every call becomes a log event, batched) and the run checks afterwards that every request was logged.
+Cases: 1 row at 1 connection (p50 latency) and at 16 connections (throughput, p50), 1,000 rows likewise; then the
+server's RSS (the process tree: API process and model workers). Prints one table, a `ratio` line per comparison
+with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a server or wrk failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+P50_TARGET = 0.2  # aiprov 1-row p50 <= 0.2x MLflow's
+RPS_TARGET = 5.0  # aiprov 1-row throughput at 16 connections >= 5x MLflow's
+VENV_BIN = Path(sys.executable).parent
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+class BenchError(Exception):
+    """A server or the load generator failed: the run is not a measurement."""
+
+
+@dataclass
+class Result:
+    server: str
+    case: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def train(out: Path) -> tuple[Path, Path]:
+    """The seed's Iris decision tree, saved for aiprov (joblib) and for MLflow (its sklearn flavour, cloudpickle)."""
+    import joblib
+    import mlflow.sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    x, y = load_iris(return_X_y=True)
+    model = DecisionTreeClassifier(criterion="gini", max_depth=3, random_state=42).fit(x, y)
+    aiprov_dir = out / "aiprov-model"
+    aiprov_dir.mkdir()
+    joblib.dump(model, aiprov_dir / "model.joblib")
+    mlflow_dir = out / "mlflow-model"
+    mlflow.sklearn.save_model(model, str(mlflow_dir), serialization_format="cloudpickle")
+    return aiprov_dir, mlflow_dir
+
+
+def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+            if r.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise BenchError(f"server at {url} did not answer within {timeout:g} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def parse_ms(text: str) -> float:
+    """A wrk duration (`684.00us`, `8.93ms`, `1.02s`, `1.00m`) in milliseconds."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if m is None:
+        raise BenchError(f"wrk printed a duration this harness cannot read: {text!r}")
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[m.group(2)]
+
+
+def run_wrk(
+    url: str, body_file: Path, connections: int, duration: float, script_dir: Path
+) -> tuple[float, float, float, int, int]:
+    """(requests/s, p50 ms, p99 ms, requests, non-2xx + socket errors) of one wrk run on core 1."""
+    script = script_dir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
+    )
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration:g}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=duration + 120, check=False)
+    out = proc.stdout
+    if proc.returncode != 0 or "Requests/sec" not in out:
+        raise BenchError(f"wrk failed ({proc.returncode}): {proc.stderr or out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = parse_ms(re.search(r"^\s+50%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = parse_ms(re.search(r"^\s+99%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (
+        r"Non-2xx or 3xx responses: (\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
+        m = re.search(pattern, out)
+        if m:
+            errors += sum(int(g) for g in m.groups())
+    return rps, p50, p99, requests, errors
+
+
+def cases(duration: float) -> list[tuple[str, int, float]]:
+    return [("1 row", 1, duration), ("1 row", 16, duration), ("1000 rows", 1, duration), ("1000 rows", 16, duration)]
+
+
+def measure(
+    name: str, url: str, bodies: dict[str, Path], duration: float, work: Path, pid: int
+) -> tuple[list[Result], float]:
+    results = []
+    for case, connections, seconds in cases(duration):
+        run_wrk(url, bodies[case], connections, min(2.0, seconds), work)  # warm: every model worker, caches, JIT paths
+        rps, p50, p99, n, errors = run_wrk(url, bodies[case], connections, seconds, work)
+        results.append(Result(name, case, connections, rps, p50, p99, n, errors))
+    return results, tree_rss_mb(pid)
+
+
+def bench_aiprov(
+    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float
+) -> tuple[list[Result], float, str]:
+    from aiprov.config import Container, Settings
+    from aiprov.services.registry import PushRequest
+
+    home = work / "aiprov-home"
+    container = Container(Settings(home=home, actor="bench"))
+    container.init()
+    container.registry.push(model_dir, PushRequest(name="bench/iris"))
+    container.close()
+    port = free_port()
+    log = work / "aiprov-serve.log"
+    env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
+    env.pop("AIPROV_HOME", None)
+    command = [
+        "taskset",
+        "-c",
+        "0",
+        str(VENV_BIN / "aiprov"),
+        "--home",
+        str(home),
+        "serve",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
+    try:
+        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
+        results, rss = measure("aiprov", url, bodies, duration, work, proc.pid)
+    finally:
+        stop(proc)
+    with sqlite3.connect(home / "registry.db") as db:
+        logged = db.execute("SELECT count(*) FROM events WHERE action = 'inference'").fetchone()[0]
+        checkpoints = db.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0]
+    sent = sum(r.requests for r in results)
+    note = (
+        f"usage logging on: {logged} inference events in the log for >= {sent} measured requests (plus warm-ups),"
+        f" {checkpoints} checkpoints signed"
+    )
+    if logged < sent:
+        raise BenchError(f"usage events were lost: {logged} logged for {sent} requests")
+    return results, rss, note
+
+
+def bench_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration: float) -> tuple[list[Result], float]:
+    port = free_port()
+    log = work / "mlflow-serve.log"
+    command = ["taskset", "-c", "0", str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
+    command += ["--env-manager", "local"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/invocations"
+    try:
+        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
+        return measure("mlflow", url, bodies, duration, work, proc.pid)
+    finally:
+        stop(proc)
+
+
+def report(rows: list[Result], rss: dict[str, float]) -> None:
+    head = ("server", "case", "conns", "req/s", "p50 ms", "p99 ms", "requests", "errors")
+    print("{:<8} {:<10} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}".format(*head))
+    for r in rows:
+        cells = (
+            r.server,
+            r.case,
+            r.connections,
+            f"{r.rps:.0f}",
+            f"{r.p50_ms:.3f}",
+            f"{r.p99_ms:.3f}",
+            r.requests,
+            r.errors,
+        )
+        print("{:<8} {:<10} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}".format(*cells))
+    for name, mb in rss.items():
+        print(f"{name:<8} RSS after the load (server process tree): {mb:.0f} MB")
+
+    def get(server: str, case: str, conns: int) -> Result:
+        return next(r for r in rows if (r.server, r.case, r.connections) == (server, case, conns))
+
+    def line(what: str, ratio: float, target: str, ok: bool | None) -> None:
+        verdict = "" if ok is None else ("PASS" if ok else "MISS")
+        print(f"ratio {what}: {ratio:.2f}x (target {target}) {verdict}".rstrip())
+
+    a, m = get("aiprov", "1 row", 1), get("mlflow", "1 row", 1)
+    line(
+        "aiprov / mlflow p50 latency, 1 row, 1 connection",
+        a.p50_ms / m.p50_ms,
+        f"<= {P50_TARGET}x",
+        a.p50_ms <= P50_TARGET * m.p50_ms,
+    )
+    a, m = get("aiprov", "1 row", 16), get("mlflow", "1 row", 16)
+    line("aiprov / mlflow p50 latency, 1 row, 16 connections", a.p50_ms / m.p50_ms, "reported", None)
+    line(
+        "aiprov / mlflow throughput, 1 row, 16 connections",
+        a.rps / m.rps,
+        f">= {RPS_TARGET}x",
+        a.rps >= RPS_TARGET * m.rps,
+    )
+    for conns in (1, 16):
+        a, m = get("aiprov", "1000 rows", conns), get("mlflow", "1000 rows", conns)
+        line(f"aiprov / mlflow throughput, 1000 rows, {conns} connection(s)", a.rps / m.rps, "reported", None)
+    line("aiprov / mlflow RSS", rss["aiprov"] / rss["mlflow"], "reported", None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 s per case instead of 10 (a smoke test)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per case")
+    args = parser.parse_args(argv)
+    duration = args.duration or (2.0 if args.quick else 10.0)
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            print(f"error: {tool} is not installed (apt-get install -y {tool})", file=sys.stderr)
+            return 1
+    if (os.cpu_count() or 1) < 2:
+        print("error: the benchmark needs 2 cores (server on core 0, wrk on core 1)", file=sys.stderr)
+        return 1
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        print("error: mlflow is not installed (pip install mlflow): the baseline cannot run", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="aiprov-bench-serving-") as tmp:
+        work = Path(tmp)
+        aiprov_model, mlflow_model = train(work)
+        bodies = {}
+        for case, n in (("1 row", 1), ("1000 rows", 1000)):
+            path = work / f"body-{n}.json"
+            path.write_text(json.dumps({"inputs": [ROW] * n}))
+            bodies[case] = path
+        print(
+            f'serving benchmark: {duration:g} s per case, server on core 0, wrk on core 1; bodies {{"inputs": [[...]]}}'
+        )
+        try:
+            mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration)
+            aiprov_rows, aiprov_rss, note = bench_aiprov(aiprov_model, work, bodies, duration)
+        except BenchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        report(aiprov_rows + mlflow_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
+        print(note)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`create_app(container)`: the FastAPI app over the container's services, and `app_from_env` for workers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from aiprov import __version__
+from aiprov.api import errors
+from aiprov.api.deps import get_caller
+from aiprov.api.limits import BodyLimit
+from aiprov.api.routes import accounts, inference, log, models, tiles, uploads
+from aiprov.config import Container
+
+API_PREFIX = "/api/v1"
+
+# The routers the app serves, with the prefix each is mounted under. Add yours here, one line each, e.g.
+#     (uploads.router, API_PREFIX),
+#     (inference.router, API_PREFIX), (inference.infer_router, ""),
+# Every router runs `get_caller` (a bad token is a 401 everywhere; anonymous reads can be switched off).
+ROUTERS: list[tuple[APIRouter, str]] = [
+    (models.router, API_PREFIX),
+    (accounts.router, API_PREFIX),
+    (log.router, API_PREFIX),
+    (tiles.router, ""),
+    (uploads.router, API_PREFIX),
+    (inference.router, API_PREFIX),
+    (inference.infer_router, ""),
+]
+
+# Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).
+UNLIMITED_BODY_PATHS: list[str] = [f"{API_PREFIX}/blobs/"]
+
+DESCRIPTION = """A model hub with provenance you can verify. Reads are open unless the hub switches anonymous
+reads off; writes need `Authorization: Bearer <token>` (`aiprov user add`). Errors are RFC 9457 problem bodies.
+The transparency log also serves the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`) at the root."""
+
+
+def create_app(container: Container) -> FastAPI:
+    """The API over `container` (kept in `app.state.container`, closed at shutdown).
+
+    `app.state.on_startup` and `app.state.on_shutdown` are lists of callables run by the lifespan, in order at
+    startup and in reverse order at shutdown, before the container closes (e.g. a usage batcher's flush).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for start in list(app.state.on_startup):
+            start()
+        try:
+            yield
+        finally:
+            try:
+                for stop in reversed(list(app.state.on_shutdown)):
+                    stop()
+            finally:
+                container.close()
+
+    app = FastAPI(
+        title="aiprov",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.on_startup = []
+    app.state.on_shutdown = []
+    errors.install(app)
+    app.add_middleware(
+        BodyLimit, max_bytes=container.settings.max_body_mb * 2**20, unlimited=tuple(UNLIMITED_BODY_PATHS)
+    )
+    for router, prefix in ROUTERS:
+        app.include_router(
+            router, prefix=prefix, dependencies=[Depends(get_caller)], responses=errors.PROBLEM_RESPONSES
+        )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app over a container wired from the environment (`AIPROV_*`).
+
+    The factory that `uvicorn --factory` and each worker of `aiprov serve --workers N` call. Raises InvalidInput
+    for a bad configuration.
+    """
+    from aiprov.config import load_container
+
+    return create_app(load_container())

@@ -1,0 +1,1 @@
+"""One router per resource; `aiprov.api.app.ROUTERS` lists the ones the app includes."""

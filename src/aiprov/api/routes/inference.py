@@ -1,0 +1,220 @@
+"""Inference and usage over HTTP: predict, the seed's `/infer/{digest}`, and usage per model and per user.
+
+Endpoints: `POST /api/v1/models/{owner}/{name}/predict`, `POST /infer/{digest}`,
+`GET /api/v1/models/{owner}/{name}/usage`, `GET /api/v1/users/{user}/usage`.
+
+A version is picked by `?version=N|alias` or in the path (`/models/alice/iris@prod/predict`); the latest by
+default. The body is read raw and parsed once by the service (no Pydantic pass over a large array; the schema
+below is for the docs), the request awaits the sandboxed worker's answer on the event loop (no thread hop), and
+the answer is encoded with orjson when it is installed. Every prediction is queued as a usage event whose actor
+is the caller's user name or "anonymous"; the recorder writes the queue to the log in batches and is flushed at
+shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
+
+from aiprov.api.deps import CallerDep, ContainerDep
+from aiprov.api.schemas import Problem
+from aiprov.config import Container
+from aiprov.services.inference import InferenceService
+from aiprov.services.usage import USAGE_ACTIONS, UsageQueries, UsageRecorder, make_recorder
+
+try:
+    import orjson
+
+    def _dumps(value: Any) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+except ImportError:  # pragma: no cover - orjson is optional
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+router = APIRouter(tags=["inference"], responses={404: {"model": Problem}, 422: {"model": Problem}})
+infer_router = APIRouter(tags=["inference"], responses={404: {"model": Problem}, 422: {"model": Problem}})
+
+Owner = Annotated[str, Path(min_length=1, max_length=64, description="The namespace: a user name.")]
+Name = Annotated[
+    str, Path(min_length=1, max_length=200, description="The model's name, optionally with `@N` or `@alias`.")
+]
+Version = Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")]
+Proba = Annotated[bool, Query(description='Also return class probabilities (as does `"proba": true`).')]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+Action = Annotated[str | None, Query(pattern="^(inference|download)$", description="Only this kind of use.")]
+
+
+class PredictIn(BaseModel):
+    """Rows in the model's feature order (`inputs`), or named values (`records`); exactly one of them."""
+
+    inputs: list[list[float | int | str | bool | None]] | None = Field(default=None, examples=[[[5.1, 3.5, 1.4, 0.2]]])
+    records: list[dict[str, float | int | str | bool | None]] | None = None
+    proba: bool = False
+
+
+class ModelRefOut(BaseModel):
+    name: str
+    version: int
+    digest: str
+
+
+class PredictOut(BaseModel):
+    predictions: list[Any]
+    probabilities: list[list[float]] | None = None
+    classes: list[Any] | None = None
+    model: ModelRefOut
+
+
+class UsageOut(BaseModel):
+    id: int
+    time: str
+    actor: str
+    action: str
+    model: str | None
+    digest: str = Field(description="The manifest digest of the version used.")
+    leaf_index: int | None = Field(description="The event's index in the transparency log (for an inclusion proof).")
+    details: dict[str, Any] = Field(description="version, rows, input_digest, latency_us (inference), files (download)")
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": PredictIn.model_json_schema(ref_template="#/components/schemas/{model}")}
+        },
+    }
+}
+_PREDICT = {
+    "response_model": PredictOut,
+    "openapi_extra": _BODY,
+    "responses": {
+        404: {"model": Problem},
+        413: {"model": Problem},
+        422: {"model": Problem, "description": "Bad body or rows; or the model failed, timed out or hit a limit"},
+        503: {"model": Problem},
+    },
+}
+
+_setup = threading.Lock()
+
+
+def usage_recorder(app: FastAPI) -> UsageRecorder:
+    """The app's usage recorder, made on first use and closed (flushed) at shutdown; downloads may record too.
+
+    Raises NotFound (no home) or SchemaError as building the registry does.
+    """
+    recorder: UsageRecorder | None = getattr(app.state, "usage_recorder", None)
+    if recorder is None:
+        with _setup:
+            recorder = getattr(app.state, "usage_recorder", None)
+            if recorder is None:
+                recorder = make_recorder(app.state.container)
+                app.state.on_shutdown.append(recorder.close)
+                app.state.usage_recorder = recorder
+    return recorder
+
+
+def inference_service(app: FastAPI) -> InferenceService:
+    """The app's inference service (one per app, so its caches live as long as the app)."""
+    service: InferenceService | None = getattr(app.state, "inference", None)
+    if service is None:
+        recorder = usage_recorder(app)
+        with _setup:
+            service = getattr(app.state, "inference", None)
+            if service is None:
+                c: Container = app.state.container
+                service = InferenceService(
+                    c.db, c.blobs, c.models, recorder, clock=c.clock, timeout_s=c.settings.worker_timeout_s
+                )
+                app.state.inference = service
+    return service
+
+
+async def _predict(request: Request, ref: str, actor: str, proba: bool) -> Response:
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # the caller is gone: nothing to run, nobody to answer
+        return Response(status_code=400)
+    service = inference_service(request.app)
+    result = await service.predict_async(ref, body, actor=actor, proba=proba)
+    return Response(_dumps(result.to_json()), media_type="application/json")
+
+
+def _ref(owner: str, name: str, version: str | None) -> str:
+    base, at, selector = name.partition("@")
+    if version is not None:
+        selector = version.removeprefix("@")
+    return f"{owner}/{base}@{selector}" if (at or version is not None) and selector else f"{owner}/{base}"
+
+
+@router.post("/models/{owner}/{name}/predict", summary="Predict with a model", **_PREDICT)  # type: ignore[arg-type]
+async def predict(
+    request: Request, caller: CallerDep, owner: Owner, name: Name, version: Version = None, proba: Proba = False
+) -> Response:
+    """Run the model on the body's rows in a sandboxed worker that keeps it loaded; the call is logged as usage.
+
+    Body: `{"inputs": [[5.1, 3.5, 1.4, 0.2]]}` or `{"records": [{"sepal length (cm)": 5.1, ...}]}`, and
+    `"proba": true` for class probabilities. Answer: `{"predictions": [...], "probabilities"?: [[...]],
+    "classes"?: [...], "model": {"name", "version", "digest"}}`.
+    """
+    return await _predict(request, _ref(owner, name, version), caller.name or "anonymous", proba)
+
+
+@infer_router.post("/infer/{digest}", summary="Predict with a version named by digest", **_PREDICT)  # type: ignore[arg-type]
+async def infer(
+    request: Request,
+    caller: CallerDep,
+    digest: Annotated[str, Path(min_length=4, max_length=71, description="`sha256:<hex>` or a hex prefix.")],
+    proba: Proba = False,
+) -> Response:
+    """The seed's endpoint: as `/api/v1/models/{owner}/{name}/predict`, the version named by its manifest digest."""
+    ref = digest if digest.lower().startswith("sha256:") else f"sha256:{digest}"
+    return await _predict(request, ref, caller.name or "anonymous", proba)
+
+
+def _queries(container: Container) -> UsageQueries:
+    container.registry  # noqa: B018 - checks the home and the schema
+    return UsageQueries(container.db)
+
+
+def _usage_json(events: list[Any]) -> list[dict[str, Any]]:
+    return [{**e.to_json(), "digest": e.subject, "leaf_index": e.leaf_index} for e in events]
+
+
+@router.get("/models/{owner}/{name}/usage", response_model=list[UsageOut], summary="A model's usage")
+def model_usage(
+    container: ContainerDep,
+    owner: Owner,
+    name: Name,
+    version: Version = None,
+    action: Action = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    """Inferences and downloads of the model (or of one version), newest first; each is an entry of the log.
+
+    Usage is written in batches a fraction of a second after it happens.
+    """
+    actions = USAGE_ACTIONS if action is None else (action,)
+    events = _queries(container).of_model(_ref(owner, name, version), actions=actions, limit=limit)
+    return _usage_json(events)
+
+
+@router.get("/users/{user}/usage", response_model=list[UsageOut], summary="A user's usage")
+def user_usage(
+    container: ContainerDep,
+    user: Annotated[str, Path(min_length=1, max_length=128, description="A user name, or `anonymous`.")],
+    action: Action = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    """Inferences and downloads by `user`, any model, newest first."""
+    actions = USAGE_ACTIONS if action is None else (action,)
+    return _usage_json(_queries(container).of_user(user, actions=actions, limit=limit))

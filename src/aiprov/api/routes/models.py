@@ -1,0 +1,181 @@
+"""Models: list, search, show, versions, aliases, events and evaluations (`/api/v1/models/…`, `/api/v1/versions/…`).
+
+Shapes mirror `aiprov ls|show|alias|evaluate --json`. A version is named in paths by number
+(`/models/{owner}/{name}/versions/{n}`) or, for aliases and digests, by a full reference
+(`/versions/{owner}/{name}@{alias}`, `/versions/sha256:{hex prefix}`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import StringConstraints
+
+from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.api.schemas import (
+    AliasIn,
+    AliasOut,
+    EvaluationIn,
+    EvaluationOut,
+    EventOut,
+    ModelOut,
+    VersionDetailOut,
+    VersionOut,
+)
+from aiprov.config import Container
+from aiprov.errors import InvalidInput
+
+router = APIRouter(tags=["models"])
+
+METRIC_FILTER = r"^(accuracy|f1_macro|precision_macro|recall_macro|roc_auc|mae|rmse|r2)=-?[0-9]+(\.[0-9]+)?$"
+
+Owner = Annotated[
+    str, Path(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$", description="The namespace: a user name.")
+]
+Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")]
+Alias = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")]
+MinFilter = Annotated[str, StringConstraints(pattern=METRIC_FILTER)]
+Number = Annotated[int, Path(ge=1, le=2**31, description="Version number, from 1.")]
+
+
+def _detail(c: Container, ref: str) -> dict[str, Any]:
+    """`aiprov show --json` of `ref`."""
+    model, v = c.registry.show(ref)
+    evaluations = c.evaluation.of_version(f"{v.full_name}@{v.number}")
+    return {
+        **v.to_json(),
+        "description": model.description,
+        "license": model.license,
+        "tags": list(model.tags),
+        "versions": model.version_count,
+        "evaluations": [e.summary() for e in evaluations],
+    }
+
+
+@router.get("/models", response_model=list[ModelOut], summary="List and search models")
+def list_models(
+    container: ContainerDep,
+    author: Annotated[str | None, Query(max_length=128, description="Models with a version by this author.")] = None,
+    name: Annotated[str | None, Query(max_length=200, description="OWNER/NAME glob, e.g. `alice/*`.")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    search: Annotated[str | None, Query(max_length=200, description="Text in name, description or tags.")] = None,
+    min_: Annotated[
+        list[MinFilter] | None,
+        Query(alias="min", description="METRIC=VALUE: the latest version has an evaluation with METRIC >= VALUE."),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Models with their latest version, like `aiprov ls --json`."""
+    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.services.evaluation import parse_min
+
+    f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=parse_min(min_ or []))
+    return [m.to_json() for m in container.registry.list(f)]
+
+
+@router.get("/models/{owner}/{name}", response_model=VersionDetailOut, summary="Show a model's latest version")
+def show_model(container: ContainerDep, owner: Owner, name: Name) -> dict[str, Any]:
+    """The latest version with its model's metadata and evaluations, like `aiprov show OWNER/NAME --json`."""
+    return _detail(container, f"{owner}/{name}")
+
+
+@router.get("/models/{owner}/{name}/versions", response_model=list[VersionOut], summary="List a model's versions")
+def list_versions(container: ContainerDep, owner: Owner, name: Name) -> list[dict[str, Any]]:
+    """Every version of the model, oldest first."""
+    return [v.to_json() for v in container.registry.versions(f"{owner}/{name}")]
+
+
+@router.get("/models/{owner}/{name}/versions/{number}", response_model=VersionDetailOut, summary="Show a version")
+def show_version(container: ContainerDep, owner: Owner, name: Name, number: Number) -> dict[str, Any]:
+    """Version `number`, like `aiprov show OWNER/NAME@N --json`."""
+    return _detail(container, f"{owner}/{name}@{number}")
+
+
+@router.get("/versions/{ref:path}", response_model=VersionDetailOut, summary="Resolve a reference")
+def show_ref(
+    container: ContainerDep,
+    ref: Annotated[
+        str,
+        Path(max_length=300, description="`OWNER/NAME`, `OWNER/NAME@N`, `OWNER/NAME@ALIAS` or `sha256:<hex prefix>`."),
+    ],
+) -> dict[str, Any]:
+    """Any reference `aiprov show` accepts: an alias, a number or a digest (prefix)."""
+    return _detail(container, ref)
+
+
+@router.put(
+    "/models/{owner}/{name}/aliases/{alias}",
+    response_model=AliasOut,
+    summary="Point an alias at a version",
+)
+def set_alias(
+    container: ContainerDep,
+    caller: CallerDep,
+    owner: Owner,
+    name: Name,
+    alias: Alias,
+    body: AliasIn,
+) -> dict[str, Any]:
+    """Move (or create) `alias` to the version `body.version` names. Only the owner or an admin may."""
+    check_namespace(caller, owner)
+    target = body.version.removeprefix("@")
+    if target.lower().startswith("sha256:"):
+        _, found = container.registry.show(target)
+        if found.full_name != f"{owner}/{name}":
+            raise InvalidInput(f"{body.version} is a version of {found.full_name}, not {owner}/{name}")
+        target = str(found.number)
+    version, previous = acting(container, caller).registry.alias(f"{owner}/{name}@{target}", alias)
+    return {**version.to_json(), "alias": alias, "previous": previous}
+
+
+@router.get("/models/{owner}/{name}/events", response_model=list[EventOut], summary="A model's events")
+def model_events(
+    container: ContainerDep,
+    owner: Owner,
+    name: Name,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Every logged event about the model (pushes, aliases, signatures, evaluations, usage), newest first."""
+    return [e.to_json() for e in container.registry.usage(f"{owner}/{name}", limit)]
+
+
+@router.get("/models/{owner}/{name}/evaluations", response_model=list[EvaluationOut], summary="A version's evaluations")
+def list_evaluations(
+    container: ContainerDep,
+    owner: Owner,
+    name: Name,
+    version: Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")] = None,
+) -> list[dict[str, Any]]:
+    """Every evaluation of the version, oldest first."""
+    ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
+    return [e.to_json() for e in container.evaluation.of_version(ref)]
+
+
+@router.post(
+    "/models/{owner}/{name}/evaluations",
+    response_model=EvaluationOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Evaluate a version",
+)
+def evaluate(
+    container: ContainerDep,
+    caller: CallerDep,
+    owner: Owner,
+    name: Name,
+    body: EvaluationIn,
+    version: Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")] = None,
+) -> dict[str, Any]:
+    """Run the version on a benchmark or dataset in a sandboxed worker; record and log the metrics.
+
+    Any user with the write scope may evaluate any model: the caller is recorded as the evaluator.
+    """
+    require_write(caller)
+    ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
+    record = acting(container, caller).evaluation.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset)
+    return record.to_json()
+
+
+@router.get("/evaluations/{evaluation_id}", response_model=EvaluationOut, summary="One evaluation")
+def get_evaluation(container: ContainerDep, evaluation_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    """The evaluation with this id, with its attestation when it was signed."""
+    return container.evaluation.get(evaluation_id).to_json()

@@ -1,0 +1,270 @@
+"""Blob uploads (streaming, resumable), version commits, and downloads verified on the way out.
+
+    HEAD /api/v1/blobs/sha256:<hex>            200 + Content-Length when stored; 404 + Upload-Offset otherwise
+    GET  /api/v1/blobs/sha256:<hex>/status     {"digest", "stored", "size", "offset"} (offset: your kept bytes)
+    PUT  /api/v1/blobs/sha256:<hex>            the bytes; `Content-Range: bytes S-E/T` or `?offset=S` continues
+    GET  /api/v1/blobs/sha256:<hex>            the bytes of a blob a registered version or dataset holds
+    POST /api/v1/models/{owner}/{name}/versions             commit a manifest of uploaded blobs (scanned)
+    GET  /api/v1/models/{owner}/{name}/versions/{n}/files/{path}   one file of a version (a `download` event)
+
+A PUT answers 201 (stored), 200 (was already stored; the body is not read), 202 (`Content-Range` announced more
+bytes than came: kept, continue at `offset`), 422 (the bytes do not hash to the URL's digest; nothing kept).
+A request body is never held in memory: it is written to the upload's file in 1 MiB pieces on a worker thread.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+
+from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.config import Container
+from aiprov.core.digest import Digest
+from aiprov.core.manifest import Manifest, ManifestEntry
+from aiprov.errors import InvalidInput, NotFound
+from aiprov.services.registry import PushRequest
+from aiprov.services.uploads import BlobUpload, UploadResult, UploadService
+
+router = APIRouter(tags=["uploads and downloads"])
+log = logging.getLogger("aiprov.api.uploads")
+
+WRITE_CHUNK = 1024 * 1024
+"""Request bytes are gathered to this size before a worker thread writes and hashes them."""
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+DigestPath = Annotated[str, "sha256:<64 hex digits>"]
+
+
+class FileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="POSIX relative path inside the model")
+    size: int = Field(ge=0)
+    sha256: str = Field(description="64 hex digits (or sha256:<hex>) of an uploaded blob")
+
+
+class VersionCreate(BaseModel):
+    """A manifest of uploaded blobs and what the author says about the model (as `aiprov push` options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    files: list[FileIn] = Field(min_length=1)
+    description: str | None = None
+    license: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    parents: list[str] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=list)
+    code_revision: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    single_file: bool = Field(default=False, description="a one-file model pushed as a file, not a directory")
+
+    def manifest(self) -> Manifest:
+        """The manifest these files make. Raises InvalidInput."""
+        return Manifest.build(
+            ManifestEntry(f.path, f.size, Digest.parse(f.sha256) if ":" in f.sha256 else Digest(f.sha256.lower()))
+            for f in self.files
+        )
+
+
+def uploads(container: Container) -> UploadService:
+    return UploadService(container.blobs, max_blob_bytes=container.settings.max_blob_mb * 2**20)
+
+
+def _digest_headers(digest: Digest, size: int) -> dict[str, str]:
+    sha = base64.b64encode(digest.raw).decode()
+    return {"Content-Length": str(size), "Repr-Digest": f"sha-256=:{sha}:", "ETag": f'"{digest}"'}
+
+
+def parse_range(header: str | None, offset: int | None) -> tuple[int, int | None]:
+    """(start, total) of a PUT: from `Content-Range: bytes S-E/T` (T may be `*`), else `?offset=`, else (0, None).
+
+    Raises InvalidInput for a malformed range.
+    """
+    if header is None:
+        return (offset or 0), None
+    m = _CONTENT_RANGE.fullmatch(header.strip())
+    if m is None:
+        raise InvalidInput(f"Content-Range {header!r} is not `bytes START-END/TOTAL`")
+    start, end = int(m[1]), int(m[2])
+    total = None if m[3] == "*" else int(m[3])
+    if end < start or (total is not None and end >= total) or (offset is not None and offset != start):
+        raise InvalidInput(f"Content-Range {header!r} is inconsistent")
+    return start, total
+
+
+@router.head("/blobs/{digest}", summary="Is a blob stored? (else how much of your upload is kept)")
+def head_blob(digest: DigestPath, container: ContainerDep, caller: CallerDep) -> Response:
+    """200 with Content-Length when stored; else 404 with `Upload-Offset`: the bytes of your upload kept."""
+    d = Digest.parse(digest)
+    status = uploads(container).status(d, caller.name)
+    if status.stored:
+        return Response(status_code=200, headers=_digest_headers(d, status.size or 0))
+    return Response(status_code=404, headers={"Upload-Offset": str(status.offset)})
+
+
+@router.get("/blobs/{digest}/status", summary="Upload status: stored, size, and the offset to resume at")
+def blob_status(digest: DigestPath, container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
+    """`offset` is how many bytes of the caller's interrupted upload are kept (continue there). Needs a token."""
+    return uploads(container).status(Digest.parse(digest), require_write(caller)).to_json()
+
+
+@router.put(
+    "/blobs/{digest}",
+    status_code=201,
+    summary="Upload a blob, streamed and verified against the digest; resumable",
+    responses={200: {"description": "already stored"}, 202: {"description": "part kept; continue at offset"}},
+)
+async def put_blob(
+    digest: DigestPath,
+    request: Request,
+    container: ContainerDep,
+    caller: CallerDep,
+    offset: Annotated[int | None, Query(ge=0, description="continue a kept upload at this byte")] = None,
+) -> JSONResponse:
+    """Stream the body into the store, hashing as it comes; publish it only if it hashes to `digest`.
+
+    Raises Unauthorized/Forbidden (no write token), InvalidInput (bad digest or range, bytes that do not match:
+    nothing kept), TooLarge, Conflict (offset beyond the kept bytes, or a concurrent upload of the same blob).
+    """
+    uploader = require_write(caller)
+    d = Digest.parse(digest)
+    start, total = parse_range(request.headers.get("content-range"), offset)
+    service = uploads(container)
+    if await run_in_threadpool(container.blobs.exists, d):
+        return JSONResponse(UploadResult(d, True, False, container.blobs.size(d)).to_json(), status_code=200)
+    upload = await run_in_threadpool(lambda: service.begin(d, uploader, start=start, total=total))
+    try:
+        buffer = bytearray()
+        async for chunk in request.stream():
+            buffer += chunk
+            if len(buffer) >= WRITE_CHUNK:
+                data, buffer = bytes(buffer), bytearray()
+                await run_in_threadpool(upload.write, data)
+        if buffer:
+            await run_in_threadpool(upload.write, bytes(buffer))
+    except ClientDisconnect:
+        await run_in_threadpool(_keep, upload, bytes(buffer))
+        log.info("upload of %s by %s cut at byte %d; kept for a retry", d, uploader, upload.offset)
+        return JSONResponse({"detail": "client disconnected"}, status_code=400)
+    except BaseException:
+        upload.suspend()  # a no-op once a refused write discarded the upload
+        raise
+    result = await run_in_threadpool(upload.finish)
+    status = 202 if not result.complete else 201 if result.new else 200
+    return JSONResponse(result.to_json(), status_code=status)
+
+
+@router.get(
+    "/blobs/{digest}",
+    summary="Download a blob by digest (verified on the way out)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_blob(digest: DigestPath, container: ContainerDep, caller: CallerDep) -> StreamingResponse:
+    """The bytes of a blob that a registered version or dataset holds; the stream is cut if they were altered.
+
+    Raises NotFound (also for a blob uploaded but never committed).
+    """
+    d = Digest.parse(digest)
+    if not container.blobs.exists(d) or not container.registry.blob_in_use(d):
+        raise NotFound(f"no registered model or dataset holds blob {d}")
+    stream = uploads(container).read_verified(d)
+    return StreamingResponse(
+        _logged(stream, d), media_type="application/octet-stream", headers=_digest_headers(d, container.blobs.size(d))
+    )
+
+
+@router.post(
+    "/models/{owner}/{name}/versions",
+    status_code=201,
+    summary="Commit a version from uploaded blobs (scanned as `aiprov push` scans; unsafe is refused)",
+    responses={200: {"description": "the same bytes were already this model's version (deduplicated)"}},
+)
+def commit_version(
+    owner: str, name: str, body: VersionCreate, container: ContainerDep, caller: CallerDep
+) -> JSONResponse:
+    """Register the manifest as a new version of OWNER/NAME; the `aiprov push --json` document.
+
+    Raises Unauthorized, Forbidden (another owner's namespace), InvalidInput (a blob not uploaded, a wrong size,
+    bad metadata), NotFound (unknown parent), UnsafeModelError (422 with `findings`; the files are quarantined).
+    """
+    check_namespace(caller, owner)
+    request = PushRequest(
+        name=f"{owner}/{name}",
+        description=body.description,
+        license=body.license,
+        tags=body.tags,
+        parents=body.parents,
+        datasets=body.datasets,
+        code_revision=body.code_revision,
+        params=body.params,
+        metadata=body.metadata,
+    )
+    result = acting(container, caller).registry.commit(body.manifest(), request, single_file=body.single_file)
+    return JSONResponse(result.to_json(), status_code=200 if result.deduplicated else 201)
+
+
+@router.get(
+    "/models/{owner}/{name}/versions/{version}/files/{path:path}",
+    summary="Download one file of a version (verified on the way out; recorded as a download)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_file(
+    owner: str, name: str, version: str, path: str, request: Request, container: ContainerDep, caller: CallerDep
+) -> StreamingResponse:
+    """`version` is a number or an alias. The download is queued as a usage event once the last byte is out.
+
+    The app's usage recorder (shared with inference) appends it to the log in its next batch, off the request.
+
+    Raises NotFound (model, version or path), InvalidInput.
+    """
+    from aiprov.api.routes.inference import usage_recorder
+    from aiprov.services.usage import DOWNLOAD, Usage
+
+    _, record = container.registry.show(f"{owner}/{name}@{version}")
+    entry = next((e for e in record.manifest.entries if e.path == path), None)
+    if entry is None:
+        raise NotFound(f"{record.ref} has no file {path!r}")
+    recorder = usage_recorder(request.app)
+    usage = Usage(
+        actor=caller.name or "anonymous",
+        action=DOWNLOAD,
+        digest=str(record.manifest.digest),
+        model=record.full_name,
+        time=container.clock(),
+        details={"version": record.number, "files": 1, "path": entry.path},
+    )
+    stream = uploads(container).read_verified(entry.sha256, lambda: recorder.record(usage))
+    return StreamingResponse(
+        _logged(stream, entry.sha256),
+        media_type="application/octet-stream",
+        headers=_digest_headers(entry.sha256, entry.size),
+    )
+
+
+def _keep(upload: BlobUpload, received: bytes) -> None:
+    """Write what arrived before the cut, and keep the upload for a retry."""
+    if received:
+        upload.write(received)
+    upload.suspend()
+
+
+def _logged(stream: Iterator[bytes], digest: Digest) -> Iterator[bytes]:
+    """Pass the stream through; if it fails mid-way (altered bytes), say so in the log before the cut."""
+    try:
+        yield from stream
+    except Exception:
+        log.exception("download of %s aborted", digest)
+        raise

@@ -1,0 +1,210 @@
+"""The API's wire schemas (Pydantic), separate from the core's types; shapes mirror the CLI's `--json` output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem body (`application/problem+json`); extra members such as `hint` may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    hint: str | None = None
+
+
+class FileOut(Wire):
+    path: str
+    size: int
+    sha256: str = Field(description="Lowercase hex SHA-256 of the file's bytes.")
+
+
+class LineageOut(Wire):
+    parents: list[str]
+    datasets: list[str]
+    code_revision: str | None
+    params: dict[str, str]
+    metadata: dict[str, Any]
+
+
+class VersionOut(Wire):
+    name: str = Field(description="OWNER/NAME")
+    version: int
+    digest: str = Field(description="The version's id: `sha256:<hex>` of its canonical manifest.")
+    files: list[FileOut]
+    total_size: int
+    author: str
+    created_at: str
+    aliases: list[str]
+    single_file: bool
+    lineage: LineageOut
+
+
+class ModelOut(Wire):
+    name: str
+    owner: str
+    description: str
+    license: str | None
+    tags: list[str]
+    created_at: str
+    versions: int
+    latest_version: int | None
+    digest: str | None
+    author: str | None
+    total_size: int | None
+
+
+class EvaluationSummaryOut(Wire):
+    id: int
+    dataset: str
+    dataset_digest: str
+    split: dict[str, Any]
+    metrics: dict[str, float]
+    evaluator: str
+    created_at: str
+    leaf_index: int
+    signed: bool
+
+
+class EvaluationOut(EvaluationSummaryOut):
+    model: str
+    version: int
+    digest: str
+    task: str
+    packages: dict[str, str]
+    duration_s: float
+    key_fingerprint: str | None
+    attestation: dict[str, Any] | None
+
+
+class VersionDetailOut(VersionOut):
+    """`aiprov show --json`: the version with its model's metadata and evaluations."""
+
+    description: str
+    license: str | None
+    tags: list[str]
+    versions: int
+    evaluations: list[EvaluationSummaryOut]
+
+
+class AliasIn(Wire):
+    version: str = Field(
+        description="The version the alias points at: a number, another alias (`@prod` or `prod`) or a digest.",
+        min_length=1,
+        max_length=200,
+    )
+
+
+class AliasOut(VersionOut):
+    alias: str
+    previous: int | None = Field(description="The version number the alias pointed at before, if any.")
+
+
+class EvaluationIn(Wire):
+    """Evaluate on exactly one of a scikit-learn benchmark (`iris`, `sklearn:digits`, …) or a registered dataset."""
+
+    benchmark: str | None = Field(default=None, min_length=1, max_length=128)
+    dataset: str | None = Field(default=None, min_length=1, max_length=193, description="OWNER/NAME")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EvaluationIn:
+        if (self.benchmark is None) == (self.dataset is None):
+            raise ValueError("give exactly one of benchmark or dataset")
+        return self
+
+
+class EventOut(Wire):
+    id: int
+    time: str
+    actor: str
+    action: str
+    subject: str
+    model: str | None
+    details: dict[str, Any]
+
+
+class CheckOut(Wire):
+    check: str
+    ok: bool
+    detail: str
+
+
+class VerifyOut(Wire):
+    name: str
+    version: int
+    digest: str
+    ok: bool
+    checks: list[CheckOut]
+
+
+class EntryOut(Wire):
+    index: int
+    leaf_hash: str
+    event: dict[str, Any]
+
+
+class InclusionOut(Wire):
+    index: int
+    tree_size: int
+    leaf_hash: str
+    hashes: list[str]
+    root: str
+
+
+class ConsistencyOut(Wire):
+    size1: int
+    size2: int
+    hashes: list[str]
+    root1: str
+    root2: str
+
+
+class CallerOut(Wire):
+    user: str | None = Field(description="None for an anonymous caller.")
+    scopes: list[str]
+    admin: bool
+
+
+class UserIn(Wire):
+    name: str = Field(min_length=1, max_length=64, description="The user's name, which is its namespace.")
+    admin: bool = False
+    scopes: list[str] = Field(default_factory=list, max_length=3, description="Default: read, write (+ admin).")
+
+
+class TokenIn(Wire):
+    scopes: list[str] = Field(default_factory=list, max_length=3)
+
+
+class NewTokenOut(Wire):
+    """A new token: `token` is shown this once and never again."""
+
+    user: str
+    token: str
+    token_id: str
+    scopes: list[str]
+    admin: bool
+
+
+class TokenOut(Wire):
+    token_id: str
+    user: str
+    scopes: list[str]
+    created_at: str
+    revoked_at: str | None
+
+
+class UserOut(Wire):
+    name: str
+    admin: bool
+    created_at: str
+    tokens: list[TokenOut]

@@ -1,0 +1,519 @@
+"""The service methods the CLI calls, done against an aiprov server: same arguments, same records back.
+
+What the client can check itself, it checks: a version's manifest must hash to the digest the server gives, a
+pulled file must hash to its manifest entry before it is renamed into place, a log entry must hash to its leaf,
+and a proof must lead to the root it claims.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from aiprov.adapters.files import LocalFile, Progress, ProgressFactory, hash_file, model_files, parallel_map
+from aiprov.core import merkle
+from aiprov.core.canonical import canonical_json
+from aiprov.core.digest import Digest
+from aiprov.core.events import Event
+from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
+from aiprov.core.names import ModelName, Ref
+from aiprov.errors import AiprovError, BackendError, IntegrityError, InvalidInput, VerificationError
+from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord, VersionSummary
+from aiprov.remote.client import HubClient
+from aiprov.scanning.report import FileReport, Finding, ScanReport
+
+if TYPE_CHECKING:
+    from aiprov import signing
+    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.core.note import Verifier
+    from aiprov.services.registry import PushRequest, PushResult
+    from aiprov.services.transparency import ConsistencyProof, InclusionProof
+    from aiprov.services.verification import VerifyReport
+
+UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_ATTEMPTS = 4
+"""A cut upload is continued from the server's kept offset this many times before giving up."""
+
+
+class Unsupported:
+    """What a remote container cannot do yet: any other attribute is an InvalidInput the CLI prints."""
+
+    what = "this"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise InvalidInput(
+            f"{self.what} {name.replace('_', ' ')} does not work against a server yet",
+            hint="run it on the hub's machine, without --server",
+        )
+
+
+# records from the wire -----------------------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time from the API (`...Z`). Raises BackendError for anything else."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError) as e:
+        raise BackendError(f"the server sent a malformed time {text!r}") from e
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def version_from_json(value: dict[str, Any]) -> VersionRecord:
+    """A version as `aiprov show --json` prints it.
+
+    Raises VerificationError if the manifest does not hash to the digest the server gave, BackendError for a
+    malformed document.
+    """
+    try:
+        owner, _, name = str(value["name"]).partition("/")
+        manifest = Manifest.build(
+            ManifestEntry(str(f["path"]), int(f["size"]), Digest(str(f["sha256"]))) for f in value["files"]
+        )
+        lineage = value.get("lineage") or {}
+        record = VersionRecord(
+            owner=owner,
+            name=name,
+            number=int(value["version"]),
+            manifest=manifest,
+            author=str(value["author"]),
+            created_at=parse_time(value["created_at"]),
+            lineage=Lineage(
+                parents=tuple(lineage.get("parents") or ()),
+                datasets=tuple(lineage.get("datasets") or ()),
+                code_revision=lineage.get("code_revision"),
+                params=dict(lineage.get("params") or {}),
+                metadata=dict(lineage.get("metadata") or {}),
+            ),
+            aliases=tuple(value.get("aliases") or ()),
+            single_file=bool(value.get("single_file")),
+        )
+    except (KeyError, TypeError, ValueError, InvalidInput) as e:
+        raise BackendError(f"the server sent a malformed version: {e}") from e
+    if str(manifest.digest) != value["digest"]:
+        raise VerificationError(
+            f"the server's manifest of {record.ref} hashes to {manifest.digest}, not the {value['digest']} it claims"
+        )
+    return record
+
+
+def model_from_json(value: dict[str, Any]) -> ModelRecord:
+    """A model as `aiprov ls --json` prints it. Raises BackendError for a malformed document."""
+    try:
+        owner, _, name = str(value["name"]).partition("/")
+        latest = None
+        if value.get("latest_version") is not None:
+            latest = VersionSummary(
+                number=int(value["latest_version"]),
+                digest=str(value["digest"]),
+                author=str(value["author"]),
+                total_size=int(value["total_size"]),
+                file_count=int(value.get("file_count") or 0),
+                created_at=parse_time(value["created_at"]),
+            )
+        return ModelRecord(
+            owner=owner,
+            name=name,
+            description=str(value.get("description") or ""),
+            license=value.get("license"),
+            tags=tuple(value.get("tags") or ()),
+            created_at=parse_time(value["created_at"]),
+            latest=latest,
+            version_count=int(value.get("versions") or 0),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise BackendError(f"the server sent a malformed model: {e}") from e
+
+
+def event_from_json(value: dict[str, Any]) -> EventRecord:
+    try:
+        return EventRecord(
+            id=int(value["id"]),
+            time=parse_time(value["time"]),
+            actor=str(value["actor"]),
+            action=str(value["action"]),
+            subject=str(value["subject"]),
+            model=value.get("model"),
+            details=dict(value.get("details") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise BackendError(f"the server sent a malformed event: {e}") from e
+
+
+def scan_from_json(value: dict[str, Any]) -> ScanReport:
+    files = tuple(
+        FileReport(
+            str(f["path"]),
+            str(f["format"]),
+            f["verdict"],
+            tuple(Finding(str(x["reason"]), str(x["detail"])) for x in f.get("findings") or ()),
+        )
+        for f in value.get("files") or ()
+    )
+    return ScanReport(value.get("verdict", "safe"), files)
+
+
+def _model_path(name: str) -> str:
+    parsed = ModelName.parse(name)
+    return f"/models/{quote(parsed.owner)}/{quote(parsed.name)}"
+
+
+# registry ------------------------------------------------------------------------------------------------------
+
+
+class RemoteRegistry(Unsupported):
+    """`RegistryService`'s commands against a server."""
+
+    what = "registry"
+
+    def __init__(self, client: HubClient) -> None:
+        self.client = client
+
+    def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult:
+        """Hash the model locally, upload the blobs the server lacks (continuing cut uploads), then commit.
+
+        The server scans the committed files as a local push does. Raises InvalidInput, Unauthorized,
+        Forbidden, UnsafeModelError (the server kept the evidence), BackendError.
+        """
+        from aiprov.services.registry import PushResult
+
+        name = ModelName.parse(request.name)
+        files = model_files(path)
+        total = sum(f.size for f in files)
+        advance = progress(2 * total) if progress else None  # hashing, then uploading
+        entries = parallel_map(lambda f: hash_file(f, progress=advance), files)
+        manifest = Manifest.build(entries)
+        by_digest = {e.sha256: f for f, e in zip(files, entries, strict=True)}
+        new_blobs = new_bytes = 0
+        for digest, file in by_digest.items():
+            if self._upload(digest, file, advance):
+                new_blobs += 1
+                new_bytes += file.size
+        body = {
+            "files": [e.to_json() for e in manifest.entries],
+            "description": request.description,
+            "license": request.license,
+            "tags": list(request.tags),
+            "parents": list(request.parents),
+            "datasets": list(request.datasets),
+            "code_revision": request.code_revision,
+            "params": dict(request.params or {}),
+            "metadata": dict(request.metadata or {}),
+            "single_file": path.is_file(),
+        }
+        result = self.client.json("POST", f"{_model_path(str(name))}/versions", json=body)
+        return PushResult(
+            version_from_json(result),
+            bool(result.get("deduplicated")),
+            new_blobs,
+            new_bytes,
+            scan_from_json(result.get("scan") or {}),
+        )
+
+    def _upload(self, digest: Digest, file: LocalFile, progress: Progress | None) -> bool:
+        """Upload one blob unless the server has it; return whether it was stored new.
+
+        A cut connection is continued where the server says its kept bytes end.
+        """
+        url = f"/blobs/{digest}"
+        last: AiprovError | None = None
+        for _ in range(UPLOAD_ATTEMPTS):
+            status = self.client.json("GET", f"{url}/status")
+            if status.get("stored"):
+                if progress:
+                    progress(file.size)
+                return False
+            offset = int(status.get("offset") or 0)
+            headers = {"Content-Length": str(file.size - offset)}
+            if offset:
+                headers["Content-Range"] = f"bytes {offset}-{file.size - 1}/{file.size}"
+            try:
+                response = self.client.request("PUT", url, content=_read_from(file, offset, progress), headers=headers)
+            except BackendError as e:  # a cut: the server kept what arrived
+                last = e
+                continue
+            return bool(response.json().get("new"))
+        assert last is not None
+        raise BackendError(f"uploading {file.path} failed {UPLOAD_ATTEMPTS} times: {last.message}")
+
+    def list(self, f: ModelFilter) -> builtins.list[ModelRecord]:
+        params: dict[str, Any] = {
+            k: v
+            for k, v in {"author": f.author, "name": f.name_glob, "tag": f.tag, "search": f.search}.items()
+            if v is not None
+        }
+        if f.min_metrics:
+            params["min"] = [f"{metric}={value!r}" for metric, value in f.min_metrics]
+        return [model_from_json(m) for m in self.client.json("GET", "/models", params=params)]
+
+    def show_json(self, ref: str) -> dict[str, Any]:
+        """The server's `show --json` document of `ref`. Raises NotFound, InvalidInput."""
+        Ref.parse(ref)
+        detail: dict[str, Any] = self.client.json("GET", f"/versions/{quote(ref, safe='/@:')}")
+        return detail
+
+    def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:
+        detail = self.show_json(ref)
+        version = version_from_json(detail)
+        model = ModelRecord(
+            owner=version.owner,
+            name=version.name,
+            description=str(detail.get("description") or ""),
+            license=detail.get("license"),
+            tags=tuple(detail.get("tags") or ()),
+            created_at=version.created_at,
+            latest=None,
+            version_count=int(detail.get("versions") or 0),
+        )
+        return model, version
+
+    def versions(self, name: str) -> builtins.list[VersionRecord]:
+        return [version_from_json(v) for v in self.client.json("GET", f"{_model_path(name)}/versions")]
+
+    def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
+        """Events about a model or one version, newest first (a version's are picked from its model's events)."""
+        parsed = Ref.parse(ref)
+        if parsed.model is not None and parsed.number is None and parsed.alias is None:
+            events = self.client.json("GET", f"{_model_path(str(parsed.model))}/events", params={"limit": limit})
+            return [event_from_json(e) for e in events]
+        _, version = self.show(ref)
+        events = self.client.json("GET", f"{_model_path(version.full_name)}/events", params={"limit": 10_000})
+        subject = str(version.manifest.digest)
+        return [event_from_json(e) for e in events if e.get("subject") == subject][:limit]
+
+    def alias(self, ref: str, alias: str) -> tuple[VersionRecord, int | None]:
+        _, version = self.show(ref)
+        body = self.client.json(
+            "PUT", f"{_model_path(version.full_name)}/aliases/{quote(alias)}", json={"version": str(version.number)}
+        )
+        previous = body.get("previous")
+        return version_from_json(body), None if previous is None else int(previous)
+
+    def pull(
+        self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
+    ) -> VersionRecord:
+        """Download the files of `ref` under `dest`, each hashed and checked before it is renamed into place.
+
+        Raises NotFound, IntegrityError (naming the file), InvalidInput, BackendError.
+        """
+        from aiprov.services.registry import RegistryService
+
+        _, record = self.show(ref)
+        todo = [e for e in record.manifest.entries if not RegistryService._already_there(dest, e, force)]
+        advance = progress(sum(e.size for e in todo)) if progress else None
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
+        base = f"{_model_path(record.full_name)}/versions/{record.number}/files/"
+        for entry in todo:
+            self._download(base + quote(entry.path), entry, dest, advance)
+        return record
+
+    def _download(self, url: str, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:
+        target = dest / check_relative_path(entry.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "xb") as f, self.client.stream(url) as response:
+                for chunk in response.iter_bytes(UPLOAD_CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    f.write(chunk)
+                    if progress:
+                        progress(len(chunk))
+                if size != entry.size or h.hexdigest() != entry.sha256.hex:
+                    raise IntegrityError(
+                        f"{entry.path}: received {size} bytes hashing to sha256:{h.hexdigest()}, "
+                        f"not the manifest's {entry.size} bytes {entry.sha256}"
+                    )
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except OSError as e:
+            raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _read_from(file: LocalFile, offset: int, progress: Progress | None) -> Iterator[bytes]:
+    """The file's bytes from `offset`, in chunks (an httpx streaming body: the file is never read whole)."""
+    try:
+        with open(file.location, "rb") as f:
+            f.seek(offset)
+            while chunk := f.read(UPLOAD_CHUNK):
+                if progress:
+                    progress(len(chunk))
+                yield chunk
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file.location}: {e.strerror}") from e
+
+
+# evaluations, log, verification --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEvaluation:
+    """An evaluation as the server reports it: what `show` prints of one."""
+
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> int:
+        return int(self.data["id"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.data["dataset"])
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.data.get("metrics") or {})
+
+    @property
+    def attestation(self) -> Any:
+        return self.data.get("attestation") or (True if self.data.get("signed") else None)
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("id", "dataset", "dataset_digest", "split", "metrics", "evaluator", "created_at", "leaf_index")
+        return {**{k: self.data.get(k) for k in keys}, "signed": bool(self.data.get("signed"))}
+
+
+class RemoteEvaluations(Unsupported):
+    what = "evaluation"
+
+    def __init__(self, client: HubClient) -> None:
+        self.client = client
+
+    def of_version(self, ref: str) -> builtins.list[RemoteEvaluation]:
+        parsed = Ref.parse(ref)
+        if parsed.model is None or parsed.number is None:
+            raise InvalidInput(f"{ref!r} is not OWNER/NAME@N")
+        path = f"{_model_path(str(parsed.model))}/evaluations"
+        found = self.client.json("GET", path, params={"version": parsed.number})
+        return [RemoteEvaluation(e) for e in found]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteCheckpoint:
+    """The server's latest checkpoint note, exactly as signed."""
+
+    note: str
+
+
+class RemoteLog(Unsupported):
+    """`LogService`'s reads against a server; entries and proofs are checked before they are returned."""
+
+    what = "log"
+
+    def __init__(self, client: HubClient) -> None:
+        self.client = client
+
+    def latest(self) -> RemoteCheckpoint:
+        return RemoteCheckpoint(self.client.request("GET", "/log/checkpoint").text)
+
+    @property
+    def verifier(self) -> Verifier:
+        from aiprov.core.note import Verifier
+
+        return Verifier.parse(self.client.request("GET", "/log/key").text.strip())
+
+    def entry(self, index: int) -> tuple[bytes, bytes, Event]:
+        """The entry's canonical bytes, leaf hash and event. Raises VerificationError if they do not agree."""
+        body = self.client.json("GET", f"/log/entries/{index}")
+        data = canonical_json(body["event"])
+        leaf = merkle.leaf_hash(data)
+        if leaf.hex() != body.get("leaf_hash"):
+            raise VerificationError(f"log entry {index} does not hash to the leaf hash the server gave")
+        return data, leaf, Event.from_entry(data)
+
+    def inclusion(self, index: int, size: int | None = None) -> InclusionProof:
+        from aiprov.services.transparency import InclusionProof
+
+        params = {"index": index, **({"size": size} if size else {})}
+        p = self.client.json("GET", "/log/proof/inclusion", params=params)
+        proof = InclusionProof(
+            int(p["index"]),
+            int(p["tree_size"]),
+            bytes.fromhex(p["leaf_hash"]),
+            [bytes.fromhex(h) for h in p["hashes"]],
+            bytes.fromhex(p["root"]),
+        )
+        proof.verify()
+        return proof
+
+    def consistency(self, size1: int, size2: int | None = None) -> ConsistencyProof:
+        from aiprov.services.transparency import ConsistencyProof
+
+        params = {"from": size1, **({"to": size2} if size2 else {})}
+        p = self.client.json("GET", "/log/proof/consistency", params=params)
+        proof = ConsistencyProof(
+            int(p["size1"]),
+            int(p["size2"]),
+            [bytes.fromhex(h) for h in p["hashes"]],
+            bytes.fromhex(p["root1"]),
+            bytes.fromhex(p["root2"]),
+        )
+        proof.verify()
+        return proof
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLogKey:
+    """What `aiprov log key` prints: the server's verifier key."""
+
+    verifier: Verifier
+
+
+class RemoteVerification(Unsupported):
+    """`aiprov verify` against a server: the server's checks, then the local copy and bundle checked here."""
+
+    what = "verification"
+
+    def __init__(self, registry: RemoteRegistry) -> None:
+        self.registry = registry
+
+    def verify(
+        self,
+        ref: str,
+        *,
+        path: Path | None = None,
+        bundle: bytes | None = None,
+        public_key: signing.PublicKey | None = None,
+    ) -> VerifyReport:
+        """Raises InvalidInput, NotFound, VerificationError (a manifest that does not hash to its digest)."""
+        from aiprov.adapters.files import hash_model
+        from aiprov.services.verification import Check, VerificationService, VerifyReport, compare_manifests
+
+        if (bundle is None) != (public_key is None):
+            raise InvalidInput("--bundle and --public-key go together")
+        _, record = self.registry.show(ref)
+        body = self.registry.client.json("GET", f"{_model_path(record.full_name)}/versions/{record.number}/verify")
+        report = VerifyReport(record, [Check(str(c["check"]), bool(c["ok"]), str(c["detail"])) for c in body["checks"]])
+        checked = record.manifest
+        if path is not None:
+            local = hash_model(path)
+            checked = local
+
+            def check_local() -> str:
+                compare_manifests(record.manifest, local, str(path))
+                return f"{len(local.entries)} file(s) match"
+
+            report.add(f"local copy {path}", check_local)
+        if bundle is not None and public_key is not None:
+            report.add("given signature", lambda: VerificationService._check_bundle(bundle, checked, public_key))
+        return report

@@ -1,0 +1,218 @@
+"""API accounts: users, their tokens and scopes, and authenticating a token.
+
+A token is `aiprov_<id>_<secret>`; it is shown once, when made, and stored only as its SHA-256 (the secret has
+256 random bits, so a hash is enough: nothing to brute-force). `<id>` is public, to list and revoke a token by.
+Making a user and revoking a token are events in the transparency log. A revocation is a row update that the next
+request's lookup sees: there is no cache to wait for.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from aiprov.adapters.db import accounts as db
+from aiprov.adapters.db.registry import SqlRegistry, utc
+from aiprov.core.names import ModelName
+from aiprov.errors import InvalidInput, NotFound, Unauthorized
+from aiprov.records import iso
+
+SCOPES = ("read", "write", "admin")
+TOKEN_PREFIX = "aiprov_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token speaks for."""
+
+    user: str
+    scopes: tuple[str, ...]
+    admin: bool
+    """The user is an admin and the token carries the admin scope."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    """A token just made: `token` is the only time its secret is seen."""
+
+    user: str
+    token_id: str
+    token: str
+    scopes: tuple[str, ...]
+    admin: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "token": self.token,
+            "token_id": self.token_id,
+            "scopes": list(self.scopes),
+            "admin": self.admin,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    token_id: str
+    user: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "user": self.user,
+            "scopes": list(self.scopes),
+            "created_at": iso(self.created_at),
+            "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    name: str
+    admin: bool
+    created_at: datetime
+    tokens: tuple[TokenRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "admin": self.admin,
+            "created_at": iso(self.created_at),
+            "tokens": [t.to_json() for t in self.tokens],
+        }
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_scopes(scopes: Iterable[str], admin: bool) -> tuple[str, ...]:
+    """Validate scopes (default: read and write, plus admin for an admin); `read` is always included.
+
+    Raises InvalidInput for an unknown scope or the admin scope for a user who is not an admin.
+    """
+    wanted = set(scopes) or {"read", "write", *(("admin",) if admin else ())}
+    unknown = wanted - set(SCOPES)
+    if unknown:
+        raise InvalidInput(f"unknown scope(s) {', '.join(sorted(unknown))}", hint=f"use {', '.join(SCOPES)}")
+    if "admin" in wanted and not admin:
+        raise InvalidInput("only an admin user's token may have the admin scope", hint="add the user with --admin")
+    return tuple(s for s in SCOPES if s in wanted | {"read"})
+
+
+class AccountService:
+    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str) -> None:
+        self.db = db
+        self.clock = clock
+        self.actor = actor
+
+    def add_user(self, name: str, *, admin: bool = False, scopes: Iterable[str] = ()) -> NewToken:
+        """Create user `name` (a valid owner name: it is the user's namespace) with a first token.
+
+        Raises InvalidInput (bad name or scopes), Conflict (the user exists), BackendError.
+        """
+        ModelName.parse(f"{name}/x")  # the user name is the namespace owner, with the same rules
+        granted = check_scopes(scopes, admin)
+        now = self.clock()
+        with self.db.unit(write=True) as u:
+            user = db.add_user(u.s, name, admin, now)
+            made = self._make_token(u.s, user, granted, admin)
+            u.add_event(
+                actor=self.actor,
+                action="user-added",
+                subject=f"user:{name}",
+                model=None,
+                details={"admin": admin, "token_id": made.token_id, "scopes": list(granted)},
+                now=now,
+            )
+        return made
+
+    def add_token(self, name: str, scopes: Iterable[str] = ()) -> NewToken:
+        """Make another token for user `name`. Raises NotFound, InvalidInput (scopes), BackendError."""
+        now = self.clock()
+        with self.db.unit(write=True) as u:
+            user = db.user(u.s, name)
+            if user is None:
+                raise NotFound(f"no user named {name}", hint="`aiprov user ls` lists them")
+            granted = check_scopes(scopes, user.admin)
+            made = self._make_token(u.s, user, granted, user.admin)
+            u.add_event(
+                actor=self.actor,
+                action="token-added",
+                subject=f"token:{made.token_id}",
+                model=None,
+                details={"user": name, "scopes": list(granted)},
+                now=now,
+            )
+        return made
+
+    def _make_token(self, s: Any, user: Any, scopes: tuple[str, ...], admin: bool) -> NewToken:
+        token_id = secrets.token_hex(4)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        db.add_token(s, user, token_id, hash_token(token), ",".join(scopes), self.clock())
+        return NewToken(user.name, token_id, token, scopes, admin and "admin" in scopes)
+
+    def revoke(self, token_id: str, *, of_user: str | None = None) -> TokenRecord:
+        """Revoke a token by its id; the next request with it is refused. Revoking twice is harmless.
+
+        With `of_user`, only a token of that user may be revoked (another's is NotFound, not a hint it exists).
+        Raises NotFound, BackendError.
+        """
+        now = self.clock()
+        with self.db.unit(write=True) as u:
+            found = db.token(u.s, token_id.strip())
+            if found is None or (of_user is not None and found[1] != of_user):
+                raise NotFound(f"no token with id {token_id!r}", hint="`aiprov user ls` lists the tokens")
+            row, user = found
+            if row.revoked_at is None:
+                row.revoked_at = now
+                u.add_event(
+                    actor=self.actor,
+                    action="token-revoked",
+                    subject=f"token:{row.token_id}",
+                    model=None,
+                    details={"user": user},
+                    now=now,
+                )
+            return _token_record(row, user)
+
+    def users(self) -> builtins.list[UserRecord]:
+        """Every user with its tokens (ids and scopes, never secrets), by name."""
+        with self.db.unit() as u:
+            by_user: dict[str, builtins.list[TokenRecord]] = {}
+            for row, name in db.tokens(u.s):
+                by_user.setdefault(name, []).append(_token_record(row, name))
+            return [
+                UserRecord(r.name, r.admin, utc(r.created_at), tuple(by_user.get(r.name, ()))) for r in db.users(u.s)
+            ]
+
+    def authenticate(self, token: str) -> Principal:
+        """Who `token` speaks for. Raises Unauthorized for an unknown, malformed or revoked token."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
+            raise Unauthorized("the API token is malformed", hint="tokens start with `aiprov_`")
+        with self.db.unit() as u:
+            found = db.by_hash(u.s, hash_token(token))
+        if found is None:
+            raise Unauthorized("the API token is not known to this hub")
+        if found.revoked_at is not None:
+            raise Unauthorized("the API token was revoked")
+        scopes = tuple(found.scopes.split(","))
+        return Principal(found.name, scopes, bool(found.admin) and "admin" in scopes)
+
+
+def _token_record(row: Any, user: str) -> TokenRecord:
+    return TokenRecord(
+        row.token_id,
+        user,
+        tuple(row.scopes.split(",")),
+        utc(row.created_at),
+        None if row.revoked_at is None else utc(row.revoked_at),
+    )

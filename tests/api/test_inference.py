@@ -1,0 +1,221 @@
+"""Inference over HTTP: predictions equal the estimator's own, each call is logged as usage with a verifying
+inclusion proof, bad input and misbehaving models are clear problems, and a clean shutdown loses no usage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from apitools import Hub, Server, assert_problem, bearer, push
+from fastapi.testclient import TestClient
+
+from aiprov.api import create_app
+from aiprov.config import Container, Settings
+from aiprov.core import merkle
+from aiprov.core.events import Event
+from aiprov.sandbox import Limits, SandboxedModels, WorkerPool
+from aiprov.services.usage import UsageQueries, input_digest
+
+FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
+PREDICT = "/api/v1/models/alice/iris/predict"
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A trained Iris classifier saved as a model directory (model.joblib + config.json naming its features)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    root = tmp_path_factory.mktemp("iris")
+    joblib.dump(model, root / "model.joblib")
+    (root / "config.json").write_text(json.dumps({"features": FEATURES}))
+    return root, model
+
+
+@pytest.fixture
+def served(hub: Hub, iris: tuple[Path, Any]) -> Iterator[tuple[TestClient, Any, Any]]:
+    """A TestClient (lifespan on) over a hub where alice pushed the Iris model; yields (client, version, model)."""
+    version = push(hub.container, iris[0], "alice/iris").version
+    with TestClient(create_app(hub.container), raise_server_exceptions=False) as client:
+        yield client, version, iris[1]
+
+
+def flush(client: TestClient) -> None:
+    assert client.app.state.usage_recorder.flush(timeout=30)  # type: ignore[attr-defined]
+
+
+def test_predictions_equal_the_estimators_own(served: tuple[TestClient, Any, Any]) -> None:
+    client, version, model = served
+    expected = model.predict(np.asarray(ROWS)).tolist()
+    r = client.post(PREDICT, json={"inputs": ROWS})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["predictions"] == expected
+    assert "probabilities" not in body
+    assert body["model"] == {"name": "alice/iris", "version": 1, "digest": str(version.manifest.digest)}
+
+    r = client.post(PREDICT, json={"inputs": ROWS, "proba": True})
+    assert np.allclose(r.json()["probabilities"], model.predict_proba(np.asarray(ROWS)))
+    assert r.json()["classes"] == model.classes_.tolist()
+    r = client.post(PREDICT + "?proba=true", json={"inputs": ROWS})
+    assert "probabilities" in r.json()
+
+    records = [dict(zip(reversed(FEATURES), reversed(row), strict=True)) for row in ROWS]  # order does not matter
+    assert client.post(PREDICT, json={"records": records}).json()["predictions"] == expected
+    digest = str(version.manifest.digest)
+    for path in (
+        "/api/v1/models/alice/iris@1/predict",
+        PREDICT + "?version=1",
+        f"/infer/{digest}",
+        f"/infer/{digest[7:19]}",
+    ):
+        r = client.post(path, json={"inputs": ROWS})
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["predictions"] == expected
+
+
+def test_usage_shows_each_call_and_each_is_in_the_log_with_a_verifying_proof(
+    served: tuple[TestClient, Any, Any], hub: Hub
+) -> None:
+    client, version, _ = served
+    digest = str(version.manifest.digest)
+    calls = [(hub.tokens["bob"], ROWS[:1]), (None, ROWS[1:3]), (hub.tokens["bob"], ROWS)]
+    for token, rows in calls:
+        r = client.post(PREDICT, json={"inputs": rows}, headers=bearer(token) if token else {})
+        assert r.status_code == 200, r.text
+    flush(client)
+
+    usage = client.get("/api/v1/models/alice/iris/usage").json()
+    assert [(u["actor"], u["action"], u["digest"]) for u in usage] == [
+        ("bob", "inference", digest),
+        ("anonymous", "inference", digest),
+        ("bob", "inference", digest),
+    ]
+    assert [u["details"]["input_digest"] for u in usage] == [input_digest(rows) for _, rows in reversed(calls)]
+    assert [u["details"]["rows"] for u in usage] == [4, 2, 1]
+    bob = client.get("/api/v1/users/bob/usage").json()
+    assert [u["details"]["rows"] for u in bob] == [4, 1]
+    assert client.get("/api/v1/models/alice/iris/usage?version=1&action=inference").json() == usage
+
+    note = client.get("/api/v1/log/checkpoint").text
+    size = int(note.splitlines()[1])
+    root = bytes.fromhex(client.get("/api/v1/log/proof/consistency", params={"from": size}).json()["root2"])
+    for u in usage:
+        entry = client.get(f"/api/v1/log/entries/{u['leaf_index']}").json()
+        assert entry["event"]["action"] == "inference" and entry["event"]["subject"] == digest
+        assert entry["event"]["details"]["input_digest"] == u["details"]["input_digest"]
+        proof = client.get("/api/v1/log/proof/inclusion", params={"index": u["leaf_index"], "size": size}).json()
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+        merkle.verify_inclusion(bytes.fromhex(entry["leaf_hash"]), u["leaf_index"], size, hashes, root)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b"{}", "exactly one of"),
+        (b'{"inputs": [[1,2,3,4]], "records": []}', "exactly one of"),
+        (b'{"inputs": []}', "non-empty list"),
+        (b'{"inputs": [1, 2]}', "inputs[0] is not a list"),
+        (b'{"inputs": [[1, 2]]}', "expected the model's 4 features"),
+        (b'{"inputs": [[1, 2, 3, 4], [1, 2, 3]]}', "inputs[1] has 3 values"),
+        (b'{"inputs": [[1, 2, 3, [4]]]}', "inputs[0][3] is a list"),
+        (b'{"inputs": [[1, 2, 3, 9007199254740993]]}', "beyond 2**53"),
+        (b'{"inputs": [[1, 2, 3, 4]], "proba": "yes"}', "proba"),
+        (b'{"inputs": [[1, 2, 3, 4]], "extra": 1}', "unknown member"),
+        (b'{"records": [{"sepal length (cm)": 1}]}', "missing"),
+        (b'{"records": [[1, 2, 3, 4]]}', "records[0] is not an object"),
+    ],
+)
+def test_bad_bodies_are_clear_422_problems(served: tuple[TestClient, Any, Any], body: bytes, detail: str) -> None:
+    client, _, _ = served
+    r = client.post(PREDICT, content=body, headers={"content-type": "application/json"})
+    assert detail in assert_problem(r, 422)["detail"]
+
+
+def test_unknown_model_or_version_is_a_404(served: tuple[TestClient, Any, Any]) -> None:
+    client, _, _ = served
+    assert_problem(client.post("/api/v1/models/alice/nope/predict", json={"inputs": ROWS}), 404)
+    assert_problem(client.post(PREDICT + "?version=7", json={"inputs": ROWS}), 404)
+    assert_problem(client.post("/infer/sha256:" + "0" * 64, json={"inputs": ROWS}), 404)
+    assert_problem(client.get("/api/v1/models/alice/nope/usage"), 404)
+
+
+def test_a_hanging_or_crashing_model_is_a_clear_problem_and_the_next_request_works(
+    hub: Hub, iris: tuple[Path, Any]
+) -> None:
+    from misbehaving_sklearn import CRASH, HANG, LOADER
+
+    push(hub.container, iris[0], "alice/iris")
+    pool = WorkerPool(1, Limits(timeout_s=5.0, cpu_seconds=30), loaders={"joblib": LOADER})
+    hub.container.__dict__["models"] = SandboxedModels(hub.container.blobs, pool)
+    hub.container.settings.worker_timeout_s = 5.0
+    expected = iris[1].predict(np.asarray(ROWS)).tolist()
+    with TestClient(create_app(hub.container), raise_server_exceptions=False) as client:
+        assert client.post(PREDICT, json={"inputs": ROWS}).json()["predictions"] == expected
+        hung = assert_problem(client.post(PREDICT, json={"inputs": [[HANG, 0, 0, 0]]}), 422)
+        assert hung["title"] == "model timed out" and "within 5 s" in hung["detail"]
+        assert client.post(PREDICT, json={"inputs": ROWS}).json()["predictions"] == expected
+        crashed = assert_problem(client.post(PREDICT, json={"inputs": [[CRASH, 0, 0, 0]]}), 422)
+        assert crashed["title"] == "model exceeded its limits" and "exited with status 3" in crashed["detail"]
+        assert client.post(PREDICT, json={"inputs": ROWS}).json()["predictions"] == expected
+    assert pool.replaced == 2
+
+
+def test_usage_queued_at_shutdown_is_written(tmp_path: Path, iris: tuple[Path, Any]) -> None:
+    container = Container(Settings(home=tmp_path / "home", actor="root", workers=1, usage_interval_s=60))
+    container.init()
+    push(container, iris[0], "alice/iris")
+    with TestClient(create_app(container)) as client:
+        for _ in range(3):
+            assert client.post(PREDICT, json={"inputs": ROWS}).status_code == 200
+        assert client.app.state.usage_recorder.pending == 3  # type: ignore[attr-defined]  # a minute to go
+    reopened = Container(Settings(home=tmp_path / "home"))
+    try:
+        usage = UsageQueries(reopened.registry.db).of_model("alice/iris")
+        assert len(usage) == 3
+        assert reopened.log.latest().checkpoint.size == reopened.log.size()
+    finally:
+        reopened.close()
+
+
+def test_served_predict_and_usage_end_to_end_with_a_clean_shutdown(make_server: Any, iris: tuple[Path, Any]) -> None:
+    """A real `aiprov serve`: predict over HTTP, usage shows the calls, SIGTERM writes what was still queued."""
+    server: Server = make_server(env={"AIPROV_USAGE_INTERVAL_S": "30"})
+    alice = server.add_user("alice")
+    local = Container(Settings(home=server.home, actor="alice"))
+    version = push(local, iris[0], "alice/iris").version
+    digest = str(version.manifest.digest)
+    client = server.client(alice)
+    expected = iris[1].predict(np.asarray(ROWS)).tolist()
+    for rows in (ROWS, ROWS[:2]):
+        r = client.post(PREDICT, json={"inputs": rows})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == expected[: len(rows)]
+    r = httpx.post(f"{server.base_url}/infer/{digest}", json={"records": [dict(zip(FEATURES, ROWS[0], strict=True))]})
+    assert r.json()["predictions"] == expected[:1]
+    assert client.get("/api/v1/models/alice/iris/usage").json() == []  # still queued: 30 s batches
+    server.stop()  # SIGTERM: uvicorn shuts down cleanly, then exits by the signal it caught
+    assert "Application shutdown complete" in server.log_text()
+    try:
+        usage = UsageQueries(local.registry.db).of_model("alice/iris")
+        assert [(u.actor, u.details["rows"]) for u in usage] == [("anonymous", 1), ("alice", 2), ("alice", 4)]
+        checkpoint = local.log.latest().checkpoint
+        for u in usage:
+            assert u.leaf_index is not None
+            data, _, event = local.log.entry(u.leaf_index)
+            assert Event.from_entry(data) == event and event.subject == digest
+            local.log.inclusion(u.leaf_index, checkpoint.size).verify()
+    finally:
+        local.close()

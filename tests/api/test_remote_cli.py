@@ -1,0 +1,123 @@
+"""`aiprov --server URL --token T …`: the same commands and JSON against a real `aiprov serve` as on its home."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+from apitools import Server
+from test_uploads import cut_upload, digest_of, until, wait_offset
+from typer.testing import CliRunner
+
+from aiprov.cli.main import app
+
+runner = CliRunner()
+
+MODEL = {
+    "config.json": b'{"layers": 2}',
+    "weights/a.bin": bytes(range(256)) * 4096,
+    "weights/b.bin": b"\x07" * 3_000_000,
+}
+
+
+def remote(server: Server, token: str | None, *args: str) -> tuple[int, str, str]:
+    """Run `aiprov --server URL [--token T] ARGS…` in-process; return (exit code, stdout, stderr)."""
+    auth = ["--token", token] if token else []
+    result = runner.invoke(app, ["--server", server.base_url, *auth, *args], env={"AIPROV_TOKEN": ""})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def remote_json(server: Server, token: str | None, *args: str) -> Any:
+    code, out, err = remote(server, token, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def local_json(server: Server, *args: str) -> Any:
+    return json.loads(server.cli(*args, "--json").stdout)
+
+
+def test_remote_push_ls_show_pull_usage_match_the_local_commands(
+    server: Server, make_model: Any, tmp_path: Path
+) -> None:
+    alice = server.add_user("alice")
+    model = make_model(MODEL)
+    pushed = remote_json(server, alice, "push", str(model), "--name", "alice/m", "--desc", "three files", "--tag", "x")
+    assert pushed["version"] == 1 and pushed["author"] == "alice" and pushed["new_blobs"] == 3
+    assert pushed["new_bytes"] == sum(len(b) for b in MODEL.values()) and pushed["deduplicated"] is False
+    assert pushed["digest"] == remote_json(server, None, "hash", str(model))["digest"]
+
+    again = remote_json(server, alice, "push", str(model), "--name", "alice/m")
+    assert again["deduplicated"] is True and again["new_blobs"] == 0
+
+    assert remote_json(server, None, "ls") == local_json(server, "ls")
+    assert remote_json(server, None, "show", "alice/m@1") == local_json(server, "show", "alice/m@1")
+
+    dest = tmp_path / "pulled"
+    pulled = remote_json(server, None, "pull", "alice/m", str(dest))
+    assert pulled["digest"] == pushed["digest"]
+    for path, data in MODEL.items():
+        assert (dest / path).read_bytes() == data
+    assert not [p for p in dest.rglob(".*aiprov-*")]
+
+    usage = until(  # one event per file, logged in batches
+        lambda: remote_json(server, None, "usage", "alice/m"), lambda u: u["counts"].get("download") == len(MODEL)
+    )
+    assert usage == local_json(server, "usage", "alice/m")
+    assert usage["counts"]["download"] == len(MODEL) and usage["counts"]["push"] == 2
+    assert remote_json(server, None, "usage", "alice/m@1")["counts"]["download"] == len(MODEL)
+
+
+def test_remote_alias_log_and_verify(server: Server, make_model: Any) -> None:
+    alice = server.add_user("alice")
+    remote_json(server, alice, "push", str(make_model(MODEL)), "--name", "alice/m")
+    moved = remote_json(server, alice, "alias", "alice/m@1", "prod")
+    assert moved == {"name": "alice/m", "alias": "prod", "version": 1, "digest": moved["digest"], "previous": None}
+    assert remote_json(server, None, "show", "alice/m@prod")["aliases"] == ["prod"]
+    assert remote_json(server, None, "log", "entry", "0") == local_json(server, "log", "entry", "0")
+    proof = ("log", "proof", "--index", "0")
+    assert remote_json(server, None, *proof) == local_json(server, *proof)
+    code, out, _ = remote(server, None, "log", "checkpoint")
+    assert code == 0 and out == server.cli("log", "checkpoint").stdout
+    report = remote_json(server, None, "verify", "alice/m@1")
+    assert report["ok"] is True and {c["check"] for c in report["checks"]} >= {"manifest digest", "inclusion"}
+
+
+def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, make_model: Any) -> None:
+    alice, bob = server.add_user("alice"), server.add_user("bob")
+    model = str(make_model({"w.bin": b"weights"}))
+    code, out, err = remote(server, None, "show", "alice/nothing")
+    assert code == 3 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert remote(server, None, "push", model, "--name", "alice/m")[0] == 10  # no token: unauthorized
+    code, _, err = remote(server, bob, "push", model, "--name", "alice/m")
+    assert code == 11 and "bob may not write under alice/" in err
+    assert remote(server, "not-a-token", "ls")[0] == 10
+    assert remote(server, alice, "dataset", "ls")[0] == 2  # not offered against a server: said so, no traceback
+
+
+def test_remote_push_of_an_unsafe_model_is_refused_and_kept_as_evidence(server: Server, make_model: Any) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            import os
+
+            return (os.system, ("echo pwned",))
+
+    alice = server.add_user("alice")
+    model = make_model({"model.pkl": pickle.dumps(Evil()), "README.md": b"hi"})
+    code, _, err = remote(server, alice, "push", str(model), "--name", "alice/evil")
+    assert code == 7 and "unsafe" in err
+    assert any(p.name != ".scan" for p in (server.home / "quarantine").iterdir())
+    assert remote_json(server, None, "usage", "alice/evil")["counts"] == {"flagged": 1}
+
+
+def test_remote_push_continues_an_upload_cut_earlier(server: Server, make_model: Any) -> None:
+    alice = server.add_user("alice")
+    data = b"\x01\x02\x03" * 1_000_000
+    cut_upload(server.base_url, alice, digest_of(data), data, sent=1_000_000)
+    kept = wait_offset(server.client(alice), alice, digest_of(data))["offset"]
+    assert kept > 0
+    pushed = remote_json(server, alice, "push", str(make_model({"w.bin": data})), "--name", "alice/w")
+    assert pushed["new_blobs"] == 1 and pushed["files"][0]["sha256"] == digest_of(data)[7:]
+    assert list((server.home / "blobs" / "tmp" / "uploads").iterdir()) == []

@@ -1,0 +1,99 @@
+"""`WorkerPool.predict_async`: the same answers and errors as `predict`, waiting on the event loop, not a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.sandbox.misbehaving import LOADER
+
+from aiprov.errors import InvalidInput
+from aiprov.sandbox import Limits, ModelExecutionError, ModelSpec, ModelTimeout, WorkerPool
+
+LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=5, timeout_s=1.5)
+
+
+@pytest.fixture
+def pool() -> Iterator[WorkerPool]:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as p:
+        yield p
+
+
+def spec(tmp_path: Path, key: str = "good", **plan: str) -> ModelSpec:
+    (tmp_path / key).write_text(json.dumps(plan))
+    return ModelSpec(key=key, root=str(tmp_path), entry=key, format="misbehaving")
+
+
+def test_async_answers_equal_sync_ones_and_waiters_share_one_worker(pool: WorkerPool, tmp_path: Path) -> None:
+    good = spec(tmp_path)
+    sync_pid = pool.predict(good, [[0.0]]).predictions[0][0]
+
+    async def many() -> list[int]:
+        answers = await asyncio.gather(*(pool.predict_async(good, [[0.0]] * (i + 1)) for i in range(20)))
+        assert [len(a.predictions) for a in answers] == list(range(1, 21))
+        return [a.predictions[0][0] for a in answers]
+
+    assert set(asyncio.run(many())) == {sync_pid}  # one warm worker served them all, one at a time
+
+
+def test_async_and_threaded_callers_share_the_pool(pool: WorkerPool, tmp_path: Path) -> None:
+    slow = spec(tmp_path, "slow", predict="slow")  # 0.5 s each
+    results: list[object] = []
+    thread = threading.Thread(target=lambda: results.append(pool.predict(slow, [[0.0]])))
+    thread.start()
+
+    async def run() -> None:
+        await asyncio.gather(*(pool.predict_async(slow, [[0.0]]) for _ in range(2)))
+
+    asyncio.run(run())
+    thread.join()
+    assert len(results) == 1
+
+
+def test_async_timeout_and_errors_replace_the_worker_and_the_next_call_works(pool: WorkerPool, tmp_path: Path) -> None:
+    async def run() -> None:
+        with pytest.raises(ModelTimeout, match=r"within 1\.5 s"):
+            await pool.predict_async(spec(tmp_path, "hang", predict="hang"), [[0.0]])
+        with pytest.raises(ModelExecutionError, match="broken on purpose"):
+            await pool.predict_async(spec(tmp_path, "raise", predict="raise"), [[0.0]])
+        assert (await pool.predict_async(spec(tmp_path), [[0.0]])).predictions
+
+    asyncio.run(run())
+    assert pool.replaced == 1
+
+
+def test_cancelled_call_stops_its_worker_so_no_stale_answer_reaches_the_next(pool: WorkerPool, tmp_path: Path) -> None:
+    slow, good = spec(tmp_path, "slow", predict="slow"), spec(tmp_path)
+
+    async def run() -> None:
+        task = asyncio.create_task(pool.predict_async(slow, [[0.0]] * 3))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        answer = await pool.predict_async(good, [[0.0]])
+        assert len(answer.predictions) == 1
+
+    asyncio.run(run())
+    assert pool.replaced == 1
+
+
+def test_closing_the_pool_wakes_waiting_coroutines(tmp_path: Path) -> None:
+    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER})
+    slow = spec(tmp_path, "slow", predict="slow")
+
+    async def run() -> None:
+        first = asyncio.create_task(pool.predict_async(slow, [[0.0]]))
+        await asyncio.sleep(0.1)
+        waiting = asyncio.create_task(pool.predict_async(slow, [[0.0]]))
+        await asyncio.sleep(0.05)
+        pool.close()
+        with pytest.raises(InvalidInput, match="closed"):
+            await waiting
+        await first
+
+    asyncio.run(run())

@@ -1,0 +1,218 @@
+"""The usage recorder: events queued off the request path, appended to the log in batches, never lost on close."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from aiprov.adapters.db import log
+from aiprov.config import Container
+from aiprov.core.events import Event
+from aiprov.errors import BackendError
+from aiprov.services.usage import INFERENCE, Usage, UsageQueries, UsageRecorder, input_digest, make_recorder
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def usage(i: int = 0, actor: str = "bob", rows: list[list[float]] | None = None) -> Usage:
+    return Usage(
+        actor=actor,
+        action=INFERENCE,
+        digest=DIGEST,
+        model="alice/iris",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        details={"version": 1, "n": i},
+        rows=rows if rows is not None else [[float(i), 1.5]],
+    )
+
+
+def checkpoints(c: Container) -> list[int]:
+    """Sizes of the signed checkpoints, oldest first (0 for none yet)."""
+    with c.db.unit() as u:
+        rows = u.conn.exec_driver_sql("SELECT size FROM log_checkpoints ORDER BY size").all()
+    return [0] + [int(r[0]) for r in rows]
+
+
+def log_size(c: Container) -> int:
+    with c.db.unit() as u:
+        return log.size(u.conn)
+
+
+@pytest.fixture
+def hub(make_container: Callable[..., Container]) -> Container:
+    return make_container()
+
+
+def test_queued_events_are_appended_in_one_batch_each_in_the_log(hub: Container) -> None:
+    recorder = make_recorder(hub, batch_size=100, interval_s=10)
+    before = log_size(hub)
+    for i in range(250):
+        recorder.record(usage(i))
+    assert recorder.flush(timeout=10)
+    assert log_size(hub) == before + 250
+    assert recorder.batches == 3  # 100 + 100 at the batch size, 50 by the flush
+    events = UsageQueries(hub.db).of_user("bob", limit=1000)
+    assert [e.details["n"] for e in events] == list(range(249, -1, -1))
+    latest = hub.log.latest().checkpoint.size
+    for e in events[:5] + events[-5:]:
+        assert e.leaf_index is not None
+        _, _, event = hub.log.entry(e.leaf_index)
+        assert event.details["input_digest"] == input_digest([[float(e.details["n"]), 1.5]])
+        proof = hub.log.inclusion(e.leaf_index, latest)
+        proof.verify()
+    recorder.close()
+
+
+def test_input_digest_is_sha256_of_the_canonical_rows() -> None:
+    import hashlib
+
+    assert input_digest([[5.1, 3, "x"]]) == "sha256:" + hashlib.sha256(b'[[5.1,3,"x"]]').hexdigest()
+    assert input_digest([[1.0]]) == input_digest([[1]])  # RFC 8785: the same number is the same bytes
+
+
+def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) -> None:
+    recorder = make_recorder(hub, batch_size=1000, interval_s=60)  # nothing would be written for a minute
+    before = log_size(hub)
+    for i in range(37):
+        recorder.record(usage(i))
+    recorder.close()
+    recorder.close()
+    assert log_size(hub) == before + 37
+    assert recorder.pending == 0
+    with pytest.raises(BackendError):
+        recorder.record(usage())
+
+
+def test_a_checkpoint_is_signed_within_a_second_while_events_arrive(hub: Container) -> None:
+    recorder = make_recorder(hub)  # the defaults a server uses
+    start = checkpoints(hub)[-1]
+    stop = threading.Event()
+    signed: list[float] = []
+
+    def watch() -> None:
+        seen = start
+        while not stop.is_set():
+            latest = checkpoints(hub)[-1]
+            if latest > seen:
+                signed.append(time.monotonic())
+                seen = latest
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    began = time.monotonic()
+    i = 0
+    while time.monotonic() - began < 2.5:
+        recorder.record(usage(i))
+        i += 1
+        time.sleep(0.002)
+    stop.set()
+    watcher.join()
+    recorder.close()
+    times = [began, *signed]
+    assert len(signed) >= 3
+    assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
+    assert checkpoints(hub)[-1] == log_size(hub)  # the last batch is covered too
+
+
+def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
+    gate = threading.Lock()
+    gate.acquire()  # the database "hangs": the writer cannot finish a batch
+    original = hub.db.unit
+
+    def slow_unit(write: bool = False):  # type: ignore[no-untyped-def]
+        if write:
+            with gate:
+                pass
+        return original(write)
+
+    hub.db.unit = slow_unit  # type: ignore[method-assign]
+    recorder = UsageRecorder(hub.db, batch_size=2, interval_s=0.01, max_queued=4, put_timeout_s=0.3)
+    for i in range(4):
+        recorder.record(usage(i))
+    began = time.monotonic()
+    with pytest.raises(BackendError, match="not keeping up"):
+        recorder.record(usage(99))
+    assert time.monotonic() - began >= 0.25  # it waited (back-pressure) before refusing
+    gate.release()
+    recorder.record(usage(5))  # room again once the writer moves
+    recorder.close()
+    assert recorder.pending == 0
+    hub.db.unit = original  # type: ignore[method-assign]
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3, 5]
+
+
+def test_a_database_outage_is_retried_without_losing_events(hub: Container) -> None:
+    original = hub.db.unit
+    failures = iter([True, True])
+
+    def flaky_unit(write: bool = False):  # type: ignore[no-untyped-def]
+        if write and next(failures, False):
+            raise BackendError("database error: disk I/O error")
+        return original(write)
+
+    hub.db.unit = flaky_unit  # type: ignore[method-assign]
+    recorder = UsageRecorder(hub.db, batch_size=10, interval_s=0.01)
+    for i in range(5):
+        recorder.record(usage(i))
+    assert recorder.flush(timeout=10)
+    recorder.close()
+    hub.db.unit = original  # type: ignore[method-assign]
+    assert len(UsageQueries(hub.db).of_user("bob")) == 5
+    assert recorder.dropped == 0
+
+
+def test_an_event_the_log_cannot_encode_is_dropped_alone(hub: Container) -> None:
+    recorder = make_recorder(hub, batch_size=10, interval_s=0.01)
+    recorder.record(usage(1))
+    recorder.record(usage(2, rows=[[float("nan")]]))  # canonical JSON has no NaN
+    recorder.record(usage(3))
+    recorder.close()
+    assert recorder.dropped == 1
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [1, 3]
+
+
+def test_a_batch_is_one_log_append(hub: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = log.append
+
+    def counting(conn, entries):  # type: ignore[no-untyped-def]
+        calls.append(len(entries))
+        return real(conn, entries)
+
+    monkeypatch.setattr(log, "append", counting)
+    with hub.db.unit(write=True) as u:
+        first = u.add_events([usage(i).event() for i in range(3)])
+    assert calls == [3]
+    assert [Event.from_entry(hub.log.entry(first + i)[0]).details["n"] for i in range(3)] == [0, 1, 2]
+
+
+def test_the_fast_input_digest_of_numbers_is_the_rfc8785_one() -> None:
+    import random
+
+    import numpy as np
+
+    from aiprov.core.canonical import canonical_json
+    from aiprov.services.usage import _fast_canonical
+
+    rng = random.Random(7)
+    values = [0.0, -0.0, 5.0, -7.25, 0.1, 1 / 3, 1e-4, 9.99e-5, 1e15 + 0.5, 1e16, 2.0**53, 1e-7, 3, True]
+    for _ in range(20_000):
+        v = rng.choice([1, -1]) * 10 ** rng.uniform(-6, 18)
+        values.append(float(round(v)) if rng.random() < 0.3 else v)
+    fast_hits = 0
+    for v in values:
+        rows = [[v, 1.5]]
+        fast = _fast_canonical(rows, np.asarray(rows))
+        if fast is not None:
+            fast_hits += 1
+            assert fast == canonical_json(rows), v
+        assert input_digest(rows, np.asarray(rows)) == input_digest(rows)
+    assert fast_hits > len(values) // 2
+    ints = [[1, 2, 3], [4, -5, 2**53 - 1]]
+    assert _fast_canonical(ints, np.asarray(ints)) == canonical_json(ints)
