@@ -250,10 +250,10 @@ def _worker_aiprov(db: str, n: int, count: int, seed: int, budget: float) -> dic
         "verified": min(len(inc_proofs), VERIFY_SAMPLE) + min(len(con_proofs), VERIFY_SAMPLE),
         "sample": {
             "inclusion": [[i, s, [h.hex() for h in p]] for (i, s), p in zip(inclusion[:k], inc_proofs, strict=False)],
-            "consistency": [[a, b, [h.hex() for h in p]] for (a, b), p in zip(consistency[:k], con_proofs,
-                                                                               strict=False)],
-            "roots": {str(s): r.hex() for s, r in roots.items() if s in _sample_sizes(inclusion[:k],
-                                                                                      consistency[:k])},
+            "consistency": [
+                [a, b, [h.hex() for h in p]] for (a, b), p in zip(consistency[:k], con_proofs, strict=False)
+            ],
+            "roots": {str(s): r.hex() for s, r in roots.items() if s in _sample_sizes(inclusion[:k], consistency[:k])},
         },
     }
 
@@ -272,8 +272,10 @@ def _worker_pymerkle_sqlite(db: str, n: int, count: int, seed: int, budget: floa
     with SqliteTree(db) as tree:
         if tree.get_size() < n:
             raise BenchError(f"the pymerkle log at {db} has {tree.get_size()} leaves, fewer than {n}")
-        for kind, cases, prove in (("inclusion", inclusion, lambda i, s: tree.prove_inclusion(i + 1, s)),
-                                   ("consistency", consistency, tree.prove_consistency)):
+        for kind, cases, prove in (
+            ("inclusion", inclusion, lambda i, s: tree.prove_inclusion(i + 1, s)),
+            ("consistency", consistency, tree.prove_consistency),
+        ):
             samples: list[int] = []
             stop = clock() + int(budget * 1e9)
             for a, b in cases:
@@ -289,8 +291,17 @@ def _worker_pymerkle_sqlite(db: str, n: int, count: int, seed: int, budget: floa
 
 
 def run_worker(kind: str, db: Path, n: int, count: int, seed: int, budget: float) -> dict[str, Any]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(db), str(n), str(count), str(seed),
-            str(budget)]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        str(db),
+        str(n),
+        str(count),
+        str(seed),
+        str(budget),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BenchError(f"the {kind} proof process exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
@@ -349,8 +360,7 @@ def cross_check(sample: dict[str, Any], tree: Any, entries: list[bytes]) -> int:
 
 def _table(header: Sequence[str], body: list[Sequence[str]]) -> str:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-             for line in (header, *body)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -368,22 +378,35 @@ def report(appends: list[AppendResult], proofs: list[ProofResult], n: int, count
     body = []
     for a in appends:
         is_aiprov = a is aiprov_a
-        body.append((
-            a.tool, f"{a.n:,}", f"{a.wall:.2f}", f"{a.cpu:.2f}", f"{a.per_wall_s:,.0f}", f"{a.per_cpu_s:,.0f}",
-            f"{a.per_wall_s / peer_a.per_cpu_s:.2f}x",
-            f">= {APPEND_TARGET:.0f}x" if is_aiprov else "-",
-            _verdict(append_ratio >= APPEND_TARGET) if is_aiprov else "-",
-        ))
+        body.append(
+            (
+                a.tool,
+                f"{a.n:,}",
+                f"{a.wall:.2f}",
+                f"{a.cpu:.2f}",
+                f"{a.per_wall_s:,.0f}",
+                f"{a.per_cpu_s:,.0f}",
+                f"{a.per_wall_s / peer_a.per_cpu_s:.2f}x",
+                f">= {APPEND_TARGET:.0f}x" if is_aiprov else "-",
+                _verdict(append_ratio >= APPEND_TARGET) if is_aiprov else "-",
+            )
+        )
     out.append(f"Appends ({BATCH:,} entries per transaction / append_entries call)")
-    out.append(_table(("tool", "entries", "wall s", "CPU s", "appends/s (wall)", "appends/CPU-s",
-                       "vs peer", "target", "result"), body))
+    out.append(
+        _table(
+            ("tool", "entries", "wall s", "CPU s", "appends/s (wall)", "appends/CPU-s", "vs peer", "target", "result"),
+            body,
+        )
+    )
     out.append("  vs peer = this tool's appends/s (wall) / pymerkle InmemoryTree appends per CPU-second")
     out.append("")
     body = []
     missed = int(append_ratio < APPEND_TARGET)
     peer = next(p for p in proofs if p.tool == "pymerkle InmemoryTree")
-    peer_p95 = {"inclusion": percentiles_ms(peer.inclusion_ns)[1],
-                "consistency": percentiles_ms(peer.consistency_ns)[1]}
+    peer_p95 = {
+        "inclusion": percentiles_ms(peer.inclusion_ns)[1],
+        "consistency": percentiles_ms(peer.consistency_ns)[1],
+    }
     ratios = []
     for p in proofs:
         for kind, samples in (("inclusion", p.inclusion_ns), ("consistency", p.consistency_ns)):
@@ -391,36 +414,72 @@ def report(appends: list[AppendResult], proofs: list[ProofResult], n: int, count
             is_aiprov = p.tool.startswith("aiprov")
             ok = p95 <= PROOF_TARGET_MS
             missed += int(is_aiprov and not ok)
-            body.append((
-                p.tool, kind, p.where, f"{len(samples):,}", f"{p50:.4f}", f"{p95:.4f}", f"{p99:.4f}",
-                f"{max(samples) / 1e6:.3f}", f"{p95 / peer_p95[kind]:.3f}x",
-                f"p95 <= {PROOF_TARGET_MS:g} ms" if is_aiprov else "-", _verdict(ok) if is_aiprov else "-",
-            ))
+            body.append(
+                (
+                    p.tool,
+                    kind,
+                    p.where,
+                    f"{len(samples):,}",
+                    f"{p50:.4f}",
+                    f"{p95:.4f}",
+                    f"{p99:.4f}",
+                    f"{max(samples) / 1e6:.3f}",
+                    f"{p95 / peer_p95[kind]:.3f}x",
+                    f"p95 <= {PROOF_TARGET_MS:g} ms" if is_aiprov else "-",
+                    _verdict(ok) if is_aiprov else "-",
+                )
+            )
             if p is not peer:
-                ratios.append(f"ratio {p.tool} / pymerkle InmemoryTree [{kind} proof p95, {n:,} leaves]: "
-                              f"{p95 / peer_p95[kind]:.3f}x")
+                ratios.append(
+                    f"ratio {p.tool} / pymerkle InmemoryTree [{kind} proof p95, {n:,} leaves]: "
+                    f"{p95 / peer_p95[kind]:.3f}x"
+                )
     out.append(f"Proofs at {n:,} leaves ({count:,} random cases per kind, same cases for every tool; ms per proof)")
-    out.append(_table(("tool", "proof", "process", "proofs", "p50 ms", "p95 ms", "p99 ms", "max ms", "p95 vs peer",
-                       "target", "result"), body))
+    out.append(
+        _table(
+            (
+                "tool",
+                "proof",
+                "process",
+                "proofs",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "p95 vs peer",
+                "target",
+                "result",
+            ),
+            body,
+        )
+    )
     notes = [p.note for p in proofs if p.note]
     out.extend(f"  {note}" for note in notes)
     out.append("")
-    out.append(f"ratio aiprov log.append / pymerkle InmemoryTree [append {n:,}]: {append_ratio:.2f}x "
-               f"(aiprov appends/s wall / pymerkle appends per CPU-second)  (target >= {APPEND_TARGET:.0f}x) "
-               f"{_verdict(append_ratio >= APPEND_TARGET)}")
-    out.append(f"ratio aiprov log.append / pymerkle InmemoryTree [append {n:,}, wall / wall]: "
-               f"{aiprov_a.per_wall_s / peer_a.per_wall_s:.2f}x")
+    out.append(
+        f"ratio aiprov log.append / pymerkle InmemoryTree [append {n:,}]: {append_ratio:.2f}x "
+        f"(aiprov appends/s wall / pymerkle appends per CPU-second)  (target >= {APPEND_TARGET:.0f}x) "
+        f"{_verdict(append_ratio >= APPEND_TARGET)}"
+    )
+    out.append(
+        f"ratio aiprov log.append / pymerkle InmemoryTree [append {n:,}, wall / wall]: "
+        f"{aiprov_a.per_wall_s / peer_a.per_wall_s:.2f}x"
+    )
     if "pymerkle SqliteTree" in by_tool:
         sq = by_tool["pymerkle SqliteTree"]
-        out.append(f"ratio aiprov log.append / pymerkle SqliteTree [append {sq.n:,}, wall / wall]: "
-                   f"{aiprov_a.per_wall_s / sq.per_wall_s:.2f}x")
+        out.append(
+            f"ratio aiprov log.append / pymerkle SqliteTree [append {sq.n:,}, wall / wall]: "
+            f"{aiprov_a.per_wall_s / sq.per_wall_s:.2f}x"
+        )
     out.extend(ratios)
     for p in proofs:
         if p.tool.startswith("aiprov"):
             for kind, samples in (("inclusion", p.inclusion_ns), ("consistency", p.consistency_ns)):
                 p95 = percentiles_ms(samples)[1]
-                out.append(f"target aiprov {kind} proof p95 at {n:,} leaves: {p95:.4f} ms "
-                           f"(target <= {PROOF_TARGET_MS:g} ms) {_verdict(p95 <= PROOF_TARGET_MS)}")
+                out.append(
+                    f"target aiprov {kind} proof p95 at {n:,} leaves: {p95:.4f} ms "
+                    f"(target <= {PROOF_TARGET_MS:g} ms) {_verdict(p95 <= PROOF_TARGET_MS)}"
+                )
     return out, missed
 
 
@@ -442,8 +501,10 @@ def machine_facts() -> str:
         peer = f"pymerkle {version('pymerkle')}, SQLAlchemy {version('sqlalchemy')}"
     except Exception:
         peer = "pymerkle ?"
-    return (f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-            f"{peer}")
+    return (
+        f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{peer}"
+    )
 
 
 # main ----------------------------------------------------------------------------------------------
@@ -469,14 +530,24 @@ def bench(n: int, count: int, data_dir: Path, pymerkle_sqlite: bool) -> int:
             print(f"  pymerkle SqliteTree appended in {appends[-1].wall:.2f} s; file {_db_mb(peer_db):.0f} MB")
 
         raw = run_worker("aiprov", aiprov_db, n, count, SEED, PROOF_BUDGET_S)
-        aiprov_p = ProofResult("aiprov log (SQLite)", "fresh process", raw["inclusion_ns"], raw["consistency_ns"],
-                               verified=raw["verified"], sample=raw["sample"])
+        aiprov_p = ProofResult(
+            "aiprov log (SQLite)",
+            "fresh process",
+            raw["inclusion_ns"],
+            raw["consistency_ns"],
+            verified=raw["verified"],
+            sample=raw["sample"],
+        )
         checked = cross_check(aiprov_p.sample, tree, entries)
-        aiprov_p.note = (f"aiprov: {aiprov_p.verified:,} proofs verified (verify_inclusion / verify_consistency "
-                         f"against roots from stored nodes); {checked} also matched pymerkle's roots and paths")
+        aiprov_p.note = (
+            f"aiprov: {aiprov_p.verified:,} proofs verified (verify_inclusion / verify_consistency "
+            f"against roots from stored nodes); {checked} also matched pymerkle's roots and paths"
+        )
         if min(len(aiprov_p.inclusion_ns), len(aiprov_p.consistency_ns)) < count:
-            aiprov_p.note += (f"; stopped each kind after {PROOF_BUDGET_S:.0f} s ({len(aiprov_p.inclusion_ns):,} "
-                              f"inclusion, {len(aiprov_p.consistency_ns):,} consistency proofs done)")
+            aiprov_p.note += (
+                f"; stopped each kind after {PROOF_BUDGET_S:.0f} s ({len(aiprov_p.inclusion_ns):,} "
+                f"inclusion, {len(aiprov_p.consistency_ns):,} consistency proofs done)"
+            )
         print(f"  aiprov proofs done and verified; {checked} cross-checked with pymerkle")
         proofs = [aiprov_p, proofs_pymerkle_memory(tree, n, count, SEED)]
         del tree
@@ -484,8 +555,10 @@ def bench(n: int, count: int, data_dir: Path, pymerkle_sqlite: bool) -> int:
             raw = run_worker("pymerkle-sqlite", peer_db, n, count, SEED, PROOF_BUDGET_S)
             p = ProofResult("pymerkle SqliteTree", "fresh process", raw["inclusion_ns"], raw["consistency_ns"])
             if min(len(p.inclusion_ns), len(p.consistency_ns)) < count:
-                p.note = (f"pymerkle SqliteTree: stopped each kind after {PROOF_BUDGET_S:.0f} s "
-                          f"({len(p.inclusion_ns):,} inclusion, {len(p.consistency_ns):,} consistency proofs done)")
+                p.note = (
+                    f"pymerkle SqliteTree: stopped each kind after {PROOF_BUDGET_S:.0f} s "
+                    f"({len(p.inclusion_ns):,} inclusion, {len(p.consistency_ns):,} consistency proofs done)"
+                )
             proofs.append(p)
     lines, missed = report(appends, proofs, n, count)
     print()

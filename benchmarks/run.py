@@ -178,11 +178,18 @@ def bench_hash(data_dir: Path, sizes: Sizes, runs: int) -> list[Row]:
         _make_key(key)
         for case, path in (("dir", model_dir), ("file", single)):
             nbytes = tree_size(path)
-            label = (f"{sizes.dir_files}x{sizes.dir_file_size // MiB} MiB dir" if case == "dir"
-                     else f"1x{sizes.single_size // MiB} MiB file")
+            label = (
+                f"{sizes.dir_files}x{sizes.dir_file_size // MiB} MiB dir"
+                if case == "dir"
+                else f"1x{sizes.single_size // MiB} MiB file"
+            )
             warm([path])
             samples: dict[str, list[tuple[float, float]]] = {
-                "model_signing sign key": [], "aiprov hash": [], "aiprov push": [], "copy+fsync, 1 thread": []}
+                "model_signing sign key": [],
+                "aiprov hash": [],
+                "aiprov push": [],
+                "copy+fsync, 1 thread": [],
+            }
             # Interleave the tools run by run so drift (cache, thermal, neighbours) hits each one equally.
             for i in range(runs):
                 sig = scratch / f"model-{case}-{i}.sig"  # outside the model directory
@@ -191,8 +198,9 @@ def bench_hash(data_dir: Path, sizes: Sizes, runs: int) -> list[Row]:
                 samples["aiprov hash"].append(timed([aiprov, "hash", str(path)]))
                 home = scratch / f"home-{case}-{i}"
                 timed([aiprov, "--home", str(home), "init"])  # not counted: a fresh store, so push copies
-                samples["aiprov push"].append(timed([aiprov, "--home", str(home), "push", str(path), "-n",
-                                                     f"bench/{case}"]))
+                samples["aiprov push"].append(
+                    timed([aiprov, "--home", str(home), "push", str(path), "-n", f"bench/{case}"])
+                )
                 shutil.rmtree(home)
                 copy_dest = scratch / f"copy-{case}-{i}"
                 start = time.perf_counter()
@@ -207,11 +215,19 @@ def bench_hash(data_dir: Path, sizes: Sizes, runs: int) -> list[Row]:
                 # The speed targets are stated for the directory; the single file is reported for context.
                 speed_ok = ratio <= target if case == "dir" else True
                 rss_target = f"<= {RSS_TARGET_MB:.0f} MB"
-                rows.append(Row(
-                    name, label, secs, nbytes, rss, ratio, "model-signing",
-                    f"<= {target:.1f}x, {rss_target}" if case == "dir" else rss_target,
-                    "PASS" if speed_ok and rss <= RSS_TARGET_MB else "MISS",
-                ))
+                rows.append(
+                    Row(
+                        name,
+                        label,
+                        secs,
+                        nbytes,
+                        rss,
+                        ratio,
+                        "model-signing",
+                        f"<= {target:.1f}x, {rss_target}" if case == "dir" else rss_target,
+                        "PASS" if speed_ok and rss <= RSS_TARGET_MB else "MISS",
+                    )
+                )
             copy_s = statistics.median(s for s, _ in samples["copy+fsync, 1 thread"])
             rows.append(Row("copy+fsync, 1 thread", label, copy_s, nbytes, None, copy_s / base, "model-signing"))
         rows += _fixed_costs(aiprov, signer, scratch, runs)
@@ -247,11 +263,17 @@ def _make_key(path: Path) -> None:
         from cryptography.hazmat.primitives.asymmetric import ec
 
         key = ec.generate_private_key(ec.SECP256R1())
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         return
-    subprocess.run([openssl, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [openssl, "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 # registry ----------------------------------------------------------------------------------------------
@@ -309,13 +331,33 @@ def bench_registry(data_dir: Path, sizes: Sizes) -> list[Row]:
     push_med, seed_med = statistics.median(aiprov_push), statistics.median(seed_push)
     list_med, seed_list_med = statistics.median(aiprov_list), statistics.median(seed_list)
     rows.append(Row("seed JSON file", f"register 1 of {n} versions", seed_med, None, None, 1.0, "seed"))
-    rows.append(Row("aiprov registry.push", f"register 1 of {n} versions", push_med, None, None,
-                    push_med / seed_med, "seed", f"<= {VERSION_TARGET_S * 1000:.0f} ms",
-                    "PASS" if push_med <= VERSION_TARGET_S else "MISS"))
+    rows.append(
+        Row(
+            "aiprov registry.push",
+            f"register 1 of {n} versions",
+            push_med,
+            None,
+            None,
+            push_med / seed_med,
+            "seed",
+            f"<= {VERSION_TARGET_S * 1000:.0f} ms",
+            "PASS" if push_med <= VERSION_TARGET_S else "MISS",
+        )
+    )
     rows.append(Row("seed JSON file", f"list {n} by glob", seed_list_med, None, None, 1.0, "seed"))
-    rows.append(Row("aiprov registry.list", f"list {n} by glob", list_med, None, None,
-                    list_med / seed_list_med, "seed", f"<= {LIST_TARGET_S * 1000:.0f} ms",
-                    "PASS" if list_med <= LIST_TARGET_S else "MISS"))
+    rows.append(
+        Row(
+            "aiprov registry.list",
+            f"list {n} by glob",
+            list_med,
+            None,
+            None,
+            list_med / seed_list_med,
+            "seed",
+            f"<= {LIST_TARGET_S * 1000:.0f} ms",
+            "PASS" if list_med <= LIST_TARGET_S else "MISS",
+        )
+    )
     return rows
 
 
@@ -337,8 +379,17 @@ class SeedRegistry:
         shutil.copyfile(path, self.store / digest)
         records = json.loads(self.index.read_text())
         version = 1 + sum(1 for r in records if r["name"] == name)
-        records.append({"name": name, "version": version, "sha256": digest, "size": path.stat().st_size,
-                        "author": "bench", "created_at": time.time(), "description": "benchmark model"})
+        records.append(
+            {
+                "name": name,
+                "version": version,
+                "sha256": digest,
+                "size": path.stat().st_size,
+                "author": "bench",
+                "created_at": time.time(),
+                "description": "benchmark model",
+            }
+        )
         self.index.write_text(json.dumps(records, indent=2))
 
     def list(self, glob: str) -> list[dict[str, object]]:
@@ -357,20 +408,21 @@ def format_table(rows: list[Row]) -> str:
     header = ("tool", "case", "median s", "GB/s", "peak RSS MB", "ratio", "vs", "target", "result")
     body = []
     for r in rows:
-        body.append((
-            r.tool,
-            r.case,
-            f"{r.seconds:.3f}" if r.seconds >= 0.1 else f"{r.seconds:.6f}",
-            f"{r.nbytes / r.seconds / 1e9:.2f}" if r.nbytes else "-",
-            f"{r.rss_mb:.0f}" if r.rss_mb is not None and r.rss_mb == r.rss_mb else "-",
-            f"{r.ratio:.2f}x" if r.ratio is not None else "-",
-            r.versus or "-",
-            r.target or "-",
-            r.result or "-",
-        ))
+        body.append(
+            (
+                r.tool,
+                r.case,
+                f"{r.seconds:.3f}" if r.seconds >= 0.1 else f"{r.seconds:.6f}",
+                f"{r.nbytes / r.seconds / 1e9:.2f}" if r.nbytes else "-",
+                f"{r.rss_mb:.0f}" if r.rss_mb is not None and r.rss_mb == r.rss_mb else "-",
+                f"{r.ratio:.2f}x" if r.ratio is not None else "-",
+                r.versus or "-",
+                r.target or "-",
+                r.result or "-",
+            )
+        )
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-             for line in (header, *body)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in (header, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -413,8 +465,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    print(f"aiprov benchmarks {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  ({'quick' if args.quick else 'full'}, "
-          f"{runs} run(s) per tool, median)")
+    print(
+        f"aiprov benchmarks {time.strftime('%Y-%m-%d %H:%M:%S %Z')}  ({'quick' if args.quick else 'full'}, "
+        f"{runs} run(s) per tool, median)"
+    )
     print(machine_facts())
     print(f"load average at the start: {_load()}")
     groups: list[Callable[[], list[Row]]] = []
