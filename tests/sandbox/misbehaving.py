@@ -1,6 +1,7 @@
 """A test-only model format whose file says how to misbehave, on load or on predict.
 
-The file is JSON: {"load": ACTION, "predict": ACTION}, ACTION one of ok, raise, slow, hang, spin, alloc, segv, exit.
+The file is JSON: {"load": ACTION, "predict": ACTION}, ACTION one of ok, raise, slow, hang, spin, alloc, segv, exit
+(and, on predict only, env: answer the worker's environment variable names).
 Tests register `load` as the loader of format "misbehaving" (workers import it by path), so the pool's
 handling of each failure is exercised by a real worker process doing the real thing.
 """
@@ -44,8 +45,10 @@ class Model:
     def __init__(self, on_predict: str) -> None:
         self.on_predict = on_predict
 
-    def predict(self, x: Any) -> list[list[int]]:
-        """Each row answers (worker pid, models loaded so far)."""
+    def predict(self, x: Any) -> list[list[Any]]:
+        """Each row answers (worker pid, models loaded so far); with "env", the names in the worker's environment."""
+        if self.on_predict == "env":
+            return [sorted(os.environ)] * len(x)
         act(self.on_predict)
         return [[os.getpid(), loads]] * len(x)
 

@@ -118,3 +118,13 @@ def test_closed_pool_refuses_requests(make_spec: MakeSpec) -> None:
         pool.predict(make_spec(), [[0.0]])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_workers_do_not_see_the_callers_secrets(make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIPROV_DATABASE_URL", "postgresql://hub:s3cret@db/hub")
+    monkeypatch.setenv("AIPROV_TOKEN", "aiprov_x_secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as pool:
+        names = pool.predict(make_spec("env", predict="env"), [[0.0]]).predictions[0]
+    assert "PATH" in names
+    assert not [n for n in names if n.startswith("AIPROV_") or "SECRET" in n]

@@ -26,8 +26,21 @@ from aiprov.sandbox.spec import Limits, ModelSpec
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+_KEPT_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "PYTHONHASHSEED", *_THREAD_VARS})
+"""The only environment a model sees: no AIPROV_* settings (a database URL may hold a password, AIPROV_TOKEN is a
+credential), no proxies, no cloud credentials."""
+
+
+def _scrub_environment() -> None:
+    """Drop every variable a model has no business reading (the worker was spawned with the caller's)."""
+    for name in list(os.environ):
+        if name not in _KEPT_ENV:
+            del os.environ[name]
+
+
 def _limit(limits: Limits) -> None:
     """Cap address space and core dumps; CPU time is armed per request by `_arm_cpu`."""
+    _scrub_environment()
     for var in _THREAD_VARS:  # one BLAS thread: predictable memory, and the pool gives the parallelism
         os.environ[var] = "1"
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
