@@ -219,3 +219,23 @@ def test_served_predict_and_usage_end_to_end_with_a_clean_shutdown(make_server: 
             local.log.inclusion(u.leaf_index, checkpoint.size).verify()
     finally:
         local.close()
+
+
+def test_moving_an_alias_redirects_predictions_at_once(
+    served: tuple[TestClient, Any, Any], hub: Hub, tmp_path: Path
+) -> None:
+    import joblib
+    from sklearn.dummy import DummyClassifier
+
+    client, _, model = served
+    constant = DummyClassifier(strategy="constant", constant=2).fit([[0.0] * 4, [1.0] * 4], [1, 2])
+    (tmp_path / "v2").mkdir()
+    joblib.dump(constant, tmp_path / "v2" / "model.joblib")
+    push(hub.container, tmp_path / "v2", "alice/iris")
+    alias = "/api/v1/models/alice/iris/aliases/prod"
+    headers = bearer(hub.tokens["alice"])
+    assert client.put(alias, json={"version": "1"}, headers=headers).status_code == 200
+    by_alias = PREDICT + "?version=prod"
+    assert client.post(by_alias, json={"inputs": ROWS}).json()["predictions"] == model.predict(ROWS).tolist()
+    assert client.put(alias, json={"version": "2"}, headers=headers).status_code == 200
+    assert client.post(by_alias, json={"inputs": ROWS}).json()["predictions"] == [2] * len(ROWS)

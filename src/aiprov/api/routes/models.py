@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import StringConstraints
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
@@ -109,6 +109,7 @@ def show_ref(
     summary="Point an alias at a version",
 )
 def set_alias(
+    request: Request,
     container: ContainerDep,
     caller: CallerDep,
     owner: Owner,
@@ -125,6 +126,9 @@ def set_alias(
             raise InvalidInput(f"{body.version} is a version of {found.full_name}, not {owner}/{name}")
         target = str(found.number)
     version, previous = acting(container, caller).registry.alias(f"{owner}/{name}@{target}", alias)
+    inference = getattr(request.app.state, "inference", None)
+    if inference is not None:  # predictions by this alias use the new version at once (in this process)
+        inference.forget(f"{owner}/{name}")
     return {**version.to_json(), "alias": alias, "previous": previous}
 
 
