@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from aiprov.config import Container
 from aiprov.errors import Forbidden, Unauthorized
@@ -38,8 +39,11 @@ class Caller:
 ANONYMOUS = Caller(None)
 
 
-def get_container(request: Request) -> Container:
-    """The app's container (`app.state.container`, set by `create_app`)."""
+async def get_container(request: Request) -> Container:
+    """The app's container (`app.state.container`, set by `create_app`).
+
+    Async (it does no I/O): a sync dependency would cost every request a hop through the thread pool.
+    """
     container: Container = request.app.state.container
     return container
 
@@ -62,7 +66,7 @@ def bearer_token(authorization: str | None) -> str | None:
 _bearer_doc = HTTPBearer(auto_error=False, description="An API token from `aiprov user add` (optional for reads).")
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     container: ContainerDep,
     _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_doc)] = None,
@@ -76,7 +80,8 @@ def get_caller(
         if not container.settings.anonymous_reads:
             raise Unauthorized("this hub needs an API token to read", hint="send `Authorization: Bearer <token>`")
         return ANONYMOUS
-    principal = container.accounts.authenticate(token)
+    # Only a request with a token pays for the database lookup, and it runs off the event loop.
+    principal = await run_in_threadpool(container.accounts.authenticate, token)
     return Caller(principal.user, frozenset(principal.scopes), principal.admin)
 
 
