@@ -7,7 +7,7 @@ its canonical JSON, identifies the version. A single-file model is a one-entry m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -61,6 +61,7 @@ class Manifest:
     """A model version's files, sorted by path, without duplicates."""
 
     entries: tuple[ManifestEntry, ...]
+    _digest: Digest | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         paths = [e.path for e in self.entries]
@@ -93,8 +94,11 @@ class Manifest:
 
     @property
     def digest(self) -> Digest:
-        """The version's identity: SHA-256 of the canonical manifest."""
-        return Digest.of(self.canonical())
+        """The version's identity: SHA-256 of the canonical manifest (computed once: it costs a canonical JSON)."""
+        if self._digest is None:
+            object.__setattr__(self, "_digest", Digest.of(self.canonical()))
+        assert self._digest is not None
+        return self._digest
 
     @property
     def total_size(self) -> int:
