@@ -346,18 +346,24 @@ def _op_binfloat(w: Walker, at: int) -> None:
     w.stack.append(struct.unpack(">d", w.src.read(8))[0])
 
 
+def _read_counted(w: Walker, at: int, fmt: str, size: int) -> bytes | Blob:
+    """A length-prefixed argument: its bytes when short, skipped (a `Blob`) when long (it can only be data)."""
+    n = struct.unpack(fmt, w.src.read(size))[0]
+    if n < 0:
+        raise PickleError(f"negative length at offset {at}")
+    if n > BIG:
+        w.src.skip(n)
+        return Blob(n)
+    data: bytes = w.src.read(n)
+    return data
+
+
 def _op_long_n(size: int) -> Any:
     fmt = "<B" if size == 1 else "<i"
 
     def handler(w: Walker, at: int) -> None:
-        n = struct.unpack(fmt, w.src.read(size))[0]
-        if n < 0:
-            raise PickleError(f"negative length at offset {at}")
-        if n > BIG:
-            w.src.skip(n)
-            w.stack.append(Blob(n))
-        else:
-            w.stack.append(int.from_bytes(w.src.read(n), "little", signed=True))
+        data = _read_counted(w, at, fmt, size)
+        w.stack.append(data if isinstance(data, Blob) else int.from_bytes(data, "little", signed=True))
 
     return handler
 
@@ -380,15 +386,10 @@ def _counted(fmt: str, size: int, kind: Literal["bytes", "str", "str2"]) -> Any:
     """A length-prefixed argument: kept when short, skipped when long (it can only be data)."""
 
     def handler(w: Walker, at: int) -> None:
-        n = struct.unpack(fmt, w.src.read(size))[0]
-        if n < 0:
-            raise PickleError(f"negative length at offset {at}")
-        if n > BIG:
-            w.src.skip(n)
-            w.stack.append(Blob(n))
-            return
-        data = w.src.read(n)
-        if kind == "str":
+        data = _read_counted(w, at, fmt, size)
+        if isinstance(data, Blob):
+            w.stack.append(data)
+        elif kind == "str":
             w.stack.append(data.decode("utf-8", "surrogatepass"))
         elif kind == "str2":
             w.stack.append(_as_text(data))
