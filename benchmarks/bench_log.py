@@ -487,14 +487,9 @@ def machine_facts() -> str:
     import platform
     import sqlite3
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from run import cpu_model  # the harness's own reading of the machine
+
+    cpu = cpu_model()
     try:
         from importlib.metadata import version
 

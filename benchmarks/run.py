@@ -439,16 +439,19 @@ def ratio_lines(rows: list[Row]) -> list[str]:
     return out
 
 
-def machine_facts() -> str:
-    cpu = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" elsewhere)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"nproc {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, {platform.platform()}"
+    return "unknown"
+
+
+def machine_facts() -> str:
+    return f"nproc {os.cpu_count()}, CPU {cpu_model()}, Python {platform.python_version()}, {platform.platform()}"
 
 
 def _load() -> str:
