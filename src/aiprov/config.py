@@ -289,15 +289,19 @@ class Container:
             self.db.engine.dispose()
 
 
-def load_container(home: Path | None = None) -> Container:
-    """The container for the environment, with `home` overriding AIPROV_HOME."""
+def load_settings(home: Path | None = None) -> Settings:
+    """The settings of the environment, with `home` overriding AIPROV_HOME. Raises InvalidInput naming the bad ones."""
     from pydantic import ValidationError
 
     try:
-        settings = Settings() if home is None else Settings(home=home)
+        return Settings() if home is None else Settings(home=home)
     except ValidationError as e:
         problems = "; ".join(
             f"AIPROV_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in e.errors()
         )
         raise InvalidInput(f"invalid configuration: {problems}") from None
-    return Container(settings)
+
+
+def load_container(home: Path | None = None) -> Container:
+    """The container for the environment, with `home` overriding AIPROV_HOME."""
+    return Container(load_settings(home))

@@ -22,10 +22,16 @@ MODEL = {
 }
 
 
-def remote(server: Server, token: str | None, *args: str) -> tuple[int, str, str]:
+def client_home(server: Server) -> Path:
+    """The client's own home (where it pins each server's log key and last verified checkpoint)."""
+    return server.home.parent / "client-home"
+
+
+def remote(server: Server, token: str | None, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run `aiprov --server URL [--token T] ARGS…` in-process; return (exit code, stdout, stderr)."""
     auth = ["--token", token] if token else []
-    result = runner.invoke(app, ["--server", server.base_url, *auth, *args], env={"AIPROV_TOKEN": ""})
+    environment = {"AIPROV_TOKEN": "", "AIPROV_HOME": str(client_home(server)), **(env or {})}
+    result = runner.invoke(app, ["--server", server.base_url, *auth, *args], env=environment)
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -94,7 +100,8 @@ def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, 
     code, _, err = remote(server, bob, "push", model, "--name", "alice/m")
     assert code == 11 and "bob may not write under alice/" in err
     assert remote(server, "not-a-token", "ls")[0] == 10
-    assert remote(server, alice, "dataset", "ls")[0] == 2  # not offered against a server: said so, no traceback
+    code, _, err = remote(server, alice, "eval", "--reproduce", "1")
+    assert code == 2 and "does not work against a server" in err  # said so, no traceback
 
 
 def test_remote_push_of_an_unsafe_model_is_refused_and_kept_as_evidence(server: Server, make_model: Any) -> None:

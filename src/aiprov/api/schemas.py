@@ -208,3 +208,62 @@ class UserOut(Wire):
     admin: bool
     created_at: str
     tokens: list[TokenOut]
+
+
+class SignatureOut(Wire):
+    key_fingerprint: str
+    signer: str
+    created_at: str
+    bundle: str = Field(description="The OpenSSF model-signing bundle (Sigstore bundle JSON).")
+    public_key: str = Field(description="PEM of the public key that verifies it.")
+
+
+class RegistrationOut(Wire):
+    leaf_index: int = Field(description="The log index of the event that registered the version.")
+    event: dict[str, Any] = Field(description="The registry's copy of that event (compare it with the log's).")
+
+
+class EvidenceOut(Wire):
+    """What a client needs to verify a version itself: check the signatures, then prove the event in the log."""
+
+    digest: str
+    signatures: list[SignatureOut]
+    registration: RegistrationOut
+
+
+class SignatureIn(Wire):
+    """A bundle made by the author (the private key never leaves the author's machine) and its public key."""
+
+    bundle: str = Field(min_length=2, max_length=1_000_000)
+    public_key: str = Field(min_length=20, max_length=10_000, description="PEM")
+
+
+class SignedOut(Wire):
+    name: str
+    version: int
+    digest: str
+    key_fingerprint: str
+    recorded: bool = Field(description="False when this key had signed the version already.")
+
+
+class DatasetIn(Wire):
+    """Register an uploaded blob (`PUT /api/v1/blobs/...`) as a dataset."""
+
+    name: str = Field(min_length=3, max_length=200, description="OWNER/NAME")
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="The uploaded CSV or Parquet file's digest.")
+    target: str = Field(min_length=1, max_length=256)
+    task: str | None = Field(default=None, pattern=r"^(classification|regression)$")
+
+
+class DatasetOut(Wire):
+    name: str
+    digest: str
+    format: str
+    target: str
+    task: str
+    rows: int
+    features: list[str]
+    size: int
+    author: str
+    created_at: str
+    new: bool | None = None

@@ -55,10 +55,13 @@ def container(ctx: typer.Context) -> Container:
     assert isinstance(state, CliState), "the root callback sets the CLI state"
     if state.built is None:
         if state.server is not None:
+            from aiprov.config import load_settings
             from aiprov.remote import RemoteContainer
 
+            settings = load_settings(state.home)
+            remote = RemoteContainer(state.server, state.token, home=settings.home, log_key=settings.log_verifier_key)
             # Duck-typed: it has the attributes the commands use, with the same signatures.
-            state.built = cast("Container", RemoteContainer(state.server, state.token))
+            state.built = cast("Container", remote)
         else:
             from aiprov.config import load_container
 

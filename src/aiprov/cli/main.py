@@ -40,7 +40,7 @@ def root(
             "--server",
             envvar="AIPROV_SERVER",
             help="Run against the aiprov server at this URL instead of a local home (push, ls, show, pull, alias, "
-            "usage, verify, log).",
+            "usage, sign, verify, eval, dataset, log).",
         ),
     ] = None,
     token: Annotated[

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from aiprov.remote.client import HubClient
 from aiprov.remote.services import (
+    RemoteDatasets,
     RemoteEvaluations,
     RemoteLog,
     RemoteLogKey,
     RemoteRegistry,
+    RemoteSignatures,
     RemoteVerification,
+    ServerPins,
     Unsupported,
 )
 
@@ -18,14 +22,17 @@ from aiprov.remote.services import (
 class RemoteContainer(Unsupported):
     """The services of a hub at `url`, seen through its API with `token` (None: anonymous reads only).
 
-    Commands that need more than the API offers (init, sign, eval, datasets, tile export) raise InvalidInput.
+    `home` keeps what this client trusts of each server (its pinned log key and last verified checkpoint);
+    `log_key` pins the log key outright. Commands that need more than the API offers (init, eval --key,
+    eval --reproduce, tile export) raise InvalidInput.
     """
 
     what = "the command's"
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, *, home: Path, log_key: str | None = None) -> None:
         self.url = url
         self.client = HubClient(url, token)
+        self.pins = ServerPins(url, home, log_key)
 
     @cached_property
     def registry(self) -> RemoteRegistry:
@@ -41,7 +48,15 @@ class RemoteContainer(Unsupported):
 
     @cached_property
     def verification(self) -> RemoteVerification:
-        return RemoteVerification(self.registry)
+        return RemoteVerification(self.registry, self.log, self.pins)
+
+    @cached_property
+    def datasets(self) -> RemoteDatasets:
+        return RemoteDatasets(self.registry)
+
+    @cached_property
+    def signatures(self) -> RemoteSignatures:
+        return RemoteSignatures(self.registry)
 
     @cached_property
     def log_signer(self) -> RemoteLogKey:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from aiprov.adapters.db.registry import ModelFilter
     from aiprov.core.note import Verifier
     from aiprov.services.registry import PushRequest, PushResult
+    from aiprov.services.signatures import SignResult
     from aiprov.services.transparency import ConsistencyProof, InclusionProof
-    from aiprov.services.verification import VerifyReport
+    from aiprov.services.verification import Evidence, VerifyReport
 
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
@@ -388,9 +389,36 @@ class RemoteEvaluation:
     def attestation(self) -> Any:
         return self.data.get("attestation") or (True if self.data.get("signed") else None)
 
+    @property
+    def model(self) -> str:
+        return str(self.data["model"])
+
+    @property
+    def version(self) -> int:
+        return int(self.data["version"])
+
+    @property
+    def split(self) -> dict[str, Any]:
+        return dict(self.data.get("split") or {})
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.data.get("duration_s") or 0.0)
+
+    @property
+    def key_fingerprint(self) -> str | None:
+        return self.data.get("key_fingerprint")
+
+    @property
+    def leaf_index(self) -> int | None:
+        return self.data.get("leaf_index")
+
     def summary(self) -> dict[str, Any]:
         keys = ("id", "dataset", "dataset_digest", "split", "metrics", "evaluator", "created_at", "leaf_index")
         return {**{k: self.data.get(k) for k in keys}, "signed": bool(self.data.get("signed"))}
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
 
 
 class RemoteEvaluations(Unsupported):
@@ -406,6 +434,105 @@ class RemoteEvaluations(Unsupported):
         path = f"{_model_path(str(parsed.model))}/evaluations"
         found = self.client.json("GET", path, params={"version": parsed.number})
         return [RemoteEvaluation(e) for e in found]
+
+    def evaluate(
+        self,
+        ref: str,
+        *,
+        benchmark: str | None = None,
+        dataset: str | None = None,
+        key: signing.PrivateKey | None = None,
+    ) -> RemoteEvaluation:
+        """Run the evaluation on the server (in its sandboxed workers); the caller is recorded as the evaluator."""
+        if key is not None:
+            raise InvalidInput(
+                "--key signs an evaluation on the machine that runs it; against a server it is not sent",
+                hint="evaluate without --key, or run `aiprov eval --key` on the hub's machine",
+            )
+        if (benchmark is None) == (dataset is None):
+            raise InvalidInput("give exactly one of --benchmark or --dataset")
+        parsed = Ref.parse(ref)
+        if parsed.model is None:
+            raise InvalidInput(f"{ref!r} names no model: evaluate OWNER/NAME[@N|@ALIAS]")
+        version = parsed.alias if parsed.alias is not None else parsed.number
+        params = {} if version is None else {"version": str(version)}
+        body = {"benchmark": benchmark} if benchmark is not None else {"dataset": dataset}
+        document = self.client.json("POST", f"{_model_path(str(parsed.model))}/evaluations", json=body, params=params)
+        return RemoteEvaluation(document)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteDataset:
+    """A dataset as the server reports it (`aiprov dataset ls --json`)."""
+
+    data: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def full_name(self) -> str:
+        return str(self.data["name"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k != "new"}
+
+
+class RemoteDatasets(Unsupported):
+    """`DatasetService` against a server: the file is uploaded as a blob (streamed, resumable), then registered."""
+
+    what = "dataset"
+
+    def __init__(self, registry: RemoteRegistry) -> None:
+        self.registry = registry
+        self.client = registry.client
+
+    def add(self, path: Path, name: str, target: str, task: str | None = None) -> tuple[RemoteDataset, bool]:
+        ModelName.parse(name)
+        files = model_files(path)
+        if len(files) != 1 or not path.is_file():
+            raise InvalidInput(f"{path} is not a file: a dataset is one CSV or Parquet file")
+        entry = hash_file(files[0])
+        self.registry._upload(entry.sha256, files[0], None)
+        body = {"name": name, "digest": str(entry.sha256), "target": target, "task": task}
+        document = self.client.json("POST", "/datasets", json=body)
+        return RemoteDataset(document), bool(document.get("new"))
+
+    def get(self, name: str) -> RemoteDataset:
+        parsed = ModelName.parse(name)
+        return RemoteDataset(self.client.json("GET", f"/datasets/{quote(parsed.owner)}/{quote(parsed.name)}"))
+
+    def list(self) -> builtins.list[RemoteDataset]:
+        return [RemoteDataset(d) for d in self.client.json("GET", "/datasets")]
+
+
+class RemoteSignatures(Unsupported):
+    """`SignatureService.sign` against a server: signed here (the private key never travels), recorded there."""
+
+    what = "signature"
+
+    def __init__(self, registry: RemoteRegistry) -> None:
+        self.registry = registry
+
+    def sign(self, ref: str, key: signing.PrivateKey) -> SignResult:
+        """Sign the manifest this client fetched and checked against its digest; the server verifies and records.
+
+        Raises NotFound, Forbidden (another owner's model), VerificationError, BackendError.
+        """
+        from aiprov import signing
+        from aiprov.services.signatures import SignResult
+
+        _, record = self.registry.show(ref)
+        bundle = signing.sign_manifest(record.manifest, record.signing_name, key, single_file=record.single_file)
+        pem = signing.public_key_pem(key.public_key())
+        body = {"bundle": bundle.decode(), "public_key": pem.decode()}
+        document = self.registry.client.json(
+            "POST", f"{_model_path(record.full_name)}/versions/{record.number}/signatures", json=body
+        )
+        return SignResult(record, bundle, str(document["key_fingerprint"]), bool(document["recorded"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,12 +607,20 @@ class RemoteLogKey:
 
 
 class RemoteVerification(Unsupported):
-    """`aiprov verify` against a server: the server's checks, then the local copy and bundle checked here."""
+    """`aiprov verify` against a server, trusting nothing it says.
+
+    The manifest is hashed here, signatures are checked here, and the registration event is proven in the log
+    against a checkpoint signed by the log key this client pinned (`AIPROV_LOG_VERIFIER_KEY`, else the key seen on
+    first use, kept in `pins`), consistent with the last checkpoint this client verified from that server. Only
+    "stored bytes" is the server's word (it re-hashed its blobs); `--path` checks a local copy instead.
+    """
 
     what = "verification"
 
-    def __init__(self, registry: RemoteRegistry) -> None:
+    def __init__(self, registry: RemoteRegistry, log: RemoteLog, pins: ServerPins) -> None:
         self.registry = registry
+        self.log = log
+        self.pins = pins
 
     def verify(
         self,
@@ -497,23 +632,105 @@ class RemoteVerification(Unsupported):
     ) -> VerifyReport:
         """Raises InvalidInput, NotFound, VerificationError (a manifest that does not hash to its digest)."""
         from aiprov.adapters.files import hash_model
-        from aiprov.services.verification import Check, VerificationService, VerifyReport, compare_manifests
+        from aiprov.services.verification import Check, ProvenanceChecks, VerifyReport, check_local
 
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         _, record = self.registry.show(ref)
-        body = self.registry.client.json("GET", f"{_model_path(record.full_name)}/versions/{record.number}/verify")
-        report = VerifyReport(record, [Check(str(c["check"]), bool(c["ok"]), str(c["detail"])) for c in body["checks"]])
+        base = f"{_model_path(record.full_name)}/versions/{record.number}"
+        evidence = evidence_from_json(record, self.registry.client.json("GET", f"{base}/evidence"))
+        report = VerifyReport(record)
+        verifier, pinned = self.pins.verifier(self.log)
+        if pinned:
+            report.checks.append(Check("log key", True, pinned))
+        checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
+        checks.manifest_digest(report, evidence)
         checked = record.manifest
-        if path is not None:
+        if path is None:
+            server = self.registry.client.json("GET", f"{base}/verify")
+            stored = next((c for c in server["checks"] if c.get("check") == "stored bytes"), None)
+            if stored is not None:
+                report.checks.append(
+                    Check("stored bytes (server)", bool(stored["ok"]), f"the server reports: {stored['detail']}")
+                )
+        else:
             local = hash_model(path)
             checked = local
-
-            def check_local() -> str:
-                compare_manifests(record.manifest, local, str(path))
-                return f"{len(local.entries)} file(s) match"
-
-            report.add(f"local copy {path}", check_local)
-        if bundle is not None and public_key is not None:
-            report.add("given signature", lambda: VerificationService._check_bundle(bundle, checked, public_key))
+            report.add(f"local copy {path}", lambda: check_local(record.manifest, local, path))
+        checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
         return report
+
+
+def evidence_from_json(record: VersionRecord, value: dict[str, Any]) -> Evidence:
+    """The server's evidence document for `record`. Raises BackendError for a malformed one."""
+    from aiprov.records import SignatureRecord
+    from aiprov.services.verification import Evidence
+
+    try:
+        registration = value["registration"]
+        event_json = registration["event"]
+        event = Event(
+            parse_time(event_json["time"]),
+            str(event_json["actor"]),
+            str(event_json["action"]),
+            str(event_json["subject"]),
+            event_json.get("model"),
+            dict(event_json.get("details") or {}),
+        )
+        signatures = [
+            SignatureRecord(
+                str(s["bundle"]).encode(),
+                str(s["public_key"]).encode(),
+                str(s["key_fingerprint"]),
+                str(s["signer"]),
+                parse_time(s["created_at"]),
+            )
+            for s in value.get("signatures") or ()
+        ]
+        return Evidence(record, str(value["digest"]), signatures, int(registration["leaf_index"]), event)
+    except (KeyError, TypeError, ValueError) as e:
+        raise BackendError(f"the server sent malformed evidence: {e}") from e
+
+
+class ServerPins:
+    """What this client keeps about one server: the log key it pinned and the newest checkpoint it verified.
+
+    Kept under `<home>/servers/<host_port>/`, so two servers never share a pin and no server can change it.
+    """
+
+    def __init__(self, url: str, home: Path, configured_key: str | None) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        slug = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{parts.hostname}_{parts.port or ''}")
+        self.directory = home / "servers" / slug
+        self.configured_key = configured_key
+
+    @property
+    def trusted_checkpoint_file(self) -> Path:
+        return self.directory / "trusted-checkpoint"
+
+    @property
+    def key_file(self) -> Path:
+        return self.directory / "log.pub"
+
+    def verifier(self, log: RemoteLog) -> tuple[Verifier, str]:
+        """The log key to trust and how it came to be trusted. Raises InvalidInput for a malformed key.
+
+        The configured key wins; else the one pinned on first use; else the server's key is pinned now (said so,
+        since from then on a server that changes its key fails verification).
+        """
+        from aiprov.core.note import Verifier
+
+        if self.configured_key:
+            return Verifier.parse(self.configured_key), "AIPROV_LOG_VERIFIER_KEY"
+        try:
+            return Verifier.parse(self.key_file.read_text().strip()), f"pinned in {self.key_file}"
+        except FileNotFoundError:
+            pass
+        verifier = log.verifier
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.key_file.with_name(f".log.pub.{os.getpid()}")
+        tmp.write_text(str(verifier) + "\n")
+        os.replace(tmp, self.key_file)
+        return verifier, f"first use: pinned the server's key {verifier.name}+{verifier.key_id:08x} in {self.key_file}"

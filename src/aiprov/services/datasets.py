@@ -200,8 +200,7 @@ class DatasetService:
         other bytes: datasets are immutable), BackendError.
         """
         parsed = ModelName.parse(name)
-        if task is not None and task not in TASKS:
-            raise InvalidInput(f"task {task!r} is not one of {', '.join(TASKS)}")
+        _check_task(task)
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -216,6 +215,35 @@ class DatasetService:
         except BaseException:
             writer.abort()
             raise
+        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional)
+
+    def add_blob(self, digest: Digest, name: str, target: str, task: str | None = None) -> tuple[DatasetRecord, bool]:
+        """Register an uploaded blob as dataset `name`, like `add` (the API's route: the bytes came by upload).
+
+        The blob is read back verified; CSV and Parquet are parsed as data (pyarrow), nothing is executed.
+        Raises NotFound (no such blob), IntegrityError, InvalidInput, Conflict, BackendError.
+        """
+        parsed = ModelName.parse(name)
+        _check_task(task)
+        if not self.blobs.exists(digest):
+            raise NotFound(f"no uploaded blob {digest}", hint="upload it first: PUT /api/v1/blobs/<digest>")
+        data = self._read(digest)
+        fmt, table = _read_table(data, str(digest))
+        _, _, features, fractional = _columns(table, target, str(digest))
+        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional)
+
+    def _register(
+        self,
+        parsed: ModelName,
+        digest: Digest,
+        size: int,
+        fmt: str,
+        rows: int,
+        target: str,
+        task: str | None,
+        features: tuple[str, ...],
+        fractional: bool,
+    ) -> tuple[DatasetRecord, bool]:
         now = self.clock()
         with self.db.unit(write=True) as u:
             existing = u.dataset_row(str(parsed))
@@ -233,9 +261,9 @@ class DatasetService:
                 format=fmt,
                 target=target,
                 task=task or ("regression" if fractional else "classification"),
-                rows=table.num_rows,
+                rows=rows,
                 features=features,
-                size=len(data),
+                size=size,
                 author=self.actor,
                 created_at=now,
             )
@@ -285,13 +313,22 @@ class DatasetService:
         Raises NotFound, IntegrityError (the stored bytes were altered), InvalidInput.
         """
         record = self.get(name)
-        data = io.BytesIO()
-        for chunk in self.blobs.read(Digest.parse(record.digest)):
-            data.write(chunk)
-        _, table = _read_table(data.getvalue(), record.full_name)
+        _, table = _read_table(self._read(Digest.parse(record.digest)), record.full_name)
         x, y, _, _ = _columns(table, record.target, record.full_name)
         split = {"method": "whole", "rows": record.rows, "test_rows": record.rows}
         return TestSet(record.full_name, record.digest, record.task, split, x, y)
+
+    def _read(self, digest: Digest) -> bytes:
+        """A dataset's bytes, verified against `digest` (datasets are parsed whole, so they are read whole)."""
+        data = io.BytesIO()
+        for chunk in self.blobs.read(digest):
+            data.write(chunk)
+        return data.getvalue()
+
+
+def _check_task(task: str | None) -> None:
+    if task is not None and task not in TASKS:
+        raise InvalidInput(f"task {task!r} is not one of {', '.join(TASKS)}")
 
 
 def _record(r: DatasetRow) -> DatasetRecord:

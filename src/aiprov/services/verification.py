@@ -24,7 +24,7 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
 from aiprov.ports import BlobStore
-from aiprov.records import VersionRecord
+from aiprov.records import SignatureRecord, VersionRecord
 from aiprov.services.transparency import LogService, open_checkpoint
 
 
@@ -84,58 +84,63 @@ def compare_manifests(expected: Manifest, actual: Manifest, where: str) -> None:
         raise VerificationError(f"{where}: " + "; ".join(problems))
 
 
-class VerificationService:
-    def __init__(
-        self,
-        db: SqlRegistry,
-        blobs: BlobStore,
-        log: LogService,
-        *,
-        trusted_verifier: Verifier,
-        trusted_checkpoint_file: Path,
-    ) -> None:
-        self.db = db
-        self.blobs = blobs
-        self.log = log
-        self.verifier = trusted_verifier
-        self.trusted_file = trusted_checkpoint_file
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a version's verification rests on, as the registry holds it.
 
-    def verify(
+    The version (its manifest), the digest it was registered under, the signatures recorded for it, and its
+    registration event with its log index.
+
+    The hub serves it (`GET .../versions/{n}/evidence`) so a client can check all of it itself.
+    """
+
+    record: VersionRecord
+    recorded_digest: str
+    signatures: list[SignatureRecord]
+    leaf_index: int
+    event: Event
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.recorded_digest,
+            "signatures": [
+                {**s.to_json(), "bundle": s.bundle.decode(), "public_key": s.public_key.decode()}
+                for s in self.signatures
+            ],
+            "registration": {"leaf_index": self.leaf_index, "event": self.event.to_json()},
+        }
+
+
+class ProvenanceChecks:
+    """The checks that need no access to the stored bytes.
+
+    The manifest digest, signatures, and the version's registration in the log (entry, signed checkpoint,
+    inclusion, consistency with the last trusted checkpoint).
+
+    `log` is anything with `entry`, `latest`, `inclusion` and `consistency` (the local `LogService`, or a remote
+    log read over HTTP); `verifier` is the log key this client trusts, never one the log hands out.
+    """
+
+    def __init__(self, log: Any, verifier: Verifier, trusted_file: Path) -> None:
+        self.log = log
+        self.verifier = verifier
+        self.trusted_file = trusted_file
+
+    def manifest_digest(self, report: VerifyReport, evidence: Evidence) -> None:
+        report.add("manifest digest", lambda: self._check_digest(evidence.record, evidence.recorded_digest))
+
+    def signatures_and_log(
         self,
-        ref: str,
+        report: VerifyReport,
+        evidence: Evidence,
         *,
-        path: Path | None = None,
+        checked: Manifest,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
-    ) -> VerifyReport:
-        if (bundle is None) != (public_key is None):
-            raise InvalidInput("--bundle and --public-key go together")
-        with self.db.unit() as u:
-            model, version = u.resolve(Ref.parse(ref))
-            record = u.version_record(model, version)
-            signatures = u.signatures(version)
-            event_row = u.registration_event(model, version)
-            leaf_index = event_row.leaf_index
-            row_event = Event(
-                utc(event_row.time),
-                event_row.actor,
-                event_row.action,
-                event_row.subject,
-                event_row.model,
-                event_row.details,
-            )
-        report = VerifyReport(record)
-        manifest = record.manifest
-        report.add("manifest digest", lambda: self._check_digest(record, version.digest))
-        # A given bundle speaks for the bytes being verified: the local copy when there is one.
-        checked = manifest
-        if path is None:
-            report.add("stored bytes", lambda: self._check_blobs(manifest))
-        else:
-            local = hash_model(path)
-            checked = local
-            report.add(f"local copy {path}", lambda: self._check_local(manifest, local, path))
-        for sig in signatures:
+    ) -> None:
+        """Every recorded signature, the given one against `checked` (the bytes being verified), then the log."""
+        manifest = evidence.record.manifest
+        for sig in evidence.signatures:
             report.add(
                 f"signature {sig.key_fingerprint[:16]}",
                 lambda sig=sig: self._check_bundle(  # type: ignore[misc]
@@ -145,12 +150,12 @@ class VerificationService:
         if bundle is not None and public_key is not None:
             report.add("given signature", lambda: self._check_bundle(bundle, checked, public_key))
         holder: dict[str, Any] = {}
-        if report.add("log entry", lambda: self._check_entry(record, leaf_index, row_event, holder)):
+        index = evidence.leaf_index
+        if report.add("log entry", lambda: self._check_entry(evidence.record, index, evidence.event, holder)):
             report.add("checkpoint", lambda: self._check_checkpoint(holder))
             if "checkpoint" in holder:
-                report.add("inclusion", lambda: self._check_inclusion(leaf_index, holder))
+                report.add("inclusion", lambda: self._check_inclusion(index, holder))
                 report.add("consistency", lambda: self._check_consistency(holder))
-        return report
 
     # the checks ---------------------------------------------------------------------------------------------
 
@@ -160,22 +165,6 @@ class VerificationService:
         if computed != recorded:
             raise VerificationError(f"the recorded manifest hashes to {computed}, not the version's {recorded}")
         return computed
-
-    def _check_blobs(self, manifest: Manifest) -> str:
-        def rehash(entry: ManifestEntry) -> None:
-            try:
-                for _ in self.blobs.read(entry.sha256):
-                    pass
-            except AiprovError as e:
-                raise type(e)(f"{entry.path}: {e.message}") from e
-
-        parallel_map(rehash, manifest.entries)
-        return f"{len(manifest.entries)} file(s), {manifest.total_size} bytes re-hashed"
-
-    @staticmethod
-    def _check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
-        compare_manifests(manifest, local, str(path))
-        return f"{len(manifest.entries)} file(s) match"
 
     @staticmethod
     def _check_bundle(bundle: bytes, manifest: Manifest, key: signing.PublicKey) -> str:
@@ -236,6 +225,74 @@ class VerificationService:
         return f"consistent with the trusted checkpoint of size {trusted.size}"
 
     def _trust(self, note: str) -> None:
+        self.trusted_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.trusted_file.with_name(f".{self.trusted_file.name}.{os.getpid()}")
         tmp.write_text(note)
         os.replace(tmp, self.trusted_file)
+
+
+class VerificationService:
+    def __init__(
+        self,
+        db: SqlRegistry,
+        blobs: BlobStore,
+        log: LogService,
+        *,
+        trusted_verifier: Verifier,
+        trusted_checkpoint_file: Path,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.checks = ProvenanceChecks(log, trusted_verifier, trusted_checkpoint_file)
+
+    def evidence(self, ref: str) -> Evidence:
+        """What the registry holds about the version `ref`. Raises NotFound, InvalidInput."""
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(ref))
+            record = u.version_record(model, version)
+            signatures = u.signatures(version)
+            row = u.registration_event(model, version)
+            event = Event(utc(row.time), row.actor, row.action, row.subject, row.model, row.details)
+            return Evidence(record, version.digest, signatures, row.leaf_index, event)
+
+    def verify(
+        self,
+        ref: str,
+        *,
+        path: Path | None = None,
+        bundle: bytes | None = None,
+        public_key: signing.PublicKey | None = None,
+    ) -> VerifyReport:
+        if (bundle is None) != (public_key is None):
+            raise InvalidInput("--bundle and --public-key go together")
+        evidence = self.evidence(ref)
+        report = VerifyReport(evidence.record)
+        manifest = evidence.record.manifest
+        self.checks.manifest_digest(report, evidence)
+        # A given bundle speaks for the bytes being verified: the local copy when there is one.
+        checked = manifest
+        if path is None:
+            report.add("stored bytes", lambda: self._check_blobs(manifest))
+        else:
+            local = hash_model(path)
+            checked = local
+            report.add(f"local copy {path}", lambda: check_local(manifest, local, path))
+        self.checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        return report
+
+    def _check_blobs(self, manifest: Manifest) -> str:
+        def rehash(entry: ManifestEntry) -> None:
+            try:
+                for _ in self.blobs.read(entry.sha256):
+                    pass
+            except AiprovError as e:
+                raise type(e)(f"{entry.path}: {e.message}") from e
+
+        parallel_map(rehash, manifest.entries)
+        return f"{len(manifest.entries)} file(s), {manifest.total_size} bytes re-hashed"
+
+
+def check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
+    """The check of a local copy: every file present and equal, nothing extra."""
+    compare_manifests(manifest, local, str(path))
+    return f"{len(manifest.entries)} file(s) match"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from aiprov.api.deps import ContainerDep
-from aiprov.api.schemas import ConsistencyOut, EntryOut, InclusionOut, VerifyOut
+from aiprov.api.schemas import ConsistencyOut, EntryOut, EvidenceOut, InclusionOut, VerifyOut
 
 router = APIRouter(tags=["log"])
 
@@ -74,3 +74,23 @@ def verify(
     consistency. A client that trusts nothing re-checks the proofs itself with `/log/…`.
     """
     return container.verification.verify(f"{owner}/{name}@{number}").to_json()
+
+
+@router.get(
+    "/models/{owner}/{name}/versions/{number}/evidence",
+    response_model=EvidenceOut,
+    summary="What a client needs to verify a version itself",
+    tags=["models"],
+)
+def evidence(
+    container: ContainerDep,
+    owner: Annotated[str, Path(min_length=1, max_length=64)],
+    name: Annotated[str, Path(min_length=1, max_length=128)],
+    number: Annotated[int, Path(ge=1, le=2**31)],
+) -> dict[str, Any]:
+    """The recorded signatures (bundles and public keys) and the registration event with its log index.
+
+    `aiprov --server URL verify` checks the signatures against the manifest it hashed itself, then proves the
+    event in the log against a checkpoint signed by the log key it pinned — trusting nothing the server says.
+    """
+    return container.verification.evidence(f"{owner}/{name}@{number}").to_json()

@@ -1,0 +1,53 @@
+"""Datasets to evaluate on (`/api/v1/datasets`): register an uploaded CSV/Parquet blob, list, show.
+
+Upload the file's bytes first (`PUT /api/v1/blobs/sha256:<hex>`, streamed and resumable), then register the digest
+under a name in your namespace; shapes mirror `aiprov dataset add|ls --json`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+
+from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.schemas import DatasetIn, DatasetOut
+from aiprov.core.digest import Digest
+from aiprov.core.names import ModelName
+
+router = APIRouter(tags=["datasets"])
+
+Owner = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
+Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")]
+
+
+@router.get("/datasets", response_model=list[DatasetOut], summary="List datasets")
+def list_datasets(container: ContainerDep) -> list[dict[str, Any]]:
+    """Every registered dataset, like `aiprov dataset ls --json`."""
+    return [d.to_json() for d in container.datasets.list()]
+
+
+@router.get("/datasets/{owner}/{name}", response_model=DatasetOut, summary="Show a dataset")
+def show_dataset(container: ContainerDep, owner: Owner, name: Name) -> dict[str, Any]:
+    return container.datasets.get(f"{owner}/{name}").to_json()
+
+
+@router.post(
+    "/datasets",
+    response_model=DatasetOut,
+    status_code=201,
+    summary="Register an uploaded CSV or Parquet blob as a dataset",
+    responses={200: {"description": "the same bytes were already registered under this name"}},
+)
+def add_dataset(body: DatasetIn, container: ContainerDep, caller: CallerDep) -> JSONResponse:
+    """Parse the blob (as data; nothing is executed), check the target and numeric features, record and log it.
+
+    Datasets are immutable: the name holding other bytes is a 409. Only the namespace's owner or an admin may.
+    """
+    parsed = ModelName.parse(body.name)
+    check_namespace(caller, parsed.owner)
+    record, new = acting(container, caller).datasets.add_blob(
+        Digest.parse(body.digest), str(parsed), body.target, body.task
+    )
+    return JSONResponse({**record.to_json(), "new": new}, status_code=201 if new else 200)
