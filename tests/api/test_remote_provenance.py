@@ -151,7 +151,8 @@ def test_remote_verify_catches_a_server_that_rewrote_history(server: Server, mak
     # the operator, holding the log key, rebuilds the log with the alias event changed and signs new checkpoints
     operator = Container(Settings(home=server.home, workers=1))
     try:
-        index = next(i for i in range(operator.log.latest().checkpoint.size) if operator.log.entry(i)[2].action == "alias")
+        size = operator.log.latest().checkpoint.size
+        index = next(i for i in range(size) if operator.log.entry(i)[2].action == "alias")
         forged = operator.log.entry(index)[2].entry().replace(b'"prod"', b'"test"')
         rewrite_history(operator, index, forged)
     finally:
