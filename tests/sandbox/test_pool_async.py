@@ -97,3 +97,21 @@ def test_closing_the_pool_wakes_waiting_coroutines(tmp_path: Path) -> None:
         await first
 
     asyncio.run(run())
+
+
+def test_large_requests_and_answers_cross_the_pipe_under_uvloop(pool: WorkerPool, tmp_path: Path) -> None:
+    """uvicorn runs on uvloop, whose add_reader makes the pipe non-blocking: a request or answer larger than the
+    pipe's buffer must still go through whole (it once failed as "the worker died")."""
+    import uvloop
+
+    good = spec(tmp_path)
+    rows = [[float(i)] * 8 for i in range(60_000)]  # ~4 MB pickled, far beyond a 64 KiB pipe buffer
+
+    async def twice() -> list[int]:
+        first = await pool.predict_async(good, rows)
+        second = await pool.predict_async(good, rows)
+        return [len(first.predictions), len(second.predictions)]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(twice()) == [60_000, 60_000]
+    assert pool.replaced == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
 import threading
 from collections import deque
@@ -216,14 +217,19 @@ class WorkerPool:
             readable: asyncio.Future[bool] = loop.create_future()
             fd = w.conn.fileno()
             try:
+                # uvloop's add_reader leaves the pipe non-blocking: a message larger than the pipe's buffer would
+                # then fail half-way with EAGAIN. Sends and receives block; only the wait for the answer is async.
+                os.set_blocking(fd, True)
                 w.conn.send(request)
                 loop.add_reader(fd, _settle_future, readable, True)
                 timer = loop.call_later(wait, _settle_future, readable, False)  # lighter than asyncio.wait_for
                 try:
-                    answer = w.conn.recv() if await readable else None
+                    ready = await readable
                 finally:
                     timer.cancel()
                     loop.remove_reader(fd)
+                os.set_blocking(fd, True)
+                answer = w.conn.recv() if ready else None
             except (EOFError, OSError, BrokenPipeError):
                 raise self._died(w) from None
             except asyncio.CancelledError:  # its answer would reach the next request: stop the worker
