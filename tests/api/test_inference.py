@@ -239,3 +239,33 @@ def test_moving_an_alias_redirects_predictions_at_once(
     assert client.post(by_alias, json={"inputs": ROWS}).json()["predictions"] == model.predict(ROWS).tolist()
     assert client.put(alias, json={"version": "2"}, headers=headers).status_code == 200
     assert client.post(by_alias, json={"inputs": ROWS}).json()["predictions"] == [2] * len(ROWS)
+
+
+def test_concurrent_predictions_are_batched_and_each_gets_its_own_answer(
+    served: tuple[TestClient, Any, Any],
+) -> None:
+    """32 concurrent requests of different rows against one real worker: each answer equals the estimator's own
+    for its rows, each request is its own usage event, and the worker made fewer calls than there were requests."""
+    import concurrent.futures
+
+    client, _, model = served
+    x = np.random.default_rng(0).uniform(0.1, 8.0, size=(32 * 3, 4)).round(2)
+    bodies = [x[3 * i : 3 * i + 1 + i % 3].tolist() for i in range(32)]
+    client.post(PREDICT, json={"inputs": bodies[0]})  # the model is loaded and warm
+
+    def call(i: int) -> Any:
+        r = client.post(PREDICT, json={"inputs": bodies[i], "proba": True})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    with concurrent.futures.ThreadPoolExecutor(16) as threads:
+        answers = list(threads.map(call, range(32)))
+    for body, answer in zip(bodies, answers, strict=True):
+        assert answer["predictions"] == model.predict(np.asarray(body)).tolist()
+        np.testing.assert_allclose(answer["probabilities"], model.predict_proba(np.asarray(body)))
+    batcher = client.app.state.inference.batcher  # type: ignore[attr-defined]
+    assert batcher.batched > 0 and batcher.calls < 33, (batcher.calls, batcher.batched)
+    flush(client)
+    usage = UsageQueries(client.app.state.container.db).of_model("alice/iris")  # type: ignore[attr-defined]
+    assert len(usage) == 33  # the warm-up and the 32, each its own event with its own input digest
+    assert {input_digest(b) for b in bodies} <= {u.details["input_digest"] for u in usage}

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
 from aiprov.records import VersionRecord
+from aiprov.sandbox.batching import Batcher
 from aiprov.services.usage import INFERENCE, SAFE_INT, Usage, UsageRecorder
 
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ class InferenceService:
         self.db = db
         self.blobs = blobs
         self.models = models
+        self.batcher = Batcher(models.pool)
         self.recorder = recorder
         self.clock = clock
         self.timeout_s = timeout_s
@@ -313,7 +315,10 @@ class InferenceService:
     async def predict_async(
         self, ref: str, body: bytes | Mapping[str, Any], *, actor: str, proba: bool | None = None
     ) -> InferenceResult:
-        """`predict` for an event loop: no thread is held while the model runs (see `WorkerPool.predict_async`).
+        """`predict` for an event loop: no thread is held while the model runs.
+
+        See `WorkerPool.predict_async`; concurrent requests for one model share worker calls
+        (`aiprov.sandbox.batching`).
 
         Only what may block runs in a thread: resolving a reference that is not cached (a database read, and
         materialising the model the first time) and recording usage when the queue is full. Raises as `predict`.
@@ -325,7 +330,7 @@ class InferenceService:
         rows = input_rows(payload, target.features)
         x = model_input(rows)
         start = time.perf_counter()
-        prediction = await self.models.pool.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
+        prediction = await self.batcher.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
         result = InferenceResult(target.version, target.digest, prediction, len(rows), time.perf_counter() - start)
         if self.recorder is not None:
             usage = self._usage(actor, target, result, rows, x)
