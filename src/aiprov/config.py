@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aiprov.services.accounts import AccountService
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
+    from aiprov.services.gc import GcService
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
@@ -201,6 +202,13 @@ class Container:
             timeout_s=s.worker_timeout_s,
         )
         return SandboxedModels(self.blobs, WorkerPool(s.workers, limits))
+
+    @cached_property
+    def gc(self) -> GcService:
+        from aiprov.services.gc import GcService
+
+        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
+        return GcService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def datasets(self) -> DatasetService:

@@ -75,3 +75,11 @@ class BlobStore(Protocol):
         Raises NotFound if the blob is missing, IntegrityError if a copy does not match, BackendError.
         """
         ...
+
+    def stored(self) -> Iterator[tuple[Digest, int, float]]:
+        """Every stored blob as (digest, size in bytes, modification time as a POSIX timestamp)."""
+        ...
+
+    def delete(self, digest: Digest) -> bool:
+        """Remove a blob nothing refers to (garbage collection); False if it was not there. Raises BackendError."""
+        ...

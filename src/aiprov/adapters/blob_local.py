@@ -316,3 +316,29 @@ class LocalBlobStore:
                 yield chunk
         if h.hexdigest() != digest.hex:
             raise IntegrityError(f"stored blob {path} does not match its digest {digest}: the store was altered")
+
+    def stored(self) -> Iterator[tuple[Digest, int, float]]:
+        """Every stored blob: (digest, size, modification time); blobs being written are not listed."""
+        base = self.root / "sha256"
+        if not base.is_dir():
+            return
+        for prefix in sorted(base.iterdir()):
+            for path in sorted(prefix.iterdir()):
+                name = prefix.name + path.name
+                if len(name) != 64 or not path.is_file():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    st = path.stat()
+                    yield Digest(name), st.st_size, st.st_mtime
+
+    def delete(self, digest: Digest) -> bool:
+        """Remove a blob (garbage collection only: the caller checked nothing refers to it); False if absent."""
+        path = self.path_of(digest)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise BackendError(f"cannot remove blob {path}: {e.strerror}") from e
+        _fsync_dir(path.parent)
+        return True

@@ -1,4 +1,4 @@
-"""`aiprov init`."""
+"""`aiprov init` and `aiprov gc`: making the home and keeping it tidy."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aiprov.cli.common import container, handle_errors, out_console, print_json
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
+    app.command()(gc)
 
 
 @handle_errors
@@ -32,3 +33,32 @@ def init(ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="
         return
     verb = "created" if before is None else "upgraded" if before != SCHEMA_HEAD else "already up to date:"
     out_console.print(f"aiprov home {verb} {c.settings.home} (schema {SCHEMA_HEAD})")
+
+
+@handle_errors
+def gc(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Keep blobs younger than this (30m, 24h, 7d): an upload may await its commit."
+        ),
+    ] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Remove stored blobs that no version or dataset holds (uploaded but never committed), past a grace period.
+
+    The quarantine (refused uploads kept as evidence) is never touched. A run that removes anything is logged.
+    """
+    from aiprov.services.gc import parse_age
+
+    report = container(ctx).gc.collect(older_than_s=parse_age(older_than), dry_run=dry_run)
+    if json:
+        print_json(report.to_json())
+        return
+    verb = "would remove" if dry_run else "removed"
+    out_console.print(
+        f"{verb} {len(report.removed)} unreferenced blob(s), {report.removed_bytes} bytes; kept "
+        f"{report.kept_in_use} in use and {report.kept_young} younger than {older_than}"
+    )
