@@ -72,6 +72,18 @@ class Conflict(AiprovError):
     title = "conflict"
 
 
+class RangeNotSatisfiable(AiprovError):
+    """A download's byte range starts past the end of what it asks for."""
+
+    title = "range not satisfiable"
+    http_status = 416
+    exit_code = 2
+
+    def __init__(self, message: str, *, size: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.size = size
+
+
 class IntegrityError(AiprovError):
     """Stored or received bytes do not match their digest."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,62 @@ def test_remote_push_continues_an_upload_cut_earlier(server: Server, make_model:
     pushed = remote_json(server, alice, "push", str(make_model({"w.bin": data})), "--name", "alice/w")
     assert pushed["new_blobs"] == 1 and pushed["files"][0]["sha256"] == digest_of(data)[7:]
     assert list((server.home / "blobs" / "tmp" / "uploads").iterdir()) == []
+
+
+def cutting_proxy(target_port: int, cut_after: int) -> tuple[int, Callable[[], int]]:
+    """A TCP proxy to 127.0.0.1:`target_port` that drops its first connection once `cut_after` bytes came back.
+
+    Returns its port and a function telling how many connections it cut (a real cut, as a flaky network makes).
+    """
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    state = {"cuts": 0}
+
+    def pipe(src: socket.socket, dst: socket.socket, budget: int | None) -> None:
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if budget is not None and sent + len(data) > budget and state["cuts"] == 0:
+                    state["cuts"] += 1
+                    dst.sendall(data[: budget - sent])
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def accept() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=pipe, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client, cut_after), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1], lambda: state["cuts"]
+
+
+def test_remote_pull_continues_a_cut_download(server: Server, make_model: Any, tmp_path: Path) -> None:
+    alice = server.add_user("alice")
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    remote_json(server, alice, "push", str(make_model({"w.bin": data, "c.json": b"{}"})), "--name", "alice/m")
+    port, cuts = cutting_proxy(int(server.base_url.rsplit(":", 1)[1]), cut_after=2 * 2**20)
+    proxied = Server(
+        f"http://127.0.0.1:{port}", server.home, server.admin_token, server.process, server.env, server.log_path
+    )
+    dest = tmp_path / "pulled"
+    pulled = remote_json(proxied, None, "pull", "alice/m", str(dest))
+    assert cuts() == 1, "the proxy cut the first download mid-way"
+    assert (dest / "w.bin").read_bytes() == data and pulled["version"] == 1
+    assert not list(dest.glob(".*aiprov-*"))
+    usage = until(lambda: remote_json(server, None, "usage", "alice/m"), lambda u: u["counts"].get("download") == 2)
+    assert usage["counts"]["download"] == 2  # one per file: the cut transfer was not counted twice

@@ -263,3 +263,49 @@ def test_2gib_upload_raises_server_rss_by_at_most_100mb(server: Server) -> None:
     print(f"server memory (KiB) before {before}, after a 2 GiB upload {after}")
     assert after["VmHWM"] - before["VmRSS"] <= 100 * 1024, (before, after)
     assert (server.home / "blobs" / "sha256" / d[7:9] / d[9:]).stat().st_size == total
+
+
+def test_ranges_are_served_verified_and_only_the_last_byte_records_the_download(client: TestClient, hub: Hub) -> None:
+    data = bytes(range(256)) * (36 * 1024)  # 9 MiB: more than one read chunk
+    token = hub.tokens["alice"]
+    assert upload(client, token, data).status_code == 201
+    assert commit(client, token, "alice/m", {"w.bin": data}).status_code == 201
+    url = "/api/v1/models/alice/m/versions/1/files/w.bin"
+    whole = client.get(url)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    for header, first, last in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=5000000-", 5_000_000, len(data) - 1),
+        ("bytes=4194300-4194310", 4_194_300, 4_194_310),  # across a read-chunk boundary
+        ("bytes=-10", len(data) - 10, len(data) - 1),
+        ("bytes=9000000-99999999", 9_000_000, len(data) - 1),
+    ]:
+        r = client.get(url, headers={"Range": header})
+        assert r.status_code == 206, (header, r.text)
+        assert r.content == data[first : last + 1]
+        assert r.headers["content-range"] == f"bytes {first}-{last}/{len(data)}"
+        assert int(r.headers["content-length"]) == last - first + 1
+    assert client.get(url, headers={"Range": "bytes=0-1, 5-6"}).status_code == 200  # several ranges: the whole
+    r = client.get(url, headers={"Range": f"bytes={len(data)}-"})
+    assert_problem(r, 416)
+    assert r.headers["content-range"] == f"bytes */{len(data)}"
+    blob = client.get(f"/api/v1/blobs/{digest_of(data)}", headers={"Range": "bytes=10-19"})
+    assert blob.status_code == 206 and blob.content == data[10:20]
+    # downloads recorded: the whole GET, and the ranges that ended on the file's last byte (3 of the 5 above)
+    events = until(
+        lambda: client.get("/api/v1/models/alice/m/events").json(),
+        lambda e: [x["action"] for x in e].count("download") >= 5,
+    )
+    assert [e["action"] for e in events].count("download") == 5
+
+
+def test_an_altered_blob_is_cut_for_a_range_too(client: TestClient, hub: Hub) -> None:
+    data = b"x" * (9 * 2**20)
+    token = hub.tokens["alice"]
+    assert upload(client, token, data).status_code == 201
+    assert commit(client, token, "alice/m", {"w.bin": data}).status_code == 201
+    hub.container.blobs.path_of(Digest.parse(digest_of(data))).write_bytes(b"x" * (len(data) - 1) + b"y")
+    with pytest.raises(Exception):  # noqa: B017 - the stream fails before its last chunk
+        r = client.get("/api/v1/models/alice/m/versions/1/files/w.bin", headers={"Range": "bytes=0-9"})
+        assert len(r.content) < 10
+        raise RuntimeError("short body")

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aiprov.errors import AiprovError, Unauthorized
+from aiprov.errors import AiprovError, RangeNotSatisfiable, Unauthorized
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("aiprov.api")
@@ -57,7 +57,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 _PROBLEM = {"content": {PROBLEM_TYPE: {"schema": PROBLEM_SCHEMA}}}
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    "4XX": {"description": "The request was refused (see `detail`): 400/401/403/404/409/413/422.", **_PROBLEM},
+    "4XX": {"description": "The request was refused (see `detail`): 400/401/403/404/409/413/416/422.", **_PROBLEM},
     "5XX": {"description": "The server or one of its backends failed.", **_PROBLEM},
 }
 """The error responses every route documents (in OpenAPI); `create_app` adds them to every router."""
@@ -76,6 +76,8 @@ async def _aiprov_error(_request: Request, exc: Exception) -> JSONResponse:
     if findings:
         extra["findings"] = findings
     headers = {"WWW-Authenticate": 'Bearer realm="aiprov"'} if isinstance(exc, Unauthorized) else None
+    if isinstance(exc, RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.size}"}
     if exc.http_status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.diagnostics())
     return problem(exc.http_status, exc.title, exc.message, headers=headers, **extra)

@@ -89,12 +89,12 @@ class HubClient:
             raise BackendError(f"the server at {self.url} sent no JSON for {path}") from e
 
     @contextmanager
-    def stream(self, path: str) -> Iterator[httpx.Response]:
-        """A streamed GET under /api/v1 (read it with `iter_bytes`). Raises as `request`."""
+    def stream(self, path: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """A streamed GET under /api/v1 (read it with `iter_bytes`). Raises as `request`; a cut is a BackendError."""
         import httpx
 
         try:
-            with self.http.stream("GET", API + path) as response:
+            with self.http.stream("GET", API + path, headers=headers) as response:
                 if response.status_code >= 300:
                     response.read()
                 self.check(response, ())

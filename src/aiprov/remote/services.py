@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 UPLOAD_CHUNK = 1024 * 1024
 UPLOAD_ATTEMPTS = 4
 """A cut upload is continued from the server's kept offset this many times before giving up."""
+DOWNLOAD_ATTEMPTS = 4
+"""A cut download is continued (`Range: bytes=N-`) this many times before giving up."""
 
 
 class Unsupported:
@@ -323,19 +325,38 @@ class RemoteRegistry(Unsupported):
         return record
 
     def _download(self, url: str, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:
+        """Download one file to a temporary name; rename it into place once its size and SHA-256 match.
+
+        A cut transfer is continued where it stopped (`Range: bytes=N-`), up to DOWNLOAD_ATTEMPTS times.
+        """
         target = dest / check_relative_path(entry.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
         h = hashlib.sha256()
         size = 0
         try:
-            with open(tmp, "xb") as f, self.client.stream(url) as response:
-                for chunk in response.iter_bytes(UPLOAD_CHUNK):
-                    h.update(chunk)
-                    size += len(chunk)
-                    f.write(chunk)
-                    if progress:
-                        progress(len(chunk))
+            with open(tmp, "xb") as f:
+                last: BackendError | None = None
+                for _ in range(DOWNLOAD_ATTEMPTS):
+                    headers = {"Range": f"bytes={size}-"} if size else {}
+                    try:
+                        with self.client.stream(url, headers=headers) as response:
+                            if size and response.status_code != 206:
+                                raise BackendError(f"the server cannot continue the download of {entry.path}")
+                            for chunk in response.iter_bytes(UPLOAD_CHUNK):
+                                h.update(chunk)
+                                size += len(chunk)
+                                f.write(chunk)
+                                if progress:
+                                    progress(len(chunk))
+                        break
+                    except BackendError as e:  # a cut: keep what arrived, ask for the rest
+                        last = e
+                        if size >= entry.size:
+                            break
+                else:
+                    assert last is not None
+                    raise BackendError(f"downloading {entry.path} failed {DOWNLOAD_ATTEMPTS} times: {last.message}")
                 if size != entry.size or h.hexdigest() != entry.sha256.hex:
                     raise IntegrityError(
                         f"{entry.path}: received {size} bytes hashing to sha256:{h.hexdigest()}, "

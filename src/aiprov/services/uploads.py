@@ -136,19 +136,41 @@ class UploadService:
         writer = self.blobs.resumable(upload_key(digest, uploader), start)
         return BlobUpload(writer, digest, total, self.max_blob_bytes)
 
-    def read_verified(self, digest: Digest, on_complete: Callable[[], None] | None = None) -> Iterator[bytes]:
-        """Yield the blob's bytes, holding the last chunk back until all of them hashed to `digest`.
+    def read_verified(
+        self,
+        digest: Digest,
+        on_complete: Callable[[], None] | None = None,
+        *,
+        start: int = 0,
+        end: int | None = None,
+    ) -> Iterator[bytes]:
+        """Yield bytes `start`..`end` (inclusive; default all), the last chunk held back until the blob verified.
 
-        `on_complete` runs once every byte is out (to record the download). Raises NotFound before the first
-        byte if the blob is missing; IntegrityError instead of the last chunk if the stored bytes were altered.
+        A range is verified like the whole: the blob is read from its first byte to its last and only the range
+        is yielded, so a client continuing a cut download never receives altered bytes either. `on_complete` runs
+        once the blob's last byte is out (to record the download); a range that stops short never runs it.
+        Raises NotFound before the first byte if the blob is missing; IntegrityError instead of the last chunk if
+        the stored bytes were altered.
         """
         chunks = self.blobs.read(digest)
         held: bytes | None = None
+        offset = 0
+        reaches_end = True
         for chunk in chunks:  # the store's reader raises IntegrityError after its last chunk on a mismatch
+            lo, hi = offset, offset + len(chunk)
+            offset = hi
+            if end is not None and lo > end:
+                reaches_end = False
+                continue  # past the range: read on only to verify
+            piece = chunk[max(start - lo, 0) : (len(chunk) if end is None else min(end + 1 - lo, len(chunk)))]
+            if not piece:
+                continue
             if held is not None:
                 yield held
-            held = chunk
+            held = piece
+        if end is not None and end + 1 < offset:
+            reaches_end = False
         if held is not None:
             yield held
-        if on_complete is not None:
+        if on_complete is not None and reaches_end:
             on_complete()

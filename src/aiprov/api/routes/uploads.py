@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -30,7 +30,7 @@ from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, re
 from aiprov.config import Container
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry
-from aiprov.errors import InvalidInput, NotFound
+from aiprov.errors import InvalidInput, NotFound, RangeNotSatisfiable
 from aiprov.services.registry import PushRequest
 from aiprov.services.uploads import BlobUpload, UploadResult, UploadService
 
@@ -41,6 +41,7 @@ WRITE_CHUNK = 1024 * 1024
 """Request bytes are gathered to this size before a worker thread writes and hashes them."""
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 DigestPath = Annotated[str, "sha256:<64 hex digits>"]
 
@@ -83,7 +84,53 @@ def uploads(container: Container) -> UploadService:
 
 def _digest_headers(digest: Digest, size: int) -> dict[str, str]:
     sha = base64.b64encode(digest.raw).decode()
-    return {"Content-Length": str(size), "Repr-Digest": f"sha-256=:{sha}:", "ETag": f'"{digest}"'}
+    return {
+        "Content-Length": str(size),
+        "Repr-Digest": f"sha-256=:{sha}:",
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+    }
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a `Range: bytes=S-E`, `bytes=S-` or `bytes=-N` header; None to send the whole.
+
+    Several ranges are answered with the whole representation (RFC 9110 lets a server ignore Range). Raises
+    RangeNotSatisfiable for a range that starts past the end.
+    """
+    if header is None:
+        return None
+    m = _RANGE.fullmatch(header.strip())
+    if m is None:
+        return None
+    first, last = m[1], m[2]
+    if first == "":
+        if not last or int(last) == 0:
+            raise RangeNotSatisfiable(f"range {header!r} selects no bytes", size=size)
+        return max(size - int(last), 0), size - 1
+    start = int(first)
+    stop = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size or stop < start:
+        raise RangeNotSatisfiable(f"range {header!r} is outside the {size}-byte representation", size=size)
+    return start, stop
+
+
+def _download(
+    digest: Digest, size: int, range_header: str | None, stream: Callable[[int, int | None], Iterator[bytes]]
+) -> StreamingResponse:
+    """A 200 of the whole blob, or a 206 of the requested range; both verified on the way out by `stream`."""
+    headers = _digest_headers(digest, size)
+    chosen = byte_range(range_header, size)
+    if chosen is None:
+        return StreamingResponse(
+            _logged(stream(0, None), digest), media_type="application/octet-stream", headers=headers
+        )
+    start, stop = chosen
+    headers["Content-Length"] = str(stop - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{stop}/{size}"
+    return StreamingResponse(
+        _logged(stream(start, stop), digest), status_code=206, media_type="application/octet-stream", headers=headers
+    )
 
 
 def parse_range(header: str | None, offset: int | None) -> tuple[int, int | None]:
@@ -171,17 +218,21 @@ async def put_blob(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def get_blob(digest: DigestPath, container: ContainerDep, caller: CallerDep) -> StreamingResponse:
+def get_blob(digest: DigestPath, request: Request, container: ContainerDep, caller: CallerDep) -> StreamingResponse:
     """The bytes of a blob that a registered version or dataset holds; the stream is cut if they were altered.
 
-    Raises NotFound (also for a blob uploaded but never committed).
+    `Range: bytes=S-E` (or `S-`, `-N`) answers 206 with those bytes, verified like the whole. Raises NotFound
+    (also for a blob uploaded but never committed), RangeNotSatisfiable (416).
     """
     d = Digest.parse(digest)
     if not container.blobs.exists(d) or not container.registry.blob_in_use(d):
         raise NotFound(f"no registered model or dataset holds blob {d}")
-    stream = uploads(container).read_verified(d)
-    return StreamingResponse(
-        _logged(stream, d), media_type="application/octet-stream", headers=_digest_headers(d, container.blobs.size(d))
+    service = uploads(container)
+    return _download(
+        d,
+        container.blobs.size(d),
+        request.headers.get("range"),
+        lambda start, stop: service.read_verified(d, start=start, end=stop),
     )
 
 
@@ -226,6 +277,9 @@ def get_file(
 ) -> StreamingResponse:
     """`version` is a number or an alias. The download is queued as a usage event once the last byte is out.
 
+    `Range: bytes=S-` continues a cut download (206; the bytes are verified like the whole file, and the usage
+    event is recorded by the request that sends the file's last byte).
+
     The app's usage recorder (shared with inference) appends it to the log in its next batch, off the request.
 
     Raises NotFound (model, version or path), InvalidInput.
@@ -246,11 +300,12 @@ def get_file(
         time=container.clock(),
         details={"version": record.number, "files": 1, "path": entry.path},
     )
-    stream = uploads(container).read_verified(entry.sha256, lambda: recorder.record(usage))
-    return StreamingResponse(
-        _logged(stream, entry.sha256),
-        media_type="application/octet-stream",
-        headers=_digest_headers(entry.sha256, entry.size),
+    service = uploads(container)
+    return _download(
+        entry.sha256,
+        entry.size,
+        request.headers.get("range"),
+        lambda start, stop: service.read_verified(entry.sha256, lambda: recorder.record(usage), start=start, end=stop),
     )
 
 
