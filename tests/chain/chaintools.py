@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -65,6 +67,7 @@ def start_anvil() -> Anvil:
         [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the npm wrapper (node) runs the real binary as a child
     )
     anvil = Anvil(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 30
@@ -77,8 +80,15 @@ def start_anvil() -> Anvil:
                 return anvil
         except Exception:  # not listening yet
             time.sleep(0.1)
-    process.kill()
+    stop(process)
     raise RuntimeError(f"anvil did not answer on {anvil.url} within 30 s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill anvil's process group (the node wrapper and the anvil binary it started)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 runner = CliRunner()
@@ -114,7 +124,3 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert "Traceback" not in err
     return lines[0]
-
-
-def env_without_chain() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIPROV_CHAIN_")}

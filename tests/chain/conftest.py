@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaintools import OPERATOR_KEY, Anvil, chain_env, run_json, start_anvil
+from chaintools import OPERATOR_KEY, Anvil, chain_env, run_json, start_anvil, stop
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +18,7 @@ def anvil() -> Iterator[Anvil]:
     try:
         yield node
     finally:
-        node.process.kill()
-        node.process.wait(timeout=10)
+        stop(node.process)
 
 
 @pytest.fixture

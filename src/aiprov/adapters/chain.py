@@ -158,6 +158,7 @@ class Chain:
         self.w3 = Web3(provider)
         self.artifact = load_artifact()
         self.decoder = _ErrorDecoder(self.artifact["abi"])
+        self._contracts: dict[str, Contract] = {}
 
     # errors ---------------------------------------------------------------------------------------------------
 
@@ -199,13 +200,17 @@ class Chain:
     def contract(self, address: str) -> Contract:
         """The registry at `address`; raises ChainError unless its code is exactly our contract's build."""
         address = checksum(address)
+        if address in self._contracts:
+            return self._contracts[address]
         with self._rpc(f"reading the code at {address}"):
             code = bytes(self.w3.eth.get_code(address))  # type: ignore[arg-type]
         if not code:
             raise ChainError(f"no contract at {address} on chain {self.chain_id}", hint="check AIPROV_CHAIN_CONTRACT")
         if code.hex() != self.artifact["deployedBytecode"].removeprefix("0x"):
             raise ChainError(f"the contract at {address} on chain {self.chain_id} is not an {CONTRACT_NAME} build")
-        return self.w3.eth.contract(address=address, abi=self.artifact["abi"])  # type: ignore[call-overload, no-any-return]
+        contract: Contract = self.w3.eth.contract(address=address, abi=self.artifact["abi"])  # type: ignore[call-overload]
+        self._contracts[address] = contract
+        return contract
 
     def registration(self, address: str, digest: bytes) -> ChainRegistration | None:
         """Who registered `digest` (32 bytes) on the registry at `address`, or None."""
