@@ -58,13 +58,13 @@ class Anvil:
         return [tx["hash"] for by_nonce in content.values() for tx in by_nonce.values()]
 
 
-def start_anvil() -> Anvil:
+def start_anvil(*options: str) -> Anvil:
     """Start anvil on a free port of 127.0.0.1 and wait until it answers; raise with its output if it does not."""
     if not ANVIL.exists():
         raise RuntimeError(f"anvil is missing at {ANVIL}: run `npm ci --no-audit --no-fund` in {ROOT}")
     port = free_port()
     process = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the npm wrapper (node) runs the real binary as a child

@@ -151,11 +151,12 @@ def test_missing_configuration_is_explained(home: Path, env: Env) -> None:
     assert code == 2 and "run `aiprov chain deploy`" in one_line_error(err)
 
 
-def test_rpc_down_is_one_line(home: Path, env: Env) -> None:
+def test_rpc_down_is_one_line_that_never_shows_the_url_path_with_its_api_key(home: Path, env: Env) -> None:
     down = f"http://127.0.0.1:{free_port()}"
-    code, _, err = run(home, {**env, "AIPROV_CHAIN_RPC": down}, "chain", "deploy")
+    code, _, err = run(home, {**env, "AIPROV_CHAIN_RPC": down + "/v2/s3cretApiKey"}, "chain", "deploy")
     assert code == ChainError.exit_code
-    assert f"cannot reach the chain RPC at {down}" in one_line_error(err)
+    assert f"cannot reach the chain RPC at {down}/… (refused)" in one_line_error(err)
+    assert "s3cret" not in err
 
 
 def test_unfunded_key_gets_insufficient_funds(home: Path, env: Env, anvil: Anvil) -> None:
@@ -232,3 +233,32 @@ def log_entry_bytes(home: Path, index: int) -> bytes:
     finally:
         engine.dispose()
     return data
+
+
+def test_log_truncated_after_anchoring_is_caught_by_verify_chain(
+    home: Path, deployed: Env, make_model: MakeModel
+) -> None:
+    ref = push(home, deployed, make_model)
+    run_json(home, deployed, "alias", ref, "prod")
+    run_json(home, deployed, "anchor")  # anchors size 3: deploy, push, alias
+    (home / "trusted-checkpoint").unlink(missing_ok=True)
+    settings = Settings(home=home)
+    engine = create_engine(settings.resolved_database_url)
+    with engine.begin() as conn:
+        entries = log.entries(conn, 0, 2)  # the operator drops the alias and everything after it
+        for table in ("log_bundles", "log_tiles", "log_checkpoints"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("UPDATE log_state SET size = 0, edge = :e"), {"e": b""})
+    engine.dispose()
+    hub = Container(settings)
+    try:
+        with hub.db.unit(write=True) as u:
+            log.append(u.conn, entries)
+        hub.log.publish()
+    finally:
+        hub.close()
+    code, out, _ = run(home, deployed, "verify", ref, "--chain", "--json")
+    found = checks(json.loads(out))
+    assert code == 6 and found["inclusion"][0] and found["consistency"][0]
+    assert not found["chain inclusion"][0] and "history was rewritten" in found["chain inclusion"][1]
+    assert "fewer than the root anchored at size 3" in found["chain consistency"][1]

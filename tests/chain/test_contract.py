@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from chaintools import OPERATOR_KEY, OTHER_KEY, THIRD_KEY, Anvil
+from chaintools import OPERATOR_KEY, OTHER_KEY, THIRD_KEY, Anvil, start_anvil, stop
 
 from aiprov.adapters.chain import Chain, parse_private_key
 from aiprov.errors import ChainError, InvalidInput, TransactionReverted
@@ -176,6 +176,22 @@ def test_gas_headroom_covers_what_is_used(operator: Chain, registry: str) -> Non
     assert result.gas_used < tx["gas"]
     assert tx["gas"] >= int(result.gas_used * 1.25), "estimate x1.25 + margin"
     assert tx["type"] == 2 and tx["maxFeePerGas"] >= tx["maxPriorityFeePerGas"]  # anvil has a base fee: EIP-1559
+
+
+def test_a_chain_without_a_base_fee_gets_legacy_gas_prices() -> None:
+    """A pre-London chain (anvil as berlin): fees fall back to `gasPrice`, type 0 transactions."""
+    old = start_anvil("--hardfork", "berlin")
+    try:
+        chain = client(old)
+        to = old.w3.eth.account.from_key(OTHER_KEY).address
+        result = chain._transact({"to": to, "value": 1}, "sending 1 wei")  # the path every write takes
+        tx = old.w3.eth.get_transaction(result.tx)
+        assert tx["type"] == 0 and tx["gasPrice"] > 0 and "maxFeePerGas" not in tx
+        with pytest.raises(ChainError) as e:
+            chain.deploy()  # the registry is built for cancun
+        assert "(the chain may not run evmVersion cancun)" in e.value.diagnostics()
+    finally:
+        stop(old.process)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:

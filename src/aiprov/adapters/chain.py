@@ -144,6 +144,7 @@ class Chain:
         request_timeout_s: float = 30.0,
     ) -> None:
         self.rpc_url = rpc_url
+        self.where = redact(rpc_url)
         self.account = account
         self.receipt_timeout_s = receipt_timeout_s
         self.poll_s = poll_s
@@ -172,17 +173,25 @@ class Chain:
             raise TransactionReverted(f"the chain refused {what}: {reason or e.message or 'reverted'}") from None
         except w3ex.ContractPanicError as e:
             raise TransactionReverted(f"the chain refused {what}: {e.message}") from None
-        except (w3ex.ProviderConnectionError, w3ex.RequestTimedOut, OSError) as e:
-            # requests' exceptions are OSErrors; their text repeats the URL and pool details at length.
-            kind = "timed out" if isinstance(e, TimeoutError | w3ex.RequestTimedOut) else "refused or failed"
+        except requests.HTTPError as e:
+            status = e.response.status_code if e.response is not None else "an error"
             raise ChainUnreachable(
-                f"cannot reach the chain RPC at {self.rpc_url} ({kind})", hint="check AIPROV_CHAIN_RPC"
+                f"the chain RPC at {self.where} answered HTTP {status}", hint="check AIPROV_CHAIN_RPC and its API key"
+            ) from None
+        except (w3ex.ProviderConnectionError, w3ex.RequestTimedOut, OSError) as e:
+            # requests' exceptions are OSErrors; their text repeats the URL (and any API key in it) at length.
+            kind = "timed out" if isinstance(e, TimeoutError | w3ex.RequestTimedOut | requests.Timeout) else "refused"
+            raise ChainUnreachable(
+                f"cannot reach the chain RPC at {self.where} ({kind})", hint="check AIPROV_CHAIN_RPC"
             ) from None
         except w3ex.Web3RPCError as e:
-            text = e.message or str(e)
+            text = _rpc_message(e)
             if "insufficient funds" in text.lower():
                 raise InsufficientFunds(f"{what}: the signer cannot pay for gas ({text})") from None
-            raise ChainError(f"{what}: the RPC answered {text}") from None
+            hint = None
+            if "NotActivated" in text or "invalid opcode" in text.lower():
+                hint = f"the chain may not run evmVersion {self.artifact['settings']['evmVersion']}"
+            raise ChainError(f"{what}: the RPC answered {text}", hint=hint) from None
         except w3ex.Web3Exception as e:
             raise ChainError(f"{what}: {e}") from None
 
@@ -386,6 +395,25 @@ class Chain:
         if receipt["gasUsed"] >= tx["gas"]:
             return f"out of gas ({receipt['gasUsed']} of {tx['gas']})"
         return "no reason given"
+
+
+def redact(url: str) -> str:
+    """`scheme://host[:port]` of an RPC URL: providers put API keys in the path or the user part."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    port = f":{parts.port}" if parts.port else ""
+    rest = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
+
+
+def _rpc_message(e: w3ex.Web3RPCError) -> str:
+    """The node's error message, without web3.py's wrapping (`{'code': …, 'message': …}`)."""
+    error = (e.rpc_response or {}).get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return e.message or str(e)
 
 
 def _display(abi_type: str, value: Any) -> Any:

@@ -33,13 +33,16 @@ def register(app: typer.Typer) -> None:
 
 def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
     """The anchoring service, signing with the key in `key_file` when given."""
+    hub = container(ctx)
+    if not hasattr(hub, "anchoring"):
+        raise InvalidInput("chain commands run against a local home, not --server")
     if key_file is None:
-        return container(ctx).anchoring()
+        return hub.anchoring()
     try:
         text = key_file.read_text()
     except OSError as e:
         raise InvalidInput(f"cannot read the chain key file {key_file}: {e.strerror}") from e
-    return container(ctx).anchoring(text, f"the key file {key_file}")
+    return hub.anchoring(text, f"the key file {key_file}")
 
 
 @chain_app.command()

@@ -121,11 +121,12 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    hub = container(ctx)
-    if chain and not hasattr(hub, "anchoring"):
-        raise InvalidInput("--chain verifies against a local home, not --server")
-    reader = hub.anchoring().reader() if chain else None
-    report = hub.verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
+    reader = None
+    if chain:
+        from aiprov.cli.chain import anchoring
+
+        reader = anchoring(ctx, None).reader()
+    report = container(ctx).verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
     if json:
         print_json(report.to_json())
     else:

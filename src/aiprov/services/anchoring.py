@@ -172,7 +172,7 @@ class AnchorService:
         if expected is not None and chain.chain_id != expected:
             what = f"the registry {address} was deployed on chain {expected}" if address else f"expected {expected}"
             raise WrongChain(
-                f"the RPC at {chain.rpc_url} serves chain {chain.chain_id}, but {what}",
+                f"the RPC at {chain.where} serves chain {chain.chain_id}, but {what}",
                 hint="check AIPROV_CHAIN_RPC and AIPROV_CHAIN_CONTRACT",
             )
 
