@@ -121,12 +121,14 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    reader = None
+    verification = container(ctx).verification
     if chain:
         from aiprov.cli.chain import anchoring
 
-        reader = anchoring(ctx, None).reader()
-    report = container(ctx).verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
+        reader = anchoring(ctx, None).reader()  # refuses --server, whose verification has no chain checks
+        report = verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
+    else:
+        report = verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
     if json:
         print_json(report.to_json())
     else:
