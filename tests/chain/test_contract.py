@@ -137,7 +137,7 @@ def test_a_transaction_that_reverts_when_mined_is_reported_with_its_decoded_reas
 
 
 def test_a_dropped_transaction_is_sent_again_with_the_same_nonce_and_higher_fees(anvil: Anvil, registry: str) -> None:
-    chain = client(anvil, receipt_timeout_s=1.0, poll_s=0.05)
+    chain = client(anvil, receipt_timeout_s=60.0, poll_s=0.05, drop_grace_s=0.5)
     nonce = anvil.tx_count(OPERATOR_KEY)
     dropped: list[str] = []
 
@@ -152,11 +152,14 @@ def test_a_dropped_transaction_is_sent_again_with_the_same_nonce_and_higher_fees
     try:
         helper = threading.Thread(target=drop_first_then_mine)
         helper.start()
+        started = time.monotonic()
         result = chain.anchor(registry, "log", 3, ROOT_A)
+        elapsed = time.monotonic() - started
         helper.join(30)
     finally:
         anvil.rpc("evm_setAutomine", True)
     assert result.sent == 2 and result.tx != dropped[0]
+    assert elapsed < 30, "a dropped transaction is noticed and resent, not waited for until the receipt timeout"
     mined = anvil.w3.eth.get_transaction(result.tx)
     assert mined["nonce"] == nonce
     assert chain.latest_anchor(registry, "log") == (3, ROOT_A)
@@ -168,6 +171,30 @@ def test_an_address_without_our_contract_is_refused(anvil: Anvil, operator: Chai
         operator.registration(eoa, DIGEST)
     with pytest.raises(InvalidInput, match="is not an Ethereum address"):
         operator.registration("0x1234", DIGEST)
+
+
+def test_a_stuck_transaction_is_replaced_at_the_receipt_timeout(anvil: Anvil, registry: str) -> None:
+    chain = client(anvil, receipt_timeout_s=0.5, poll_s=0.05, drop_grace_s=60)
+    first: list[dict[str, object]] = []
+
+    def mine_after_the_replacement() -> None:
+        wait_for(lambda: len(anvil.pool()) == 1)
+        first.append(anvil.rpc("eth_getTransactionByHash", anvil.pool()[0]))
+        wait_for(lambda: anvil.pool() not in ([], [first[0]["hash"]]))  # anvil swaps in the replacement
+        anvil.rpc("evm_mine")
+
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        helper = threading.Thread(target=mine_after_the_replacement)
+        helper.start()
+        result = chain.register(registry, hashlib.sha256(b"stuck").digest(), META, "u")
+        helper.join(30)
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+    mined = anvil.w3.eth.get_transaction(result.tx)
+    assert result.sent >= 2 and result.tx != first[0]["hash"]
+    assert mined["nonce"] == int(str(first[0]["nonce"]), 16)
+    assert mined["maxFeePerGas"] > int(str(first[0]["maxFeePerGas"]), 16)
 
 
 def test_gas_headroom_covers_what_is_used(operator: Chain, registry: str) -> None:

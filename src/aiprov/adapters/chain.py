@@ -43,6 +43,8 @@ GAS_HEADROOM = 1.25
 GAS_MARGIN = 10_000
 FEE_BUMP = 1.25
 """A replacement must pay at least 10% more than the transaction it replaces (geth, anvil); we pay 25% more."""
+DROP_GRACE_S = 3.0
+"""A transaction the node does not know this long after it was sent was dropped: send it again."""
 DEFAULT_TIP_WEI = 10**9
 """Priority fee when the node cannot suggest one (eth_maxPriorityFeePerGas is not in every node)."""
 
@@ -142,6 +144,7 @@ class Chain:
         poll_s: float = 0.2,
         max_sends: int = 4,
         request_timeout_s: float = 30.0,
+        drop_grace_s: float = DROP_GRACE_S,
     ) -> None:
         self.rpc_url = rpc_url
         self.where = redact(rpc_url)
@@ -149,6 +152,7 @@ class Chain:
         self.receipt_timeout_s = receipt_timeout_s
         self.poll_s = poll_s
         self.max_sends = max_sends
+        self.drop_grace_s = drop_grace_s
         # One quick retry of a failed connection, not web3's five: "RPC down" should say so within seconds.
         retry = ExceptionRetryConfiguration(
             errors=(ConnectionError, requests.ConnectionError, requests.Timeout), retries=1, backoff_factor=0.1
@@ -301,23 +305,23 @@ class Chain:
     def _transact(self, call: dict[str, Any], what: str) -> TxResult:
         account = self._signer()
         sender = account.address
-        tx: dict[str, Any] = {**call, "from": sender, "chainId": self.chain_id}
         with self._rpc(what):
-            estimate = int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-            tx["nonce"] = int(self.w3.eth.get_transaction_count(sender, "pending"))
+            estimate = int(self.w3.eth.estimate_gas({**call, "from": sender}))  # type: ignore[typeddict-item]
+            nonce = int(self.w3.eth.get_transaction_count(sender, "pending"))
+        tx: dict[str, Any] = {**call, "from": sender, "chainId": self.chain_id, "nonce": nonce}
         tx["gas"] = int(estimate * GAS_HEADROOM) + GAS_MARGIN
         tx.update(self._fees())
         self._check_funds(sender, tx, what)
         hashes: list[str] = []
         for _ in range(self.max_sends):
-            hashes.append(self._send(account, tx, what))
+            hashes.append(self._send(account, tx, what, resend=bool(hashes)))
             receipt = self._wait(hashes, what)
             if receipt is not None:
                 return self._result(receipt, tx, len(hashes), what)
             tx = _bumped(tx)
             self._check_funds(sender, tx, what)
         raise ChainError(
-            f"{what}: not mined after {len(hashes)} sends of nonce {tx['nonce']} ({', '.join(hashes)})",
+            f"{what}: not mined after {len(hashes)} sends of nonce {nonce} ({', '.join(hashes)})",
             hint="the chain may be congested; try again later",
         )
 
@@ -333,23 +337,30 @@ class Chain:
                 hint="fund the signer's address",
             )
 
-    def _send(self, account: LocalAccount, tx: dict[str, Any], what: str) -> str:
+    def _send(self, account: LocalAccount, tx: dict[str, Any], what: str, *, resend: bool) -> str:
         signed = account.sign_transaction(tx)
         try:
             with self._rpc(what):
                 return self.w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex()
         except ChainError as e:
             # A resend can race the earlier send being mined or still pooled: keep waiting for the hashes we have.
-            if any(s in e.message.lower() for s in ("nonce too low", "already known", "underpriced")):
+            if resend and any(s in e.message.lower() for s in ("nonce too low", "already known", "underpriced")):
                 return "0x" + bytes(signed.hash).hex()
+            if "nonce too low" in e.message.lower():
+                raise ChainError(
+                    f"{what}: nonce {tx['nonce']} was used by another transaction of {tx['from']} meanwhile",
+                    hint="run the command again",
+                ) from None
             raise
 
     def _wait(self, hashes: list[str], what: str) -> TxReceipt | None:
-        """The receipt of any of `hashes` (same nonce: at most one is mined), or None if the last one is gone.
+        """The receipt of any of `hashes` (one nonce: at most one is mined); None to send again with higher fees.
 
-        Waits up to the receipt timeout; a transaction still pending then is treated as stuck and replaced.
+        None when the newest transaction has left the node's pool unmined (dropped: checked after `drop_grace_s`,
+        since a load-balanced RPC may not know a transaction it just accepted), or is still pending at the
+        receipt timeout (stuck behind higher fees).
         """
-        deadline = time.monotonic() + self.receipt_timeout_s
+        start = time.monotonic()
         while True:
             for h in hashes:
                 with self._rpc(f"{what} (waiting for {h})"):
@@ -357,9 +368,18 @@ class Chain:
                         return self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
                     except w3ex.TransactionNotFound:
                         pass
-            if time.monotonic() >= deadline:
+            waited = time.monotonic() - start
+            if waited >= self.receipt_timeout_s or (waited >= self.drop_grace_s and self._dropped(hashes[-1], what)):
                 return None
             time.sleep(self.poll_s)
+
+    def _dropped(self, h: str, what: str) -> bool:
+        with self._rpc(f"{what} (looking up {h})"):
+            try:
+                self.w3.eth.get_transaction(h)  # type: ignore[arg-type]
+            except w3ex.TransactionNotFound:
+                return True
+        return False
 
     def _result(self, receipt: TxReceipt, tx: dict[str, Any], sent: int, what: str) -> TxResult:
         h = receipt["transactionHash"].to_0x_hex()
