@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from chaintools import (
     ANVIL_CHAIN_ID,
     OPERATOR_KEY,
@@ -149,6 +151,15 @@ def test_missing_configuration_is_explained(home: Path, env: Env) -> None:
     assert code == 2 and "AIPROV_CHAIN_PRIVATE_KEY or pass --key-file" in one_line_error(err)
     code, _, err = run(home, env, "anchor")
     assert code == 2 and "run `aiprov chain deploy`" in one_line_error(err)
+
+
+def test_without_web3_installed_the_chain_commands_say_which_extra_to_install(
+    home: Path, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "aiprov.adapters.chain", raising=False)
+    monkeypatch.setitem(sys.modules, "web3", None)  # what `import web3` sees when it is not installed
+    code, _, err = run(home, env, "chain", "deploy")
+    assert code == 2 and "pip install 'aiprov[chain]'" in one_line_error(err)
 
 
 def test_rpc_down_is_one_line_that_never_shows_the_url_path_with_its_api_key(home: Path, env: Env) -> None:

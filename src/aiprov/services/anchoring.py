@@ -134,7 +134,12 @@ class AnchorService:
     # wiring -------------------------------------------------------------------------------------------------
 
     def _chain(self, *, signer: bool) -> Chain:
-        from aiprov.adapters.chain import Chain, parse_private_key
+        try:
+            from aiprov.adapters.chain import Chain, parse_private_key
+        except ImportError as e:
+            raise InvalidInput(
+                f"the chain needs web3.py ({e.name} is missing)", hint="pip install 'aiprov[chain]'"
+            ) from e
 
         c = self.config
         if not c.rpc_url:
