@@ -20,6 +20,7 @@ from chaintools import (
 from sqlalchemy import create_engine, text
 from tests.conftest import MakeModel
 
+from aiprov.adapters.chain import Chain, parse_private_key
 from aiprov.adapters.db import log
 from aiprov.config import Container, Settings
 from aiprov.errors import ChainError, TransactionReverted
@@ -273,3 +274,20 @@ def test_log_truncated_after_anchoring_is_caught_by_verify_chain(
     assert code == 6 and found["inclusion"][0] and found["consistency"][0]
     assert not found["chain inclusion"][0] and "history was rewritten" in found["chain inclusion"][1]
     assert "fewer than the root anchored at size 3" in found["chain consistency"][1]
+
+
+def test_a_registration_whose_metadata_is_not_the_push_entry_fails_verify_chain(
+    home: Path, deployed: Env, anvil: Anvil, make_model: MakeModel
+) -> None:
+    """Someone registered the digest first, directly on the contract, pointing at other metadata."""
+    ref = push(home, deployed, make_model)
+    digest = run_json(home, deployed, "show", ref)["digest"]
+    squatter = Chain(anvil.url, account=parse_private_key(OTHER_KEY, "test key"))
+    address = str(deployed["AIPROV_CHAIN_CONTRACT"])
+    squatter.register(address, bytes.fromhex(digest.removeprefix("sha256:")), b"\x11" * 32, "https://elsewhere")
+    run_json(home, deployed, "anchor")
+    code, out, _ = run(home, deployed, "verify", ref, "--chain", "--json")
+    found = checks(json.loads(out))
+    assert code == 6 and [name for name, (ok, _) in found.items() if not ok] == ["chain registration"]
+    owner = squatter.account.address if squatter.account else ""
+    assert f"registered on chain by {owner} with metadata digest 1111111111111111…" in found["chain registration"][1]

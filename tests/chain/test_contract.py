@@ -47,6 +47,10 @@ def test_register_then_read_back_owner_block_metadata_and_uri(operator: Chain, r
     assert operator.registration(registry, DIGEST) is None
     result = operator.register(registry, DIGEST, META, "ipfs://bafy")
     got = operator.registration(registry, DIGEST)
+    events = operator.contract(registry).events.VersionRegistered.get_logs(from_block=result.block)
+    assert [(e["args"]["digest"], e["args"]["owner"], e["args"]["uri"]) for e in events] == [
+        (DIGEST, got.owner if got else None, "ipfs://bafy")
+    ]
     assert got is not None
     assert (got.owner, got.block, got.metadata_digest, got.uri) == (
         operator.account.address if operator.account else None,
@@ -101,7 +105,13 @@ def test_operator_role_transfers_and_only_the_operator_may_transfer_it(
         "the zero address cannot be the operator (ZeroAddress)",
         lambda: operator.transfer_operator(registry, "0x" + "00" * 20),
     )
-    operator.transfer_operator(registry, other_address)
+    moved = operator.transfer_operator(registry, other_address)
+    contract = operator.contract(registry)
+    events = contract.events.OperatorTransferred.get_logs(from_block=moved.block)
+    assert [(e["args"]["previousOperator"], e["args"]["newOperator"]) for e in events] == [
+        (operator.account.address if operator.account else None, other_address)
+    ]
+    assert contract.functions.operator().call() == other_address
     other.anchor(registry, "log", 1, ROOT_A)
     reverts("(NotOperator)", lambda: operator.anchor(registry, "log", 2, ROOT_A))
 
