@@ -26,7 +26,8 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
 from aiprov.ports import BlobStore, ChainReader
-from aiprov.records import AnchoredCheckpoint, VersionRecord
+from aiprov.records import VersionRecord
+from aiprov.services.chain_checks import ChainChecks
 from aiprov.services.transparency import LogService, open_checkpoint
 
 
@@ -155,18 +156,8 @@ class VerificationService:
                 report.add("inclusion", lambda: self._check_inclusion(leaf_index, holder))
                 report.add("consistency", lambda: self._check_consistency(holder))
         if chain is not None:
-            self._verify_on_chain(report, chain, leaf_index, holder)
+            ChainChecks(self.log, self.verifier).add(report, chain, leaf_index, holder)
         return report
-
-    def _verify_on_chain(
-        self, report: VerifyReport, chain: ChainReader, leaf_index: int, holder: dict[str, Any]
-    ) -> None:
-        digest = bytes.fromhex(report.version.manifest.digest.hex)
-        if "leaf_hash" in holder and report.add("chain anchor", lambda: self._check_anchor(chain, leaf_index, holder)):
-            report.add("chain inclusion", lambda: self._check_chain_inclusion(leaf_index, holder))
-            if "checkpoint" in holder:
-                report.add("chain consistency", lambda: self._check_chain_consistency(holder))
-        report.add("chain registration", lambda: self._check_registration(chain, digest, holder))
 
     # the checks ---------------------------------------------------------------------------------------------
 
@@ -250,77 +241,6 @@ class VerificationService:
                 ) from e
             self._trust(holder["note"])
         return f"consistent with the trusted checkpoint of size {trusted.size}"
-
-    # on chain ---------------------------------------------------------------------------------------------------
-
-    def _check_anchor(self, chain: ChainReader, index: int, holder: dict[str, Any]) -> str:
-        origin = self.verifier.name
-        anchors = chain.anchors(origin)
-        if not anchors:
-            raise VerificationError(f"no checkpoint of {origin} is anchored on {chain.description}")
-        newest = max(anchors, key=lambda a: a.tree_size)
-        if newest.tree_size <= index:
-            raise VerificationError(
-                f"entry {index} is newer than the last anchored tree size {newest.tree_size}",
-                hint="run `aiprov anchor`",
-            )
-        holder["anchor"], holder["anchors"] = newest, anchors
-        return f"size {newest.tree_size} in block {newest.block} (tx {newest.tx[:18]}…) on {chain.description}"
-
-    def _check_chain_inclusion(self, index: int, holder: dict[str, Any]) -> str:
-        anchor: AnchoredCheckpoint = holder["anchor"]
-        try:
-            proof = self.log.inclusion(index, anchor.tree_size)
-        except AiprovError as e:
-            raise VerificationError(
-                f"the log cannot prove entry {index} in the anchored size {anchor.tree_size}: {e.message}; "
-                "history was rewritten"
-            ) from e
-        try:
-            merkle.verify_inclusion(holder["leaf_hash"], index, anchor.tree_size, proof.hashes, anchor.root)
-        except VerificationError as e:
-            raise VerificationError(
-                f"entry {index} is not in the tree whose root is anchored at size {anchor.tree_size} (block "
-                f"{anchor.block}): history was rewritten ({e.message})"
-            ) from e
-        return f"entry {index} is in the anchored tree of size {anchor.tree_size} ({len(proof.hashes)} hashes)"
-
-    def _check_chain_consistency(self, holder: dict[str, Any]) -> str:
-        """Every root anchored on chain must be a prefix of the log's current signed checkpoint."""
-        latest: Checkpoint = holder["checkpoint"]
-        anchors: list[AnchoredCheckpoint] = holder["anchors"]
-        for anchor in sorted({(a.tree_size, a.root): a for a in anchors}.values(), key=lambda a: a.tree_size):
-            where = f"the root anchored at size {anchor.tree_size} in block {anchor.block}"
-            if anchor.tree_size > latest.size:
-                raise VerificationError(
-                    f"the log's checkpoint has {latest.size} entries, fewer than {where}: history was rewritten"
-                )
-            if anchor.tree_size == latest.size:
-                if anchor.root != latest.root_hash:
-                    raise VerificationError(f"the log's root differs from {where}: history was rewritten")
-                continue
-            if anchor.tree_size == 0:
-                continue
-            proof = self.log.consistency(anchor.tree_size, latest.size)
-            try:
-                merkle.verify_consistency(anchor.tree_size, latest.size, proof.hashes, anchor.root, latest.root_hash)
-            except VerificationError as e:
-                raise VerificationError(
-                    f"the log at size {latest.size} does not extend {where}: history was rewritten ({e.message})"
-                ) from e
-        return f"the checkpoint of size {latest.size} extends all {len(anchors)} anchored root(s)"
-
-    def _check_registration(self, chain: ChainReader, digest: bytes, holder: dict[str, Any]) -> str:
-        registration = chain.registration(digest)
-        if registration is None:
-            return f"digest not registered on {chain.description} (optional)"
-        leaf_hash = holder.get("leaf_hash")
-        if leaf_hash is not None and registration.metadata_digest != leaf_hash:
-            raise VerificationError(
-                f"registered on chain by {registration.owner} with metadata digest "
-                f"{registration.metadata_digest.hex()[:16]}…, not this version's push entry {leaf_hash.hex()[:16]}…"
-            )
-        return f"owner {registration.owner}, {registration.uri}, block {registration.block}"
 
     def _trust(self, note: str) -> None:
         tmp = self.trusted_file.with_name(f".{self.trusted_file.name}.{os.getpid()}")
