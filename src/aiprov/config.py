@@ -21,7 +21,7 @@ from aiprov.errors import Conflict, InvalidInput, NotFound
 if TYPE_CHECKING:
     from aiprov.adapters.blob_local import LocalBlobStore
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
-    from aiprov.core.note import Signer
+    from aiprov.core.note import Signer, Verifier
     from aiprov.sandbox import SandboxedModels
     from aiprov.services.accounts import AccountService
     from aiprov.services.anchoring import AnchorService
@@ -249,6 +249,20 @@ class Container:
             trusted_verifier=Verifier.parse(text),
             trusted_checkpoint_file=self.settings.trusted_checkpoint_file,
         )
+
+    @cached_property
+    def trusted_log_verifier(self) -> Verifier:
+        """The log key this client trusts (AIPROV_LOG_VERIFIER_KEY, else `<home>/log.pub`). Raises NotFound."""
+        from aiprov.core.note import Verifier
+
+        text = self.settings.log_verifier_key
+        if text is None:
+            path = self.settings.home / "log.pub"
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                raise NotFound(f"no trusted log verifier key at {path}", hint="set AIPROV_LOG_VERIFIER_KEY") from None
+        return Verifier.parse(text)
 
     def anchoring(self, private_key: str | None = None, key_source: str | None = None) -> AnchorService:
         """Anchors and on-chain registrations; `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""

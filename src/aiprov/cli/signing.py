@@ -121,14 +121,12 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    verification = container(ctx).verification
+    hub = container(ctx)
+    report = hub.verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
     if chain:
         from aiprov.cli.chain import anchoring
 
-        reader = anchoring(ctx, None).reader()  # refuses --server, whose verification has no chain checks
-        report = verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
-    else:
-        report = verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
+        anchoring(ctx, None).verify_on_chain(report, hub.trusted_log_verifier)  # refuses --server
     if json:
         print_json(report.to_json())
     else:

@@ -17,10 +17,13 @@ from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, WrongChain
 from aiprov.records import AnchoredCheckpoint, ChainRegistration
+from aiprov.services.chain_checks import ChainChecks
 from aiprov.services.transparency import LogService
 
 if TYPE_CHECKING:
     from aiprov.adapters.chain import Chain, TxResult
+    from aiprov.core.note import Verifier
+    from aiprov.services.verification import VerifyReport
 
 DEPLOY = "chain.deploy"
 ANCHOR = "chain.anchor"
@@ -189,6 +192,14 @@ class AnchorService:
         if from_block is None:
             from_block = deployment.block if deployment else 0
         return ChainView(chain, address, from_block)
+
+    def verify_on_chain(self, report: VerifyReport, verifier: Verifier) -> None:
+        """Add the on-chain checks (see services/chain_checks.py) to a report of `VerificationService.verify`.
+
+        Raises InvalidInput when the chain is not configured, ChainError when the RPC is down or serves another
+        chain than the registry's.
+        """
+        ChainChecks(self.db, self.log, verifier).add(report, self.reader())
 
     def _record(self, action: str, subject: str, model: str | None, details: dict[str, Any]) -> None:
         with self.db.unit(write=True) as u:

@@ -9,43 +9,67 @@ digest, when there is one, must point at the same push entry.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
+from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import merkle
 from aiprov.core.checkpoint import Checkpoint
+from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, VerificationError
 from aiprov.ports import ChainReader
-from aiprov.records import AnchoredCheckpoint
+from aiprov.records import AnchoredCheckpoint, VersionRecord
+from aiprov.services.transparency import LogService, open_checkpoint
 
 if TYPE_CHECKING:
     from aiprov.services.verification import VerifyReport
 
 
 class ChainChecks:
-    """The on-chain checks of one verification.
+    """The on-chain checks of a verification, added to the report `VerificationService.verify` made.
 
-    `log` is anything with `inclusion(index, size)` and `consistency(size1, size2)` returning proofs with `hashes`
-    (the local `LogService`); `verifier` is the log key this client trusts: its name is the origin looked up.
+    The log's proofs come from `log` (the local `LogService`); `verifier` is the log key this client trusts: its name
+    is the origin looked up on chain, and it must have signed the checkpoint the anchored roots are compared with.
     """
 
-    def __init__(self, log: Any, verifier: Verifier) -> None:
+    def __init__(self, db: SqlRegistry, log: LogService, verifier: Verifier) -> None:
+        self.db = db
         self.log = log
         self.verifier = verifier
 
-    def add(self, report: VerifyReport, chain: ChainReader, leaf_index: int, holder: dict[str, Any]) -> None:
+    def add(self, report: VerifyReport, chain: ChainReader) -> None:
         """Add `chain anchor`, `chain inclusion`, `chain consistency` and `chain registration` to `report`.
 
-        `holder` is what the log checks found: `leaf_hash` of the push entry (when it matched the registry) and
-        the log's signed `checkpoint` (when its signature verified). A chain that cannot be read (ChainError) fails
-        the checks that read it, with its reason.
+        A chain that cannot be read (ChainError) fails the checks that read it, with its reason. Raises NotFound
+        only if the version vanished since `report` was made.
         """
-        digest = bytes.fromhex(report.version.manifest.digest.hex)
+        record = report.version
+        with self.db.unit() as u:
+            model, version = u.resolve(Ref.parse(record.ref))
+            leaf_index = u.registration_event(model, version).leaf_index
+        holder = self._log_evidence(record, leaf_index)
+        digest = bytes.fromhex(record.manifest.digest.hex)
         if "leaf_hash" in holder and report.add("chain anchor", lambda: self._check_anchor(chain, leaf_index, holder)):
             report.add("chain inclusion", lambda: self._check_chain_inclusion(leaf_index, holder))
             if "checkpoint" in holder:
                 report.add("chain consistency", lambda: self._check_chain_consistency(holder))
         report.add("chain registration", lambda: self._check_registration(chain, digest, holder))
+
+    def _log_evidence(self, record: VersionRecord, index: int) -> dict[str, Any]:
+        """The push entry's leaf hash if the log's entry registers this version, and the log's signed checkpoint.
+
+        What is missing here already failed the report's `log entry` or `checkpoint` check, which says why; the
+        on-chain checks that need it are then left out.
+        """
+        holder: dict[str, Any] = {}
+        with contextlib.suppress(AiprovError):
+            data, _, event = self.log.entry(index)
+            if (event.action, event.subject, event.model) == ("push", str(record.manifest.digest), record.full_name):
+                holder["leaf_hash"] = merkle.leaf_hash(data)
+        with contextlib.suppress(AiprovError):
+            holder["checkpoint"] = open_checkpoint(self.log.latest().note, self.verifier)
+        return holder
 
     def _check_anchor(self, chain: ChainReader, index: int, holder: dict[str, Any]) -> str:
         origin = self.verifier.name

@@ -2,9 +2,7 @@
 
 Bytes are re-hashed, the manifest digest recomputed, every signature checked, the version's registration
 event proven included in the latest signed checkpoint, and that checkpoint proven consistent with the last one
-this client trusted. With a chain, the roots anchored on it (read from the contract's events) must cover the
-registration and be consistent with the log's checkpoint: a history rewritten after an anchor fails there even
-for a client that never saw the log before. Each check reports on its own, so a failure names exactly what broke.
+this client trusted. Each check reports on its own, so a failure names exactly what broke.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
-from aiprov.ports import BlobStore, ChainReader
+from aiprov.ports import BlobStore
 from aiprov.records import VersionRecord
-from aiprov.services.chain_checks import ChainChecks
 from aiprov.services.transparency import LogService, open_checkpoint
 
 
@@ -110,9 +107,7 @@ class VerificationService:
         path: Path | None = None,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
-        chain: ChainReader | None = None,
     ) -> VerifyReport:
-        """Run every check; with `chain`, also check the version against the checkpoints anchored there."""
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         with self.db.unit() as u:
@@ -155,8 +150,6 @@ class VerificationService:
             if "checkpoint" in holder:
                 report.add("inclusion", lambda: self._check_inclusion(leaf_index, holder))
                 report.add("consistency", lambda: self._check_consistency(holder))
-        if chain is not None:
-            ChainChecks(self.log, self.verifier).add(report, chain, leaf_index, holder)
         return report
 
     # the checks ---------------------------------------------------------------------------------------------
