@@ -8,8 +8,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +127,57 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert "Traceback" not in err
     return lines[0]
+
+
+class RangeLimitedRpc:
+    """A JSON-RPC relay to anvil that refuses eth_getLogs over more than `max_blocks` blocks, as public providers do.
+
+    Use as a context manager; `url` is the relay's address, `refused` counts the refusals.
+    """
+
+    def __init__(self, upstream: str, max_blocks: int) -> None:
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = json.loads(body)
+                params = request.get("params") or [{}]
+                if request.get("method") == "eth_getLogs" and relay.too_wide(params[0], max_blocks):
+                    relay.refused += 1
+                    error = {"code": -32005, "message": f"query exceeds max block range {max_blocks}"}
+                    answer = json.dumps({"jsonrpc": "2.0", "id": request.get("id"), "error": error}).encode()
+                else:
+                    forwarded = urllib.request.Request(upstream, body, {"Content-Type": "application/json"})
+                    with urllib.request.urlopen(forwarded, timeout=30) as response:
+                        answer = response.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.refused = 0
+        self.upstream = upstream
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def too_wide(self, query: dict[str, Any], max_blocks: int) -> bool:
+        def number(tag: str) -> int:
+            if tag == "latest":
+                return int(Web3(HTTPProvider(self.upstream)).eth.block_number)
+            return int(tag, 16)
+
+        return number(query.get("toBlock", "latest")) - number(query.get("fromBlock", "0x0")) + 1 > max_blocks
+
+    def __enter__(self) -> RangeLimitedRpc:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from chaintools import OPERATOR_KEY, OTHER_KEY, THIRD_KEY, Anvil, start_anvil, stop
+from chaintools import OPERATOR_KEY, OTHER_KEY, THIRD_KEY, Anvil, RangeLimitedRpc, start_anvil, stop
 
 from aiprov.adapters.chain import Chain, parse_private_key
 from aiprov.errors import ChainError, InvalidInput, TransactionReverted
@@ -173,6 +173,21 @@ def test_a_dropped_transaction_is_sent_again_with_the_same_nonce_and_higher_fees
     mined = anvil.w3.eth.get_transaction(result.tx)
     assert mined["nonce"] == nonce
     assert chain.latest_anchor(registry, "log") == (3, ROOT_A)
+
+
+def test_anchors_are_read_in_block_windows_when_the_rpc_limits_eth_getlogs(
+    anvil: Anvil, operator: Chain, registry: str
+) -> None:
+    deployed_at = anvil.w3.eth.block_number
+    for size in (1, 2, 3):
+        operator.anchor(registry, "paged", size, ROOT_A if size < 3 else ROOT_B)
+        anvil.rpc("anvil_mine", hex(400))  # spread the anchors over more blocks than one query may cover
+    with RangeLimitedRpc(anvil.url, max_blocks=100) as rpc:
+        reader = Chain(rpc.url)
+        anchors = reader.anchors(registry, "paged", deployed_at)
+        assert rpc.refused >= 1, "the whole range was asked first"
+    assert [(a.tree_size, a.root) for a in anchors] == [(1, ROOT_A), (2, ROOT_A), (3, ROOT_B)]
+    assert anchors == operator.anchors(registry, "paged", deployed_at)
 
 
 def test_an_address_without_our_contract_is_refused(anvil: Anvil, operator: Chain, registry: str) -> None:

@@ -46,6 +46,8 @@ FEE_BUMP = 1.25
 DROP_GRACE_S = 3.0
 """A transaction the node does not know this long after it was sent was dropped: send it again."""
 DEFAULT_TIP_WEI = 10**9
+MIN_LOG_WINDOW = 100
+"""The smallest block range asked of eth_getLogs when a provider refuses larger ones."""
 """Priority fee when the node cannot suggest one (eth_maxPriorityFeePerGas is not in every node)."""
 
 
@@ -236,11 +238,8 @@ class Chain:
 
     def anchors(self, address: str, origin: str, from_block: int = 0) -> list[AnchoredCheckpoint]:
         """Every checkpoint of log `origin` anchored on the registry at `address`, oldest first, from its events."""
-        contract = self.contract(address)
-        with self._rpc("reading anchored checkpoints"):
-            logs = contract.events.CheckpointAnchored.get_logs(
-                from_block=from_block, to_block="latest", argument_filters={"originHash": Web3.keccak(text=origin)}
-            )
+        event = self.contract(address).events.CheckpointAnchored
+        logs = self._logs(event, from_block, {"originHash": Web3.keccak(text=origin)}, "reading anchored checkpoints")
         found = [
             AnchoredCheckpoint(
                 origin=str(log["args"]["origin"]),
@@ -252,6 +251,29 @@ class Chain:
             for log in logs
         ]
         return [a for a in found if a.origin == origin]
+
+    def _logs(self, event: Any, from_block: int, filters: dict[str, Any], what: str) -> list[Any]:
+        """`event`'s logs from `from_block` to the latest block, in windows the RPC accepts.
+
+        Public RPC providers cap the block range of one eth_getLogs (from 100 to 10,000 blocks, each its own
+        message), so the whole range is asked first and, when the node refuses, ever smaller windows.
+        """
+        latest = self.block_number()
+        window = max(1, latest - from_block + 1)
+        found: list[Any] = []
+        start = from_block
+        while start <= latest:
+            end = min(latest, start + window - 1)
+            try:
+                with self._rpc(f"{what} (blocks {start}-{end})"):
+                    found += event.get_logs(from_block=start, to_block=end, argument_filters=filters)
+            except ChainError as e:
+                if type(e) is not ChainError or window <= MIN_LOG_WINDOW:  # unreachable, or not about the range
+                    raise
+                window = max(MIN_LOG_WINDOW, window // 8)
+                continue
+            start = end + 1
+        return found
 
     def latest_anchor(self, address: str, origin: str) -> tuple[int, bytes]:
         """(tree size, root) of the newest anchor of `origin`, from the contract's storage: (0, zeros) if none."""
