@@ -90,6 +90,18 @@ def test_anchoring_twice_sends_one_transaction(home: Path, deployed: Env, anvil:
     assert anvil.tx_count(OPERATOR_KEY) == before + 2
 
 
+def test_an_anchor_the_chain_lost_in_a_reorganisation_is_sent_again(
+    home: Path, deployed: Env, anvil: Anvil, make_model: MakeModel
+) -> None:
+    push(home, deployed, make_model)
+    snapshot = anvil.rpc("evm_snapshot")
+    first = run_json(home, deployed, "anchor")
+    anvil.rpc("evm_revert", snapshot)  # the anchor's block is gone; the hub still records it
+    again = run_json(home, deployed, "anchor")
+    assert first["sent"] and again["sent"] and again["tree_size"] == first["tree_size"] + 1
+    assert run_json(home, deployed, "anchor")["sent"] is False
+
+
 def test_register_records_owner_and_uri_and_verify_reports_it(
     home: Path, deployed: Env, anvil: Anvil, make_model: MakeModel
 ) -> None:

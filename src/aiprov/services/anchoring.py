@@ -234,11 +234,14 @@ class AnchorService:
         address, _ = self._target(chain)
         checkpoint = self.log.latest().checkpoint
         base = AnchorResult(False, address, chain.chain_id, checkpoint.origin, checkpoint.size, checkpoint.root_hash)
-        if checkpoint.size == 0 or self._only_anchors_since_last(address, checkpoint.size):
-            last_size, _ = chain.latest_anchor(address, checkpoint.origin)
-            if checkpoint.size == 0 or last_size > 0:
-                return base
-            # The hub recorded an anchor the chain does not have (e.g. the chain was reset): anchor again.
+        if checkpoint.size == 0:
+            return base
+        # Nothing new, unless the chain lost the anchor the hub recorded (its block was re-organised away).
+        if (
+            self._only_anchors_since_last(address, checkpoint.size)
+            and chain.latest_anchor(address, checkpoint.origin)[0]
+        ):
+            return base
         result = chain.anchor(address, checkpoint.origin, checkpoint.size, checkpoint.root_hash)
         details = {
             **self._tx_details(chain, result),
