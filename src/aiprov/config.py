@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiprov.errors import Conflict, InvalidInput, NotFound
@@ -21,9 +21,10 @@ from aiprov.errors import Conflict, InvalidInput, NotFound
 if TYPE_CHECKING:
     from aiprov.adapters.blob_local import LocalBlobStore
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
-    from aiprov.core.note import Signer
+    from aiprov.core.note import Signer, Verifier
     from aiprov.sandbox import SandboxedModels
     from aiprov.services.accounts import AccountService
+    from aiprov.services.anchoring import AnchorService
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.gc import GcService
@@ -73,6 +74,18 @@ class Settings(BaseSettings):
     """API: usage events (inference, download) are appended to the log in a batch this long after the first
     arrives, or sooner when `usage_batch_size` are waiting; each batch signs a checkpoint."""
     usage_batch_size: int = Field(default=512, ge=1, le=65_536)
+    chain_rpc: str | None = None
+    """EVM JSON-RPC URL for anchors and on-chain registrations (anvil, Sepolia, Polygon Amoy, a private chain)."""
+    chain_contract: str | None = None
+    """The AiprovRegistry address; default: the latest one `aiprov chain deploy` recorded in this hub."""
+    chain_private_key: SecretStr | None = None
+    """Hex private key that signs chain transactions (or `--key-file`); never logged or printed."""
+    chain_id: int | None = Field(default=None, ge=1)
+    """The chain id to expect when this hub recorded no deployment of the contract (a verifier elsewhere)."""
+    chain_from_block: int | None = Field(default=None, ge=0)
+    """First block to search for anchors; default: the recorded deployment's block, else 0."""
+    chain_receipt_timeout_s: float = Field(default=120.0, gt=0)
+    """How long to wait for a transaction to be mined before sending it again with higher fees."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -244,6 +257,39 @@ class Container:
             trusted_verifier=Verifier.parse(text),
             trusted_checkpoint_file=self.settings.trusted_checkpoint_file,
         )
+
+    @cached_property
+    def trusted_log_verifier(self) -> Verifier:
+        """The log key this client trusts (AIPROV_LOG_VERIFIER_KEY, else `<home>/log.pub`). Raises NotFound."""
+        from aiprov.core.note import Verifier
+
+        text = self.settings.log_verifier_key
+        if text is None:
+            path = self.settings.home / "log.pub"
+            try:
+                text = path.read_text().strip()
+            except FileNotFoundError:
+                raise NotFound(f"no trusted log verifier key at {path}", hint="set AIPROV_LOG_VERIFIER_KEY") from None
+        return Verifier.parse(text)
+
+    def anchoring(self, private_key: str | None = None, key_source: str | None = None) -> AnchorService:
+        """Anchors and on-chain registrations; `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""
+        from aiprov.services.anchoring import AnchorService, ChainConfig
+
+        s = self.settings
+        if private_key is None and s.chain_private_key is not None:
+            private_key, key_source = s.chain_private_key.get_secret_value(), "AIPROV_CHAIN_PRIVATE_KEY"
+        config = ChainConfig(
+            rpc_url=s.chain_rpc,
+            contract=s.chain_contract,
+            private_key=private_key,
+            key_source=key_source or "the chain key",
+            expected_chain_id=s.chain_id,
+            from_block=s.chain_from_block,
+            receipt_timeout_s=s.chain_receipt_timeout_s,
+        )
+        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
+        return AnchorService(self.db, self.log, config, clock=self.clock, actor=s.actor)
 
     @cached_property
     def log(self) -> LogService:

@@ -143,6 +143,38 @@ class BackendError(AiprovError):
     title = "backend failure"
 
 
+class ChainError(BackendError):
+    """An EVM chain failed a call: its RPC, a transaction that was not mined, a contract that is not ours."""
+
+    title = "chain failure"
+
+
+class ChainUnreachable(ChainError):
+    """The chain's JSON-RPC endpoint does not answer."""
+
+    title = "chain unreachable"
+
+
+class WrongChain(ChainError):
+    """The RPC serves another chain than the one the hub recorded (or was told to expect)."""
+
+    title = "wrong chain"
+
+
+class InsufficientFunds(ChainError):
+    """The signer's balance cannot pay for the transaction's gas."""
+
+    title = "insufficient funds"
+
+
+class TransactionReverted(ChainError):
+    """The contract refused the call; the message names the decoded custom error."""
+
+    exit_code = 13
+    http_status = 409
+    title = "transaction reverted"
+
+
 class SchemaError(BackendError):
     """The database schema is not one this version of aiprov can use."""
 

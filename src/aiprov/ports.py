@@ -7,6 +7,24 @@ from pathlib import Path
 from typing import Protocol
 
 from aiprov.core.digest import Digest
+from aiprov.records import AnchoredCheckpoint, ChainRegistration
+
+
+class ChainReader(Protocol):
+    """What `verify --chain` reads from an EVM chain: anchored checkpoints (from its events) and registrations."""
+
+    @property
+    def description(self) -> str:
+        """Which contract on which chain, for reports (e.g. `registry 0xAb… on chain 11155111`)."""
+        ...
+
+    def anchors(self, origin: str) -> list[AnchoredCheckpoint]:
+        """Every checkpoint of log `origin` anchored on chain, oldest first. Raises ChainError."""
+        ...
+
+    def registration(self, digest: bytes) -> ChainRegistration | None:
+        """The on-chain registration of a version digest (32 bytes), or None. Raises ChainError."""
+        ...
 
 
 class BlobWriter(Protocol):

@@ -153,3 +153,33 @@ class SignatureRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"key_fingerprint": self.key_fingerprint, "signer": self.signer, "created_at": iso(self.created_at)}
+
+
+@dataclass(frozen=True, slots=True)
+class AnchoredCheckpoint:
+    """A log checkpoint `(origin, tree size, root)` as a `CheckpointAnchored` event of the chain holds it."""
+
+    origin: str
+    tree_size: int
+    root: bytes
+    block: int
+    tx: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRegistration:
+    """A version digest registered on the chain's AiprovRegistry: who claimed it, where, with what metadata."""
+
+    digest: bytes
+    owner: str
+    block: int
+    metadata_digest: bytes
+    uri: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "block": self.block,
+            "metadata_digest": self.metadata_digest.hex(),
+            "uri": self.uri,
+        }

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from aiprov.adapters.files import Progress, ProgressFactory
 from aiprov.errors import AiprovError
@@ -77,7 +78,8 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except AiprovError as e:
-            err_console.print(f"[bold red]error:[/] {e.diagnostics()}", markup=True, soft_wrap=True)
+            # Escaped: a diagnostic may hold brackets (`pip install 'aiprov[chain]'`) that Rich would eat as markup.
+            err_console.print(f"[bold red]error:[/] {escape(e.diagnostics())}", markup=True, soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted; nothing half-written is visible")

@@ -46,6 +46,12 @@ def push(
     sign: Annotated[
         Path | None, typer.Option("--sign", help="Also sign it with this private key (see `aiprov sign`).")
     ] = None,
+    on_chain: Annotated[
+        bool, typer.Option("--on-chain", help="Also register its digest on chain (see `aiprov chain register`).")
+    ] = False,
+    chain_key_file: Annotated[
+        Path | None, typer.Option("--chain-key-file", help="Chain signer key for --on-chain (see --key-file).")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """Fingerprint a model, store its bytes once, and register it as a new version.
@@ -79,8 +85,15 @@ def push(
         v = result.version
         bundle_path = Path(f"{v.name}-v{v.number}.sig")
         signed = sign_version(ctx, v.ref, private_key, bundle_path)
+    on_chain_result = None
+    if on_chain:
+        from aiprov.cli.chain import anchoring, print_registration
+
+        on_chain_result = anchoring(ctx, chain_key_file).register(result.version.ref)
     if json:
         extra = {"signature": {"bundle": str(bundle_path), "key_fingerprint": signed.key_fingerprint}} if signed else {}
+        if on_chain_result is not None:
+            extra["on_chain"] = on_chain_result.to_json()
         print_json({**result.to_json(), **extra})
         return
     v = result.version
@@ -97,6 +110,8 @@ def push(
             + ", ".join(unchecked[:5])
             + (" …" if len(unchecked) > 5 else "")
         )
+    if on_chain_result is not None:
+        print_registration(on_chain_result)
 
 
 @handle_errors

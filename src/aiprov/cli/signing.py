@@ -103,6 +103,12 @@ def verify(
     path: Annotated[Path | None, typer.Option("--path", help="Check a local copy instead of stored bytes.")] = None,
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Also check this model-signing bundle…")] = None,
     public_key: Annotated[Path | None, typer.Option("--public-key", help="…with this public key (PEM).")] = None,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain", help="Also check against the checkpoints anchored on chain (AIPROV_CHAIN_RPC, _CONTRACT)."
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Check bytes, manifest digest, signatures, log inclusion and log consistency; exit 0 only if all pass."""
@@ -115,7 +121,12 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    report = container(ctx).verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
+    hub = container(ctx)
+    report = hub.verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
+    if chain:
+        from aiprov.cli.chain import anchoring
+
+        anchoring(ctx, None).verify_on_chain(report, hub.trusted_log_verifier)  # refuses --server
     if json:
         print_json(report.to_json())
     else:

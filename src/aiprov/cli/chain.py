@@ -1,0 +1,102 @@
+"""`aiprov chain deploy|register` and `aiprov anchor`: the log's witness on an EVM chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from aiprov.services.anchoring import AnchorService, RegisterResult
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="File holding the hex private key that signs (default: AIPROV_CHAIN_PRIVATE_KEY)."),
+]
+
+chain_app = typer.Typer(
+    name="chain",
+    help="The AiprovRegistry contract on an EVM chain (AIPROV_CHAIN_RPC, AIPROV_CHAIN_CONTRACT).",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(chain_app)
+    app.command()(anchor)
+
+
+def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
+    """The anchoring service, signing with the key in `key_file` when given."""
+    hub = container(ctx)
+    if not hasattr(hub, "anchoring"):
+        raise InvalidInput("chain commands run against a local home, not --server")
+    if key_file is None:
+        return hub.anchoring()
+    try:
+        text = key_file.read_text()
+    except OSError as e:
+        raise InvalidInput(f"cannot read the chain key file {key_file}: {e.strerror}") from e
+    return hub.anchoring(text, f"the key file {key_file}")
+
+
+@chain_app.command()
+@handle_errors
+def deploy(ctx: typer.Context, key_file: KeyFileOpt = None, json: JsonOpt = False) -> None:
+    """Deploy the registry contract; its signer becomes the log operator that may anchor checkpoints."""
+    d = anchoring(ctx, key_file).deploy()
+    if json:
+        print_json(d.to_json())
+        return
+    out_console.print(f"registry deployed at [bold]{d.address}[/] on chain {d.chain_id} (tx {d.tx}, block {d.block})")
+    out_console.print(f"use it with: export AIPROV_CHAIN_CONTRACT={d.address}")
+
+
+def print_registration(r: RegisterResult) -> None:
+    reg = r.registration
+    state = f"registered on chain {r.chain_id} (tx {r.tx})" if r.sent else "already registered by this signer"
+    out_console.print(f"{r.ref} {r.digest} {state}")
+    out_console.print(f"owner {reg.owner}, uri {reg.uri}, block {reg.block}")
+
+
+@chain_app.command("register")
+@handle_errors
+def register_(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="The version whose digest to register.")],
+    uri: Annotated[
+        str | None, typer.Option("--uri", help="Where to fetch it (default: ipfs://CID if known, else aiprov:REF).")
+    ] = None,
+    key_file: KeyFileOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Register a version's digest on chain, owned by the signer's address; nobody else can take it over."""
+    result = anchoring(ctx, key_file).register(ref, uri)
+    if json:
+        print_json(result.to_json())
+        return
+    print_registration(result)
+
+
+@handle_errors
+def anchor(ctx: typer.Context, key_file: KeyFileOpt = None, json: JsonOpt = False) -> None:
+    """Put the log's latest signed checkpoint on chain, in one transaction whatever the number of events.
+
+    Sends nothing when only anchor records were logged since the last anchor.
+    """
+    result = anchoring(ctx, key_file).anchor()
+    if json:
+        print_json(result.to_json())
+        return
+    if not result.sent:
+        out_console.print("nothing to anchor: only anchor records were logged since the last anchor (no transaction)")
+        return
+    out_console.print(
+        f"anchored {result.origin} size {result.tree_size} root {result.root.hex()[:16]}… on chain "
+        f"{result.chain_id} (tx {result.tx}, block {result.block}, {result.gas_used} gas)"
+    )

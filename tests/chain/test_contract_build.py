@@ -1,0 +1,55 @@
+"""The committed contract artifact is exactly what the pinned solc builds from contracts/; gas stays measured."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aiprov.adapters.chain import load_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACT = ROOT / "src" / "aiprov" / "contracts" / "AiprovRegistry.json"
+
+
+def test_rebuilding_the_contract_gives_the_committed_artifact_byte_for_byte(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "solc").is_dir():
+        pytest.fail("node and node_modules/solc are needed: install Node.js and run `npm ci`", pytrace=False)
+    out = tmp_path / "AiprovRegistry.json"
+    proc = subprocess.run(
+        [node, str(ROOT / "contracts" / "build.mjs"), str(out)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes() == ARTIFACT.read_bytes(), "run `node contracts/build.mjs` and commit the artifact"
+
+
+def test_artifact_pins_the_compiler_and_evm_version_and_ships_in_the_package() -> None:
+    artifact = load_artifact()
+    assert artifact == json.loads(ARTIFACT.read_text())
+    assert artifact["compiler"]["version"].startswith("0.8.37+")
+    assert artifact["settings"]["evmVersion"] == "cancun"
+    assert artifact["settings"]["optimizer"] == {"enabled": True, "runs": 200}
+    names = {item.get("name") for item in artifact["abi"]}
+    assert {"register", "anchor", "CheckpointAnchored", "AlreadyRegistered", "TreeSizeShrinks"} <= names
+    assert "pragma solidity 0.8.37;" in (ROOT / "contracts" / "AiprovRegistry.sol").read_text()
+
+
+def test_gas_script_measures_anchor_and_registration_on_anvil() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "chain_gas.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    gas = json.loads(proc.stdout)
+    later = gas["anchor (later)"]
+    assert 21_000 < later < gas["anchor (first of an origin)"] < 100_000
+    assert 21_000 < gas["register (aiprov:alice/iris@1)"] < gas["register (ipfs://CIDv1)"] < 200_000
+    assert gas["anchor per event"] == {"1": later, "100": round(later / 100, 2), "10000": round(later / 10_000, 2)}
