@@ -240,21 +240,13 @@ class Container:
 
     @cached_property
     def verification(self) -> VerificationService:
-        from aiprov.core.note import Verifier
         from aiprov.services.verification import VerificationService
 
-        text = self.settings.log_verifier_key
-        if text is None:
-            path = self.settings.home / "log.pub"
-            try:
-                text = path.read_text().strip()
-            except FileNotFoundError:
-                raise NotFound(f"no trusted log verifier key at {path}", hint="set AIPROV_LOG_VERIFIER_KEY") from None
         return VerificationService(
             self.db,
             self.blobs,
             self.log,
-            trusted_verifier=Verifier.parse(text),
+            trusted_verifier=self.trusted_log_verifier,
             trusted_checkpoint_file=self.settings.trusted_checkpoint_file,
         )
 
