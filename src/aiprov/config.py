@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     """API: usage events (inference, download) are appended to the log in a batch this long after the first
     arrives, or sooner when `usage_batch_size` are waiting; each batch signs a checkpoint."""
     usage_batch_size: int = Field(default=512, ge=1, le=65_536)
+    ipfs_cids: bool = True
+    """Whether push records each file's and version's IPFS CIDs (computed in the same read, on another core)."""
+    ipfs_api: str | None = None
+    """A Kubo RPC API (e.g. http://127.0.0.1:5001) that `aiprov ipfs pin` imports CARs into."""
+    ipfs_pinning_url: str | None = None
+    """An IPFS Pinning Service API endpoint (e.g. https://api.pinata.cloud/psa) for `aiprov ipfs pin`."""
+    ipfs_pinning_token: str | None = None
+    """The bearer token of the pinning service."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -139,7 +147,12 @@ class Container:
         check_schema(self.db.engine)
         self.db.before_commit = self._publish_checkpoint
         return RegistryService(
-            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, quarantine=self.settings.quarantine_dir
+            self.db,
+            self.blobs,
+            clock=self.clock,
+            actor=self.settings.actor,
+            quarantine=self.settings.quarantine_dir,
+            cids=self.settings.ipfs_cids,
         )
 
     def for_actor(self, actor: str) -> Container:

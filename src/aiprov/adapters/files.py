@@ -127,23 +127,38 @@ def stream_file(location: Path, buffer: bytearray) -> Iterator[memoryview]:
         raise InvalidInput(f"cannot read {location}: {e.strerror}") from e
 
 
-def hash_file(file: LocalFile, sink: ByteSink | None = None, progress: Progress | None = None) -> ManifestEntry:
-    """Hash one file (and feed its bytes to `sink` in the same pass).
+def hash_file(
+    file: LocalFile, sink: ByteSink | None = None, progress: Progress | None = None, side: ByteSink | None = None
+) -> ManifestEntry:
+    """Hash one file (and feed its bytes to `sink` and `side` in the same pass).
 
+    `side` (the IPFS CID builder when pushing) is fed on a helper thread while this thread hashes and writes the
+    same chunk: hashlib releases the GIL, so computing CIDs costs another core rather than wall time. Each chunk
+    is finished by both threads before the next read reuses the buffer.
     Raises InvalidInput if the file is unreadable or changes size while being read.
     """
     hashing = sink if isinstance(sink, HashingSink) else None
     h = hashlib.sha256()
     size = 0
-    # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
-    for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
-        if hashing is None:
-            h.update(chunk)
-        if sink is not None:
-            sink.write(chunk)
-        size += len(chunk)
-        if progress is not None:
-            progress(len(chunk))
+    helper = ThreadPoolExecutor(1, thread_name_prefix="aiprov-side") if side and file.size > CHUNK_SIZE else None
+    try:
+        # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
+        for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
+            pending = helper.submit(side.write, chunk) if helper is not None and side is not None else None
+            if side is not None and pending is None:
+                side.write(chunk)
+            if hashing is None:
+                h.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            if pending is not None:
+                pending.result()
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        if helper is not None:
+            helper.shutdown(wait=True)
     if size != file.size:
         raise InvalidInput(f"{file.location} changed size while being read ({file.size} -> {size} bytes)")
     digest = hashing.digest() if hashing is not None else Digest(h.hexdigest())

@@ -528,3 +528,34 @@ def _build_dir(tree: _Dir, path: str, version: int, on_block: BlockSink | None, 
         on_block(cid, (block,))
     out[path.rstrip("/")] = cid
     return cid, len(block) + sum(link.tsize for link in links)
+
+
+# both profiles at once --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileCids:
+    """A file's DAG roots under both profiles: Kubo's default (CIDv0) and `--cid-version=1` (raw leaves)."""
+
+    v0: FileRoot
+    v1: FileRoot
+
+    def root(self, version: int) -> FileRoot:
+        return self.v1 if version == 1 else self.v0
+
+
+class CidSink:
+    """Receives a file's bytes (a `ByteSink`) and computes both of its CIDs; `result()` once all are written."""
+
+    __slots__ = ("_v0", "_v1")
+
+    def __init__(self) -> None:
+        self._v0 = FileBuilder(0)
+        self._v1 = FileBuilder(1)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._v0.write(data)
+        self._v1.write(data)
+
+    def result(self) -> FileCids:
+        return FileCids(self._v0.finish(), self._v1.finish())

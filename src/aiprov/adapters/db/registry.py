@@ -36,7 +36,7 @@ from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
-from aiprov.records import EventRecord, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +195,14 @@ class RegistryUnit:
         ).one_or_none()
 
     def add_version(
-        self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime, single_file: bool
+        self,
+        model: ModelRow,
+        manifest: Manifest,
+        author: str,
+        lineage: Lineage,
+        now: datetime,
+        single_file: bool,
+        cids: IpfsCids | None = None,
     ) -> VersionRow:
         number = (self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0) + 1
         row = VersionRow(
@@ -210,17 +217,65 @@ class RegistryUnit:
             created_at=now,
             code_revision=lineage.code_revision,
             lineage=lineage.to_json(),
+            cid_v0=cids.v0 if cids else None,
+            cid_v1=cids.v1 if cids else None,
         )
         self.s.add(row)
         try:
             self.s.flush()
         except SqlIntegrityError as e:
             raise Conflict(f"{model.full_name} changed while pushing; try again") from e
+        files = cids.files if cids else {}
         self.s.add_all(
-            VersionFileRow(version_id=row.id, path=e.path, size=e.size, sha256=e.sha256.hex) for e in manifest.entries
+            VersionFileRow(
+                version_id=row.id,
+                path=e.path,
+                size=e.size,
+                sha256=e.sha256.hex,
+                cid_v0=files[e.path][0] if e.path in files else None,
+                cid_v1=files[e.path][1] if e.path in files else None,
+            )
+            for e in manifest.entries
         )
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
+
+    def set_cids(self, version: VersionRow, cids: IpfsCids) -> None:
+        """Record CIDs computed after the version was registered (rows older than schema 0004)."""
+        version.cid_v0, version.cid_v1 = cids.v0, cids.v1
+        for row in self.s.scalars(select(VersionFileRow).where(VersionFileRow.version_id == version.id)):
+            row.cid_v0, row.cid_v1 = cids.files[row.path]
+        self.s.flush()
+
+    def _file_cids(self, version_ids: Sequence[int]) -> dict[int, dict[str, tuple[str | None, str | None]]]:
+        out: dict[int, dict[str, tuple[str | None, str | None]]] = {}
+        if version_ids:
+            query = select(VersionFileRow.version_id, VersionFileRow.path, VersionFileRow.cid_v0, VersionFileRow.cid_v1)
+            for vid, path, v0, v1 in self.s.execute(query.where(VersionFileRow.version_id.in_(version_ids))):
+                out.setdefault(vid, {})[path] = (v0, v1)
+        return out
+
+    def by_cid(self, cid: str) -> list[tuple[ModelRow, VersionRow, str | None]]:
+        """Versions whose CID (path None) or one of whose files' CIDs (its path) is `cid`, oldest first."""
+        found: list[tuple[ModelRow, VersionRow, str | None]] = []
+        versions = (
+            select(ModelRow, VersionRow)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .where(or_(VersionRow.cid_v0 == cid, VersionRow.cid_v1 == cid))
+            .order_by(VersionRow.id)
+            .limit(1)
+        )
+        found.extend((m, v, None) for m, v in self.s.execute(versions).all())
+        files = (
+            select(ModelRow, VersionRow, VersionFileRow.path)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(VersionFileRow, VersionFileRow.version_id == VersionRow.id)
+            .where(or_(VersionFileRow.cid_v0 == cid, VersionFileRow.cid_v1 == cid))
+            .order_by(VersionRow.id)
+            .limit(1)
+        )
+        found.extend((m, v, p) for m, v, p in self.s.execute(files).all())
+        return found
 
     def blob_in_use(self, sha256_hex: str) -> bool:
         """Whether a registered version or dataset holds the blob (uploaded but uncommitted blobs are not)."""
@@ -290,14 +345,15 @@ class RegistryUnit:
 
     def version_record(self, model: ModelRow, version: VersionRow) -> VersionRecord:
         aliases = self.aliases_of([version.id]).get(version.id, [])
-        return _version_record(model, version, aliases)
+        return _version_record(model, version, aliases, self._file_cids([version.id]).get(version.id, {}))
 
     def versions(self, model: ModelRow) -> list[VersionRecord]:
         rows = list(
             self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
         )
-        aliases = self.aliases_of([r.id for r in rows])
-        return [_version_record(model, r, aliases.get(r.id, [])) for r in rows]
+        ids = [r.id for r in rows]
+        aliases, cids = self.aliases_of(ids), self._file_cids(ids)
+        return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
 
     def model_record(self, model: ModelRow) -> ModelRecord:
         return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
@@ -551,8 +607,12 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
     )
 
 
-def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> VersionRecord:
+def _version_record(
+    model: ModelRow, v: VersionRow, aliases: Sequence[str], file_cids: dict[str, tuple[str | None, str | None]]
+) -> VersionRecord:
     lineage = v.lineage
+    known = {path: (v0, v1) for path, (v0, v1) in file_cids.items() if v0 is not None and v1 is not None}
+    cids = IpfsCids(v.cid_v0, v.cid_v1, known) if known and len(known) == len(file_cids) else None
     return VersionRecord(
         owner=model.owner,
         name=model.name,
@@ -569,6 +629,7 @@ def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> V
         ),
         aliases=tuple(aliases),
         single_file=v.single_file,
+        cids=cids,
     )
 
 

@@ -70,6 +70,11 @@ class VersionRow(Base):
     created_at: Mapped[datetime]
     code_revision: Mapped[str | None] = mapped_column(String(256))
     lineage: Mapped[dict[str, Any]]
+    cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The IPFS CID `ipfs add` (Kubo's default, CIDv0) gives the model: the file's, or the directory's."""
+    cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The same with `ipfs add --cid-version=1` (raw leaves, base32). Both None when not computed yet, or for a
+    directory Kubo would shard (the files still have theirs)."""
 
 
 class VersionFileRow(Base):
@@ -81,6 +86,9 @@ class VersionFileRow(Base):
     path: Mapped[str] = mapped_column(Text, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The file's IPFS CIDs (Kubo's CIDv0 and `--cid-version=1`); None until computed (rows older than 0004)."""
+    cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ParentRow(Base):
