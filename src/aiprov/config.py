@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from aiprov.services.accounts import AccountService
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
+    from aiprov.services.ipfs import IpfsService
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
@@ -153,6 +154,15 @@ class Container:
             actor=self.settings.actor,
             quarantine=self.settings.quarantine_dir,
             cids=self.settings.ipfs_cids,
+        )
+
+    @cached_property
+    def ipfs(self) -> IpfsService:
+        from aiprov.services.ipfs import IpfsService
+
+        s = self.settings
+        return IpfsService(
+            self.registry, api_url=s.ipfs_api, pinning_url=s.ipfs_pinning_url, pinning_token=s.ipfs_pinning_token
         )
 
     def for_actor(self, actor: str) -> Container:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import accounts, evaluate, home, log, models, quickstart, scan, serve, signing
+from aiprov.cli import accounts, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
 from aiprov.cli.common import CliState
 
 app = typer.Typer(
@@ -66,6 +66,7 @@ evaluate.register(app)
 scan.register(app)
 accounts.register(app)
 serve.register(app)
+ipfs.register(app)
 
 
 def main() -> None:

@@ -189,6 +189,8 @@ def show(
         return
     out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
     out_console.print(f"digest   {v.manifest.digest}")
+    if v.cids is not None and v.cids.v0 is not None:
+        out_console.print(f"ipfs     {v.cids.v0}  (CIDv1 {v.cids.v1})")
     out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC")
     for label, value in (
         ("about", model.description),
@@ -206,8 +208,10 @@ def show(
     table.add_column("sha256", no_wrap=True)
     table.add_column("size", no_wrap=True)
     table.add_column("path", overflow="fold")
+    if v.cids is not None:
+        table.add_column("ipfs (CIDv0)", overflow="fold")
     for e in v.manifest.entries:
-        table.add_row(e.sha256.hex, _size(e.size), e.path)
+        table.add_row(e.sha256.hex, _size(e.size), e.path, *([v.cids.files[e.path][0]] if v.cids else []))
     out_console.print(table)
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
