@@ -11,7 +11,7 @@ from aiprov import __version__
 from aiprov.api import errors
 from aiprov.api.deps import get_caller
 from aiprov.api.limits import BodyLimit
-from aiprov.api.routes import accounts, inference, log, models, tiles, uploads
+from aiprov.api.routes import accounts, gateway, inference, log, models, tiles, uploads
 from aiprov.config import Container
 
 API_PREFIX = "/api/v1"
@@ -28,6 +28,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (uploads.router, API_PREFIX),
     (inference.router, API_PREFIX),
     (inference.infer_router, ""),
+    (gateway.router, ""),
 ]
 
 # Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).

@@ -557,5 +557,10 @@ class CidSink:
         self._v0.write(data)
         self._v1.write(data)
 
+    @property
+    def builders(self) -> tuple[FileBuilder, FileBuilder]:
+        """The CIDv0 and CIDv1 builders, to be fed separately (e.g. on two threads); then call `result()`."""
+        return self._v0, self._v1
+
     def result(self) -> FileCids:
         return FileCids(self._v0.finish(), self._v1.finish())

@@ -375,10 +375,14 @@ class IpfsService:
         if last is not None:
             yield last
 
-    def car(self, cid: Cid) -> Iterator[bytes | memoryview]:
-        """A CARv1 of the whole DAG under `cid`, streamed. Raises NotFound before the first byte."""
-        found = self.locate(cid)
-        self.registry.record_download(found.record, found.path)
+    def car(self, cid: Cid, found: Located, scope: str = "all") -> Iterator[bytes | memoryview]:
+        """A CARv1 of the DAG under `cid` (located first, so a 404 comes before any byte), streamed.
+
+        `scope` as the gateway's `dag-scope`: `all` the whole DAG; `block` the root block alone; `entity` a
+        file's whole DAG, or a directory's own block (enough to list it).
+        """
+        if scope == "block" or (scope == "entity" and found.path is None and not found.record.single_file):
+            return self.car_parts(cid, iter([(cid, (self.block(cid),))]))
         return self.car_parts(cid, self.dag_blocks(found.record, found.version, found.path))
 
 

@@ -305,7 +305,7 @@ class RegistryService:
         writer: BlobWriter = self.blobs.writer()
         cids = CidSink() if self.cids else None
         try:
-            entry = hash_file(file, sink=writer, progress=progress, side=cids)
+            entry = hash_file(file, sink=writer, progress=progress, sides=cids.builders if cids is not None else ())
             _, new = writer.commit(expected=entry.sha256)
         except BaseException:
             writer.abort()
