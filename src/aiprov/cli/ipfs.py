@@ -40,9 +40,10 @@ def cid(
     json: JsonOpt = False,
 ) -> None:
     """Print the CID `ipfs add [-r]` gives a local model (nothing stored) or a registered version, and its files'."""
+    from aiprov.services.ipfs import local_cids
+
     path = Path(target)
-    c = container(ctx)
-    report = c.ipfs.local(path, cid_version) if path.exists() else c.ipfs.of_ref(target, cid_version)
+    report = local_cids(path, cid_version) if path.exists() else container(ctx).ipfs.of_ref(target, cid_version)
     if json:
         print_json(report.to_json())
         return

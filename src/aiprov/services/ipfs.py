@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiprov.adapters.car_file import CarUnpacker, index_car, write_atomic
-from aiprov.adapters.files import model_files, parallel_map, stream_file
+from aiprov.adapters.files import LocalFile, model_files, parallel_map, stream_file
 from aiprov.core import car
 from aiprov.core.manifest import ManifestEntry
 from aiprov.core.names import Ref
@@ -28,6 +28,7 @@ from aiprov.core.unixfs import (
     DirEntry,
     FileBuilder,
     FileRoot,
+    ShardingRequired,
     directory_cid,
     file_tsize,
 )
@@ -117,6 +118,31 @@ class Located:
     cid: Cid
 
 
+def local_cids(path: Path, version: int) -> CidReport:
+    """The CIDs `ipfs add [-r]` gives the file or directory at `path`; nothing is stored, no home is needed.
+
+    The files are those a push would store (same ignore rules). Raises InvalidInput.
+    """
+    check_version(version)
+    files = model_files(path)
+
+    def root_of(f: LocalFile) -> FileRoot:
+        builder = FileBuilder(version)
+        for chunk in stream_file(f.location, bytearray(min(4 * 1024 * 1024, f.size + 1))):
+            builder.write(chunk)
+        return builder.finish()
+
+    roots = parallel_map(root_of, files)
+    listed = [(f.path, str(r.cid)) for f, r in zip(files, roots, strict=True)]
+    if path.is_file():
+        return CidReport(listed[0][1], version, listed)
+    entries = [DirEntry(f.path, r) for f, r in zip(files, roots, strict=True)]
+    try:
+        return CidReport(str(directory_cid(entries, version).cid), version, listed)
+    except ShardingRequired:
+        return CidReport(None, version, listed)
+
+
 class IpfsService:
     def __init__(
         self,
@@ -142,27 +168,6 @@ class IpfsService:
         return self.registry.clock
 
     # CIDs -----------------------------------------------------------------------------------------------
-
-    def local(self, path: Path, version: int) -> CidReport:
-        """The CIDs `ipfs add [-r]` gives the file or directory at `path` (nothing is stored).
-
-        The files are those a push would store (same ignore rules). Raises InvalidInput.
-        """
-        check_version(version)
-        files = model_files(path)
-
-        def root_of(f: Any) -> FileRoot:
-            builder = FileBuilder(version)
-            for chunk in stream_file(f.location, bytearray(min(4 * 1024 * 1024, f.size + 1))):
-                builder.write(chunk)
-            return builder.finish()
-
-        roots = parallel_map(root_of, files)
-        listed = [(f.path, str(r.cid)) for f, r in zip(files, roots, strict=True)]
-        if path.is_file():
-            return CidReport(listed[0][1], version, listed)
-        entries = [DirEntry(f.path, r) for f, r in zip(files, roots, strict=True)]
-        return CidReport(str(directory_cid(entries, version).cid), version, listed)
 
     def record(self, ref: str) -> VersionRecord:
         """The version `ref` names, with its CIDs (computed from the blobs and recorded if not known yet)."""
