@@ -37,8 +37,7 @@ class Lineage:
 class IpfsCids:
     """A version's IPFS CIDs as Kubo computes them: `ipfs add` (CIDv0) and `ipfs add --cid-version=1`.
 
-    `v0`/`v1` is the single file's CID, or the directory's (None for a directory Kubo would shard); `files`
-    maps each manifest path to its (CIDv0, CIDv1).
+    `v0`/`v1` is the single file's CID, or the directory's; `files` maps each manifest path to its (CIDv0, CIDv1).
     """
 
     v0: str | None

@@ -162,3 +162,29 @@ def test_push_without_cids_records_none(make_container, make_model: MakeModel) -
     pushed = hub.registry.push(model_files(make_model), PushRequest(name="alice/fast"))
     assert pushed.version.cids is None
     assert json.loads(json.dumps(pushed.to_json()))["cid_v0"] is None
+
+
+@pytest.mark.slow
+def test_sharded_directory_exports_unpacks_and_imports_back(home: Path, make_model: MakeModel, tmp_path: Path) -> None:
+    files = {f"layer-{i:05d}-of-04000-with-a-long-name.bin": i.to_bytes(3, "big") for i in range(4000)}
+    root = make_model({**files, "config.json": b"{}"})
+    pushed = cli_json(home, "push", str(root), "--name", "alice/sharded")
+    assert pushed["cid_v1"] == js_cids(root, 1)["root"]
+    car = tmp_path / "sharded.car"
+    cli_json(home, "ipfs", "export", "alice/sharded", str(car), "--cid-version", "1")
+    unpacked = ipfs_car("unpack", str(car), "--output", str(tmp_path / "out"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert same_tree(root, tmp_path / "out")
+    imported = cli_json(home, "ipfs", "import", str(car), "--name", "bob/sharded")
+    assert imported["digest"] == pushed["digest"] and imported["same_cid"] is True
+
+
+@pytest.mark.slow
+def test_sharded_car_from_ipfs_car_pack_imports(home: Path, make_model: MakeModel, tmp_path: Path) -> None:
+    root = make_model({f"f{i:04d}.bin": i.to_bytes(2, "big") for i in range(1200)})  # ipfs-car shards > 1,000
+    car = tmp_path / "packed.car"
+    packed = ipfs_car("pack", str(root), "--output", str(car))
+    assert packed.returncode == 0, packed.stderr
+    imported = cli_json(home, "ipfs", "import", str(car), "--name", "alice/packed")
+    pushed = cli_json(home, "push", str(root), "--name", "alice/pushed")
+    assert imported["digest"] == pushed["digest"]

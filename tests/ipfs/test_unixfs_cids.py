@@ -88,6 +88,7 @@ KUBO_SMALL_V1 = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"  #
 KUBO_FILE_AT_MAX_LINKS = "QmUbBALi174SnogsUzLpYbD4xPiBSFANF4iztWCsHbMKh2"  # 44544 KiB, seed "v0-seed"
 KUBO_FILE_OVER_MAX_LINKS = "QmepeWtdmS1hHXx1oZXsPUv6bMrfRRKfZcoPPU4eEfjnbf"  # 44800 KiB, seed "v0-seed"
 KUBO_DIR_BASIC = "QmX5GtRk3TSSEHtdrykgqm4eqMEn3n2XhfkFAis5fjyZmN"  # 4096 files "x", 30-char names: at threshold
+KUBO_DIR_HAMT = "QmeMiJzmhpJAUgynAcxTQYek5PPKgdv3qEvFsdV3XpVnvP"  # 4033 files "x", 31-char names: +1 byte, HAMT
 
 
 def test_kubo_small_file_vectors() -> None:
@@ -117,11 +118,28 @@ def test_kubo_directory_at_the_sharding_threshold_stays_flat() -> None:
     assert str(directory_cid([DirEntry(n, x) for n in names], 0).cid) == KUBO_DIR_BASIC
 
 
-def test_directory_one_byte_over_the_sharding_threshold_is_refused_clearly() -> None:
+def test_kubo_directory_one_byte_over_the_threshold_is_the_same_hamt() -> None:
     x = file_cid(b"x", 0)
-    names = kubo_names(4033, 31, "hamt-unixfs-v0-2015")  # 4033 * 65 = 262,145: Kubo builds a HAMT
+    entries = [DirEntry(n, x) for n in kubo_names(4033, 31, "hamt-unixfs-v0-2015")]  # 4033 * 65 = 262,145
+    assert str(directory_cid(entries, 0).cid) == KUBO_DIR_HAMT
     with pytest.raises(ShardingRequired, match="sharding threshold"):
-        directory_cid([DirEntry(n, x) for n in names], 0)
+        directory_cid(entries, 0, shard=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", [0, 1])
+def test_sharded_directory_with_a_subdirectory_equals_js(tmp_path: Path, version: int) -> None:
+    root = tmp_path / "m"
+    big = root / "big"
+    (big / "nested").mkdir(parents=True)
+    (big / "nested" / "inner.txt").write_bytes(b"inside a sharded directory")
+    for i in range(3600):  # 3600 * (40 + 34) > 262,144: "big" is sharded, the root and "nested" are not
+        (big / f"weights-shard-{i:05d}-of-03600.safetensors").write_bytes(i.to_bytes(4, "big"))
+    (root / "config.json").write_bytes(b"{}")
+    cid, files = dir_cids(root, version)
+    js = js_cids(root, version)
+    assert cid == js["root"]
+    assert files == js["files"]
 
 
 # properties -------------------------------------------------------------------------------------------------

@@ -139,22 +139,37 @@ class CarUnpacker:
         if cid.codec == RAW:
             return False
         kind = decode_node(self._block(f, cid)).kind
-        if kind == T_HAMT:
-            raise InvalidInput(f"{cid} is a HAMT-sharded directory, which aiprov does not unpack")
-        if kind not in (T_DIRECTORY, T_FILE, T_RAW):
+        if kind not in (T_DIRECTORY, T_HAMT, T_FILE, T_RAW):
             raise InvalidInput(f"{cid} is a UnixFS node of type {kind}: only files and directories can be models")
-        return kind == T_DIRECTORY
+        return kind in (T_DIRECTORY, T_HAMT)
+
+    def _entries(self, f: BinaryIO, cid: Cid, depth: int = 0) -> Iterator[tuple[str, Cid]]:
+        """A directory's (name, CID) entries, a HAMT-sharded one's too.
+
+        A shard's links are named by a 2-hex-digit slot followed by the entry's name, or the slot alone for a
+        child shard.
+        """
+        node = decode_node(self._block(f, cid))
+        if node.kind == T_DIRECTORY:
+            yield from ((link.name, link.cid) for link in node.links)
+            return
+        if depth > 8:
+            raise InvalidInput(f"HAMT shard {cid} is nested deeper than its hash allows")
+        for link in node.links:
+            if len(link.name) == 2:
+                yield from self._entries(f, link.cid, depth + 1)
+            else:
+                yield link.name[2:], link.cid
 
     def _directory(self, f: BinaryIO, cid: Cid, dest: Path, prefix: str) -> None:
-        node = decode_node(self._block(f, cid))
-        for link in node.links:
-            if not link.name or "/" in link.name or link.name in (".", ".."):
-                raise InvalidInput(f"directory {cid} has an entry named {link.name!r}")
-            rel = prefix + link.name
-            if self._is_directory(f, link.cid):
-                self._directory(f, link.cid, dest, rel + "/")
+        for name, child in list(self._entries(f, cid)):
+            if not name or "/" in name or name in (".", ".."):
+                raise InvalidInput(f"directory {cid} has an entry named {name!r}")
+            rel = prefix + name
+            if self._is_directory(f, child):
+                self._directory(f, child, dest, rel + "/")
             else:
-                self._write_file(f, link.cid, dest / check_relative_path(rel))
+                self._write_file(f, child, dest / check_relative_path(rel))
 
     def _write_file(self, f: BinaryIO, cid: Cid, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)

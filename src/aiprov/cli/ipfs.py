@@ -47,7 +47,7 @@ def cid(
     if json:
         print_json(report.to_json())
         return
-    out_console.print(report.cid or "(no directory CID: Kubo would shard this directory)")
+    out_console.print(report.cid or "(no CID recorded)")
     if len(report.files) > 1 or not path.is_file():
         for p, file_cid in report.files:
             out_console.print(f"  {file_cid}  {p}", soft_wrap=True)

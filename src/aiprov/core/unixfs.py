@@ -2,7 +2,8 @@
 
 Hand-written rather than taken from PyPI: the Python multiformats/dag-pb packages are stale and slow, and what
 Kubo does is small and fully specified — the dag-pb codec (PBNode/PBLink protobuf, links before data), UnixFS
-`Data` messages, the 262,144-byte fixed-size chunker and the balanced layout of at most 174 links per node.
+`Data` messages, the 262,144-byte fixed-size chunker, the balanced layout of at most 174 links per node, and
+HAMT-sharded directories above Kubo's 256 KiB threshold.
 Two profiles are supported:
 
 - CIDv0 (`ipfs add`, Kubo's `unixfs-v0-2015` profile): every block is dag-pb, leaves are UnixFS `File` nodes
@@ -209,14 +210,31 @@ def encode_node(links: Sequence[Link], data: bytes | None) -> bytes:
     return out if data is None else out + _field_bytes(0x0A, data)
 
 
-def unixfs_data(kind: int, *, data: bytes = b"", filesize: int | None = None, blocksizes: Sequence[int] = ()) -> bytes:
-    """A UnixFS `Data` message: Type = 1, Data = 2 (omitted when empty), filesize = 3, blocksizes = 4 (unpacked)."""
+def unixfs_data(
+    kind: int,
+    *,
+    data: bytes = b"",
+    filesize: int | None = None,
+    blocksizes: Sequence[int] = (),
+    hash_type: int | None = None,
+    fanout: int | None = None,
+) -> bytes:
+    """A UnixFS `Data` message.
+
+    Fields: Type = 1, Data = 2 (omitted when empty), filesize = 3, blocksizes = 4 (unpacked), hashType = 5 and
+    fanout = 6 (HAMT shards).
+    """
     out = b"\x08" + varint(kind)
     if data:
         out += _field_bytes(0x12, data)
     if filesize is not None:
         out += b"\x18" + varint(filesize)
-    return out + b"".join(b"\x20" + varint(s) for s in blocksizes)
+    out += b"".join(b"\x20" + varint(s) for s in blocksizes)
+    if hash_type is not None:
+        out += b"\x28" + varint(hash_type)
+    if fanout is not None:
+        out += b"\x30" + varint(fanout)
+    return out
 
 
 DIRECTORY_DATA = unixfs_data(T_DIRECTORY)
@@ -465,7 +483,100 @@ def file_tsize(size: int, version: int) -> int:
 
 
 class ShardingRequired(InvalidInput):
-    """A directory so large that Kubo would shard it (HAMT), which aiprov does not build."""
+    """A directory so large that Kubo would shard it (HAMT) where the caller asked for a flat one."""
+
+
+HAMT_FANOUT = 256
+MURMUR3_X64_64 = 0x22
+"""The multicodec of the hash UnixFS HAMT shards use: the first 64 bits of murmur3-x64-128 (seed 0)."""
+
+_M64 = (1 << 64) - 1
+
+
+def _rotl(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _fmix(k: int) -> int:
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & _M64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & _M64
+    return k ^ (k >> 33)
+
+
+def murmur3_64(data: bytes) -> bytes:
+    """The first 64 bits of MurmurHash3 x64-128 with seed 0, big-endian: what go-ipfs HAMTs hash names with."""
+    c1, c2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+    h1 = h2 = 0
+    blocks = len(data) // 16
+    for i in range(blocks):
+        k1 = int.from_bytes(data[16 * i : 16 * i + 8], "little")
+        k2 = int.from_bytes(data[16 * i + 8 : 16 * i + 16], "little")
+        h1 ^= (_rotl((k1 * c1) & _M64, 31) * c2) & _M64
+        h1 = (((_rotl(h1, 27) + h2) & _M64) * 5 + 0x52DCE729) & _M64
+        h2 ^= (_rotl((k2 * c2) & _M64, 33) * c1) & _M64
+        h2 = (((_rotl(h2, 31) + h1) & _M64) * 5 + 0x38495AB5) & _M64
+    tail = data[16 * blocks :]
+    if len(tail) > 8:
+        h2 ^= (_rotl((int.from_bytes(tail[8:], "little") * c2) & _M64, 33) * c1) & _M64
+    if tail:
+        h1 ^= (_rotl((int.from_bytes(tail[:8], "little") * c1) & _M64, 31) * c2) & _M64
+    h1 ^= len(data)
+    h2 ^= len(data)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    h1, h2 = _fmix(h1), _fmix(h2)
+    return ((h1 + h2) & _M64).to_bytes(8, "big")
+
+
+@dataclass(slots=True)
+class _Shard:
+    slots: dict[int, Link | _Shard] = field(default_factory=dict)
+
+
+def _shard_put(shard: _Shard, link: Link, depth: int) -> None:
+    """Insert by the `depth`-th byte of the name's hash; two names in one slot move into a child shard."""
+    hashed = murmur3_64(link.name.encode())
+    if depth >= len(hashed):
+        raise InvalidInput(f"HAMT hash collision on {link.name!r}")
+    index = hashed[depth]
+    current = shard.slots.get(index)
+    if current is None:
+        shard.slots[index] = link
+    elif isinstance(current, _Shard):
+        _shard_put(current, link, depth + 1)
+    else:
+        child = _Shard()
+        shard.slots[index] = child
+        _shard_put(child, current, depth + 1)
+        _shard_put(child, link, depth + 1)
+
+
+def _shard_node(shard: _Shard, version: int, on_block: BlockSink | None) -> tuple[Cid, int]:
+    """Encode a HAMT shard, children first, as go-ipfs and the JS importer do.
+
+    Links are labelled by their slot in two upper-case hex digits (followed by the name for an entry); Data is a
+    UnixFS HAMTShard with the occupied slots as a big-endian bitfield (no leading zero bytes), fanout 256 and
+    hash type murmur3-x64-64.
+    """
+    links: list[Link] = []
+    bits = 0
+    for index in sorted(shard.slots):
+        bits |= 1 << index
+        slot = shard.slots[index]
+        if isinstance(slot, _Shard):
+            cid, tsize = _shard_node(slot, version, on_block)
+            links.append(Link(cid, f"{index:02X}", tsize))
+        else:
+            links.append(Link(slot.cid, f"{index:02X}{slot.name}", slot.tsize))
+    bitfield = bits.to_bytes((bits.bit_length() + 7) // 8, "big")
+    data = unixfs_data(T_HAMT, data=bitfield, hash_type=MURMUR3_X64_64, fanout=HAMT_FANOUT)
+    block = encode_node(links, data)
+    cid = Cid.of(block, version)
+    if on_block is not None:
+        on_block(cid, (block,))
+    return cid, len(block) + sum(link.tsize for link in links)
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,12 +602,15 @@ class DirRoot:
     directories: dict[str, Cid]
 
 
-def directory_cid(entries: Iterable[DirEntry], version: int = 0, on_block: BlockSink | None = None) -> DirRoot:
+def directory_cid(
+    entries: Iterable[DirEntry], version: int = 0, on_block: BlockSink | None = None, *, shard: bool = True
+) -> DirRoot:
     """The UnixFS directory DAG that `ipfs add -r` builds over files with these DAG roots.
 
     Links are sorted by name (bytewise) and carry each child's cumulative size. `on_block` receives the directory
-    blocks, children before parents. Raises InvalidInput for a directory big enough that Kubo would shard it
-    (HAMT): aiprov does not build sharded directories.
+    blocks, children before parents. A directory whose links' names and CIDs add up to more than 256 KiB becomes
+    a HAMT-sharded directory, as Kubo makes it (links-size estimate, fanout 256, murmur3); with `shard=False`
+    that raises ShardingRequired instead.
     """
     tree = _Dir()
     for entry in entries:
@@ -506,22 +620,32 @@ def directory_cid(entries: Iterable[DirEntry], version: int = 0, on_block: Block
             node = node.dirs.setdefault(part, _Dir())
         node.files[parts[-1]] = entry.root
     directories: dict[str, Cid] = {}
-    cid, tsize = _build_dir(tree, "", version, on_block, directories)
+    cid, tsize = _build_dir(tree, "", version, on_block, directories, shard)
     return DirRoot(cid, tsize, directories)
 
 
-def _build_dir(tree: _Dir, path: str, version: int, on_block: BlockSink | None, out: dict[str, Cid]) -> tuple[Cid, int]:
+def _build_dir(
+    tree: _Dir, path: str, version: int, on_block: BlockSink | None, out: dict[str, Cid], shard: bool
+) -> tuple[Cid, int]:
     links = [Link(r.cid, name, r.tsize) for name, r in tree.files.items()]
     for name, sub in tree.dirs.items():
-        cid, tsize = _build_dir(sub, f"{path}{name}/", version, on_block, out)
+        cid, tsize = _build_dir(sub, f"{path}{name}/", version, on_block, out, shard)
         links.append(Link(cid, name, tsize))
     links.sort(key=lambda link: link.name.encode())
     estimate = sum(len(link.name.encode()) + len(link.cid.binary) for link in links)
     if estimate > HAMT_THRESHOLD:
-        raise ShardingRequired(
-            f"directory {path or '/'} has {len(links)} entries, over Kubo's {HAMT_THRESHOLD}-byte sharding threshold",
-            hint="Kubo would store it as a HAMT-sharded directory, which aiprov does not build; split the directory",
-        )
+        if not shard:
+            raise ShardingRequired(
+                f"directory {path or '/'} has {len(links)} entries, over Kubo's {HAMT_THRESHOLD}-byte sharding "
+                "threshold",
+                hint="Kubo stores it as a HAMT-sharded directory",
+            )
+        root = _Shard()
+        for link in links:
+            _shard_put(root, link, 0)
+        cid, tsize = _shard_node(root, version, on_block)
+        out[path.rstrip("/")] = cid
+        return cid, tsize
     block = encode_node(links, DIRECTORY_DATA)
     cid = Cid.of(block, version)
     if on_block is not None:

@@ -28,7 +28,6 @@ from aiprov.core.unixfs import (
     DirEntry,
     FileBuilder,
     FileRoot,
-    ShardingRequired,
     directory_cid,
     file_tsize,
 )
@@ -137,10 +136,7 @@ def local_cids(path: Path, version: int) -> CidReport:
     if path.is_file():
         return CidReport(listed[0][1], version, listed)
     entries = [DirEntry(f.path, r) for f, r in zip(files, roots, strict=True)]
-    try:
-        return CidReport(str(directory_cid(entries, version).cid), version, listed)
-    except ShardingRequired:
-        return CidReport(None, version, listed)
+    return CidReport(str(directory_cid(entries, version).cid), version, listed)
 
 
 class IpfsService:
@@ -221,10 +217,7 @@ class IpfsService:
         """The directory blocks of a version, from the recorded file CIDs and sizes: nothing is read."""
         cids = _cids(record)
         if cids.of(version) is None:
-            raise InvalidInput(
-                f"{record.ref} has too many files for one UnixFS directory (Kubo would shard it)",
-                hint="fetch its files by their own CIDs",
-            )
+            raise InvalidInput(f"{record.ref} has no recorded directory CID", hint="`aiprov ipfs cid` records it")
         entries = [
             DirEntry(e.path, FileRoot(Cid.parse(cids.files[e.path][version]), file_tsize(e.size, version), e.size))
             for e in record.manifest.entries

@@ -26,7 +26,7 @@ from aiprov.adapters.files import (
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
-from aiprov.core.unixfs import CidSink, DirEntry, FileCids, ShardingRequired, directory_cid
+from aiprov.core.unixfs import CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
@@ -78,18 +78,12 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
 
 
 def ipfs_cids(manifest: Manifest, roots: Mapping[str, FileCids], *, single_file: bool) -> IpfsCids:
-    """A version's CIDs from its files' DAG roots: the file's for a single file, else the directory's.
-
-    A directory Kubo would shard (HAMT) gets no directory CID; its files keep theirs.
-    """
+    """A version's CIDs from its files' DAG roots: the file's for a single file, else the directory's."""
     files = {e.path: (str(roots[e.path].v0.cid), str(roots[e.path].v1.cid)) for e in manifest.entries}
     if single_file:
         v0, v1 = files[manifest.entries[0].path]
         return IpfsCids(v0, v1, files)
-    try:
-        dirs = [directory_cid([DirEntry(e.path, roots[e.path].root(v)) for e in manifest.entries], v) for v in (0, 1)]
-    except ShardingRequired:
-        return IpfsCids(None, None, files)
+    dirs = [directory_cid([DirEntry(e.path, roots[e.path].root(v)) for e in manifest.entries], v) for v in (0, 1)]
     return IpfsCids(str(dirs[0].cid), str(dirs[1].cid), files)
 
 

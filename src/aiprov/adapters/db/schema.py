@@ -73,8 +73,8 @@ class VersionRow(Base):
     cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
     """The IPFS CID `ipfs add` (Kubo's default, CIDv0) gives the model: the file's, or the directory's."""
     cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
-    """The same with `ipfs add --cid-version=1` (raw leaves, base32). Both None when not computed yet, or for a
-    directory Kubo would shard (the files still have theirs)."""
+    """The same with `ipfs add --cid-version=1` (raw leaves, base32). Both None until computed (rows older than
+    0004, or pushed with AIPROV_IPFS_CIDS=false)."""
 
 
 class VersionFileRow(Base):
