@@ -52,3 +52,11 @@ def test_local_cids_of_a_path_need_no_home(tmp_path: Path) -> None:
     (tmp_path / "m" / "w").write_bytes(b"w")
     report = local_cids(tmp_path / "m", 1)
     assert report.cid == js_cids(tmp_path / "m", 1)["root"]
+
+
+def test_a_version_committed_from_uploaded_blobs_gets_the_same_cids(hub: Container, make_model: MakeModel) -> None:
+    root = make_model({"a.bin": bytes(range(256)) * 1100, "d/b.txt": b"b"})
+    pushed = hub.registry.push(root, PushRequest(name="alice/m")).version
+    committed = hub.registry.commit(pushed.manifest, PushRequest(name="bob/m")).version  # blobs already stored
+    assert committed.cids == pushed.cids
+    assert hub.registry.show("bob/m")[1].cids == pushed.cids
