@@ -167,3 +167,78 @@ def test_anonymous_reads_off_needs_a_token(tmp_path: Path, make_model: MakeModel
         assert authed.status_code == 200 and authed.content
     finally:
         closed.close()
+
+
+def fetch_tree(client: TestClient, cid: Cid, out: dict[str, bytes], path: str = "") -> None:
+    """A trustless client: fetch every block by CID alone (`?format=raw`), check it, and rebuild the files."""
+    r = client.get(f"/ipfs/{cid}?format=raw")
+    assert r.status_code == 200, (path, r.text)
+    cid.check(r.content)  # the client trusts the hash, not the hub
+    if cid.codec != DAG_PB:
+        out[path] = out.get(path, b"") + r.content
+        return
+    node = decode_node(r.content)
+    if node.kind == 1:  # directory
+        for link in node.links:
+            fetch_tree(client, link.cid, out, f"{path}/{link.name}" if path else link.name)
+        return
+    out[path] = out.get(path, b"") + node.data
+    for link in node.links:
+        fetch_tree(client, link.cid, out, path)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_trustless_client_fetches_every_block_by_cid_and_rebuilds_the_model(
+    client: TestClient, container: Container, make_model: MakeModel, version: int
+) -> None:
+    files = {"config.json": b"{}", "w/a.bin": bytes(range(256)) * 3000, "w/empty": b""}
+    record = push(container, make_model(files))
+    assert record.cids is not None
+    out: dict[str, bytes] = {}
+    fetch_tree(client, Cid.parse(str(record.cids.of(version))), out)
+    assert out == files
+
+
+@pytest.mark.slow
+def test_inner_nodes_of_a_two_level_file_are_served_and_their_cars_unpack(
+    client: TestClient, container: Container, make_model: MakeModel, tmp_path: Path
+) -> None:
+    block = bytes(range(256)) * 1021
+    data = (block * 181)[: 176 * 262_144 + 5]  # 177 leaves: the root has a full node and a 3-leaf node
+    record = push(container, make_model({"big.bin": data}))
+    assert record.cids is not None
+    root = decode_node(client.get(f"/ipfs/{record.cids.files['big.bin'][0]}?format=raw").content)
+    assert len(root.links) == 2
+    second = root.links[1].cid
+    raw = client.get(f"/ipfs/{second}?format=raw")
+    assert raw.status_code == 200
+    second.check(raw.content)
+    assert len(decode_node(raw.content).links) == 3
+    car = client.get(f"/ipfs/{second}?format=car")
+    assert car.status_code == 200
+    (tmp_path / "part.car").write_bytes(car.content)
+    unpacked = ipfs_car("unpack", str(tmp_path / "part.car"), "--output", str(tmp_path / "part.bin"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert (tmp_path / "part.bin").read_bytes() == data[174 * 262_144 :]
+
+
+def test_car_of_a_subdirectory_unpacks_to_its_files(
+    client: TestClient, container: Container, model: Path, tmp_path: Path
+) -> None:
+    record = push(container, model)
+    assert record.cids is not None
+    root = decode_node(client.get(f"/ipfs/{record.cids.v1}?format=raw").content)
+    sub = next(link.cid for link in root.links if link.name == "w")
+    r = client.get(f"/ipfs/{sub}?format=car")
+    assert r.status_code == 200
+    (tmp_path / "w.car").write_bytes(r.content)
+    unpacked = ipfs_car("unpack", str(tmp_path / "w.car"), "--output", str(tmp_path / "w"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert same_files(model / "w", tmp_path / "w")
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    return names == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file()) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names
+    )

@@ -19,21 +19,24 @@ from typing import Any
 from aiprov.adapters.car_file import CarUnpacker, index_car, write_atomic
 from aiprov.adapters.files import LocalFile, model_files, parallel_map, stream_file
 from aiprov.core import car
+from aiprov.core.digest import Digest
 from aiprov.core.manifest import ManifestEntry
 from aiprov.core.names import Ref
 from aiprov.core.unixfs import (
     DAG_PB,
     Block,
+    BlockPlace,
     Cid,
     DirEntry,
     FileBuilder,
     FileRoot,
+    decode_node,
     directory_cid,
     file_tsize,
 )
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound
 from aiprov.records import IpfsCids, VersionRecord
-from aiprov.services.registry import PushRequest, PushResult, RegistryService
+from aiprov.services.registry import DIRECTORY_DEPTH, PushRequest, PushResult, RegistryService
 
 
 def check_version(version: int) -> int:
@@ -109,12 +112,17 @@ class PinResult:
 
 @dataclass(frozen=True, slots=True)
 class Located:
-    """What a CID names in the registry: a version (path None) or one of its files, in a CID version's DAG."""
+    """What a CID names here, in a CID version's DAG.
 
-    record: VersionRecord
+    A version's root (`path` None) or a file's root, or else (`record` None) an inner block of some stored file,
+    rebuilt from `place` (the blob's sha256 hex, and where in it).
+    """
+
+    record: VersionRecord | None
     path: str | None
     version: int
     cid: Cid
+    place: tuple[str, BlockPlace] | None = None
 
 
 def local_cids(path: Path, version: int) -> CidReport:
@@ -172,10 +180,11 @@ class IpfsService:
             record = u.version_record(model, row)
         if record.cids is not None:
             return record
-        cids = self.registry.stored_cids(record.manifest, single_file=record.single_file)
+        cids, places = self.registry.stored_cids(record.manifest, single_file=record.single_file)
         with self.registry.db.unit(write=True) as u:
             model, row = u.resolve(Ref.parse(record.ref))
             u.set_cids(row, cids)
+            u.add_block_places(places)
             return u.version_record(model, row)
 
     def of_ref(self, ref: str, version: int) -> CidReport:
@@ -335,7 +344,7 @@ class IpfsService:
     # gateway --------------------------------------------------------------------------------------------
 
     def locate(self, cid: Cid) -> Located:
-        """The version or file whose root is `cid` (a CIDv1 dag-pb of a CIDv0 root also matches). Raises NotFound."""
+        """What `cid` names here (a CIDv1 dag-pb of a CIDv0 block also matches). Raises NotFound."""
         texts = [str(cid)]
         if cid.codec == DAG_PB:
             texts.append(str(Cid(1 - cid.version, DAG_PB, cid.digest)))
@@ -348,30 +357,67 @@ class IpfsService:
                         pair = record.cids.files[path]
                     if pair is not None and text in pair:
                         return Located(record, path, pair.index(text), cid)
+            for text in texts:
+                place = u.block_place(text)
+                if place is None:
+                    continue
+                version = Cid.parse(text).version
+                if place[1].depth == DIRECTORY_DEPTH:  # a subdirectory: rebuilt from its version's file CIDs
+                    model, row = u.resolve(Ref.parse(f"sha256:{place[0]}"))
+                    return Located(u.version_record(model, row), None, version, cid, place)
+                return Located(None, None, version, cid, place)
         raise NotFound(f"no model held here has the CID {cid}")
 
-    def block(self, cid: Cid) -> bytes:
-        """The bytes of the root block `cid` names. Raises NotFound, IntegrityError."""
-        found = self.locate(cid)
-        if found.path is None and not found.record.single_file:
+    def _place_blocks(self, sha256: str, place: BlockPlace, version: int) -> Iterator[Block]:
+        """The blocks under an inner node (or a leaf), root last, rebuilt from its byte range of the blob."""
+        out: list[Block] = []
+        builder = FileBuilder(version, on_block=lambda cid, parts: out.append((cid, parts)))
+        for chunk in self.registry.blobs.read_range(Digest(sha256), place.offset, place.length):
+            builder.write(chunk)
+            yield from out
+            out.clear()
+        root = builder.finish(depth=place.depth)
+        yield from out
+        if root.cid.digest != place.cid.digest:
+            raise IntegrityError(f"blob sha256:{sha256} no longer holds block {place.cid}: the store was altered")
+
+    def block(self, cid: Cid, found: Located | None = None) -> bytes:
+        """The bytes of the block `cid` names, checked against it. Raises NotFound, IntegrityError."""
+        found = found or self.locate(cid)
+        if found.place is not None and found.place[1].depth != DIRECTORY_DEPTH:
+            wanted = self._last(self._place_blocks(found.place[0], found.place[1], found.version))
+        elif found.path is None and found.record is not None and not found.record.single_file:
             wanted = [b for b in self._directory(found.record, found.version) if b[0].digest == cid.digest]
         else:
+            assert found.record is not None
             path = found.path or found.record.manifest.entries[0].path
             entry = next(e for e in found.record.manifest.entries if e.path == path)
-            wanted = [b for b in self._root_only(entry, found.version) if b[0].digest == cid.digest]
-        if not wanted:
+            wanted = self._last(self._file_blocks(entry, found.version))
+        if not wanted or wanted[-1][0].digest != cid.digest:
             raise NotFound(f"no block {cid} here")
         data = b"".join(bytes(p) for p in wanted[-1][1])
         cid.check(data)
         return data
 
-    def _root_only(self, entry: ManifestEntry, version: int) -> Iterator[Block]:
-        """The last block of a file's DAG (its root), from a streamed read of the blob."""
-        last: Block | None = None
-        for block in self._file_blocks(entry, version):
-            last = block
-        if last is not None:
-            yield last
+    def _subdirectory_blocks(self, found: Located) -> Iterator[Block]:
+        """Every block under a subdirectory (or HAMT shard) of a version: its files' DAGs, then its own blocks."""
+        assert found.record is not None
+        record = found.record
+        cids = _cids(record)
+        directory = self._directory(record, found.version)
+        under = _descendants(directory, found.cid)
+        for entry in record.manifest.entries:
+            if Cid.parse(cids.files[entry.path][found.version]).digest in under:
+                yield from self._file_blocks(entry, found.version)
+        yield from (b for b in directory if b[0].digest in under)
+
+    @staticmethod
+    def _last(blocks: Iterator[Block]) -> list[Block]:
+        """The last of a stream of blocks (a DAG's root), consuming the rest."""
+        last: list[Block] = []
+        for block in blocks:
+            last = [block]
+        return last
 
     def car(self, cid: Cid, found: Located, scope: str = "all") -> Iterator[bytes | memoryview]:
         """A CARv1 of the DAG under `cid` (located first, so a 404 comes before any byte), streamed.
@@ -379,9 +425,30 @@ class IpfsService:
         `scope` as the gateway's `dag-scope`: `all` the whole DAG; `block` the root block alone; `entity` a
         file's whole DAG, or a directory's own block (enough to list it).
         """
-        if scope == "block" or (scope == "entity" and found.path is None and not found.record.single_file):
-            return self.car_parts(cid, iter([(cid, (self.block(cid),))]))
+        directory = found.record is not None and found.path is None and not found.record.single_file
+        if scope == "block" or (scope == "entity" and directory):
+            return self.car_parts(cid, iter([(cid, (self.block(cid, found),))]))
+        if found.place is not None and found.place[1].depth == DIRECTORY_DEPTH:
+            return self.car_parts(cid, self._subdirectory_blocks(found))
+        if found.place is not None:
+            return self.car_parts(cid, self._place_blocks(found.place[0], found.place[1], found.version))
+        assert found.record is not None
         return self.car_parts(cid, self.dag_blocks(found.record, found.version, found.path))
+
+
+def _descendants(directory: list[Block], root: Cid) -> set[bytes]:
+    """Digests of `root` and of every link reachable from it through the directory blocks given."""
+    nodes = {cid.digest: b"".join(bytes(p) for p in parts) for cid, parts in directory}
+    seen: set[bytes] = set()
+    todo = [root.digest]
+    while todo:
+        digest = todo.pop()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        if digest in nodes:
+            todo.extend(link.cid.digest for link in decode_node(nodes[digest]).links)
+    return seen
 
 
 def _cids(record: VersionRecord) -> IpfsCids:

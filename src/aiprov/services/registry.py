@@ -26,7 +26,7 @@ from aiprov.adapters.files import (
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
-from aiprov.core.unixfs import CidSink, DirEntry, FileCids, directory_cid
+from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
@@ -87,6 +87,31 @@ def ipfs_cids(manifest: Manifest, roots: Mapping[str, FileCids], *, single_file:
     return IpfsCids(str(dirs[0].cid), str(dirs[1].cid), files)
 
 
+DIRECTORY_DEPTH = -1
+"""The depth of a directory block's place: rebuilt from the recorded file CIDs of the version whose manifest
+digest (hex) the place names instead of a blob."""
+
+
+def block_places(
+    manifest: Manifest, roots: Mapping[str, FileCids], *, single_file: bool
+) -> list[tuple[str, BlockPlace]]:
+    """(blob sha256 hex, place) of every block of the version's DAGs, for the gateway's lookups by CID.
+
+    Directory blocks (and HAMT shards) are named by the manifest digest with depth DIRECTORY_DEPTH.
+    """
+    places = [(e.sha256.hex, p) for e in manifest.entries if e.path in roots for p in roots[e.path].places]
+    if single_file or len(roots) != len(manifest.entries):
+        return places
+    for version in (0, 1):
+        entries = [DirEntry(e.path, roots[e.path].root(version)) for e in manifest.entries]
+        directory_cid(
+            entries,
+            version,
+            on_block=lambda cid, _: places.append((manifest.digest.hex, BlockPlace(cid, 0, 0, DIRECTORY_DEPTH))),
+        )
+    return places
+
+
 class RegistryService:
     def __init__(
         self,
@@ -127,8 +152,9 @@ class RegistryService:
         single_file = path.is_file()
         roots = {entry.path: cids for entry, _, cids in stored if cids is not None}
         cids = ipfs_cids(manifest, roots, single_file=single_file) if self.cids else None
+        places = block_places(manifest, roots, single_file=single_file)
         record, deduplicated = self._register(
-            name, request, manifest, lineage, scan, single_file=single_file, cids=cids
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
         )
         return PushResult(record, deduplicated, len(new_blobs), sum(e.size for e in new_blobs), scan)
 
@@ -154,16 +180,18 @@ class RegistryService:
                 self._refuse(root, name, scan)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        cids = self.stored_cids(manifest, single_file=single_file) if self.cids else None
+        cids, places = self.stored_cids(manifest, single_file=single_file) if self.cids else (None, [])
         record, deduplicated = self._register(
-            name, request, manifest, lineage, scan, single_file=single_file, cids=cids
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
         )
         return PushResult(record, deduplicated, 0, 0, scan)
 
-    def stored_cids(self, manifest: Manifest, *, single_file: bool) -> IpfsCids:
-        """The CIDs of a version whose blobs are stored, computed by reading them (each verified as it is read).
+    def stored_cids(
+        self, manifest: Manifest, *, single_file: bool
+    ) -> tuple[IpfsCids, builtins.list[tuple[str, BlockPlace]]]:
+        """The CIDs of a version whose blobs are stored, and where its blocks are, from one read of each blob.
 
-        Raises NotFound (a missing blob), IntegrityError (an altered one).
+        Every blob is verified as it is read. Raises NotFound (a missing blob), IntegrityError (an altered one).
         """
 
         def cids_of(entry: ManifestEntry) -> FileCids:
@@ -173,7 +201,8 @@ class RegistryService:
             return sink.result()
 
         roots = dict(zip((e.path for e in manifest.entries), parallel_map(cids_of, manifest.entries), strict=True))
-        return ipfs_cids(manifest, roots, single_file=single_file)
+        places = block_places(manifest, roots, single_file=single_file)
+        return ipfs_cids(manifest, roots, single_file=single_file), places
 
     def _prepare(self, request: PushRequest) -> tuple[ModelName, Lineage]:
         """Check a push's name and metadata before anything is stored. Raises InvalidInput, NotFound."""
@@ -225,6 +254,7 @@ class RegistryService:
         *,
         single_file: bool,
         cids: IpfsCids | None,
+        places: Sequence[tuple[str, BlockPlace]] = (),
     ) -> tuple[VersionRecord, bool]:
         """Record the version (or find the same bytes already registered) and log the `push` event."""
         now = self.clock()
@@ -240,6 +270,7 @@ class RegistryService:
                 if cids is not None and u.version_record(model, existing).cids is None:
                     u.set_cids(existing, cids)  # registered before CIDs were recorded: now they are known
                 record = u.version_record(model, existing)
+            u.add_block_places(places)
             u.add_event(
                 actor=self.actor,
                 action="push",

@@ -7,7 +7,7 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from aiprov.adapters.db.schema import (
     EvaluationMetricRow,
     EvaluationRow,
     EventRow,
+    IpfsBlockRow,
     ModelRow,
     ParentRow,
     SignatureRow,
@@ -35,6 +36,7 @@ from aiprov.adapters.db.schema import (
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
+from aiprov.core.unixfs import BlockPlace, Cid
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
 
@@ -239,6 +241,33 @@ class RegistryUnit:
         )
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
+
+    def add_block_places(self, places: Iterable[tuple[str, BlockPlace]]) -> None:
+        """Record where blocks come from ((blob sha256 hex, place)); a CID already recorded is left as it is."""
+        rows = {
+            str(p.cid): {"cid": str(p.cid), "sha256": sha, "offset": p.offset, "length": p.length, "depth": p.depth}
+            for sha, p in places
+        }
+        if not rows:
+            return
+        values = list(rows.values())
+        for start in range(0, len(values), 5000):
+            batch = values[start : start + 5000]
+            if self.s.get_bind().dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                self.s.execute(postgresql.insert(IpfsBlockRow).on_conflict_do_nothing(index_elements=["cid"]), batch)
+            else:
+                from sqlalchemy.dialects import sqlite
+
+                self.s.execute(sqlite.insert(IpfsBlockRow).on_conflict_do_nothing(index_elements=["cid"]), batch)
+
+    def block_place(self, cid: str) -> tuple[str, BlockPlace] | None:
+        """The blob and place of the block `cid`, if recorded."""
+        row = self.s.get(IpfsBlockRow, cid)
+        if row is None:
+            return None
+        return row.sha256, BlockPlace(Cid.parse(row.cid), row.offset, row.length, row.depth)
 
     def set_cids(self, version: VersionRow, cids: IpfsCids) -> None:
         """Record CIDs computed after the version was registered (rows older than schema 0004)."""

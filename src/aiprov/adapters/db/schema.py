@@ -91,6 +91,22 @@ class VersionFileRow(Base):
     cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
+class IpfsBlockRow(Base):
+    """Where a block of a stored file's UnixFS DAG comes from, so the gateway can serve any block by its CID.
+
+    The block is rebuilt from `length` bytes at `offset` of the blob, as the node `depth` levels above the leaves
+    (0: a leaf). One row per CID: identical blocks (of other files or versions) are the same bytes.
+    """
+
+    __tablename__ = "ipfs_blocks"
+
+    cid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    depth: Mapped[int] = mapped_column(SmallInteger)
+
+
 class ParentRow(Base):
     __tablename__ = "version_parents"
 

@@ -5,8 +5,9 @@ whose hash is in the CID; `application/vnd.ipld.car` (or `?format=car`) a CARv1 
 block once (`dups=n`), children before parents (`order=unk`). No deserialized responses: a request asking for
 neither is a 400. A client verifies every block against its CID, so it need not trust this hub.
 
-CIDs are found in the registry: a version's (its file, or its directory) or one of its files'. Blocks are rebuilt
-from the blobs on request, never stored twice. Inner blocks of a file are served inside CARs, not by their own CID.
+CIDs are found in the registry: a version's (its file, or its directory), one of its files', or any block of a
+stored file's DAG (where it comes from is recorded at push). Blocks are rebuilt from the blobs on request, never
+stored twice, and checked against their CID before they are sent.
 """
 
 from __future__ import annotations
@@ -134,12 +135,17 @@ def _matches(request: Request, etag: str) -> bool:
 
 
 def _download_recorder(request: Request, container: Container, caller: Caller, located: Located) -> Callable[[], None]:
-    """Queue a `download` usage event once the whole CAR is out (batched into the log, off the request path)."""
+    """Queue a `download` usage event once the whole CAR of a version or file is out.
+
+    Batched into the log, off the request path; a CAR of an inner block records nothing.
+    """
     from aiprov.api.routes.inference import usage_recorder
     from aiprov.services.usage import DOWNLOAD, Usage
 
-    recorder = usage_recorder(request.app)
     record = located.record
+    if record is None:
+        return lambda: None
+    recorder = usage_recorder(request.app)
     details: dict[str, object] = {
         "version": record.number,
         "files": 1 if located.path else len(record.manifest.entries),
