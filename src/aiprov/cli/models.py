@@ -208,11 +208,16 @@ def show(
     table.add_column("sha256", no_wrap=True)
     table.add_column("size", no_wrap=True)
     table.add_column("path", overflow="fold")
-    if v.cids is not None:
-        table.add_column("ipfs (CIDv0)", overflow="fold")
     for e in v.manifest.entries:
-        table.add_row(e.sha256.hex, _size(e.size), e.path, *([v.cids.files[e.path][0]] if v.cids else []))
+        table.add_row(e.sha256.hex, _size(e.size), e.path)
     out_console.print(table)
+    if v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file):
+        cids = Table(box=None)
+        cids.add_column("ipfs (CIDv0)", no_wrap=True)
+        cids.add_column("path", overflow="fold")
+        for e in v.manifest.entries:
+            cids.add_row(v.cids.files[e.path][0], e.path)
+        out_console.print(cids)
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""
