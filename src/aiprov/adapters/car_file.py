@@ -193,10 +193,3 @@ class CarUnpacker:
         for link in node.links:
             self._file_data(f, link.cid, out, depth + 1)
         return node.filesize
-
-
-def iter_file(path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Yield a file's bytes in chunks (for HTTP uploads of a CAR)."""
-    with open(path, "rb") as f:
-        while data := f.read(chunk):
-            yield data

@@ -54,19 +54,25 @@ class _Http:
         self.backoff_s = backoff_s
         self.sleep = sleep
 
-    def request(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send, retrying connection errors and 5xx; raise BackendError for a refusal or when retries run out."""
+    def request(
+        self, client: httpx.Client, method: str, path: str, *, upload: Path | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send, retrying connection errors and 5xx; raise BackendError for a refusal or when retries run out.
+
+        `upload` is sent as the multipart file part `file` (a CAR), streamed from disk and reopened on each attempt.
+        """
         where = safe_url(self.base + path)
         last = ""
         for attempt in range(RETRIES):
             if attempt:
                 self.sleep(self.backoff_s * 2 ** (attempt - 1))
-            body = kwargs.get("content_factory")
-            send = {k: v for k, v in kwargs.items() if k != "content_factory"}
-            if body is not None:
-                send["files"] = body()
             try:
-                response = client.request(method, self.base + path, **send)
+                if upload is None:
+                    response = client.request(method, self.base + path, **kwargs)
+                else:
+                    with open(upload, "rb") as f:
+                        files = {"file": (upload.name, f, "application/vnd.ipld.car")}
+                        response = client.request(method, self.base + path, files=files, **kwargs)
             except httpx.TransportError as e:
                 last = f"cannot reach {where}: {type(e).__name__}"
                 continue
@@ -111,14 +117,8 @@ class KuboPinner:
 
     def pin_car(self, car: Path, root: str) -> PinOutcome:
         """Raises BackendError if the node is down, refuses, or did not pin `root`."""
-
-        def files() -> dict[str, Any]:
-            return {"file": (car.name, open(car, "rb"), "application/vnd.ipld.car")}
-
         with httpx.Client(timeout=httpx.Timeout(30.0, read=600.0)) as client:
-            response = self.http.request(
-                client, "POST", "/api/v0/dag/import", params={"pin-roots": "true"}, content_factory=files
-            )
+            response = self.http.request(client, "POST", "/api/v0/dag/import", params={"pin-roots": "true"}, upload=car)
         pinned = {}
         for line in response.text.splitlines():
             if line.strip():
