@@ -53,6 +53,8 @@ def test_push_prints_the_documented_json(home: Path, make_model: MakeModel) -> N
         "path": "sub/cfg.json",
         "size": 2,
         "sha256": "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        "cid_v0": "QmbJWAESqCsf4RFCqEY7jecCashj8usXiyDNfKtZCwwzGb",  # `ipfs add` of b"{}"
+        "cid_v1": "bafkreicecnx2gvntm6fbcrvnc336qze6st5u7qq7457igegamd3bzkx7ri",  # `ipfs add --cid-version=1`
     }
     again = cli_json(home, "push", str(root), "--name", "alice/m")
     assert isinstance(again, dict) and again["deduplicated"] is True and again["digest"] == out["digest"]

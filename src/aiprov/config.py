@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.gc import GcService
+    from aiprov.services.ipfs import IpfsService
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
@@ -86,6 +87,14 @@ class Settings(BaseSettings):
     """First block to search for anchors; default: the recorded deployment's block, else 0."""
     chain_receipt_timeout_s: float = Field(default=120.0, gt=0)
     """How long to wait for a transaction to be mined before sending it again with higher fees."""
+    ipfs_cids: bool = True
+    """Whether push records each file's and version's IPFS CIDs (computed in the same read, on another core)."""
+    ipfs_api: str | None = None
+    """A Kubo RPC API (e.g. http://127.0.0.1:5001) that `aiprov ipfs pin` imports CARs into."""
+    ipfs_pinning_url: str | None = None
+    """An IPFS Pinning Service API endpoint (e.g. https://api.pinata.cloud/psa) for `aiprov ipfs pin`."""
+    ipfs_pinning_token: str | None = None
+    """The bearer token of the pinning service."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -153,7 +162,21 @@ class Container:
         check_schema(self.db.engine)
         self.db.before_commit = self._publish_checkpoint
         return RegistryService(
-            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, quarantine=self.settings.quarantine_dir
+            self.db,
+            self.blobs,
+            clock=self.clock,
+            actor=self.settings.actor,
+            quarantine=self.settings.quarantine_dir,
+            cids=self.settings.ipfs_cids,
+        )
+
+    @cached_property
+    def ipfs(self) -> IpfsService:
+        from aiprov.services.ipfs import IpfsService
+
+        s = self.settings
+        return IpfsService(
+            self.registry, api_url=s.ipfs_api, pinning_url=s.ipfs_pinning_url, pinning_token=s.ipfs_pinning_token
         )
 
     def for_actor(self, actor: str) -> Container:

@@ -73,6 +73,14 @@ class BlobStore(Protocol):
         """
         ...
 
+    def read_range(self, digest: Digest, offset: int, length: int) -> Iterator[bytes]:
+        """Yield `length` bytes of the blob from `offset`, NOT checked against the blob's digest.
+
+        The caller checks them another way (an IPFS block against its CID). Raises NotFound, BackendError,
+        InvalidInput (past the end).
+        """
+        ...
+
     def size(self, digest: Digest) -> int: ...
 
     def resumable(self, key: str, offset: int | None = None) -> ResumableWriter:

@@ -34,6 +34,21 @@ class Lineage:
 
 
 @dataclass(frozen=True, slots=True)
+class IpfsCids:
+    """A version's IPFS CIDs as Kubo computes them: `ipfs add` (CIDv0) and `ipfs add --cid-version=1`.
+
+    `v0`/`v1` is the single file's CID, or the directory's; `files` maps each manifest path to its (CIDv0, CIDv1).
+    """
+
+    v0: str | None
+    v1: str | None
+    files: dict[str, tuple[str, str]]
+
+    def of(self, version: int) -> str | None:
+        return self.v1 if version == 1 else self.v0
+
+
+@dataclass(frozen=True, slots=True)
 class VersionRecord:
     owner: str
     name: str
@@ -44,6 +59,8 @@ class VersionRecord:
     lineage: Lineage
     aliases: tuple[str, ...] = ()
     single_file: bool = False
+    cids: IpfsCids | None = None
+    """None until computed (versions registered before CIDs were recorded)."""
 
     @property
     def full_name(self) -> str:
@@ -63,13 +80,25 @@ class VersionRecord:
             "name": self.full_name,
             "version": self.number,
             "digest": str(self.manifest.digest),
-            "files": [{"path": e.path, "size": e.size, "sha256": e.sha256.hex} for e in self.manifest.entries],
+            "files": [self._file_json(e.path, e.size, e.sha256.hex) for e in self.manifest.entries],
             "total_size": self.manifest.total_size,
+            "cid_v0": self.cids.v0 if self.cids else None,
+            "cid_v1": self.cids.v1 if self.cids else None,
             "author": self.author,
             "created_at": iso(self.created_at),
             "aliases": list(self.aliases),
             "single_file": self.single_file,
             "lineage": self.lineage.to_json(),
+        }
+
+    def _file_json(self, path: str, size: int, sha256: str) -> dict[str, Any]:
+        cids = self.cids.files.get(path) if self.cids else None
+        return {
+            "path": path,
+            "size": size,
+            "sha256": sha256,
+            "cid_v0": cids[0] if cids else None,
+            "cid_v1": cids[1] if cids else None,
         }
 
 

@@ -301,6 +301,24 @@ class LocalBlobStore:
                 target.unlink()
             raise
 
+    def read_range(self, digest: Digest, offset: int, length: int) -> Iterator[bytes]:
+        path = self.path_of(digest)
+        try:
+            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, generator may be abandoned
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing from the store at {self.root}") from None
+        except OSError as e:
+            raise BackendError(f"cannot read blob {path}: {e.strerror}") from e
+        with f:
+            f.seek(offset)
+            left = length
+            while left:
+                chunk = f.read(min(READ_CHUNK, left))
+                if not chunk:
+                    raise InvalidInput(f"blob {digest} ends before byte {offset + length}")
+                left -= len(chunk)
+                yield chunk
+
     def read(self, digest: Digest) -> Iterator[bytes]:
         path = self.path_of(digest)
         h = hashlib.sha256()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,23 +127,43 @@ def stream_file(location: Path, buffer: bytearray) -> Iterator[memoryview]:
         raise InvalidInput(f"cannot read {location}: {e.strerror}") from e
 
 
-def hash_file(file: LocalFile, sink: ByteSink | None = None, progress: Progress | None = None) -> ManifestEntry:
-    """Hash one file (and feed its bytes to `sink` in the same pass).
+def hash_file(
+    file: LocalFile,
+    sink: ByteSink | None = None,
+    progress: Progress | None = None,
+    sides: Sequence[ByteSink] = (),
+) -> ManifestEntry:
+    """Hash one file (and feed its bytes to `sink` and each of `sides` in the same pass).
 
+    Each of `sides` (the IPFS CID builders when pushing) is fed on its own helper thread while this thread hashes
+    and writes the same chunk: hashlib releases the GIL, so computing CIDs costs other cores rather than wall
+    time when there are free ones. Every chunk is finished by all threads before the next read reuses the buffer.
     Raises InvalidInput if the file is unreadable or changes size while being read.
     """
     hashing = sink if isinstance(sink, HashingSink) else None
     h = hashlib.sha256()
     size = 0
-    # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
-    for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
-        if hashing is None:
-            h.update(chunk)
-        if sink is not None:
-            sink.write(chunk)
-        size += len(chunk)
-        if progress is not None:
-            progress(len(chunk))
+    threaded = bool(sides) and file.size > CHUNK_SIZE
+    helpers = ThreadPoolExecutor(len(sides), thread_name_prefix="aiprov-side") if threaded else None
+    try:
+        # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
+        for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
+            pending = [helpers.submit(side.write, chunk) for side in sides] if helpers is not None else []
+            if helpers is None:
+                for side in sides:
+                    side.write(chunk)
+            if hashing is None:
+                h.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            for done in pending:
+                done.result()
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        if helpers is not None:
+            helpers.shutdown(wait=True)
     if size != file.size:
         raise InvalidInput(f"{file.location} changed size while being read ({file.size} -> {size} bytes)")
     digest = hashing.digest() if hashing is not None else Digest(h.hexdigest())

@@ -11,7 +11,7 @@ from aiprov import __version__
 from aiprov.api import errors
 from aiprov.api.deps import get_caller
 from aiprov.api.limits import BodyLimit
-from aiprov.api.routes import accounts, datasets, inference, log, models, signatures, tiles, uploads
+from aiprov.api.routes import accounts, datasets, gateway, inference, log, models, signatures, tiles, uploads
 from aiprov.config import Container
 
 API_PREFIX = "/api/v1"
@@ -30,6 +30,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (inference.infer_router, ""),
     (datasets.router, API_PREFIX),
     (signatures.router, API_PREFIX),
+    (gateway.router, ""),
 ]
 
 # Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).

@@ -27,6 +27,8 @@ class FileOut(Wire):
     path: str
     size: int
     sha256: str = Field(description="Lowercase hex SHA-256 of the file's bytes.")
+    cid_v0: str | None = Field(default=None, description="IPFS CID as `ipfs add` computes it (CIDv0).")
+    cid_v1: str | None = Field(default=None, description="IPFS CID as `ipfs add --cid-version=1` computes it.")
 
 
 class LineageOut(Wire):
@@ -43,6 +45,8 @@ class VersionOut(Wire):
     digest: str = Field(description="The version's id: `sha256:<hex>` of its canonical manifest.")
     files: list[FileOut]
     total_size: int
+    cid_v0: str | None = Field(default=None, description="IPFS CIDv0 of the file, or of the directory.")
+    cid_v1: str | None = Field(default=None, description="IPFS CIDv1 (raw leaves) of the file, or of the directory.")
     author: str
     created_at: str
     aliases: list[str]

@@ -204,6 +204,8 @@ def show(
         return
     out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
     out_console.print(f"digest   {v.manifest.digest}")
+    if v.cids is not None and v.cids.v0 is not None:
+        out_console.print(f"ipfs     {v.cids.v0}  (CIDv1 {v.cids.v1})")
     out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC")
     for label, value in (
         ("about", model.description),
@@ -224,6 +226,13 @@ def show(
     for e in v.manifest.entries:
         table.add_row(e.sha256.hex, _size(e.size), e.path)
     out_console.print(table)
+    if v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file):
+        cids = Table(box=None)
+        cids.add_column("ipfs (CIDv0)", no_wrap=True)
+        cids.add_column("path", overflow="fold")
+        for e in v.manifest.entries:
+            cids.add_row(v.cids.files[e.path][0], e.path)
+        out_console.print(cids)
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""

@@ -27,7 +27,7 @@ from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, IntegrityError, InvalidInput, VerificationError
-from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord, VersionSummary
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord, VersionSummary
 from aiprov.remote.client import HubClient
 from aiprov.scanning.report import FileReport, Finding, ScanReport
 
@@ -73,6 +73,15 @@ def parse_time(text: str) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _cids_from_json(value: dict[str, Any]) -> IpfsCids | None:
+    """The IPFS CIDs a server reported (None from a server that has none for this version)."""
+    files = {str(f["path"]): (f.get("cid_v0"), f.get("cid_v1")) for f in value["files"]}
+    if not all(v0 and v1 for v0, v1 in files.values()):
+        return None
+    known = {path: (str(v0), str(v1)) for path, (v0, v1) in files.items()}
+    return IpfsCids(value.get("cid_v0"), value.get("cid_v1"), known)
+
+
 def version_from_json(value: dict[str, Any]) -> VersionRecord:
     """A version as `aiprov show --json` prints it.
 
@@ -101,6 +110,7 @@ def version_from_json(value: dict[str, Any]) -> VersionRecord:
             ),
             aliases=tuple(value.get("aliases") or ()),
             single_file=bool(value.get("single_file")),
+            cids=_cids_from_json(value),
         )
     except (KeyError, TypeError, ValueError, InvalidInput) as e:
         raise BackendError(f"the server sent a malformed version: {e}") from e

@@ -26,9 +26,10 @@ from aiprov.adapters.files import (
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
+from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
-from aiprov.records import EventRecord, Lineage, ModelRecord, VersionRecord
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
 from aiprov.scanning import ScanReport, scan_path
 
 
@@ -76,15 +77,59 @@ def parse_params(pairs: Iterable[str]) -> dict[str, str]:
     return params
 
 
+def ipfs_cids(manifest: Manifest, roots: Mapping[str, FileCids], *, single_file: bool) -> IpfsCids:
+    """A version's CIDs from its files' DAG roots: the file's for a single file, else the directory's."""
+    files = {e.path: (str(roots[e.path].v0.cid), str(roots[e.path].v1.cid)) for e in manifest.entries}
+    if single_file:
+        v0, v1 = files[manifest.entries[0].path]
+        return IpfsCids(v0, v1, files)
+    dirs = [directory_cid([DirEntry(e.path, roots[e.path].root(v)) for e in manifest.entries], v) for v in (0, 1)]
+    return IpfsCids(str(dirs[0].cid), str(dirs[1].cid), files)
+
+
+DIRECTORY_DEPTH = -1
+"""The depth of a directory block's place: rebuilt from the recorded file CIDs of the version whose manifest
+digest (hex) the place names instead of a blob."""
+
+
+def block_places(
+    manifest: Manifest, roots: Mapping[str, FileCids], *, single_file: bool
+) -> list[tuple[str, BlockPlace]]:
+    """(blob sha256 hex, place) of every block of the version's DAGs, for the gateway's lookups by CID.
+
+    Directory blocks (and HAMT shards) are named by the manifest digest with depth DIRECTORY_DEPTH.
+    """
+    places = [(e.sha256.hex, p) for e in manifest.entries if e.path in roots for p in roots[e.path].places]
+    if single_file or len(roots) != len(manifest.entries):
+        return places
+    for version in (0, 1):
+        entries = [DirEntry(e.path, roots[e.path].root(version)) for e in manifest.entries]
+        directory_cid(
+            entries,
+            version,
+            on_block=lambda cid, _: places.append((manifest.digest.hex, BlockPlace(cid, 0, 0, DIRECTORY_DEPTH))),
+        )
+    return places
+
+
 class RegistryService:
     def __init__(
-        self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str, quarantine: Path
+        self,
+        db: SqlRegistry,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], datetime],
+        actor: str,
+        quarantine: Path,
+        cids: bool = True,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.quarantine = quarantine
         self.clock = clock
         self.actor = actor
+        self.cids = cids
+        """Whether push computes the IPFS CIDs of what it stores (in the same read, on a helper thread)."""
 
     # push -------------------------------------------------------------------------------------------------
 
@@ -102,9 +147,15 @@ class RegistryService:
             self._refuse(path, name, scan)
         advance = progress(sum(f.size for f in files)) if progress else None
         stored = parallel_map(lambda f: self._store_file(f, advance), files)
-        manifest = Manifest.build(entry for entry, _ in stored)
-        new_blobs = [entry for entry, new in stored if new]
-        record, deduplicated = self._register(name, request, manifest, lineage, scan, single_file=path.is_file())
+        manifest = Manifest.build(entry for entry, _, _ in stored)
+        new_blobs = [entry for entry, new, _ in stored if new]
+        single_file = path.is_file()
+        roots = {entry.path: cids for entry, _, cids in stored if cids is not None}
+        cids = ipfs_cids(manifest, roots, single_file=single_file) if self.cids else None
+        places = block_places(manifest, roots, single_file=single_file)
+        record, deduplicated = self._register(
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
+        )
         return PushResult(record, deduplicated, len(new_blobs), sum(e.size for e in new_blobs), scan)
 
     def commit(self, manifest: Manifest, request: PushRequest, *, single_file: bool = False) -> PushResult:
@@ -129,8 +180,29 @@ class RegistryService:
                 self._refuse(root, name, scan)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        record, deduplicated = self._register(name, request, manifest, lineage, scan, single_file=single_file)
+        cids, places = self.stored_cids(manifest, single_file=single_file) if self.cids else (None, [])
+        record, deduplicated = self._register(
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
+        )
         return PushResult(record, deduplicated, 0, 0, scan)
+
+    def stored_cids(
+        self, manifest: Manifest, *, single_file: bool
+    ) -> tuple[IpfsCids, builtins.list[tuple[str, BlockPlace]]]:
+        """The CIDs of a version whose blobs are stored, and where its blocks are, from one read of each blob.
+
+        Every blob is verified as it is read. Raises NotFound (a missing blob), IntegrityError (an altered one).
+        """
+
+        def cids_of(entry: ManifestEntry) -> FileCids:
+            sink = CidSink()
+            for chunk in self.blobs.read(entry.sha256):
+                sink.write(chunk)
+            return sink.result()
+
+        roots = dict(zip((e.path for e in manifest.entries), parallel_map(cids_of, manifest.entries), strict=True))
+        places = block_places(manifest, roots, single_file=single_file)
+        return ipfs_cids(manifest, roots, single_file=single_file), places
 
     def _prepare(self, request: PushRequest) -> tuple[ModelName, Lineage]:
         """Check a push's name and metadata before anything is stored. Raises InvalidInput, NotFound."""
@@ -181,6 +253,8 @@ class RegistryService:
         scan: ScanReport,
         *,
         single_file: bool,
+        cids: IpfsCids | None,
+        places: Sequence[tuple[str, BlockPlace]] = (),
     ) -> tuple[VersionRecord, bool]:
         """Record the version (or find the same bytes already registered) and log the `push` event."""
         now = self.clock()
@@ -188,12 +262,15 @@ class RegistryService:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
             if existing is None:
-                version = u.add_version(model, manifest, self.actor, lineage, now, single_file)
+                version = u.add_version(model, manifest, self.actor, lineage, now, single_file, cids)
                 record = VersionRecord(
-                    model.owner, model.name, version.number, manifest, self.actor, now, lineage, (), single_file
+                    model.owner, model.name, version.number, manifest, self.actor, now, lineage, (), single_file, cids
                 )
             else:
+                if cids is not None and u.version_record(model, existing).cids is None:
+                    u.set_cids(existing, cids)  # registered before CIDs were recorded: now they are known
                 record = u.version_record(model, existing)
+            u.add_block_places(places)
             u.add_event(
                 actor=self.actor,
                 action="push",
@@ -249,15 +326,16 @@ class RegistryService:
             hint=f"nothing was registered; the files are kept as evidence in {evidence}, `aiprov scan` shows all",
         )
 
-    def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool]:
+    def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool, FileCids | None]:
         writer: BlobWriter = self.blobs.writer()
+        cids = CidSink() if self.cids else None
         try:
-            entry = hash_file(file, sink=writer, progress=progress)
+            entry = hash_file(file, sink=writer, progress=progress, sides=cids.builders if cids is not None else ())
             _, new = writer.commit(expected=entry.sha256)
         except BaseException:
             writer.abort()
             raise
-        return entry, new
+        return entry, new, cids.result() if cids is not None else None
 
     def _resolve_parents(self, refs: Sequence[str]) -> tuple[str, ...]:
         """Parents are recorded as manifest digests; a name or prefix must resolve to a registered version."""

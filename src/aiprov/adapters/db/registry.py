@@ -7,7 +7,7 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +25,7 @@ from aiprov.adapters.db.schema import (
     EvaluationMetricRow,
     EvaluationRow,
     EventRow,
+    IpfsBlockRow,
     ModelRow,
     ParentRow,
     SignatureRow,
@@ -35,8 +36,9 @@ from aiprov.adapters.db.schema import (
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
+from aiprov.core.unixfs import BlockPlace, Cid
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
-from aiprov.records import EventRecord, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +197,14 @@ class RegistryUnit:
         ).one_or_none()
 
     def add_version(
-        self, model: ModelRow, manifest: Manifest, author: str, lineage: Lineage, now: datetime, single_file: bool
+        self,
+        model: ModelRow,
+        manifest: Manifest,
+        author: str,
+        lineage: Lineage,
+        now: datetime,
+        single_file: bool,
+        cids: IpfsCids | None = None,
     ) -> VersionRow:
         number = (self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0) + 1
         row = VersionRow(
@@ -210,17 +219,92 @@ class RegistryUnit:
             created_at=now,
             code_revision=lineage.code_revision,
             lineage=lineage.to_json(),
+            cid_v0=cids.v0 if cids else None,
+            cid_v1=cids.v1 if cids else None,
         )
         self.s.add(row)
         try:
             self.s.flush()
         except SqlIntegrityError as e:
             raise Conflict(f"{model.full_name} changed while pushing; try again") from e
+        files = cids.files if cids else {}
         self.s.add_all(
-            VersionFileRow(version_id=row.id, path=e.path, size=e.size, sha256=e.sha256.hex) for e in manifest.entries
+            VersionFileRow(
+                version_id=row.id,
+                path=e.path,
+                size=e.size,
+                sha256=e.sha256.hex,
+                cid_v0=files[e.path][0] if e.path in files else None,
+                cid_v1=files[e.path][1] if e.path in files else None,
+            )
+            for e in manifest.entries
         )
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
+
+    def add_block_places(self, places: Iterable[tuple[str, BlockPlace]]) -> None:
+        """Record where blocks come from ((blob sha256 hex, place)); a CID already recorded is left as it is."""
+        rows = {
+            str(p.cid): {"cid": str(p.cid), "sha256": sha, "offset": p.offset, "length": p.length, "depth": p.depth}
+            for sha, p in places
+        }
+        if not rows:
+            return
+        values = list(rows.values())
+        for start in range(0, len(values), 5000):
+            batch = values[start : start + 5000]
+            if self.s.get_bind().dialect.name == "postgresql":
+                from sqlalchemy.dialects import postgresql
+
+                self.s.execute(postgresql.insert(IpfsBlockRow).on_conflict_do_nothing(index_elements=["cid"]), batch)
+            else:
+                from sqlalchemy.dialects import sqlite
+
+                self.s.execute(sqlite.insert(IpfsBlockRow).on_conflict_do_nothing(index_elements=["cid"]), batch)
+
+    def block_place(self, cid: str) -> tuple[str, BlockPlace] | None:
+        """The blob and place of the block `cid`, if recorded."""
+        row = self.s.get(IpfsBlockRow, cid)
+        if row is None:
+            return None
+        return row.sha256, BlockPlace(Cid.parse(row.cid), row.offset, row.length, row.depth)
+
+    def set_cids(self, version: VersionRow, cids: IpfsCids) -> None:
+        """Record CIDs computed after the version was registered (rows older than schema 0004)."""
+        version.cid_v0, version.cid_v1 = cids.v0, cids.v1
+        for row in self.s.scalars(select(VersionFileRow).where(VersionFileRow.version_id == version.id)):
+            row.cid_v0, row.cid_v1 = cids.files[row.path]
+        self.s.flush()
+
+    def _file_cids(self, version_ids: Sequence[int]) -> dict[int, dict[str, tuple[str | None, str | None]]]:
+        out: dict[int, dict[str, tuple[str | None, str | None]]] = {}
+        if version_ids:
+            query = select(VersionFileRow.version_id, VersionFileRow.path, VersionFileRow.cid_v0, VersionFileRow.cid_v1)
+            for vid, path, v0, v1 in self.s.execute(query.where(VersionFileRow.version_id.in_(version_ids))):
+                out.setdefault(vid, {})[path] = (v0, v1)
+        return out
+
+    def by_cid(self, cid: str) -> list[tuple[ModelRow, VersionRow, str | None]]:
+        """Versions whose CID (path None) or one of whose files' CIDs (its path) is `cid`, oldest first."""
+        found: list[tuple[ModelRow, VersionRow, str | None]] = []
+        versions = (
+            select(ModelRow, VersionRow)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .where(or_(VersionRow.cid_v0 == cid, VersionRow.cid_v1 == cid))
+            .order_by(VersionRow.id)
+            .limit(1)
+        )
+        found.extend((m, v, None) for m, v in self.s.execute(versions).all())
+        files = (
+            select(ModelRow, VersionRow, VersionFileRow.path)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(VersionFileRow, VersionFileRow.version_id == VersionRow.id)
+            .where(or_(VersionFileRow.cid_v0 == cid, VersionFileRow.cid_v1 == cid))
+            .order_by(VersionRow.id)
+            .limit(1)
+        )
+        found.extend((m, v, p) for m, v, p in self.s.execute(files).all())
+        return found
 
     def blob_in_use(self, sha256_hex: str) -> bool:
         """Whether a registered version or dataset holds the blob (uploaded but uncommitted blobs are not)."""
@@ -290,14 +374,15 @@ class RegistryUnit:
 
     def version_record(self, model: ModelRow, version: VersionRow) -> VersionRecord:
         aliases = self.aliases_of([version.id]).get(version.id, [])
-        return _version_record(model, version, aliases)
+        return _version_record(model, version, aliases, self._file_cids([version.id]).get(version.id, {}))
 
     def versions(self, model: ModelRow) -> list[VersionRecord]:
         rows = list(
             self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
         )
-        aliases = self.aliases_of([r.id for r in rows])
-        return [_version_record(model, r, aliases.get(r.id, [])) for r in rows]
+        ids = [r.id for r in rows]
+        aliases, cids = self.aliases_of(ids), self._file_cids(ids)
+        return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
 
     def model_record(self, model: ModelRow) -> ModelRecord:
         return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
@@ -551,8 +636,12 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
     )
 
 
-def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> VersionRecord:
+def _version_record(
+    model: ModelRow, v: VersionRow, aliases: Sequence[str], file_cids: dict[str, tuple[str | None, str | None]]
+) -> VersionRecord:
     lineage = v.lineage
+    known = {path: (v0, v1) for path, (v0, v1) in file_cids.items() if v0 is not None and v1 is not None}
+    cids = IpfsCids(v.cid_v0, v.cid_v1, known) if known and len(known) == len(file_cids) else None
     return VersionRecord(
         owner=model.owner,
         name=model.name,
@@ -569,6 +658,7 @@ def _version_record(model: ModelRow, v: VersionRow, aliases: Sequence[str]) -> V
         ),
         aliases=tuple(aliases),
         single_file=v.single_file,
+        cids=cids,
     )
 
 

@@ -70,6 +70,11 @@ class VersionRow(Base):
     created_at: Mapped[datetime]
     code_revision: Mapped[str | None] = mapped_column(String(256))
     lineage: Mapped[dict[str, Any]]
+    cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The IPFS CID `ipfs add` (Kubo's default, CIDv0) gives the model: the file's, or the directory's."""
+    cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The same with `ipfs add --cid-version=1` (raw leaves, base32). Both None until computed (rows older than
+    0004, or pushed with AIPROV_IPFS_CIDS=false)."""
 
 
 class VersionFileRow(Base):
@@ -81,6 +86,25 @@ class VersionFileRow(Base):
     path: Mapped[str] = mapped_column(Text, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The file's IPFS CIDs (Kubo's CIDv0 and `--cid-version=1`); None until computed (rows older than 0004)."""
+    cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class IpfsBlockRow(Base):
+    """Where a block of a stored file's UnixFS DAG comes from, so the gateway can serve any block by its CID.
+
+    The block is rebuilt from `length` bytes at `offset` of the blob, as the node `depth` levels above the leaves
+    (0: a leaf). One row per CID: identical blocks (of other files or versions) are the same bytes.
+    """
+
+    __tablename__ = "ipfs_blocks"
+
+    cid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(BigInteger)
+    depth: Mapped[int] = mapped_column(SmallInteger)
 
 
 class ParentRow(Base):
