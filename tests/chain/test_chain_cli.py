@@ -106,21 +106,27 @@ def test_register_records_owner_and_uri_and_verify_reports_it(
     home: Path, deployed: Env, anvil: Anvil, make_model: MakeModel
 ) -> None:
     ref = push(home, deployed, make_model)
+    cid = run_json(home, deployed, "show", ref)["cid_v1"]
     reg = run_json(home, deployed, "chain", "register", ref)
     owner = anvil.w3.eth.account.from_key(OPERATOR_KEY).address
-    assert reg["sent"] and reg["owner"] == owner and reg["uri"] == f"aiprov:{ref}"
+    assert cid.startswith("bafy") and reg["uri"] == f"ipfs://{cid}"  # the version's CIDv1, as ipfs:// expects
+    assert reg["sent"] and reg["owner"] == owner
     assert anvil.w3.eth.get_transaction_receipt(reg["tx"])["status"] == 1
     again = run_json(home, deployed, "chain", "register", ref)
     assert again["sent"] is False and again["owner"] == owner
     run_json(home, deployed, "anchor")
     found = checks(run_json(home, deployed, "verify", ref, "--chain"))
-    assert found["chain registration"] == (True, f"owner {owner}, aiprov:{ref}, block {reg['block']}")
+    assert found["chain registration"] == (True, f"owner {owner}, ipfs://{cid}, block {reg['block']}")
 
 
 def test_push_on_chain_registers_the_new_version(home: Path, deployed: Env, make_model: MakeModel) -> None:
     pushed = run_json(home, deployed, "push", str(make_model()), "--name", "alice/p", "--on-chain")
-    assert pushed["on_chain"]["sent"] and pushed["on_chain"]["uri"] == "aiprov:alice/p@1"
+    assert pushed["on_chain"]["sent"] and pushed["on_chain"]["uri"] == f"ipfs://{pushed['cid_v1']}"
     assert pushed["on_chain"]["digest"] == pushed["digest"]
+    # without CIDs (AIPROV_IPFS_CIDS=false) the URI names the version in this hub
+    plain = {**deployed, "AIPROV_IPFS_CIDS": "false"}
+    pushed = run_json(home, plain, "push", str(make_model({"w": b"other"})), "--name", "alice/q", "--on-chain")
+    assert pushed["on_chain"]["uri"] == "aiprov:alice/q@1"
 
 
 def test_another_account_registering_an_existing_digest_is_refused_in_one_line(

@@ -278,7 +278,7 @@ class AnchorService:
             record = u.version_record(model, version)
             leaf_index = u.registration_event(model, version).leaf_index
         _, leaf_hash, _ = self.log.entry(leaf_index)
-        cid = getattr(record, "cid", None)
+        cid = record.cids.v1 if record.cids is not None else None  # CIDv1: what gateways and ipfs:// expect
         uri = uri or (f"ipfs://{cid}" if cid else f"aiprov:{record.ref}")
         digest = bytes.fromhex(record.manifest.digest.hex)
         chain = self._chain(signer=True)
