@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aiprov.core.note import Signer, Verifier
     from aiprov.sandbox import SandboxedModels
     from aiprov.services.accounts import AccountService
-    from aiprov.services.anchoring import AnchorService
+    from aiprov.services.anchoring import AnchorService, ChainConfig
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.gc import GcService
@@ -289,22 +289,11 @@ class Container:
 
     def anchoring(self, private_key: str | None = None, key_source: str | None = None) -> AnchorService:
         """Anchors and on-chain registrations; `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""
-        from aiprov.services.anchoring import AnchorService, ChainConfig
+        from aiprov.services.anchoring import AnchorService
 
-        s = self.settings
-        if private_key is None and s.chain_private_key is not None:
-            private_key, key_source = s.chain_private_key.get_secret_value(), "AIPROV_CHAIN_PRIVATE_KEY"
-        config = ChainConfig(
-            rpc_url=s.chain_rpc,
-            contract=s.chain_contract,
-            private_key=private_key,
-            key_source=key_source or "the chain key",
-            expected_chain_id=s.chain_id,
-            from_block=s.chain_from_block,
-            receipt_timeout_s=s.chain_receipt_timeout_s,
-        )
+        config = chain_config(self.settings, private_key, key_source)
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return AnchorService(self.db, self.log, config, clock=self.clock, actor=s.actor)
+        return AnchorService(self.db, self.log, config, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def log(self) -> LogService:
@@ -356,6 +345,23 @@ class Container:
             self.models.close()
         if "db" in self.__dict__:
             self.db.engine.dispose()
+
+
+def chain_config(s: Settings, private_key: str | None = None, key_source: str | None = None) -> ChainConfig:
+    """The chain settings (AIPROV_CHAIN_*); `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""
+    from aiprov.services.anchoring import ChainConfig
+
+    if private_key is None and s.chain_private_key is not None:
+        private_key, key_source = s.chain_private_key.get_secret_value(), "AIPROV_CHAIN_PRIVATE_KEY"
+    return ChainConfig(
+        rpc_url=s.chain_rpc,
+        contract=s.chain_contract,
+        private_key=private_key,
+        key_source=key_source or "the chain key",
+        expected_chain_id=s.chain_id,
+        from_block=s.chain_from_block,
+        receipt_timeout_s=s.chain_receipt_timeout_s,
+    )
 
 
 def load_settings(home: Path | None = None) -> Settings:

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.cli.common import CliState, container, handle_errors, out_console, print_json
 from aiprov.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from aiprov.ports import ChainReader
     from aiprov.services.anchoring import AnchorService, RegisterResult
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -43,6 +44,21 @@ def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
     except OSError as e:
         raise InvalidInput(f"cannot read the chain key file {key_file}: {e.strerror}") from e
     return hub.anchoring(text, f"the key file {key_file}")
+
+
+def chain_reader(ctx: typer.Context) -> ChainReader:
+    """What `verify --chain` reads: the hub's registry contract (recorded or configured).
+
+    Against a server (`--server`), the one AIPROV_CHAIN_CONTRACT names: the client reads the chain itself, never
+    through the hub.
+    """
+    state = ctx.find_root().obj
+    if isinstance(state, CliState) and state.server is not None:
+        from aiprov.config import chain_config, load_settings
+        from aiprov.services.anchoring import read_chain
+
+        return read_chain(chain_config(load_settings(state.home)))
+    return anchoring(ctx, None).reader()
 
 
 @chain_app.command()

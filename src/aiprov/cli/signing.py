@@ -121,12 +121,12 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    hub = container(ctx)
-    report = hub.verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key)
+    reader = None
     if chain:
-        from aiprov.cli.chain import anchoring
+        from aiprov.cli.chain import chain_reader
 
-        anchoring(ctx, None).verify_on_chain(report, hub.trusted_log_verifier)  # refuses --server
+        reader = chain_reader(ctx)
+    report = container(ctx).verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
     if json:
         print_json(report.to_json())
     else:

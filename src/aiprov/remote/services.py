@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from aiprov import signing
     from aiprov.adapters.db.registry import ModelFilter
     from aiprov.core.note import Verifier
+    from aiprov.ports import ChainReader
     from aiprov.services.registry import PushRequest, PushResult
     from aiprov.services.signatures import SignResult
     from aiprov.services.transparency import ConsistencyProof, InclusionProof
@@ -660,8 +661,12 @@ class RemoteVerification(Unsupported):
         path: Path | None = None,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
+        chain: ChainReader | None = None,
     ) -> VerifyReport:
-        """Raises InvalidInput, NotFound, VerificationError (a manifest that does not hash to its digest)."""
+        """As `VerificationService.verify`, the log read over HTTP and proven with the pinned key.
+
+        Raises InvalidInput, NotFound, VerificationError (a manifest that does not hash to its digest).
+        """
         from aiprov.adapters.files import hash_model
         from aiprov.services.verification import Check, ProvenanceChecks, VerifyReport, check_local
 
@@ -689,6 +694,8 @@ class RemoteVerification(Unsupported):
             checked = local
             report.add(f"local copy {path}", lambda: check_local(record.manifest, local, path))
         checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        if chain is not None:
+            checks.on_chain(report, evidence, chain)
         return report
 
 

@@ -17,13 +17,10 @@ from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, WrongChain
 from aiprov.records import AnchoredCheckpoint, ChainRegistration
-from aiprov.services.chain_checks import ChainChecks
 from aiprov.services.transparency import LogService
 
 if TYPE_CHECKING:
     from aiprov.adapters.chain import Chain, TxResult
-    from aiprov.core.note import Verifier
-    from aiprov.services.verification import VerifyReport
 
 DEPLOY = "chain.deploy"
 ANCHOR = "chain.anchor"
@@ -124,6 +121,46 @@ class ChainView:
         return self.chain.registration(self.address, digest)
 
 
+def connect(c: ChainConfig, *, signer: bool) -> Chain:
+    """A client of the configured chain, with its signer when `signer`. Raises InvalidInput, ChainError."""
+    try:
+        from aiprov.adapters.chain import Chain, parse_private_key
+    except ImportError as e:
+        raise InvalidInput(f"the chain needs web3.py ({e.name} is missing)", hint="pip install 'aiprov[chain]'") from e
+    if not c.rpc_url:
+        raise InvalidInput("no chain RPC URL", hint="set AIPROV_CHAIN_RPC, e.g. http://127.0.0.1:8545")
+    account = None
+    if signer:
+        if c.private_key is None:
+            raise InvalidInput("no chain signer key", hint="set AIPROV_CHAIN_PRIVATE_KEY or pass --key-file")
+        account = parse_private_key(c.private_key, c.key_source)
+    return Chain(c.rpc_url, account=account, receipt_timeout_s=c.receipt_timeout_s)
+
+
+def read_chain(c: ChainConfig) -> ChainView:
+    """What a client without the hub's database reads (`aiprov --server URL verify --chain`).
+
+    The registry at AIPROV_CHAIN_CONTRACT, on the chain AIPROV_CHAIN_ID names when set, searched from
+    AIPROV_CHAIN_FROM_BLOCK (default 0).
+
+    Raises InvalidInput (nothing configured), WrongChain, ChainError.
+    """
+    from aiprov.adapters.chain import checksum
+
+    if not c.contract:
+        raise InvalidInput(
+            "verifying against a chain needs the registry's address", hint="set AIPROV_CHAIN_CONTRACT (and _RPC)"
+        )
+    chain = connect(c, signer=False)
+    address = checksum(c.contract)
+    if c.expected_chain_id is not None and chain.chain_id != c.expected_chain_id:
+        raise WrongChain(
+            f"the RPC at {chain.where} serves chain {chain.chain_id}, not the expected {c.expected_chain_id}",
+            hint="check AIPROV_CHAIN_RPC and AIPROV_CHAIN_ID",
+        )
+    return ChainView(chain, address, c.from_block or 0)
+
+
 class AnchorService:
     def __init__(
         self, db: SqlRegistry, log: LogService, config: ChainConfig, *, clock: Callable[[], datetime], actor: str
@@ -137,22 +174,7 @@ class AnchorService:
     # wiring -------------------------------------------------------------------------------------------------
 
     def _chain(self, *, signer: bool) -> Chain:
-        try:
-            from aiprov.adapters.chain import Chain, parse_private_key
-        except ImportError as e:
-            raise InvalidInput(
-                f"the chain needs web3.py ({e.name} is missing)", hint="pip install 'aiprov[chain]'"
-            ) from e
-
-        c = self.config
-        if not c.rpc_url:
-            raise InvalidInput("no chain RPC URL", hint="set AIPROV_CHAIN_RPC, e.g. http://127.0.0.1:8545")
-        account = None
-        if signer:
-            if c.private_key is None:
-                raise InvalidInput("no chain signer key", hint="set AIPROV_CHAIN_PRIVATE_KEY or pass --key-file")
-            account = parse_private_key(c.private_key, c.key_source)
-        return Chain(c.rpc_url, account=account, receipt_timeout_s=c.receipt_timeout_s)
+        return connect(self.config, signer=signer)
 
     def deployments(self) -> list[Deployment]:
         """Registry deployments this hub recorded, newest first."""
@@ -192,14 +214,6 @@ class AnchorService:
         if from_block is None:
             from_block = deployment.block if deployment else 0
         return ChainView(chain, address, from_block)
-
-    def verify_on_chain(self, report: VerifyReport, verifier: Verifier) -> None:
-        """Add the on-chain checks (see services/chain_checks.py) to a report of `VerificationService.verify`.
-
-        Raises InvalidInput when the chain is not configured, ChainError when the RPC is down or serves another
-        chain than the registry's.
-        """
-        ChainChecks(self.db, self.log, verifier).add(report, self.reader())
 
     def _record(self, action: str, subject: str, model: str | None, details: dict[str, Any]) -> None:
         with self.db.unit(write=True) as u:

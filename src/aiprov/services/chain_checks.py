@@ -12,42 +12,37 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import merkle
 from aiprov.core.checkpoint import Checkpoint
-from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, VerificationError
 from aiprov.ports import ChainReader
 from aiprov.records import AnchoredCheckpoint, VersionRecord
-from aiprov.services.transparency import LogService, open_checkpoint
+from aiprov.services.transparency import open_checkpoint
 
 if TYPE_CHECKING:
     from aiprov.services.verification import VerifyReport
 
 
 class ChainChecks:
-    """The on-chain checks of a verification, added to the report `VerificationService.verify` made.
+    """The on-chain checks of a verification, added to its report (`ProvenanceChecks.on_chain`).
 
-    The log's proofs come from `log` (the local `LogService`); `verifier` is the log key this client trusts: its name
-    is the origin looked up on chain, and it must have signed the checkpoint the anchored roots are compared with.
+    The log's proofs come from `log` (the local `LogService`, or a hub's log read over HTTP); `verifier` is the log
+    key this client trusts: its name is the origin looked up on chain, and it must have signed the checkpoint the
+    anchored roots are compared with.
     """
 
-    def __init__(self, db: SqlRegistry, log: LogService, verifier: Verifier) -> None:
-        self.db = db
+    def __init__(self, log: Any, verifier: Verifier) -> None:
         self.log = log
         self.verifier = verifier
 
-    def add(self, report: VerifyReport, chain: ChainReader) -> None:
+    def add(self, report: VerifyReport, chain: ChainReader, leaf_index: int) -> None:
         """Add `chain anchor`, `chain inclusion`, `chain consistency` and `chain registration` to `report`.
 
-        A chain that cannot be read (ChainError) fails the checks that read it, with its reason. Raises NotFound
-        only if the version vanished since `report` was made.
+        `leaf_index` is the log index of the version's push entry. A chain that cannot be read (ChainError) fails
+        the checks that read it, with its reason.
         """
         record = report.version
-        with self.db.unit() as u:
-            model, version = u.resolve(Ref.parse(record.ref))
-            leaf_index = u.registration_event(model, version).leaf_index
         holder = self._log_evidence(record, leaf_index)
         digest = bytes.fromhex(record.manifest.digest.hex)
         if "leaf_hash" in holder and report.add("chain anchor", lambda: self._check_anchor(chain, leaf_index, holder)):

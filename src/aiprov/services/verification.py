@@ -2,7 +2,8 @@
 
 Bytes are re-hashed, the manifest digest recomputed, every signature checked, the version's registration
 event proven included in the latest signed checkpoint, and that checkpoint proven consistent with the last one
-this client trusted. Each check reports on its own, so a failure names exactly what broke.
+this client trusted; with a chain, against the checkpoints anchored there (`aiprov.services.chain_checks`). Each
+check reports on its own, so a failure names exactly what broke.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
-from aiprov.ports import BlobStore
+from aiprov.ports import BlobStore, ChainReader
 from aiprov.records import SignatureRecord, VersionRecord
 from aiprov.services.transparency import LogService, open_checkpoint
 
@@ -157,6 +158,12 @@ class ProvenanceChecks:
                 report.add("inclusion", lambda: self._check_inclusion(index, holder))
                 report.add("consistency", lambda: self._check_consistency(holder))
 
+    def on_chain(self, report: VerifyReport, evidence: Evidence, chain: ChainReader) -> None:
+        """The checks against the checkpoints anchored on `chain` (see `aiprov.services.chain_checks`)."""
+        from aiprov.services.chain_checks import ChainChecks
+
+        ChainChecks(self.log, self.verifier).add(report, chain, evidence.leaf_index)
+
     # the checks ---------------------------------------------------------------------------------------------
 
     @staticmethod
@@ -262,7 +269,9 @@ class VerificationService:
         path: Path | None = None,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
+        chain: ChainReader | None = None,
     ) -> VerifyReport:
+        """Every check of the version `ref`; with `chain`, also against the checkpoints anchored there."""
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         evidence = self.evidence(ref)
@@ -278,6 +287,8 @@ class VerificationService:
             checked = local
             report.add(f"local copy {path}", lambda: check_local(manifest, local, path))
         self.checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        if chain is not None:
+            self.checks.on_chain(report, evidence, chain)
         return report
 
     def _check_blobs(self, manifest: Manifest) -> str:
