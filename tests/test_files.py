@@ -1,3 +1,4 @@
+import hashlib
 import os
 import pwd
 import shutil
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import MakeModel
 
-from aiprov.adapters.files import hash_model, model_files
+from aiprov.adapters.files import LocalFile, hash_file, hash_model, model_files
 from aiprov.errors import InvalidInput
 
 
@@ -99,3 +100,34 @@ def test_unreadable_file_is_refused() -> None:
     finally:
         os.close(read_end)
         shutil.rmtree(root)
+
+
+def test_sides_see_every_byte_in_order_even_when_they_lag(tmp_path: Path) -> None:
+    """Large files feed their sides (the CID builders) on helper threads through a few shared buffers: a slow side
+    must still see exactly the file's bytes, in order, and a failing side fails the hash."""
+    import time
+
+    data = os.urandom(3 * 1024 * 1024) * 7  # 21 MiB: six buffers' worth, more than the pipeline holds
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    file = LocalFile("big.bin", path, len(data))
+
+    class Slow:
+        def __init__(self) -> None:
+            self.h = hashlib.sha256()
+
+        def write(self, chunk: memoryview) -> None:
+            time.sleep(0.01)
+            self.h.update(chunk)
+
+    sides = [Slow(), Slow()]
+    entry = hash_file(file, sides=sides)
+    assert entry.sha256.hex == hashlib.sha256(data).hexdigest()
+    assert all(s.h.hexdigest() == entry.sha256.hex for s in sides)
+
+    class Broken:
+        def write(self, chunk: memoryview) -> None:
+            raise InvalidInput("the side failed")
+
+    with pytest.raises(InvalidInput, match="the side failed"):
+        hash_file(file, sides=[Slow(), Broken()])

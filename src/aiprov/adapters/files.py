@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,37 +138,119 @@ def hash_file(
     """Hash one file (and feed its bytes to `sink` and each of `sides` in the same pass).
 
     Each of `sides` (the IPFS CID builders when pushing) is fed on its own helper thread while this thread hashes
-    and writes the same chunk: hashlib releases the GIL, so computing CIDs costs other cores rather than wall
-    time when there are free ones. Every chunk is finished by all threads before the next read reuses the buffer.
+    and writes: hashlib releases the GIL, so computing CIDs costs other cores rather than wall time when there are
+    free ones. The chunks go round a few buffers (`SIDE_BUFFERS`), so a side that lags (a core busy) or a write
+    that waits on the disk holds the others back only once every buffer is in use.
     Raises InvalidInput if the file is unreadable or changes size while being read.
     """
+    if sides and file.size > CHUNK_SIZE:
+        return _hash_with_sides(file, sink, progress, sides)
     hashing = sink if isinstance(sink, HashingSink) else None
     h = hashlib.sha256()
     size = 0
-    threaded = bool(sides) and file.size > CHUNK_SIZE
-    helpers = ThreadPoolExecutor(len(sides), thread_name_prefix="aiprov-side") if threaded else None
-    try:
-        # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
-        for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
-            pending = [helpers.submit(side.write, chunk) for side in sides] if helpers is not None else []
-            if helpers is None:
-                for side in sides:
+    # A small file gets a small buffer: zeroing 4 MiB would cost more than hashing a config file.
+    for chunk in stream_file(file.location, bytearray(min(CHUNK_SIZE, file.size + 1))):
+        for side in sides:
+            side.write(chunk)
+        if hashing is None:
+            h.update(chunk)
+        if sink is not None:
+            sink.write(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return _entry(file, size, hashing.digest() if hashing is not None else Digest(h.hexdigest()))
+
+
+SIDE_BUFFERS = 4
+"""Chunks a large file's sides may lag behind its reader (4 x 4 MiB of memory per file being pushed)."""
+
+
+class _Buffers:
+    """A few chunk buffers shared by the reader and the side threads; a buffer is free once all are done with it."""
+
+    def __init__(self, count: int, size: int, users: int) -> None:
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(count):
+            self._free.put(bytearray(size))
+        self._users = users
+        self._pending: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        buffer = self._free.get()
+        with self._lock:
+            self._pending[id(buffer)] = self._users
+        return buffer
+
+    def release(self, buffer: bytearray) -> None:
+        with self._lock:
+            self._pending[id(buffer)] -= 1
+            done = self._pending[id(buffer)] == 0
+        if done:
+            self._free.put(buffer)
+
+
+def _hash_with_sides(
+    file: LocalFile, sink: ByteSink | None, progress: Progress | None, sides: Sequence[ByteSink]
+) -> ManifestEntry:
+    hashing = sink if isinstance(sink, HashingSink) else None
+    h = hashlib.sha256()
+    buffers = _Buffers(SIDE_BUFFERS, CHUNK_SIZE, users=len(sides) + 1)  # the sides, and this thread
+    inboxes: list[queue.SimpleQueue[tuple[bytearray, memoryview] | None]] = [queue.SimpleQueue() for _ in sides]
+    failures: list[BaseException] = []
+
+    def feed(side: ByteSink, inbox: queue.SimpleQueue[tuple[bytearray, memoryview] | None]) -> None:
+        while (item := inbox.get()) is not None:
+            buffer, chunk = item
+            try:
+                if not failures:
                     side.write(chunk)
-            if hashing is None:
-                h.update(chunk)
-            if sink is not None:
-                sink.write(chunk)
-            for done in pending:
-                done.result()
-            size += len(chunk)
-            if progress is not None:
-                progress(len(chunk))
+            except BaseException as e:  # handed to the reader, which raises it
+                failures.append(e)
+            finally:
+                buffers.release(buffer)
+
+    threads = [
+        threading.Thread(target=feed, args=pair, name="aiprov-side", daemon=True)
+        for pair in zip(sides, inboxes, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    size = 0
+    try:
+        with open(file.location, "rb", buffering=0) as f:
+            while not failures:
+                buffer = buffers.take()
+                n = f.readinto(buffer)
+                if not n:
+                    break
+                chunk = memoryview(buffer)[:n]
+                for inbox in inboxes:
+                    inbox.put((buffer, chunk))
+                if hashing is None:
+                    h.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+                buffers.release(buffer)
+                size += n
+                if progress is not None:
+                    progress(n)
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file.location}: {e.strerror}") from e
     finally:
-        if helpers is not None:
-            helpers.shutdown(wait=True)
+        for inbox in inboxes:
+            inbox.put(None)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+    return _entry(file, size, hashing.digest() if hashing is not None else Digest(h.hexdigest()))
+
+
+def _entry(file: LocalFile, size: int, digest: Digest) -> ManifestEntry:
     if size != file.size:
         raise InvalidInput(f"{file.location} changed size while being read ({file.size} -> {size} bytes)")
-    digest = hashing.digest() if hashing is not None else Digest(h.hexdigest())
     return ManifestEntry(file.path, size, digest)
 
 
