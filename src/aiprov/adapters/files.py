@@ -162,8 +162,8 @@ def hash_file(
     return _entry(file, size, hashing.digest() if hashing is not None else Digest(h.hexdigest()))
 
 
-SIDE_BUFFERS = 4
-"""Chunks a large file's sides may lag behind its reader (4 x 4 MiB of memory per file being pushed)."""
+SIDE_BUFFERS = 3
+"""Chunks a large file's sides may lag behind its reader (3 x 4 MiB of memory per file being pushed)."""
 
 
 class _Buffers:
