@@ -6,15 +6,13 @@ unpacking then seeks to each block it needs, so memory stays at one block.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from aiprov.adapters.files import atomic_file
 from aiprov.core import car
 from aiprov.core.manifest import check_relative_path
 from aiprov.core.unixfs import RAW, T_DIRECTORY, T_FILE, T_HAMT, T_RAW, Cid, decode_node
@@ -30,21 +28,11 @@ def write_atomic(target: Path, parts: Iterable[bytes | memoryview]) -> int:
     The target appears only complete (fsynced, then renamed); on any error nothing is left behind.
     Raises InvalidInput when the target cannot be written; whatever `parts` raises propagates.
     """
-    tmp = target.with_name(f".{target.name}.aiprov-{secrets.token_hex(4)}")
     written = 0
-    try:
-        with open(tmp, "xb") as f:
-            for part in parts:
-                f.write(part)
-                written += len(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as e:
-        raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with atomic_file(target) as f:
+        for part in parts:
+            f.write(part)
+            written += len(part)
     return written
 
 

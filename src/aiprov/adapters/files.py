@@ -6,16 +6,19 @@ of a directory are hashed by a thread pool: hashlib releases the GIL on large up
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import queue
+import secrets
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import IGNORED_TOP_LEVEL, Manifest, ManifestEntry
@@ -252,6 +255,29 @@ def _entry(file: LocalFile, size: int, digest: Digest) -> ManifestEntry:
     if size != file.size:
         raise InvalidInput(f"{file.location} changed size while being read ({file.size} -> {size} bytes)")
     return ManifestEntry(file.path, size, digest)
+
+
+@contextmanager
+def atomic_file(target: Path) -> Iterator[BinaryIO]:
+    """A new file that appears at `target` only complete.
+
+    It is written under a temporary name beside `target`, fsynced, then renamed over it. If the block raises,
+    nothing appears and the temporary file is removed.
+
+    Raises InvalidInput when the file cannot be written (what the block raises otherwise propagates).
+    """
+    tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
+    try:
+        with open(tmp, "xb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def default_workers() -> int:

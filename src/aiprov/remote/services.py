@@ -8,10 +8,8 @@ and a proof must lead to the root it claims.
 from __future__ import annotations
 
 import builtins
-import contextlib
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from aiprov.adapters.files import LocalFile, Progress, ProgressFactory, hash_file, model_files, parallel_map
+from aiprov.adapters.files import (
+    LocalFile,
+    Progress,
+    ProgressFactory,
+    atomic_file,
+    hash_file,
+    model_files,
+    parallel_map,
+)
 from aiprov.core import merkle
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
@@ -342,45 +348,35 @@ class RemoteRegistry(Unsupported):
         """
         target = dest / check_relative_path(entry.path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
         h = hashlib.sha256()
         size = 0
-        try:
-            with open(tmp, "xb") as f:
-                last: BackendError | None = None
-                for _ in range(DOWNLOAD_ATTEMPTS):
-                    headers = {"Range": f"bytes={size}-"} if size else {}
-                    try:
-                        with self.client.stream(url, headers=headers) as response:
-                            if size and response.status_code != 206:
-                                raise BackendError(f"the server cannot continue the download of {entry.path}")
-                            for chunk in response.iter_bytes(UPLOAD_CHUNK):
-                                h.update(chunk)
-                                size += len(chunk)
-                                f.write(chunk)
-                                if progress:
-                                    progress(len(chunk))
+        with atomic_file(target) as f:
+            last: BackendError | None = None
+            for _ in range(DOWNLOAD_ATTEMPTS):
+                headers = {"Range": f"bytes={size}-"} if size else {}
+                try:
+                    with self.client.stream(url, headers=headers) as response:
+                        if size and response.status_code != 206:
+                            raise BackendError(f"the server cannot continue the download of {entry.path}")
+                        for chunk in response.iter_bytes(UPLOAD_CHUNK):
+                            h.update(chunk)
+                            size += len(chunk)
+                            f.write(chunk)
+                            if progress:
+                                progress(len(chunk))
+                    break
+                except BackendError as e:  # a cut: keep what arrived, ask for the rest
+                    last = e
+                    if size >= entry.size:
                         break
-                    except BackendError as e:  # a cut: keep what arrived, ask for the rest
-                        last = e
-                        if size >= entry.size:
-                            break
-                else:
-                    assert last is not None
-                    raise BackendError(f"downloading {entry.path} failed {DOWNLOAD_ATTEMPTS} times: {last.message}")
-                if size != entry.size or h.hexdigest() != entry.sha256.hex:
-                    raise IntegrityError(
-                        f"{entry.path}: received {size} bytes hashing to sha256:{h.hexdigest()}, "
-                        f"not the manifest's {entry.size} bytes {entry.sha256}"
-                    )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except OSError as e:
-            raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            else:
+                assert last is not None
+                raise BackendError(f"downloading {entry.path} failed {DOWNLOAD_ATTEMPTS} times: {last.message}")
+            if size != entry.size or h.hexdigest() != entry.sha256.hex:
+                raise IntegrityError(
+                    f"{entry.path}: received {size} bytes hashing to sha256:{h.hexdigest()}, "
+                    f"not the manifest's {entry.size} bytes {entry.sha256}"
+                )
 
 
 def _read_from(file: LocalFile, offset: int, progress: Progress | None) -> Iterator[bytes]:

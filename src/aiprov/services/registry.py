@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import os
 import secrets
 import shutil
@@ -18,6 +17,7 @@ from aiprov.adapters.files import (
     LocalFile,
     Progress,
     ProgressFactory,
+    atomic_file,
     hash_file,
     hash_model,
     model_files,
@@ -466,20 +466,11 @@ class RegistryService:
     def _write_verified(self, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:
         target = dest / entry.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.aiprov-{secrets.token_hex(4)}"
         try:
-            with open(tmp, "xb") as f:
+            with atomic_file(target) as f:
                 for chunk in self.blobs.read(entry.sha256):
                     f.write(chunk)
                     if progress:
                         progress(len(chunk))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
         except IntegrityError as e:
             raise IntegrityError(f"{entry.path}: {e.message}") from e
-        except OSError as e:
-            raise InvalidInput(f"cannot write {target}: {e.strerror}") from e
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
