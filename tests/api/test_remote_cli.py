@@ -187,5 +187,7 @@ def test_remote_pull_continues_a_cut_download(server: Server, make_model: Any, t
     assert cuts() == 1, "the proxy cut the first download mid-way"
     assert (dest / "w.bin").read_bytes() == data and pulled["version"] == 1
     assert not list(dest.glob(".*aiprov-*"))
-    usage = until(lambda: remote_json(server, None, "usage", "alice/m"), lambda u: u["counts"].get("download") == 2)
-    assert usage["counts"]["download"] == 2  # one per file: the cut transfer was not counted twice
+    # each file's download is recorded by a request that sent its last byte; the cut one may have handed every
+    # byte to the kernel before the proxy dropped them, so it can count too: at least one per file
+    usage = until(lambda: remote_json(server, None, "usage", "alice/m"), lambda u: u["counts"].get("download", 0) >= 2)
+    assert 2 <= usage["counts"]["download"] <= 3
