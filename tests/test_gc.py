@@ -6,9 +6,11 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from tests.clitools import cli, cli_json
 from tests.conftest import MakeModel
 
+from aiprov.adapters.db.registry import ModelFilter
 from aiprov.config import Container
 from aiprov.core.digest import Digest
 from aiprov.services.registry import PushRequest
@@ -63,3 +65,26 @@ def test_gc_cli_reports_and_logs(home: Path) -> None:
     assert entry["event"]["action"] == "gc" and entry["event"]["details"]["removed"] == 1
     code, _, err = cli(home, "gc", "--older-than", "soon")
     assert code == 2 and "not an age" in err
+
+
+def test_a_version_never_refers_to_a_collected_blob(hub: Container, make_model: MakeModel) -> None:
+    """A collection with no grace period racing a push: the push's transaction finds the blob gone and fails,
+    rather than registering a version whose bytes are missing; pushed again, it works."""
+    from aiprov.errors import BackendError
+
+    model = make_model({"w.bin": b"racing bytes"})
+    original = hub.registry._register
+
+    def collect_then_register(*args: object, **kwargs: object) -> object:
+        hub.gc.collect(older_than_s=0)  # runs after the blobs were stored, before the version is recorded
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    hub.registry._register = collect_then_register  # type: ignore[method-assign]
+    try:
+        with pytest.raises(BackendError, match="vanished before the version was recorded"):
+            hub.registry.push(model, PushRequest("alice/race"))
+    finally:
+        hub.registry._register = original  # type: ignore[method-assign]
+    assert hub.registry.list(ModelFilter()) == []
+    pushed = hub.registry.push(model, PushRequest("alice/race"))
+    assert hub.verification.verify(f"alice/race@{pushed.version.number}").ok

@@ -6,8 +6,9 @@ were stored (its evidence lives in the quarantine folder, which is never collect
 the blob store itself after a week untouched.
 
 The grace period protects an upload whose commit has not come yet: a blob younger than `older_than` is kept. Each
-candidate is checked and removed inside the registry's write transaction, which every commit also takes, so a
-blob is never removed under a commit that refers to it. A run is logged as a `gc` event: how many blobs, how many
+candidate is checked and removed inside the registry's write transaction; a push or commit checks its blobs are
+still there inside its own, so a version never refers to a removed blob (the push fails instead and can be
+repeated). A run is logged as a `gc` event: how many blobs, how many
 bytes, and as its subject the digest of the canonical JSON list of the removed blobs' digests.
 """
 

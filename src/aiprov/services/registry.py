@@ -259,6 +259,14 @@ class RegistryService:
         """Record the version (or find the same bytes already registered) and log the `push` event."""
         now = self.clock()
         with self.db.unit(write=True) as u:
+            # `aiprov gc` removes unreferenced blobs inside this same kind of transaction: checked here, a blob
+            # cannot vanish between this check and the version that refers to it.
+            missing = [e.path for e in manifest.entries if not self.blobs.exists(e.sha256)]
+            if missing:
+                raise BackendError(
+                    f"{len(missing)} blob(s) of {name} vanished before the version was recorded: {missing[0]}",
+                    hint="a garbage collection with a very short grace period ran meanwhile; push again",
+                )
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
             if existing is None:
