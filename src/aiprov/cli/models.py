@@ -287,7 +287,7 @@ def usage(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many events.")] = 1000,
     json: JsonOpt = False,
 ) -> None:
-    """Show how a model was used: pushes, alias moves, downloads (and later inferences), newest first."""
+    """Show how a model was used: pushes, alias moves, signatures, downloads, inferences, evaluations, newest first."""
     events = container(ctx).registry.usage(ref, limit=limit)
     counts: dict[str, int] = {}
     for e in events:
