@@ -166,7 +166,11 @@ def hash_file(
 
 
 SIDE_BUFFERS = 3
-"""Chunks a large file's sides may lag behind its reader (3 x 4 MiB of memory per file being pushed)."""
+"""Chunks a large file's sides may lag behind its reader (up to 3 x 4 MiB of memory per file being pushed)."""
+
+_EXTRA_BUFFERS = threading.BoundedSemaphore(8)
+"""Buffers beyond the first one of each file, shared by every file hashed at once: a push of many large files on
+many threads stays within about (threads + 8) x 4 MiB, however many cores there are."""
 
 
 class _Buffers:
@@ -197,9 +201,22 @@ class _Buffers:
 def _hash_with_sides(
     file: LocalFile, sink: ByteSink | None, progress: Progress | None, sides: Sequence[ByteSink]
 ) -> ManifestEntry:
+    extra = 0
+    while extra < SIDE_BUFFERS - 1 and _EXTRA_BUFFERS.acquire(blocking=False):
+        extra += 1
+    try:
+        return _pipeline(file, sink, progress, sides, 1 + extra)
+    finally:
+        for _ in range(extra):
+            _EXTRA_BUFFERS.release()
+
+
+def _pipeline(
+    file: LocalFile, sink: ByteSink | None, progress: Progress | None, sides: Sequence[ByteSink], depth: int
+) -> ManifestEntry:
     hashing = sink if isinstance(sink, HashingSink) else None
     h = hashlib.sha256()
-    buffers = _Buffers(SIDE_BUFFERS, CHUNK_SIZE, users=len(sides) + 1)  # the sides, and this thread
+    buffers = _Buffers(depth, CHUNK_SIZE, users=len(sides) + 1)  # the sides, and this thread
     inboxes: list[queue.SimpleQueue[tuple[bytearray, memoryview] | None]] = [queue.SimpleQueue() for _ in sides]
     failures: list[BaseException] = []
 
