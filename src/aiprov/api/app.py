@@ -18,7 +18,7 @@ API_PREFIX = "/api/v1"
 
 # The routers the app serves, with the prefix each is mounted under. Add yours here, one line each, e.g.
 #     (uploads.router, API_PREFIX),
-#     (inference.router, API_PREFIX), (inference.infer_router, ""),
+#     (inference.router, API_PREFIX),
 # Every router runs `get_caller` (a bad token is a 401 everywhere; anonymous reads can be switched off).
 ROUTERS: list[tuple[APIRouter, str]] = [
     (models.router, API_PREFIX),
@@ -27,10 +27,16 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (tiles.router, ""),
     (uploads.router, API_PREFIX),
     (inference.router, API_PREFIX),
-    (inference.infer_router, ""),
     (datasets.router, API_PREFIX),
     (signatures.router, API_PREFIX),
     (gateway.router, ""),
+]
+
+# Routers whose routes authenticate the request themselves (`deps.authenticate`): the inference hot path, where
+# FastAPI's per-request dependency solving cost more CPU than the rest of the request.
+SELF_AUTHENTICATED: list[tuple[APIRouter, str]] = [
+    (inference.predict_router, API_PREFIX),
+    (inference.infer_router, ""),
 ]
 
 # Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).
@@ -77,6 +83,8 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(
         BodyLimit, max_bytes=container.settings.max_body_mb * 2**20, unlimited=tuple(UNLIMITED_BODY_PATHS)
     )
+    for router, prefix in SELF_AUTHENTICATED:  # first: a request is matched against the routes in order
+        app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
     for router, prefix in ROUTERS:
         app.include_router(
             router, prefix=prefix, dependencies=[Depends(get_caller)], responses=errors.PROBLEM_RESPONSES
