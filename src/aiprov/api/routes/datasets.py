@@ -6,20 +6,18 @@ under a name in your namespace; shapes mirror `aiprov dataset add|ls --json`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.routes.models import Name, Owner
 from aiprov.api.schemas import DatasetIn, DatasetOut
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
 
 router = APIRouter(tags=["datasets"])
-
-Owner = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")]
 
 
 @router.get("/datasets", response_model=list[DatasetOut], summary="List datasets")

@@ -15,6 +15,9 @@ router = APIRouter(tags=["log"])
 
 NOTE = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 Size = Annotated[int, Query(ge=1, le=2**62, description="Tree size; default the latest checkpoint's.")]
+VersionOwner = Annotated[str, Path(min_length=1, max_length=64)]
+VersionName = Annotated[str, Path(min_length=1, max_length=128)]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31)]
 
 
 @router.get("/log/checkpoint", response_class=PlainTextResponse, responses={200: NOTE}, summary="Signed checkpoint")
@@ -64,9 +67,9 @@ def consistency(
 )
 def verify(
     container: ContainerDep,
-    owner: Annotated[str, Path(min_length=1, max_length=64)],
-    name: Annotated[str, Path(min_length=1, max_length=128)],
-    number: Annotated[int, Path(ge=1, le=2**31)],
+    owner: VersionOwner,
+    name: VersionName,
+    number: VersionNumber,
 ) -> dict[str, Any]:
     """The server's own checks of the version, like `aiprov verify --json`.
 
@@ -84,9 +87,9 @@ def verify(
 )
 def evidence(
     container: ContainerDep,
-    owner: Annotated[str, Path(min_length=1, max_length=64)],
-    name: Annotated[str, Path(min_length=1, max_length=128)],
-    number: Annotated[int, Path(ge=1, le=2**31)],
+    owner: VersionOwner,
+    name: VersionName,
+    number: VersionNumber,
 ) -> dict[str, Any]:
     """The recorded signatures (bundles and public keys) and the registration event with its log index.
 

@@ -7,18 +7,16 @@ evidence (`GET …/versions/{n}/evidence`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.routes.models import Name, Number, Owner
 from aiprov.api.schemas import SignatureIn, SignedOut
 
 router = APIRouter(tags=["models"])
-
-Owner = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$")]
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")]
 
 
 @router.post(
@@ -31,7 +29,7 @@ Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z
 def add_signature(
     owner: Owner,
     name: Name,
-    number: Annotated[int, Path(ge=1, le=2**31)],
+    number: Number,
     body: SignatureIn,
     container: ContainerDep,
     caller: CallerDep,
