@@ -74,11 +74,12 @@ class Batcher:
         self, spec: ModelSpec, rows: Any, *, proba: bool = False, timeout: float | None = None
     ) -> Prediction:
         """As `WorkerPool.predict_async` (same errors): the answer for `rows`, run alone or in a batch."""
-        if spec.key in self._unbatchable or _count(rows) is None:
+        count = _count(rows)
+        if spec.key in self._unbatchable or count is None:
             self.calls += 1
             return await self.pool.predict_async(spec, rows, proba=proba, timeout=timeout)
         lane = self._lanes.setdefault((spec.key, proba), _Lane())
-        request = _Request(rows, _count(rows) or 0, asyncio.get_running_loop().create_future())
+        request = _Request(rows, count, asyncio.get_running_loop().create_future())
         lane.waiting.append(request)
         if lane.running < self.pool.size:
             lane.running += 1

@@ -155,12 +155,10 @@ class UploadService:
         chunks = self.blobs.read(digest)
         held: bytes | None = None
         offset = 0
-        reaches_end = True
         for chunk in chunks:  # the store's reader raises IntegrityError after its last chunk on a mismatch
             lo, hi = offset, offset + len(chunk)
             offset = hi
             if end is not None and lo > end:
-                reaches_end = False
                 continue  # past the range: read on only to verify
             piece = chunk[max(start - lo, 0) : (len(chunk) if end is None else min(end + 1 - lo, len(chunk)))]
             if not piece:
@@ -168,9 +166,7 @@ class UploadService:
             if held is not None:
                 yield held
             held = piece
-        if end is not None and end + 1 < offset:
-            reaches_end = False
         if held is not None:
             yield held
-        if on_complete is not None and reaches_end:
+        if on_complete is not None and (end is None or end + 1 >= offset):  # the blob's last byte went out
             on_complete()
