@@ -689,9 +689,9 @@ class RemoteVerification(Unsupported):
             local = hash_model(path)
             checked = local
             report.add(f"local copy {path}", lambda: check_local(record.manifest, local, path))
-        checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        known = checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
         if chain is not None:
-            checks.on_chain(report, evidence, chain)
+            checks.on_chain(report, evidence, chain, known)
         return report
 
 

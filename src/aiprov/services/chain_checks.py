@@ -36,14 +36,17 @@ class ChainChecks:
         self.log = log
         self.verifier = verifier
 
-    def add(self, report: VerifyReport, chain: ChainReader, leaf_index: int) -> None:
+    def add(
+        self, report: VerifyReport, chain: ChainReader, leaf_index: int, known: dict[str, Any] | None = None
+    ) -> None:
         """Add `chain anchor`, `chain inclusion`, `chain consistency` and `chain registration` to `report`.
 
-        `leaf_index` is the log index of the version's push entry. A chain that cannot be read (ChainError) fails
-        the checks that read it, with its reason.
+        `leaf_index` is the log index of the version's push entry; `known` holds the push entry's `leaf_hash` and
+        the signed `checkpoint` when the report's own log checks already read them. A chain that cannot be read
+        (ChainError) fails the checks that read it, with its reason.
         """
         record = report.version
-        holder = self._log_evidence(record, leaf_index)
+        holder = self._log_evidence(record, leaf_index, known or {})
         digest = bytes.fromhex(record.manifest.digest.hex)
         if "leaf_hash" in holder and report.add("chain anchor", lambda: self._check_anchor(chain, leaf_index, holder)):
             report.add("chain inclusion", lambda: self._check_chain_inclusion(leaf_index, holder))
@@ -51,19 +54,22 @@ class ChainChecks:
                 report.add("chain consistency", lambda: self._check_chain_consistency(holder))
         report.add("chain registration", lambda: self._check_registration(chain, digest, holder))
 
-    def _log_evidence(self, record: VersionRecord, index: int) -> dict[str, Any]:
+    def _log_evidence(self, record: VersionRecord, index: int, known: dict[str, Any]) -> dict[str, Any]:
         """The push entry's leaf hash if the log's entry registers this version, and the log's signed checkpoint.
 
-        What is missing here already failed the report's `log entry` or `checkpoint` check, which says why; the
-        on-chain checks that need it are then left out.
+        Taken from `known` when there, else read from the log. What is missing here already failed the report's
+        `log entry` or `checkpoint` check, which says why; the on-chain checks that need it are then left out.
         """
-        holder: dict[str, Any] = {}
-        with contextlib.suppress(AiprovError):
-            data, _, event = self.log.entry(index)
-            if (event.action, event.subject, event.model) == ("push", str(record.manifest.digest), record.full_name):
-                holder["leaf_hash"] = merkle.leaf_hash(data)
-        with contextlib.suppress(AiprovError):
-            holder["checkpoint"] = open_checkpoint(self.log.latest().note, self.verifier)
+        holder: dict[str, Any] = {key: known[key] for key in ("leaf_hash", "checkpoint") if key in known}
+        if "leaf_hash" not in holder:
+            with contextlib.suppress(AiprovError):
+                data, _, event = self.log.entry(index)
+                registers = ("push", str(record.manifest.digest), record.full_name)
+                if (event.action, event.subject, event.model) == registers:
+                    holder["leaf_hash"] = merkle.leaf_hash(data)
+        if "checkpoint" not in holder:
+            with contextlib.suppress(AiprovError):
+                holder["checkpoint"] = open_checkpoint(self.log.latest().note, self.verifier)
         return holder
 
     def _check_anchor(self, chain: ChainReader, index: int, holder: dict[str, Any]) -> str:

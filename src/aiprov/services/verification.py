@@ -138,8 +138,12 @@ class ProvenanceChecks:
         checked: Manifest,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
-    ) -> None:
-        """Every recorded signature, the given one against `checked` (the bytes being verified), then the log."""
+    ) -> dict[str, Any]:
+        """Every recorded signature, the given one against `checked` (the bytes being verified), then the log.
+
+        Returns what the log checks read and accepted (`leaf_hash` of the push entry, the signed `checkpoint`), for
+        `on_chain` to build on rather than read again.
+        """
         manifest = evidence.record.manifest
         for sig in evidence.signatures:
             report.add(
@@ -157,12 +161,18 @@ class ProvenanceChecks:
             if "checkpoint" in holder:
                 report.add("inclusion", lambda: self._check_inclusion(index, holder))
                 report.add("consistency", lambda: self._check_consistency(holder))
+        return holder
 
-    def on_chain(self, report: VerifyReport, evidence: Evidence, chain: ChainReader) -> None:
-        """The checks against the checkpoints anchored on `chain` (see `aiprov.services.chain_checks`)."""
+    def on_chain(
+        self, report: VerifyReport, evidence: Evidence, chain: ChainReader, known: dict[str, Any] | None = None
+    ) -> None:
+        """The checks against the checkpoints anchored on `chain` (see `aiprov.services.chain_checks`).
+
+        `known` is what `signatures_and_log` returned: the log is read again only for what it did not accept.
+        """
         from aiprov.services.chain_checks import ChainChecks
 
-        ChainChecks(self.log, self.verifier).add(report, chain, evidence.leaf_index)
+        ChainChecks(self.log, self.verifier).add(report, chain, evidence.leaf_index, known)
 
     # the checks ---------------------------------------------------------------------------------------------
 
@@ -286,9 +296,9 @@ class VerificationService:
             local = hash_model(path)
             checked = local
             report.add(f"local copy {path}", lambda: check_local(manifest, local, path))
-        self.checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        known = self.checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
         if chain is not None:
-            self.checks.on_chain(report, evidence, chain)
+            self.checks.on_chain(report, evidence, chain, known)
         return report
 
     def _check_blobs(self, manifest: Manifest) -> str:
