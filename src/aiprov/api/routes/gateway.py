@@ -22,7 +22,6 @@ from starlette.concurrency import iterate_in_threadpool
 
 from aiprov.api.deps import Caller, CallerDep, ContainerDep
 from aiprov.api.errors import problem
-from aiprov.config import Container
 from aiprov.core.unixfs import Cid
 from aiprov.errors import InvalidInput
 from aiprov.services.ipfs import Located
@@ -123,7 +122,7 @@ def ipfs(
     if request.method == "HEAD":
         return Response(media_type=media, headers=headers)
     stream = container.ipfs.car(parsed, located, scope)
-    on_complete = _download_recorder(request, container, caller, located)
+    on_complete = _download_recorder(request, caller, located)
     return StreamingResponse(
         iterate_in_threadpool(_coalesced(stream, text, on_complete)), media_type=media, headers=headers
     )
@@ -134,18 +133,16 @@ def _matches(request: Request, etag: str) -> bool:
     return wanted is not None and (wanted.strip() == "*" or etag in [t.strip() for t in wanted.split(",")])
 
 
-def _download_recorder(request: Request, container: Container, caller: Caller, located: Located) -> Callable[[], None]:
+def _download_recorder(request: Request, caller: Caller, located: Located) -> Callable[[], None]:
     """Queue a `download` usage event once the whole CAR of a version or file is out.
 
     Batched into the log, off the request path; a CAR of an inner block records nothing.
     """
-    from aiprov.api.routes.inference import usage_recorder
-    from aiprov.services.usage import DOWNLOAD, Usage
+    from aiprov.api.routes.inference import download_recorder
 
     record = located.record
     if record is None:
         return lambda: None
-    recorder = usage_recorder(request.app)
     details: dict[str, object] = {
         "version": record.number,
         "files": 1 if located.path else len(record.manifest.entries),
@@ -153,15 +150,7 @@ def _download_recorder(request: Request, container: Container, caller: Caller, l
     if located.path is not None:
         details["path"] = located.path
     details["cid"] = str(located.cid)
-    usage = Usage(
-        actor=caller.name or "anonymous",
-        action=DOWNLOAD,
-        digest=str(record.manifest.digest),
-        model=record.full_name,
-        time=container.clock(),
-        details=details,
-    )
-    return lambda: recorder.record(usage)
+    return download_recorder(request, caller, record, details)
 
 
 def _coalesced(stream: Iterator[bytes | memoryview], cid: str, on_complete: Callable[[], None]) -> Iterator[bytes]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
@@ -22,12 +23,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
-from aiprov.api.deps import ContainerDep, authenticate
+from aiprov.api.deps import Caller, ContainerDep, authenticate
 from aiprov.api.schemas import Problem
 from aiprov.config import Container
 from aiprov.errors import InvalidInput
+from aiprov.records import VersionRecord
 from aiprov.services.inference import InferenceService
-from aiprov.services.usage import USAGE_ACTIONS, UsageQueries, UsageRecorder, make_recorder
+from aiprov.services.usage import DOWNLOAD, USAGE_ACTIONS, Usage, UsageQueries, UsageRecorder, make_recorder
 
 try:
     import orjson
@@ -165,6 +167,26 @@ def usage_recorder(app: FastAPI) -> UsageRecorder:
                 app.state.on_shutdown.append(recorder.close)
                 app.state.usage_recorder = recorder
     return recorder
+
+
+def download_recorder(
+    request: Request, caller: Caller, record: VersionRecord, details: dict[str, Any]
+) -> Callable[[], None]:
+    """A callback that queues a `download` usage event of `record` by the caller.
+
+    A route calls it once the last byte is out (file downloads, gateway CARs); the event's time is the request's.
+    """
+    container: Container = request.app.state.container
+    recorder = usage_recorder(request.app)
+    usage = Usage(
+        actor=caller.name or "anonymous",
+        action=DOWNLOAD,
+        digest=str(record.manifest.digest),
+        model=record.full_name,
+        time=container.clock(),
+        details=details,
+    )
+    return lambda: recorder.record(usage)
 
 
 def inference_service(app: FastAPI) -> InferenceService:

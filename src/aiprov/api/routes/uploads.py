@@ -284,28 +284,19 @@ def get_file(
 
     Raises NotFound (model, version or path), InvalidInput.
     """
-    from aiprov.api.routes.inference import usage_recorder
-    from aiprov.services.usage import DOWNLOAD, Usage
+    from aiprov.api.routes.inference import download_recorder
 
     _, record = container.registry.show(f"{owner}/{name}@{version}")
     entry = next((e for e in record.manifest.entries if e.path == path), None)
     if entry is None:
         raise NotFound(f"{record.ref} has no file {path!r}")
-    recorder = usage_recorder(request.app)
-    usage = Usage(
-        actor=caller.name or "anonymous",
-        action=DOWNLOAD,
-        digest=str(record.manifest.digest),
-        model=record.full_name,
-        time=container.clock(),
-        details={"version": record.number, "files": 1, "path": entry.path},
-    )
+    on_complete = download_recorder(request, caller, record, {"version": record.number, "files": 1, "path": entry.path})
     service = uploads(container)
     return _download(
         entry.sha256,
         entry.size,
         request.headers.get("range"),
-        lambda start, stop: service.read_verified(entry.sha256, lambda: recorder.record(usage), start=start, end=stop),
+        lambda start, stop: service.read_verified(entry.sha256, on_complete, start=start, end=stop),
     )
 
 
