@@ -301,15 +301,18 @@ class LocalBlobStore:
                 target.unlink()
             raise
 
-    def read_range(self, digest: Digest, offset: int, length: int) -> Iterator[bytes]:
+    def _open(self, digest: Digest) -> io.FileIO:
+        """The blob's file, unbuffered. Raises NotFound if it is missing, BackendError if it cannot be read."""
         path = self.path_of(digest)
         try:
-            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, generator may be abandoned
+            return open(path, "rb", buffering=0)
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is missing from the store at {self.root}") from None
         except OSError as e:
             raise BackendError(f"cannot read blob {path}: {e.strerror}") from e
-        with f:
+
+    def read_range(self, digest: Digest, offset: int, length: int) -> Iterator[bytes]:
+        with self._open(digest) as f:
             f.seek(offset)
             left = length
             while left:
@@ -322,13 +325,7 @@ class LocalBlobStore:
     def read(self, digest: Digest) -> Iterator[bytes]:
         path = self.path_of(digest)
         h = hashlib.sha256()
-        try:
-            f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below, generator may be abandoned
-        except FileNotFoundError:
-            raise NotFound(f"blob {digest} is missing from the store at {self.root}") from None
-        except OSError as e:
-            raise BackendError(f"cannot read blob {path}: {e.strerror}") from e
-        with f:
+        with self._open(digest) as f:
             while chunk := f.read(READ_CHUNK):
                 h.update(chunk)
                 yield chunk
