@@ -217,7 +217,7 @@ class RemoteRegistry(Unsupported):
         by_digest = {e.sha256: f for f, e in zip(files, entries, strict=True)}
         new_blobs = new_bytes = 0
         for digest, file in by_digest.items():
-            if self._upload(digest, file, advance):
+            if self.upload_blob(digest, file, advance):
                 new_blobs += 1
                 new_bytes += file.size
         body = {
@@ -241,7 +241,7 @@ class RemoteRegistry(Unsupported):
             scan_from_json(result.get("scan") or {}),
         )
 
-    def _upload(self, digest: Digest, file: LocalFile, progress: Progress | None) -> bool:
+    def upload_blob(self, digest: Digest, file: LocalFile, progress: Progress | None) -> bool:
         """Upload one blob unless the server has it; return whether it was stored new.
 
         A cut connection is continued where the server says its kept bytes end.
@@ -524,7 +524,7 @@ class RemoteDatasets(Unsupported):
         if len(files) != 1 or not path.is_file():
             raise InvalidInput(f"{path} is not a file: a dataset is one CSV or Parquet file")
         entry = hash_file(files[0])
-        self.registry._upload(entry.sha256, files[0], None)
+        self.registry.upload_blob(entry.sha256, files[0], None)
         body = {"name": name, "digest": str(entry.sha256), "target": target, "task": task}
         document = self.client.json("POST", "/datasets", json=body)
         return RemoteDataset(document), bool(document.get("new"))
