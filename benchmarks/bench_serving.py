@@ -8,6 +8,11 @@ uvicorn); `wrk` runs pinned to core 1 and POSTs JSON bodies (a Lua script). aipr
 Cases: 1 row at 1 connection (p50 latency) and at 16 connections (throughput, p50), 1,000 rows likewise; then the
 server's RSS (the process tree: API process and model workers). Prints one table, a `ratio` line per comparison
 with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a server or wrk failed.
+
+A third server, `floor`, is the ceiling of any Python endpoint on uvicorn here: a bare ASGI function (no framework,
+no model, no JSON parsing, no logging) on the same uvicorn, loop and HTTP parser as `aiprov serve`, pinned to the
+same core, answering every POST with a fixed body. It says how much of a target is left to the framework and the
+model, and whether a target can be met on uvicorn at all on this machine.
 """
 
 from __future__ import annotations
@@ -252,6 +257,42 @@ def bench_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration:
         stop(proc)
 
 
+FLOOR_APP = """\
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"19")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b'{"predictions":[0]}'})
+"""
+
+
+def bench_floor(work: Path, bodies: dict[str, Path], duration: float) -> list[Result]:
+    """The bare ASGI app on uvicorn: 1 row at 1 and 16 connections (its answer does not depend on the body)."""
+    (work / "floor_app.py").write_text(FLOOR_APP)
+    port = free_port()
+    log = work / "floor-serve.log"
+    command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(work)]
+    command += ["--port", str(port), "--lifespan", "off", "--no-access-log"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
+        results = []
+        for case, connections, seconds in cases(duration)[:2]:
+            run_wrk(url, bodies[case], connections, min(2.0, seconds), work)
+            rps, p50, p99, n, errors = run_wrk(url, bodies[case], connections, seconds, work)
+            results.append(Result("floor", case, connections, rps, p50, p99, n, errors))
+        return results
+    finally:
+        stop(proc)
+
+
 def report(rows: list[Result], rss: dict[str, float]) -> None:
     head = ("server", "case", "conns", "req/s", "p50 ms", "p99 ms", "requests", "errors")
     print("{:<8} {:<10} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}".format(*head))
@@ -296,6 +337,12 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
         a, m = get("aiprov", "1000 rows", conns), get("mlflow", "1000 rows", conns)
         line(f"aiprov / mlflow throughput, 1000 rows, {conns} connection(s)", a.rps / m.rps, "reported", None)
     line("aiprov / mlflow RSS", rss["aiprov"] / rss["mlflow"], "reported", None)
+    f, m, a = get("floor", "1 row", 1), get("mlflow", "1 row", 1), get("aiprov", "1 row", 1)
+    line("floor / mlflow p50 latency, 1 row, 1 connection", f.p50_ms / m.p50_ms, "the best uvicorn gives", None)
+    line("aiprov / floor p50 latency, 1 row, 1 connection", a.p50_ms / f.p50_ms, "reported", None)
+    f, m, a = get("floor", "1 row", 16), get("mlflow", "1 row", 16), get("aiprov", "1 row", 16)
+    line("floor / mlflow throughput, 1 row, 16 connections", f.rps / m.rps, "the best uvicorn gives", None)
+    line("aiprov / floor throughput, 1 row, 16 connections", a.rps / f.rps, "reported", None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,10 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration)
             aiprov_rows, aiprov_rss, note = bench_aiprov(aiprov_model, work, bodies, duration)
+            floor_rows = bench_floor(work, bodies, duration)
         except BenchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        report(aiprov_rows + mlflow_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
+        report(aiprov_rows + mlflow_rows + floor_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
         print(note)
     return 0
 
