@@ -246,7 +246,9 @@ def bench_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration:
     log = work / "mlflow-serve.log"
     command = ["taskset", "-c", "0", str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
     command += ["--env-manager", "local"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
+    # mlflow starts `uvicorn` by name: the venv's, even when this script was not run from an activated venv.
+    path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns", "PATH": path}
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/invocations"
