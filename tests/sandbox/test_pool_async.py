@@ -12,7 +12,7 @@ import pytest
 from tests.sandbox.misbehaving import LOADER
 
 from aiprov.errors import InvalidInput
-from aiprov.sandbox import Limits, ModelExecutionError, ModelSpec, ModelTimeout, WorkerPool
+from aiprov.sandbox import Limits, ModelExecutionError, ModelResourceError, ModelSpec, ModelTimeout, WorkerPool
 
 LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=5, timeout_s=1.5)
 
@@ -115,3 +115,37 @@ def test_large_requests_and_answers_cross_the_pipe_under_uvloop(pool: WorkerPool
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(twice()) == [60_000, 60_000]
     assert pool.replaced == 0
+
+
+def test_a_dying_worker_is_reaped_off_the_event_loop(
+    pool: WorkerPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a dead worker is reaped (its process joined, up to 5 s), other coroutines keep running."""
+    from aiprov.sandbox import pool as pool_module
+
+    real_death = pool_module._Worker.death
+
+    def slow_death(worker: pool_module._Worker) -> str:
+        threading.Event().wait(1.0)  # a process that takes its time to go
+        return real_death(worker)
+
+    monkeypatch.setattr(pool_module._Worker, "death", slow_death)
+
+    async def run() -> int:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        with pytest.raises(ModelResourceError, match="exited with status 3"):
+            await pool.predict_async(spec(tmp_path, "exit", predict="exit"), [[0.0]])
+        ticker.cancel()
+        return ticks
+
+    assert asyncio.run(run()) >= 10  # the ticker ran through the reaping's second, not after it
+    assert pool.replaced == 1

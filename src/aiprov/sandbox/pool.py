@@ -231,7 +231,8 @@ class WorkerPool:
                 os.set_blocking(fd, True)
                 answer = w.conn.recv() if ready else None
             except (EOFError, OSError, BrokenPipeError):
-                raise self._died(w) from None
+                # Reaping the dead process may wait on it (up to 5 s): on a thread, so the loop serves the others.
+                raise (await asyncio.to_thread(self._died, w)) from None
             except asyncio.CancelledError:  # its answer would reach the next request: stop the worker
                 self._replace(w)
                 raise
