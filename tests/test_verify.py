@@ -130,3 +130,21 @@ def test_recorded_signatures_are_checked(hub: Container, pushed: Path, tmp_path:
         conn.execute(text("UPDATE signatures SET bundle = replace(bundle, 'dsseEnvelope', 'dsseEnvelopX')"))
     assert any(name.startswith("signature ") for name in failed(hub.verification.verify("alice/m")))
     assert [e.action for e in hub.registry.usage("alice/m")][:1] == ["sign"]
+
+
+def test_the_logged_cids_are_checked_against_the_registrys(hub: Container, pushed: Path) -> None:
+    """The push entry carries the version's IPFS root CIDs, so a CID changed in the database is caught."""
+    _, v = hub.registry.show("alice/m")
+    assert v.cids is not None
+    with hub.db.engine.connect() as conn:
+        details = conn.execute(text("SELECT details FROM events WHERE action = 'push'")).scalar_one()
+    assert "cids" in str(details) and str(v.cids.v1) in str(details)
+    report = hub.verification.verify("alice/m")
+    assert report.ok, failed(report)
+    assert "with its IPFS CIDs" in next(c.detail for c in report.checks if c.name == "log entry")
+    forged = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+    with hub.db.engine.begin() as conn:
+        conn.execute(text("UPDATE versions SET cid_v1 = :c"), {"c": forged})
+    problems = failed(hub.verification.verify("alice/m"))
+    assert list(problems) == ["log entry"]
+    assert "a CID was altered" in problems["log entry"] and forged in problems["log entry"]

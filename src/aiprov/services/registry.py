@@ -279,19 +279,18 @@ class RegistryService:
                     u.set_cids(existing, cids)  # registered before CIDs were recorded: now they are known
                 record = u.version_record(model, existing)
             u.add_block_places(places)
+            details: dict[str, object] = {
+                "version": record.number,
+                "deduplicated": existing is not None,
+                "files": len(manifest.entries),
+                "total_size": manifest.total_size,
+                "scan": scan.verdict,
+            }
+            if record.cids is not None and record.cids.v0 and record.cids.v1:
+                # In the log, the IPFS roots are covered by its proofs as the manifest digest is (`verify` checks).
+                details["cids"] = {"v0": record.cids.v0, "v1": record.cids.v1}
             u.add_event(
-                actor=self.actor,
-                action="push",
-                subject=str(manifest.digest),
-                model=str(name),
-                details={
-                    "version": record.number,
-                    "deduplicated": existing is not None,
-                    "files": len(manifest.entries),
-                    "total_size": manifest.total_size,
-                    "scan": scan.verdict,
-                },
-                now=now,
+                actor=self.actor, action="push", subject=str(manifest.digest), model=str(name), details=details, now=now
             )
         return record, existing is not None
 

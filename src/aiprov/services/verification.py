@@ -194,8 +194,16 @@ class ProvenanceChecks:
             raise VerificationError(f"log entry {index} does not match the registry's event row: the row was altered")
         if (event.action, event.subject, event.model) != ("push", str(record.manifest.digest), record.full_name):
             raise VerificationError(f"log entry {index} does not register {record.full_name} {record.manifest.digest}")
+        logged_cids = event.details.get("cids")
+        if logged_cids is not None:
+            recorded = {"v0": record.cids.v0, "v1": record.cids.v1} if record.cids is not None else None
+            if logged_cids != recorded:
+                raise VerificationError(
+                    f"log entry {index} gives the IPFS CIDs {logged_cids}, the registry {recorded}: a CID was altered"
+                )
         holder["leaf_hash"] = merkle.leaf_hash(data)
-        return f"entry {index}: {event.action} of {event.subject[:19]}… by {event.actor}"
+        also = ", with its IPFS CIDs" if logged_cids is not None else ""
+        return f"entry {index}: {event.action} of {event.subject[:19]}… by {event.actor}{also}"
 
     def _check_checkpoint(self, holder: dict[str, Any]) -> str:
         signed = self.log.latest()

@@ -251,7 +251,8 @@ class RegistryUnit:
         if not rows:
             return
         values = list(rows.values())
-        table = IpfsBlockRow.__table__  # Core, not the ORM's bulk insert: a tenth of the time for thousands of rows
+        # Core, not the ORM's bulk insert: a tenth of the time for thousands of rows.
+        table = cast(Table, IpfsBlockRow.__table__)
         for start in range(0, len(values), 5000):
             batch = values[start : start + 5000]
             if self.s.get_bind().dialect.name == "postgresql":
