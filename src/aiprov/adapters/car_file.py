@@ -7,7 +7,10 @@ unpacking then seeks to each block it needs, so memory stays at one block.
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -181,3 +184,25 @@ class CarUnpacker:
         for link in node.links:
             self._file_data(f, link.cid, out, depth + 1)
         return node.filesize
+
+
+@contextmanager
+def unpacked_car(path: Path, file_name: str | None, parent: Path | None = None) -> Iterator[tuple[Cid, int, Path]]:
+    """The model a one-root CAR holds, rebuilt in a temporary directory (under `parent`) removed afterwards.
+
+    Yields (the root CID, the number of blocks, the path to push: the directory, or the one file named
+    `file_name`, default the root CID). Every block is checked against its CID before anything is unpacked.
+    Raises InvalidInput and IntegrityError as `index_car` and `CarUnpacker.unpack` do.
+    """
+    index = index_car(path)
+    if len(index.roots) != 1:
+        raise InvalidInput(f"{path} has {len(index.roots)} roots; a model is one DAG")
+    root = index.roots[0]
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".aiprov-car-", dir=parent))
+    except OSError as e:
+        raise InvalidInput(f"cannot unpack {path}: {e.strerror}") from e
+    try:
+        yield root, len(index.blocks), CarUnpacker(index).unpack(root, staging / "model", file_name or str(root))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -89,18 +89,23 @@ class HubClient:
             raise BackendError(f"the server at {self.url} sent no JSON for {path}") from e
 
     @contextmanager
-    def stream(self, path: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
-        """A streamed GET under /api/v1 (read it with `iter_bytes`). Raises as `request`; a cut is a BackendError."""
+    def stream(
+        self, path: str, headers: dict[str, str] | None = None, *, prefix: str = API
+    ) -> Iterator[httpx.Response]:
+        """A streamed GET under `prefix` (/api/v1; "" for the IPFS gateway), read with `iter_bytes`.
+
+        Raises as `request`; a cut is a BackendError.
+        """
         import httpx
 
         try:
-            with self.http.stream("GET", API + path, headers=headers) as response:
+            with self.http.stream("GET", prefix + path, headers=headers) as response:
                 if response.status_code >= 300:
                     response.read()
                 self.check(response, ())
                 yield response
         except httpx.HTTPError as e:
-            raise BackendError(f"download from {self.url}{API}{path} failed: {e}") from e
+            raise BackendError(f"download from {self.url}{prefix}{path} failed: {e}") from e
 
     def check(self, response: httpx.Response, ok: tuple[int, ...]) -> None:
         """Raise the AiprovError of a failed response (not 2xx and not in `ok`)."""

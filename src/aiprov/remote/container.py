@@ -6,6 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 from aiprov.remote.client import HubClient
+from aiprov.remote.ipfs import RemoteIpfs
 from aiprov.remote.services import (
     RemoteDatasets,
     RemoteEvaluations,
@@ -24,7 +25,7 @@ class RemoteContainer(Unsupported):
 
     `home` keeps what this client trusts of each server (its pinned log key and last verified checkpoint);
     `log_key` pins the log key outright. Commands that need more than the API offers (init, eval --key,
-    eval --reproduce, tile export) raise InvalidInput.
+    eval --reproduce, tile export, ipfs pin) raise InvalidInput.
     """
 
     what = "the command's"
@@ -57,6 +58,10 @@ class RemoteContainer(Unsupported):
     @cached_property
     def signatures(self) -> RemoteSignatures:
         return RemoteSignatures(self.registry)
+
+    @cached_property
+    def ipfs(self) -> RemoteIpfs:
+        return RemoteIpfs(self.registry, self.client)
 
     @cached_property
     def log_signer(self) -> RemoteLogKey:

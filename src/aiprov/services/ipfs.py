@@ -8,15 +8,13 @@ the hub keeps one copy of the bytes and every block it sends is checked on the w
 from __future__ import annotations
 
 import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiprov.adapters.car_file import CarUnpacker, index_car, write_atomic
+from aiprov.adapters.car_file import unpacked_car, write_atomic
 from aiprov.adapters.files import LocalFile, model_files, parallel_map, stream_file
 from aiprov.core import car
 from aiprov.core.digest import Digest
@@ -279,17 +277,9 @@ class IpfsService:
         A CAR of one file needs `file_name` (default: the root CID). Raises InvalidInput, IntegrityError,
         UnsafeModelError and what push raises.
         """
-        index = index_car(path)
-        if len(index.roots) != 1:
-            raise InvalidInput(f"{path} has {len(index.roots)} roots; a model is one DAG")
-        root = index.roots[0]
-        staging = Path(tempfile.mkdtemp(prefix=".aiprov-car-", dir=self.registry.quarantine.parent))
-        try:
-            unpacked = CarUnpacker(index).unpack(root, staging / "model", file_name or str(root))
-            result = self.registry.push(unpacked, request)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return ImportResult(result, str(root), len(index.blocks))
+        with unpacked_car(path, file_name, self.registry.quarantine.parent) as (root, blocks, model):
+            result = self.registry.push(model, request)
+        return ImportResult(result, str(root), blocks)
 
     # pinning --------------------------------------------------------------------------------------------
 
