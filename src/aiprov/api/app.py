@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.types import ASGIApp
 
 from aiprov import __version__
 from aiprov.api import errors
 from aiprov.api.deps import get_caller
+from aiprov.api.fastpath import InferenceFastPath
 from aiprov.api.limits import BodyLimit
 from aiprov.api.routes import accounts, datasets, gateway, inference, log, models, signatures, tiles, uploads
 from aiprov.config import Container
@@ -47,6 +49,13 @@ reads off; writes need `Authorization: Bearer <token>` (`aiprov user add`). Erro
 The transparency log also serves the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`) at the root."""
 
 
+class _HubApp(FastAPI):
+    """FastAPI with the inference fast path as the outermost layer of its stack (see `api/fastpath.py`)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return InferenceFastPath(super().build_middleware_stack(), self, max_bytes=self.state.max_body_bytes)
+
+
 def create_app(container: Container) -> FastAPI:
     """The API over `container` (kept in `app.state.container`, closed at shutdown).
 
@@ -67,7 +76,7 @@ def create_app(container: Container) -> FastAPI:
             finally:
                 container.close()
 
-    app = FastAPI(
+    app = _HubApp(
         title="aiprov",
         version=__version__,
         description=DESCRIPTION,
@@ -79,10 +88,9 @@ def create_app(container: Container) -> FastAPI:
     app.state.container = container
     app.state.on_startup = []
     app.state.on_shutdown = []
+    app.state.max_body_bytes = container.settings.max_body_mb * 2**20
     errors.install(app)
-    app.add_middleware(
-        BodyLimit, max_bytes=container.settings.max_body_mb * 2**20, unlimited=tuple(UNLIMITED_BODY_PATHS)
-    )
+    app.add_middleware(BodyLimit, max_bytes=app.state.max_body_bytes, unlimited=tuple(UNLIMITED_BODY_PATHS))
     for router, prefix in SELF_AUTHENTICATED:  # first: a request is matched against the routes in order
         app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
     for router, prefix in ROUTERS:
