@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
@@ -49,11 +50,61 @@ predict_router = APIRouter(tags=["inference"], responses={404: {"model": Problem
 prediction pays for no dependency solving or parameter models (measured: ~0.15 ms of CPU per request)."""
 infer_router = APIRouter(tags=["inference"], responses={404: {"model": Problem}, 422: {"model": Problem}})
 
-Owner = Annotated[str, Path(min_length=1, max_length=64, description="The namespace: a user name.")]
-Name = Annotated[
-    str, Path(min_length=1, max_length=200, description="The model's name, optionally with `@N` or `@alias`.")
-]
-Version = Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")]
+
+@dataclass(frozen=True, slots=True)
+class _TextParam:
+    """A text path or query parameter, declared once.
+
+    Its OpenAPI entry, its FastAPI declaration and the hot path's own check all come from here, so the three
+    cannot disagree on its limits.
+    """
+
+    name: str
+    source: str  # "path" or "query"
+    min_length: int
+    max_length: int
+    description: str
+
+    def openapi(self) -> dict[str, Any]:
+        """The parameter's OpenAPI entry (the hot-path routes declare theirs by hand, see `predict_router`)."""
+        schema: dict[str, Any] = {"type": "string", "maxLength": self.max_length}
+        if self.min_length:
+            schema["minLength"] = self.min_length
+        required = self.source == "path"
+        return {
+            "name": self.name,
+            "in": self.source,
+            "required": required,
+            "schema": schema,
+            "description": self.description,
+        }
+
+    def declared(self) -> Any:
+        """The FastAPI `Path` or `Query` declaring this parameter (for routes that let FastAPI check it)."""
+        kind = Path if self.source == "path" else Query
+        min_length = self.min_length or None
+        return kind(min_length=min_length, max_length=self.max_length, description=self.description)
+
+    def read(self, request: Request) -> str | None:
+        """The parameter's value, checked as FastAPI would check it. Raises InvalidInput (422)."""
+        values = request.path_params if self.source == "path" else request.query_params
+        value = values.get(self.name)
+        if value is not None and not self.min_length <= len(value) <= self.max_length:
+            raise InvalidInput(
+                f"{self.source}.{self.name}: between {self.min_length} and {self.max_length} characters, "
+                f"not {len(value)}"
+            )
+        return value
+
+
+_OWNER = _TextParam("owner", "path", 1, 64, "The namespace: a user name.")
+_NAME = _TextParam("name", "path", 1, 200, "The model's name, optionally with `@N` or `@alias`.")
+_VERSION = _TextParam("version", "query", 0, 64, "Number or alias; default the latest.")
+_DIGEST = _TextParam("digest", "path", 4, 71, "`sha256:<hex>` or a hex prefix.")
+
+Owner = Annotated[str, _OWNER.declared()]
+Name = Annotated[str, _NAME.declared()]
+Version = Annotated[str | None, _VERSION.declared()]
 Proba = Annotated[bool, Query(description='Also return class probabilities (as does `"proba": true`).')]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 Action = Annotated[str | None, Query(pattern="^(inference|download)$", description="Only this kind of use.")]
@@ -106,40 +157,8 @@ _PROBA_PARAM = {
     "schema": {"type": "boolean", "default": False},
     "description": 'Also return class probabilities (as does `"proba": true`).',
 }
-_PREDICT_PARAMS = [
-    {
-        "name": "owner",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64},
-        "description": "The namespace: a user name.",
-    },
-    {
-        "name": "name",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
-        "description": "The model's name, optionally with `@N` or `@alias`.",
-    },
-    {
-        "name": "version",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "maxLength": 64},
-        "description": "Number or alias; default the latest.",
-    },
-    _PROBA_PARAM,
-]
-_INFER_PARAMS = [
-    {
-        "name": "digest",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "minLength": 4, "maxLength": 71},
-        "description": "`sha256:<hex>` or a hex prefix.",
-    },
-    _PROBA_PARAM,
-]
+_PREDICT_PARAMS = [_OWNER.openapi(), _NAME.openapi(), _VERSION.openapi(), _PROBA_PARAM]
+_INFER_PARAMS = [_DIGEST.openapi(), _PROBA_PARAM]
 _PREDICT: dict[str, Any] = {
     "response_model": PredictOut,
     "responses": {
@@ -222,15 +241,6 @@ def _ref(owner: str, name: str, version: str | None) -> str:
     return f"{owner}/{base}@{selector}" if (at or version is not None) and selector else f"{owner}/{base}"
 
 
-def _text(request: Request, name: str, *, source: str, min_length: int, max_length: int) -> str | None:
-    """A path or query parameter, checked as FastAPI would check a declared one. Raises InvalidInput (422)."""
-    values = request.path_params if source == "path" else request.query_params
-    value = values.get(name)
-    if value is not None and not min_length <= len(value) <= max_length:
-        raise InvalidInput(f"{source}.{name}: between {min_length} and {max_length} characters, not {len(value)}")
-    return value
-
-
 def _proba(request: Request) -> bool:
     value = request.query_params.get("proba")
     if value is None:
@@ -256,9 +266,9 @@ async def predict(request: Request) -> Response:
     `"proba": true` for class probabilities. Answer: `{"predictions": [...], "probabilities"?: [[...]],
     "classes"?: [...], "model": {"name", "version", "digest"}}`.
     """
-    owner = _text(request, "owner", source="path", min_length=1, max_length=64) or ""
-    name = _text(request, "name", source="path", min_length=1, max_length=200) or ""
-    version = _text(request, "version", source="query", min_length=0, max_length=64)
+    owner = _OWNER.read(request) or ""
+    name = _NAME.read(request) or ""
+    version = _VERSION.read(request)
     proba = _proba(request)
     caller = await authenticate(request, request.app.state.container)
     return await _predict(request, _ref(owner, name, version), caller.name or "anonymous", proba)
@@ -272,7 +282,7 @@ async def predict(request: Request) -> Response:
 )
 async def infer(request: Request) -> Response:
     """The seed's endpoint: as `/api/v1/models/{owner}/{name}/predict`, the version named by its manifest digest."""
-    digest = _text(request, "digest", source="path", min_length=4, max_length=71) or ""
+    digest = _DIGEST.read(request) or ""
     proba = _proba(request)
     caller = await authenticate(request, request.app.state.container)
     ref = digest if digest.lower().startswith("sha256:") else f"sha256:{digest}"
