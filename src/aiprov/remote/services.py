@@ -663,8 +663,7 @@ class RemoteVerification(Unsupported):
 
         Raises InvalidInput, NotFound, VerificationError (a manifest that does not hash to its digest).
         """
-        from aiprov.adapters.files import hash_model
-        from aiprov.services.verification import Check, ProvenanceChecks, VerifyReport, check_local
+        from aiprov.services.verification import Check, ProvenanceChecks, VerifyReport
 
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
@@ -675,24 +674,19 @@ class RemoteVerification(Unsupported):
         verifier, pinned = self.pins.verifier(self.log)
         if pinned:
             report.checks.append(Check("log key", True, pinned))
-        checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
-        checks.manifest_digest(report, evidence)
-        checked = record.manifest
-        if path is None:
+
+        def stored_bytes(report: VerifyReport) -> None:
             server = self.registry.client.json("GET", f"{base}/verify")
             stored = next((c for c in server["checks"] if c.get("check") == "stored bytes"), None)
             if stored is not None:
                 report.checks.append(
                     Check("stored bytes (server)", bool(stored["ok"]), f"the server reports: {stored['detail']}")
                 )
-        else:
-            local = hash_model(path)
-            checked = local
-            report.add(f"local copy {path}", lambda: check_local(record.manifest, local, path))
-        known = checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
-        if chain is not None:
-            checks.on_chain(report, evidence, chain, known)
-        return report
+
+        checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
+        return checks.run(
+            report, evidence, stored_bytes=stored_bytes, path=path, bundle=bundle, public_key=public_key, chain=chain
+        )
 
 
 def evidence_from_json(record: VersionRecord, value: dict[str, Any]) -> Evidence:

@@ -127,6 +127,37 @@ class ProvenanceChecks:
         self.verifier = verifier
         self.trusted_file = trusted_file
 
+    def run(
+        self,
+        report: VerifyReport,
+        evidence: Evidence,
+        *,
+        stored_bytes: Callable[[VerifyReport], object],
+        path: Path | None = None,
+        bundle: bytes | None = None,
+        public_key: signing.PublicKey | None = None,
+        chain: ChainReader | None = None,
+    ) -> VerifyReport:
+        """Every check of `evidence`, in order, into `report`; returns it.
+
+        The manifest digest; the bytes (the local copy at `path`, hashed and compared, or else what `stored_bytes`
+        adds about the hub's copy); every signature (a given bundle speaks for the bytes being verified: the local
+        copy when there is one); the log; with `chain`, the anchors.
+        """
+        manifest = evidence.record.manifest
+        self.manifest_digest(report, evidence)
+        checked = manifest
+        if path is None:
+            stored_bytes(report)
+        else:
+            local = hash_model(path)
+            checked = local
+            report.add(f"local copy {path}", lambda: _check_local(manifest, local, path))
+        known = self.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        if chain is not None:
+            self.on_chain(report, evidence, chain, known)
+        return report
+
     def manifest_digest(self, report: VerifyReport, evidence: Evidence) -> None:
         report.add("manifest digest", lambda: self._check_digest(evidence.record, evidence.recorded_digest))
 
@@ -293,21 +324,16 @@ class VerificationService:
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         evidence = self.evidence(ref)
-        report = VerifyReport(evidence.record)
         manifest = evidence.record.manifest
-        self.checks.manifest_digest(report, evidence)
-        # A given bundle speaks for the bytes being verified: the local copy when there is one.
-        checked = manifest
-        if path is None:
-            report.add("stored bytes", lambda: self._check_blobs(manifest))
-        else:
-            local = hash_model(path)
-            checked = local
-            report.add(f"local copy {path}", lambda: check_local(manifest, local, path))
-        known = self.checks.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
-        if chain is not None:
-            self.checks.on_chain(report, evidence, chain, known)
-        return report
+        return self.checks.run(
+            VerifyReport(evidence.record),
+            evidence,
+            stored_bytes=lambda report: report.add("stored bytes", lambda: self._check_blobs(manifest)),
+            path=path,
+            bundle=bundle,
+            public_key=public_key,
+            chain=chain,
+        )
 
     def _check_blobs(self, manifest: Manifest) -> str:
         def rehash(entry: ManifestEntry) -> None:
@@ -321,7 +347,7 @@ class VerificationService:
         return f"{len(manifest.entries)} file(s), {manifest.total_size} bytes re-hashed"
 
 
-def check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
+def _check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
     """The check of a local copy: every file present and equal, nothing extra."""
     compare_manifests(manifest, local, str(path))
     return f"{len(manifest.entries)} file(s) match"
