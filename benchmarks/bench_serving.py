@@ -183,10 +183,17 @@ def cases(duration: float) -> list[tuple[str, int, float]]:
 
 
 def measure(
-    name: str, url: str, bodies: dict[str, Path], duration: float, work: Path, pid: int
+    name: str,
+    url: str,
+    bodies: dict[str, Path],
+    duration: float,
+    work: Path,
+    pid: int,
+    which: Sequence[tuple[str, int, float]] | None = None,
 ) -> tuple[list[Result], float]:
+    """Each of `which` (default every case): a warm-up, then the measured wrk run; and the server's RSS."""
     results = []
-    for case, connections, seconds in cases(duration):
+    for case, connections, seconds in cases(duration) if which is None else which:
         run_wrk(url, bodies[case], connections, min(2.0, seconds), work)  # warm: every model worker, caches, JIT paths
         rps, p50, p99, n, errors = run_wrk(url, bodies[case], connections, seconds, work)
         results.append(Result(name, case, connections, rps, p50, p99, n, errors))
@@ -285,12 +292,7 @@ def bench_floor(work: Path, bodies: dict[str, Path], duration: float) -> list[Re
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        results = []
-        for case, connections, seconds in cases(duration)[:2]:
-            run_wrk(url, bodies[case], connections, min(2.0, seconds), work)
-            rps, p50, p99, n, errors = run_wrk(url, bodies[case], connections, seconds, work)
-            results.append(Result("floor", case, connections, rps, p50, p99, n, errors))
-        return results
+        return measure("floor", url, bodies, duration, work, proc.pid, cases(duration)[:2])[0]
     finally:
         stop(proc)
 
