@@ -53,7 +53,9 @@ class _HubApp(FastAPI):
     """FastAPI with the inference fast path as the outermost layer of its stack (see `api/fastpath.py`)."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return InferenceFastPath(super().build_middleware_stack(), self, max_bytes=self.state.max_body_bytes)
+        return InferenceFastPath(
+            super().build_middleware_stack(), self, SELF_AUTHENTICATED, max_bytes=self.state.max_body_bytes
+        )
 
 
 def create_app(container: Container) -> FastAPI:

@@ -5,43 +5,55 @@ went to the layers every request crosses (Starlette's error and exception middle
 limit and exit-stack middleware, the router's match over every route, FastAPI's request handler), measured
 with `py-spy --gil` under `benchmarks/bench_serving.py`. The two prediction routes need none of them: they
 authenticate themselves and read their body raw. So the outermost layer of the app sends `POST` requests for
-those two paths straight to the route functions of `routes/inference.py`, behind the same `BodyLimit`, and
-turns errors into the same problem bodies with the app's own exception handlers. The routes stay declared on
-the app too (OpenAPI documents them, and a request the fast path does not take still reaches them).
+those two paths (the app's self-authenticated routes, `app.SELF_AUTHENTICATED`, at the paths the app mounts
+them) straight to their route functions, behind the same `BodyLimit`, and turns errors into the same problem
+bodies with the app's own exception handlers. The routes stay mounted on the app too (OpenAPI documents them,
+and a request the fast path does not take still reaches them).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aiprov.api.limits import BodyLimit
-from aiprov.api.routes import inference
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-_ROUTES: tuple[tuple[re.Pattern[str], Handler], ...] = (
-    (re.compile(r"/api/v1/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predict"), inference.predict),
-    (re.compile(r"/infer/(?P<digest>[^/]+)"), inference.infer),
-)
-"""The paths of the two routes as Starlette's router matches them (a path parameter is one segment)."""
-
 
 class InferenceFastPath:
-    """Outermost ASGI layer of the app: prediction requests to their routes directly, the rest to `inner`."""
+    """Outermost ASGI layer of the app: the POST routes of `routers` served directly, the rest passed to `inner`.
 
-    def __init__(self, inner: ASGIApp, app: FastAPI, *, max_bytes: int) -> None:
+    Each router's routes are matched at its prefix, as the app mounts them. Only routes that authenticate
+    themselves and take nothing but the request belong in `routers`: the fast path solves no dependencies and
+    validates no parameters.
+    """
+
+    def __init__(
+        self, inner: ASGIApp, app: FastAPI, routers: Sequence[tuple[APIRouter, str]], *, max_bytes: int
+    ) -> None:
         self.inner = inner
         self.app = app
-        self.limited = BodyLimit(self._serve, max_bytes=max_bytes)
+        self.routes: list[tuple[re.Pattern[str], ASGIApp]] = [
+            (
+                compile_path(prefix + route.path)[0],
+                BodyLimit(functools.partial(self._serve, route.endpoint), max_bytes=max_bytes),
+            )
+            for router, prefix in routers
+            for route in router.routes
+            if isinstance(route, APIRoute) and "POST" in (route.methods or ())
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -49,17 +61,15 @@ class InferenceFastPath:
             root = scope.get("root_path", "")
             if root and path.startswith(root):
                 path = path[len(root) :]
-            for pattern, handler in _ROUTES:
-                if match := pattern.fullmatch(path):
-                    scope["path_params"] = match.groupdict()
-                    scope["fast_handler"] = handler
-                    await self.limited(scope, receive, send)
+            for pattern, limited in self.routes:
+                if match := pattern.match(path):
+                    scope["path_params"] = match.groupdict()  # every parameter of these routes is a plain str
+                    await limited(scope, receive, send)
                     return
         await self.inner(scope, receive, send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
-        handler: Handler = scope["fast_handler"]
         try:
             response = await handler(request)
         except Exception as e:  # every error gets the problem body the app's handlers give it elsewhere
