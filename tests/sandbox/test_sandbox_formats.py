@@ -58,7 +58,11 @@ def test_joblib_skops_and_onnx_models_predict_like_the_estimator(
     (tmp_path / "m.onnx").write_bytes(to_onnx(clf, x[:1].astype(np.float32)).SerializeToString())
     expected = clf.predict(x).tolist()
     for fmt, entry in (("joblib", "m.joblib"), ("skops", "m.skops"), ("onnx", "m.onnx")):
-        got = pool.predict(ModelSpec(fmt, str(tmp_path), entry, fmt), x, proba=True)
+        spec = ModelSpec(fmt, str(tmp_path), entry, fmt)
+        # The first load of a format imports its library in the worker (seconds on a loaded 2-core CI machine):
+        # given its own time, so the 5 s limit applies to the prediction, as it does in serving.
+        pool.load(spec, timeout=60)
+        got = pool.predict(spec, x, proba=True)
         assert got.predictions == expected, fmt
         assert got.probabilities is not None
         np.testing.assert_allclose(got.probabilities, clf.predict_proba(x), atol=1e-5)
