@@ -134,6 +134,48 @@ def test_every_push_and_download_is_an_event(hub: Container, make_model: MakeMod
     assert [e.details["deduplicated"] for e in events[1:]] == [True, False]
 
 
+def test_events_read_back_as_written_and_as_the_orm_writes_them(hub: Container) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import insert, select
+
+    from aiprov.adapters.db.schema import EventRow
+    from aiprov.core.events import Event
+
+    when = datetime(2026, 11, 27, 10, 33, 41, 123456, tzinfo=UTC)
+    details = {"version": 1, "n": 2**53 - 1, "name": "naïve ✓", "files": [{"path": "a/b", "size": 0}], "ok": True}
+    events = [
+        Event(when, "bob", "inference", "sha256:" + "ab" * 32, "alice/m", details),
+        Event(when.astimezone(timezone(timedelta(hours=-5))), "carol", "download", "sha256:" + "cd" * 32, None, {}),
+    ]
+    with hub.db.unit(write=True) as u:
+        first = u.add_events(events)
+        # The same row through the ORM's Core insert: the driver-level insert must store what it stores.
+        u.conn.execute(
+            insert(EventRow),
+            [
+                {
+                    "time": when,
+                    "actor": "orm",
+                    "action": "inference",
+                    "subject": "x",
+                    "model": None,
+                    "details": details,
+                    "leaf_index": -1,
+                }
+            ],
+        )
+    with hub.db.unit() as u:
+        rows = {r.actor: r for r in u.s.scalars(select(EventRow))}
+        raw = dict(u.conn.exec_driver_sql("SELECT actor, time FROM events").all())
+    assert rows["bob"].leaf_index == first and rows["carol"].leaf_index == first + 1
+    assert rows["bob"].details == details and rows["carol"].details == {} and rows["carol"].model is None
+    for actor in ("bob", "carol"):
+        back = rows[actor].time
+        assert (back if back.tzinfo else back.replace(tzinfo=UTC)) == when
+    assert type(raw["bob"]) is type(raw["orm"]) and raw["bob"] == raw["orm"]
+
+
 def test_pull_refuses_to_overwrite_different_content(hub: Container, make_model: MakeModel, tmp_path: Path) -> None:
     hub.registry.push(make_model({"w": b"registered"}), PushRequest("alice/m"))
     out = tmp_path / "out"

@@ -48,12 +48,27 @@ def _plain(value: Any) -> bool:
     Measured: log events encode about 4x faster this way.
     """
     kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_SAFE_INT <= value <= _SAFE_INT)
     if kind is dict:
-        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
-    if kind is list:
-        return all(_plain(v) for v in value)
-    return False
+        for k in value:
+            if type(k) is not str or not k.isascii():
+                return False
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    else:
+        items = (value,)
+    # One loop that settles scalars inline, without a call each: events are mostly scalars, and this runs for
+    # every log entry (a usage batch encodes hundreds).
+    for v in items:
+        kind = type(v)
+        if kind is str or kind is bool or v is None:
+            continue
+        if kind is int:
+            if not -_SAFE_INT <= v <= _SAFE_INT:
+                return False
+        elif kind is dict or kind is list:
+            if not _plain(v):
+                return False
+        else:
+            return False
+    return True

@@ -36,7 +36,8 @@ def _split(blob: bytes) -> list[bytes]:
     return [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
 
 
-def _marks(conn: Connection, n: int) -> str:
+def placeholders(conn: Connection, n: int) -> str:
+    """`n` parameter markers in the driver's style, comma-separated (for `exec_driver_sql`)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return ", ".join([mark] * n)
 
@@ -85,7 +86,7 @@ def _grow(conn: Connection, query: str, start: int, items: list[bytes]) -> list[
     offset = start % WIDTH
     prefix = b""
     if offset:
-        stored = conn.exec_driver_sql(query.format(m=_marks(conn, 1)), (start // WIDTH,)).scalar_one_or_none()
+        stored = conn.exec_driver_sql(query.format(m=placeholders(conn, 1)), (start // WIDTH,)).scalar_one_or_none()
         if stored is None:
             raise _damaged(f"the partial group {start // WIDTH} of {query.split()[3]} is missing")
         prefix = bytes(stored)
@@ -100,7 +101,7 @@ def _upsert(conn: Connection, target: str, key: str, column: str, rows: Sequence
     if rows:
         width = len(rows[0])
         conn.exec_driver_sql(
-            f"INSERT INTO {target} VALUES ({_marks(conn, width)}) "
+            f"INSERT INTO {target} VALUES ({placeholders(conn, width)}) "
             f"ON CONFLICT {key} DO UPDATE SET {column} = excluded.{column}",
             list(rows),
         )
@@ -124,7 +125,7 @@ def _fetch(conn: Connection, table: str, columns: str, keys: Sequence[tuple[int,
     if not keys:
         return {}
     key_columns = columns.split(", ")[:-1]
-    one = " AND ".join(f"{c} = {_marks(conn, 1)}" for c in key_columns)
+    one = " AND ".join(f"{c} = {placeholders(conn, 1)}" for c in key_columns)
     where = " OR ".join(f"({one})" for _ in keys)
     params = tuple(v for k in keys for v in k)
     rows = conn.exec_driver_sql(f"SELECT {columns} FROM {table} WHERE {where}", params)
