@@ -216,3 +216,25 @@ def test_the_fast_input_digest_of_numbers_is_the_rfc8785_one() -> None:
     assert fast_hits > len(values) // 2
     ints = [[1, 2, 3], [4, -5, 2**53 - 1]]
     assert _fast_canonical(ints, np.asarray(ints)) == canonical_json(ints)
+
+
+def test_small_and_large_inputs_take_the_fast_digest_for_the_same_values() -> None:
+    """A small input is checked value by value, a large one with numpy: both must accept exactly the same."""
+    import random
+
+    import numpy as np
+
+    from aiprov.core.canonical import canonical_json
+    from aiprov.services.usage import SMALL_INPUT, _fast_canonical
+
+    rng = random.Random(11)
+    values: list[float | int] = [0.0, -0.0, 1e-4, 9.99e-5, 1e16, 1e16 - 2, 5.0, 3, -(2**53) + 1, 2**53, True, False]
+    values += [rng.choice([1, -1]) * 10 ** rng.uniform(-6, 18) for _ in range(300)]
+    copies = SMALL_INPUT // 2 + 1  # rows of two values: more than SMALL_INPUT in all
+    for v in values:
+        small, large = [[v, 1.5]], [[v, 1.5]] * copies
+        fast_small = _fast_canonical(small, np.asarray(small))
+        fast_large = _fast_canonical(large, np.asarray(large))
+        assert (fast_small is None) == (fast_large is None), v
+        if fast_large is not None:
+            assert fast_large == canonical_json(large), v

@@ -19,6 +19,7 @@ from aiprov.api import create_app
 from aiprov.config import Container, Settings
 from aiprov.core import merkle
 from aiprov.core.events import Event
+from aiprov.errors import InvalidInput
 from aiprov.sandbox import Limits, SandboxedModels, WorkerPool
 from aiprov.services.usage import UsageQueries, input_digest
 
@@ -142,6 +143,27 @@ def test_bad_bodies_are_clear_422_problems(served: tuple[TestClient, Any, Any], 
     client, _, _ = served
     r = client.post(PREDICT, content=body, headers={"content-type": "application/json"})
     assert detail in assert_problem(r, 422)["detail"]
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), -float("inf"), 2**53, -(2**53), 2.0**53, 1e300, -0.0, 7, 5.5, True, "x", None]
+)
+def test_small_and_large_inputs_are_checked_alike(value: Any) -> None:
+    """A small input is checked value by value, a large one with numpy: they must refuse and pass the same."""
+    import numpy as np
+
+    from aiprov.services.inference import model_input
+    from aiprov.services.usage import SMALL_INPUT
+
+    def outcome(rows: list[list[Any]]) -> Any:
+        try:
+            x = model_input(rows)
+        except InvalidInput:
+            return "refused"
+        return ("array", x[:1].tolist()) if isinstance(x, np.ndarray) else ("rows", x[:1])
+
+    small = [[value, 1.5]]
+    assert outcome(small) == outcome(small * SMALL_INPUT)
 
 
 def test_unknown_model_or_version_is_a_404(served: tuple[TestClient, Any, Any]) -> None:

@@ -28,7 +28,7 @@ from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
 from aiprov.records import VersionRecord
 from aiprov.sandbox.batching import Batcher
-from aiprov.services.usage import INFERENCE, SAFE_INT, Usage, UsageRecorder
+from aiprov.services.usage import INFERENCE, SAFE_INT, SMALL_INPUT, Usage, UsageRecorder
 
 if TYPE_CHECKING:
     from aiprov.adapters.db.registry import SqlRegistry
@@ -160,7 +160,8 @@ def _records_to_rows(records: list[Any], features: Sequence[str] | None) -> list
 def model_input(rows: list[list[Any]]) -> Any:
     """What the worker gets for `rows`: a numpy array when every value is a number, else the rows themselves.
 
-    Numbers are checked in one conversion; other rows value by value (each must be a JSON scalar).
+    Numbers are checked in one conversion (value by value in a small input); other rows value by value (each
+    must be a JSON scalar).
 
     Raises InvalidInput for a value that is a list or object, a non-finite number or an integer beyond 2**53.
     """
@@ -171,12 +172,14 @@ def model_input(rows: list[list[Any]]) -> Any:
     except (ValueError, TypeError):
         array = None
     if array is not None and array.ndim == 2 and array.dtype.kind in "biuf":
-        if array.dtype.kind == "f":
+        if array.size <= SMALL_INPUT:  # numpy's checks cost more than a loop here (the 1-row request)
+            _check_scalars(rows)
+        elif array.dtype.kind == "f":
             if not np.isfinite(array).all():
                 raise InvalidInput("inputs hold NaN or infinity, which JSON cannot carry")
             if array.size and float(np.abs(array).max()) >= SAFE_INT:  # rare: find an integer JSON cannot carry
                 _check_scalars(rows)
-        if array.dtype.kind in "iu" and array.size and int(np.abs(array).max()) >= SAFE_INT:
+        elif array.dtype.kind in "iu" and array.size and int(np.abs(array).max()) >= SAFE_INT:
             raise InvalidInput("inputs hold an integer beyond 2**53, which JSON cannot carry exactly")
         return array
     _check_scalars(rows)
@@ -186,6 +189,8 @@ def model_input(rows: list[list[Any]]) -> Any:
 def _check_scalars(rows: list[list[Any]]) -> None:
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
+            if type(value) is float and -SAFE_INT < value < SAFE_INT:  # the common case, settled in one test
+                continue
             if not isinstance(value, _SCALARS):
                 raise InvalidInput(f"inputs[{i}][{j}] is a {type(value).__name__}, not a number, string, bool or null")
             if isinstance(value, int) and abs(value) >= SAFE_INT:
