@@ -24,23 +24,18 @@ def client(hub: Hub, iris: tuple[Path, Any]) -> Iterator[TestClient]:  # noqa: F
         yield client
 
 
-def stack(client: TestClient) -> InferenceFastPath:
-    client.get("/api/v1/models")  # builds the middleware stack
-    layer = client.app.middleware_stack  # type: ignore[attr-defined]
-    assert isinstance(layer, InferenceFastPath)
-    return layer
-
-
 def test_predictions_skip_the_framework_and_everything_else_does_not(client: TestClient) -> None:
-    layer = stack(client)
+    client.get("/api/v1/models")  # builds the framework's middleware stack
+    app: Any = client.app
+    assert isinstance(app.fast_path, InferenceFastPath)
     crossed: list[str] = []
-    inner = layer.inner
+    inner = app.middleware_stack
 
     async def spy(scope: Scope, receive: Receive, send: Send) -> None:
         crossed.append(f"{scope.get('method')} {scope.get('path')}")
         await inner(scope, receive, send)
 
-    layer.inner = spy
+    app.middleware_stack = spy
     r = client.post(PREDICT, json={"inputs": ROWS})
     assert r.status_code == 200
     assert client.post(f"/infer/{r.json()['model']['digest']}", json={"inputs": ROWS}).status_code == 200
@@ -51,7 +46,6 @@ def test_predictions_skip_the_framework_and_everything_else_does_not(client: Tes
 
 
 def test_the_fast_path_keeps_auth_limits_and_problem_bodies(hub: Hub, client: TestClient) -> None:
-    stack(client)
     assert_problem(client.post(PREDICT, json={"inputs": ROWS}, headers=bearer("not-a-token")), 401)
     r = client.post(PREDICT, content=b"{", headers={"content-type": "application/json"})
     assert_problem(r, 422)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from aiprov import __version__
 from aiprov.api import errors
@@ -50,12 +50,19 @@ The transparency log also serves the C2SP tlog-tiles paths (`/checkpoint`, `/til
 
 
 class _HubApp(FastAPI):
-    """FastAPI with the inference fast path as the outermost layer of its stack (see `api/fastpath.py`)."""
+    """FastAPI that serves the inference routes itself, ahead of the framework (see `api/fastpath.py`)."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return InferenceFastPath(
-            super().build_middleware_stack(), self, SELF_AUTHENTICATED, max_bytes=self.state.max_body_bytes
-        )
+    fast_path: InferenceFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is None:
+            self.fast_path = InferenceFastPath(self, SELF_AUTHENTICATED, max_bytes=self.state.max_body_bytes)
+        serve = self.fast_path.match(scope)
+        if serve is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # as Starlette sets it: `request.app` is how a route reaches the container
+        await serve(scope, receive, send)
 
 
 def create_app(container: Container) -> FastAPI:
