@@ -80,8 +80,10 @@ def _fast_canonical(rows: Any, array: Any) -> bytes | None:
     import numpy as np
 
     if array.size <= SMALL_INPUT:
-        if not all(_orjson_exact(v) for row in rows for v in row):
-            return None
+        for row in rows:
+            for v in row:
+                if not _orjson_exact(v):
+                    return None
     elif array.dtype.kind == "f":
         a = np.abs(array)
         if not (((a >= 1e-4) & (a < SAFE_INT)) | ((a == 0) & ~np.signbit(array))).all():
