@@ -78,6 +78,28 @@ def test_a_single_caller_is_never_delayed_or_batched() -> None:
     assert pool.calls == [1] * 5 and batcher.batched == 0
 
 
+def test_requests_received_with_a_lone_one_join_its_call() -> None:
+    """The first request of a wave finds the worker free; those read on the next turns of the loop join it."""
+    pool = ScriptedPool()
+    batcher = Batcher(pool)  # type: ignore[arg-type]
+
+    async def wave() -> list[Any]:
+        s = spec()
+        futures = [asyncio.ensure_future(batcher.predict_async(s, np.array([[1.0, 0.0]])))]
+
+        def arrive() -> None:  # as the requests of sockets read on the next turn of the loop would
+            for i in range(2, 5):
+                futures.append(asyncio.ensure_future(batcher.predict_async(s, np.array([[float(i), 0.0]]))))
+
+        asyncio.get_running_loop().call_soon(arrive)
+        await asyncio.sleep(0.05)
+        return await asyncio.gather(*futures)
+
+    results = asyncio.run(wave())
+    assert [r.predictions for r in results] == [[2.0], [4.0], [6.0], [8.0]]
+    assert pool.calls == [4] and batcher.batched == 4
+
+
 def test_a_bad_row_fails_only_its_request() -> None:
     pool = ScriptedPool()
     batcher = Batcher(pool)  # type: ignore[arg-type]
