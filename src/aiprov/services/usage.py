@@ -99,7 +99,7 @@ def _orjson_exact(v: Any) -> bool:
     if kind is float:
         return 1e-4 <= abs(v) < SAFE_INT or (v == 0 and math.copysign(1.0, v) > 0)
     if kind is int:
-        return -SAFE_INT < v < SAFE_INT
+        return bool(-SAFE_INT < v < SAFE_INT)
     return kind is bool
 
 
