@@ -69,6 +69,21 @@ def test_joblib_skops_and_onnx_models_predict_like_the_estimator(
         assert got.classes == [0, 1, 2]
 
 
+def test_a_scikit_learn_model_still_refuses_nan_and_infinity(
+    pool: WorkerPool, iris: tuple[Any, Any, Any], tmp_path: Path
+) -> None:
+    """The worker switches scikit-learn's finiteness check off only for input it has checked finite itself."""
+    x, _, clf = iris
+    joblib.dump(clf, tmp_path / "m.joblib")
+    spec = ModelSpec("finite", str(tmp_path), "m.joblib", "joblib")
+    pool.load(spec, timeout=60)
+    assert pool.predict(spec, x[:3]).predictions == clf.predict(x[:3]).tolist()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ModelExecutionError, match=r"ValueError: Input X contains (NaN|infinity)"):
+            pool.predict(spec, [[bad, 1.0, 1.0, 1.0]])
+    assert pool.predict(spec, x[:3]).predictions == clf.predict(x[:3]).tolist()
+
+
 def test_skops_type_outside_trusted_list_is_refused_in_the_worker(
     pool: WorkerPool, iris: tuple[Any, Any, Any], tmp_path: Path
 ) -> None:

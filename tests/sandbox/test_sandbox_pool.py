@@ -90,6 +90,33 @@ def test_loaded_models_stay_warm_per_worker(pool: WorkerPool, make_spec: MakeSpe
     assert answer(pool, a)[1] == 2
 
 
+def test_a_worker_is_sent_a_spec_until_it_holds_the_model_then_its_key(make_spec: MakeSpec) -> None:
+    a, b = make_spec("a"), make_spec("b")
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, warm_models=1) as pool:
+        answer(pool, a)
+        worker = pool._idle[0]
+        sent: list[object] = []
+        send = worker.conn.send
+
+        def spy(message: tuple[object, ...]) -> None:
+            if message[0] == "run":
+                sent.append(message[1])
+            send(message)
+
+        worker.conn.send = spy  # type: ignore[method-assign]
+        answer(pool, a)
+        answer(pool, b)  # evicts a (one warm model per worker)
+        answer(pool, a)
+        assert sent == ["a", b, a]
+
+
+def test_a_key_the_worker_does_not_hold_is_a_load_error() -> None:
+    from aiprov.sandbox.worker import _Models
+
+    with pytest.raises(LookupError, match="model sha256:ab is not loaded in this worker"):
+        _Models({}, 1).get("sha256:ab")
+
+
 def test_requests_prefer_the_worker_that_has_the_model_warm(make_spec: MakeSpec) -> None:
     a, b = make_spec("a", predict="slow"), make_spec("b", predict="slow")
     with WorkerPool(2, LIMITS, loaders={"misbehaving": LOADER}) as pool, ThreadPoolExecutor(2) as threads:
