@@ -216,8 +216,39 @@ def test_remote_ipfs_cid_export_and_import_match_the_local_commands(
     assert imported["digest"] == pushed["digest"] and imported["same_cid"] is True
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".aiprov-car-")]
 
-    code, _, err = remote(server, alice, "ipfs", "pin", "alice/m")
-    assert code == 2 and "does not work against a server" in err
+    code, _, err = remote(server, alice, "ipfs", "pin", "alice/m")  # this hub has no IPFS endpoint
+    assert code == 2 and "no IPFS endpoint to pin to" in err
+
+
+def test_remote_ipfs_pin_uses_the_hubs_kubo_node_for_the_owner_only(
+    make_server: Callable[..., Server], make_model: Any, tmp_path: Path
+) -> None:
+    from tests.ipfs.fake_ipfs import fake_ipfs
+    from tests.ipfs.jstools import ipfs_car
+
+    with fake_ipfs(tmp_path) as kubo:
+        server = make_server(env={"AIPROV_IPFS_API": kubo.url})
+        alice, bob = server.add_user("alice"), server.add_user("bob")
+        remote_json(server, alice, "push", str(make_model(MODEL)), "--name", "alice/m")
+
+        code, _, err = remote(server, bob, "ipfs", "pin", "alice/m")
+        assert code != 0 and "bob may not write under alice/" in err and kubo.cars == []
+        pinned = remote_json(server, alice, "ipfs", "pin", "alice/m", "--cid-version", "1")
+        cid = local_json(server, "ipfs", "cid", "alice/m", "--cid-version", "1")["cid"]
+        assert pinned == {
+            "ref": "alice/m@1",
+            "cid": cid,
+            "via": "kubo",
+            "endpoint": kubo.url,
+            "status": "pinned",
+            "request_id": None,
+        }
+    [car] = kubo.cars  # the hub sent the version's DAG; npm ipfs-car unpacks it to the model's files
+    unpacked = ipfs_car("unpack", str(car), "--output", str(tmp_path / "out"))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert (tmp_path / "out" / "weights" / "b.bin").read_bytes() == MODEL["weights/b.bin"]
+    events = [e for e in local_json(server, "usage", "alice/m")["events"] if e["action"] == "ipfs.pin"]
+    assert [(e["actor"], e["details"]["cid"]) for e in events] == [("alice", cid)]
 
 
 def test_remote_ipfs_export_of_altered_bytes_leaves_no_file(server: Server, make_model: Any, tmp_path: Path) -> None:

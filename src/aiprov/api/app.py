@@ -13,7 +13,7 @@ from aiprov.api import errors
 from aiprov.api.deps import get_caller
 from aiprov.api.fastpath import InferenceFastPath
 from aiprov.api.limits import BodyLimit
-from aiprov.api.routes import accounts, datasets, gateway, inference, log, models, signatures, tiles, uploads
+from aiprov.api.routes import accounts, datasets, gateway, inference, log, models, pins, signatures, tiles, uploads
 from aiprov.config import Container
 
 API_PREFIX = "/api/v1"
@@ -31,6 +31,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (inference.router, API_PREFIX),
     (datasets.router, API_PREFIX),
     (signatures.router, API_PREFIX),
+    (pins.router, API_PREFIX),
     (gateway.router, ""),
 ]
 

@@ -250,6 +250,15 @@ class SignedOut(Wire):
     recorded: bool = Field(description="False when this key had signed the version already.")
 
 
+class PinOut(Wire):
+    ref: str = Field(description="The version pinned, `owner/name@N`.")
+    cid: str = Field(description="The root CID pinned.")
+    via: str = Field(description="`kubo` (RPC API) or `pinning-service` (IPFS Pinning Service API).")
+    endpoint: str
+    status: str = Field(description="`pinned` once the endpoint says so.")
+    request_id: str | None = Field(description="The pinning service's request id (none for Kubo).")
+
+
 class DatasetIn(Wire):
     """Register an uploaded blob (`PUT /api/v1/blobs/...`) as a dataset."""
 

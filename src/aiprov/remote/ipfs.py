@@ -4,8 +4,8 @@
 must hash to its CID, the root must be the version's CID, and the files the CAR rebuilds must hash to the
 version's manifest digest, before the CAR appears at its path. (`aiprov --server URL verify REF` proves that
 digest and those CIDs against the hub's signed log.) `import` checks and unpacks the CAR here, then pushes the
-files as `push` does; the hub scans them. `pin` runs on the hub's machine, where its Kubo node or pinning
-service is configured.
+files as `push` does; the hub scans them. `pin` asks the hub to pin with its own Kubo node or pinning service
+(`POST .../versions/{n}/pin`): the owner's or an admin's token, and no IPFS endpoint here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from aiprov.errors import IntegrityError, InvalidInput
 from aiprov.records import VersionRecord
 from aiprov.remote.client import HubClient
 from aiprov.remote.services import RemoteRegistry, Unsupported
-from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, check_version
+from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult, check_version
 from aiprov.services.registry import PushRequest
 
 CAR = "application/vnd.ipld.car"
@@ -28,7 +28,7 @@ CHUNK = 1024 * 1024
 
 
 class RemoteIpfs(Unsupported):
-    """`IpfsService` against a server (see the module's docstring); `pin` stays on the hub's machine."""
+    """`IpfsService` against a server (see the module's docstring)."""
 
     what = "ipfs"
 
@@ -88,3 +88,18 @@ class RemoteIpfs(Unsupported):
         with unpacked_car(path, file_name, path.parent) as (root, blocks, model):
             result = self.registry.push(model, request)
         return ImportResult(result, str(root), blocks)
+
+    def pin(self, ref: str, version: int) -> PinResult:
+        """Have the hub pin the version with its IPFS endpoint; what it reported.
+
+        Raises NotFound, Unauthorized/Forbidden (not the owner's or an admin's token), InvalidInput (the hub has no
+        IPFS endpoint), BackendError (the endpoint is down or refused).
+        """
+        check_version(version)
+        record = self.registry.show(ref)[1]
+        owner, name = record.full_name.split("/", 1)
+        path = f"/models/{quote(owner)}/{quote(name)}/versions/{record.number}/pin"
+        body = self.client.json("POST", path, params={"cid_version": version})
+        return PinResult(
+            body["ref"], body["cid"], body["via"], body["endpoint"], body["status"], body.get("request_id")
+        )
