@@ -102,7 +102,7 @@ def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, 
     code, _, err = remote(server, bob, "push", model, "--name", "alice/m")
     assert code == 11 and "bob may not write under alice/" in err
     assert remote(server, "not-a-token", "ls")[0] == 10
-    code, _, err = remote(server, alice, "eval", "--reproduce", "1")
+    code, _, err = remote(server, alice, "gc")
     assert code == 2 and "does not work against a server" in err  # said so, no traceback
 
 

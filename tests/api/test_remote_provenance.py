@@ -113,6 +113,15 @@ def test_remote_dataset_add_ls_and_eval(server: Server, tmp_path: Path) -> None:
     code, _, err = remote(server, bob, "eval", "alice/clf", "--benchmark", "iris", "--key", str(key))
     assert code == 2 and "--key signs an evaluation on the machine that runs it" in err
 
+    # --reproduce re-runs it on the hub's workers: the same JSON as on the hub's machine; a write scope is needed.
+    reproduced = remote_json(server, bob, "eval", "--reproduce", str(result["id"]))
+    here = local_json(server, "eval", "--reproduce", str(result["id"]))
+    assert reproduced == here and reproduced["identical"] is True and reproduced["metrics"]["accuracy"] == 1.0
+    assert remote(server, None, "eval", "--reproduce", str(result["id"]))[0] == 10  # anonymous: unauthorized
+    assert remote(server, bob, "eval", "--reproduce", "999")[0] == 3
+    code, out, _ = remote(server, bob, "eval", "--reproduce", str(result["id"]))
+    assert code == 0 and f"evaluation {result['id']} reproduced: identical metrics" in out
+
 
 def test_remote_verify_proves_inclusion_with_the_pinned_key(server: Server, make_model: Any, tmp_path: Path) -> None:
     alice = server.add_user("alice")

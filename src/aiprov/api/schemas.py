@@ -91,6 +91,22 @@ class EvaluationOut(EvaluationSummaryOut):
     attestation: dict[str, Any] | None
 
 
+class ReproductionOut(Wire):
+    """`aiprov eval --reproduce ID --json`: a re-run of a recorded evaluation, compared with the record."""
+
+    id: int
+    model: str
+    version: int
+    digest: str
+    dataset: str
+    identical: bool = Field(description="True when every metric, the dataset digest and the split are the same.")
+    recorded: dict[str, float]
+    metrics: dict[str, float]
+    differences: list[dict[str, Any]] = Field(description='`{"field", "recorded", "now"}` for each difference.')
+    packages: dict[str, str] = Field(description="The packages the re-run used.")
+    recorded_packages: dict[str, str]
+
+
 class VersionDetailOut(VersionOut):
     """`aiprov show --json`: the version with its model's metadata and evaluations."""
 

@@ -488,6 +488,36 @@ class RemoteEvaluations(Unsupported):
         document = self.client.json("POST", f"{_model_path(str(parsed.model))}/evaluations", json=body, params=params)
         return RemoteEvaluation(document)
 
+    def reproduce(self, evaluation_id: int) -> RemoteReproduction:
+        """Have the server re-run evaluation `evaluation_id` on its workers and compare (nothing is recorded)."""
+        return RemoteReproduction(self.client.json("POST", f"/evaluations/{evaluation_id}/reproduce"))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteReproduction:
+    """A re-run of an evaluation as the server reports it (what `eval --reproduce` prints)."""
+
+    data: dict[str, Any]
+
+    @property
+    def original(self) -> RemoteEvaluation:
+        return RemoteEvaluation({**self.data, "metrics": self.data["recorded"]})
+
+    @property
+    def identical(self) -> bool:
+        return bool(self.data["identical"])
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.data["metrics"])
+
+    @property
+    def differences(self) -> builtins.list[dict[str, Any]]:
+        return list(self.data["differences"])
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.data)
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteDataset:

@@ -20,6 +20,7 @@ from aiprov.api.schemas import (
     EvaluationOut,
     EventOut,
     ModelOut,
+    ReproductionOut,
     VersionDetailOut,
     VersionOut,
 )
@@ -177,6 +178,21 @@ def evaluate(
     ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
     record = acting(container, caller).evaluation.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset)
     return record.to_json()
+
+
+@router.post(
+    "/evaluations/{evaluation_id}/reproduce", response_model=ReproductionOut, summary="Re-run an evaluation and compare"
+)
+def reproduce_evaluation(
+    container: ContainerDep, caller: CallerDep, evaluation_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> dict[str, Any]:
+    """Run the evaluation again on the hub's workers and compare the metrics bit for bit; nothing is recorded.
+
+    The same bytes, data and split as recorded. It costs the hub a model run, so it needs the write scope. To
+    reproduce without trusting the hub, pull the version and the dataset and evaluate them yourself.
+    """
+    require_write(caller)
+    return container.evaluation.reproduce(evaluation_id).to_json()
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=EvaluationOut, summary="One evaluation")
