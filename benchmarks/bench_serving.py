@@ -1,13 +1,15 @@
 """Serving: the same scikit-learn Iris model behind `aiprov serve` and `mlflow models serve`, side by side.
 
-    python benchmarks/bench_serving.py [--quick] [--duration S]
+    python benchmarks/bench_serving.py [--quick] [--duration S] [--runs N]
 
 Each server runs pinned to core 0 (`taskset -c 0`, its children inherit it: aiprov's model worker, MLflow's
 uvicorn); `wrk` runs pinned to core 1 and POSTs JSON bodies (a Lua script). aiprov serves with usage logging on
 (the default: every call becomes a log event, batched) and the run checks afterwards that every request was logged.
 Cases: 1 row at 1 connection (p50 latency) and at 16 connections (throughput, p50), 1,000 rows likewise; then the
-server's RSS (the process tree: API process and model workers). Prints one table, a `ratio` line per comparison
-with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a server or wrk failed.
+server's RSS (the process tree: API process and model workers). Each case runs `--runs` times (3) after a warm-up
+and reports the medians, with the range of req/s: on a shared VM one run moves by 10-20%. Prints one table, a
+`ratio` line per comparison with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a
+server or wrk failed.
 
 A third server, `floor`, is the ceiling of any Python endpoint on uvicorn here: a bare ASGI function (no framework,
 no model, no JSON parsing, no logging) on the same uvicorn, loop and HTTP parser as `aiprov serve`, pinned to the
@@ -25,6 +27,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +50,8 @@ class BenchError(Exception):
 
 @dataclass
 class Result:
+    """One case: the medians of its runs (requests and errors summed over them)."""
+
     server: str
     case: str
     connections: int
@@ -55,6 +60,8 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+    rps_low: float
+    rps_high: float
 
 
 def free_port() -> int:
@@ -189,19 +196,23 @@ def measure(
     duration: float,
     work: Path,
     pid: int,
+    runs: int,
     which: Sequence[tuple[str, int, float]] | None = None,
 ) -> tuple[list[Result], float]:
-    """Each of `which` (default every case): a warm-up, then the measured wrk run; and the server's RSS."""
+    """Each of `which` (default every case): a warm-up, then `runs` measured wrk runs; and the server's RSS."""
     results = []
     for case, connections, seconds in cases(duration) if which is None else which:
         run_wrk(url, bodies[case], connections, min(2.0, seconds), work)  # warm: every model worker, caches, JIT paths
-        rps, p50, p99, n, errors = run_wrk(url, bodies[case], connections, seconds, work)
-        results.append(Result(name, case, connections, rps, p50, p99, n, errors))
+        samples = [run_wrk(url, bodies[case], connections, seconds, work) for _ in range(runs)]
+        rps, p50, p99, _, _ = (statistics.median(column) for column in zip(*samples, strict=True))
+        low, high = min(s[0] for s in samples), max(s[0] for s in samples)
+        n, errors = sum(s[3] for s in samples), sum(s[4] for s in samples)
+        results.append(Result(name, case, connections, rps, p50, p99, n, errors, low, high))
     return results, tree_rss_mb(pid)
 
 
 def bench_aiprov(
-    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float
+    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
 ) -> tuple[list[Result], float, str]:
     from aiprov.config import Container, Settings
     from aiprov.services.registry import PushRequest
@@ -232,7 +243,7 @@ def bench_aiprov(
     url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
     try:
         wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        results, rss = measure("aiprov", url, bodies, duration, work, proc.pid)
+        results, rss = measure("aiprov", url, bodies, duration, work, proc.pid, runs)
     finally:
         stop(proc)
     with sqlite3.connect(home / "registry.db") as db:
@@ -248,7 +259,9 @@ def bench_aiprov(
     return results, rss, note
 
 
-def bench_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration: float) -> tuple[list[Result], float]:
+def bench_mlflow(
+    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
+) -> tuple[list[Result], float]:
     port = free_port()
     log = work / "mlflow-serve.log"
     command = ["taskset", "-c", "0", str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
@@ -261,7 +274,7 @@ def bench_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration:
     url = f"http://127.0.0.1:{port}/invocations"
     try:
         wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure("mlflow", url, bodies, duration, work, proc.pid)
+        return measure("mlflow", url, bodies, duration, work, proc.pid, runs)
     finally:
         stop(proc)
 
@@ -280,7 +293,7 @@ async def app(scope, receive, send):
 """
 
 
-def bench_floor(work: Path, bodies: dict[str, Path], duration: float) -> list[Result]:
+def bench_floor(work: Path, bodies: dict[str, Path], duration: float, runs: int) -> list[Result]:
     """The bare ASGI app on uvicorn: 1 row at 1 and 16 connections (its answer does not depend on the body)."""
     (work / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
@@ -292,26 +305,27 @@ def bench_floor(work: Path, bodies: dict[str, Path], duration: float) -> list[Re
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure("floor", url, bodies, duration, work, proc.pid, cases(duration)[:2])[0]
+        return measure("floor", url, bodies, duration, work, proc.pid, runs, cases(duration)[:2])[0]
     finally:
         stop(proc)
 
 
 def report(rows: list[Result], rss: dict[str, float]) -> None:
-    head = ("server", "case", "conns", "req/s", "p50 ms", "p99 ms", "requests", "errors")
-    print("{:<8} {:<10} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}".format(*head))
+    head = ("server", "case", "conns", "req/s", "range", "p50 ms", "p99 ms", "requests", "errors")
+    print("{:<8} {:<10} {:>5} {:>9} {:>13} {:>8} {:>8} {:>9} {:>6}".format(*head))
     for r in rows:
         cells = (
             r.server,
             r.case,
             r.connections,
             f"{r.rps:.0f}",
+            f"{r.rps_low:.0f}-{r.rps_high:.0f}",
             f"{r.p50_ms:.3f}",
             f"{r.p99_ms:.3f}",
             r.requests,
             r.errors,
         )
-        print("{:<8} {:<10} {:>5} {:>9} {:>8} {:>8} {:>9} {:>6}".format(*cells))
+        print("{:<8} {:<10} {:>5} {:>9} {:>13} {:>8} {:>8} {:>9} {:>6}".format(*cells))
     for name, mb in rss.items():
         print(f"{name:<8} RSS after the load (server process tree): {mb:.0f} MB")
 
@@ -352,8 +366,12 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s per case instead of 10 (a smoke test)")
-    parser.add_argument("--duration", type=float, default=None, help="seconds per case")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per run")
+    parser.add_argument(
+        "--runs", type=int, default=None, help="measured runs per case, medians reported (3; 1 with --quick)"
+    )
     args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
@@ -376,12 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(json.dumps({"inputs": [ROW] * n}))
             bodies[case] = path
         print(
-            f'serving benchmark: {duration:g} s per case, server on core 0, wrk on core 1; bodies {{"inputs": [[...]]}}'
+            f"serving benchmark: {runs} run(s) of {duration:g} s per case, medians; server on core 0, wrk on core 1;"
+            ' bodies {"inputs": [[...]]}'
         )
         try:
-            mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration)
-            aiprov_rows, aiprov_rss, note = bench_aiprov(aiprov_model, work, bodies, duration)
-            floor_rows = bench_floor(work, bodies, duration)
+            mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration, runs)
+            aiprov_rows, aiprov_rss, note = bench_aiprov(aiprov_model, work, bodies, duration, runs)
+            floor_rows = bench_floor(work, bodies, duration, runs)
         except BenchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
