@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Select, Table, event, func, or_, select
+from sqlalchemy import Connection, Engine, Executable, Select, Table, event, func, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -33,6 +33,7 @@ from aiprov.adapters.db.schema import (
     VersionFileRow,
     VersionRow,
 )
+from aiprov.core.canonical import canonical_json
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
@@ -52,17 +53,6 @@ class ModelFilter:
 
 
 _EVENTS = cast(Table, EventRow.__table__)
-
-try:
-    import orjson
-
-    def _json_text(value: Any) -> str:
-        return orjson.dumps(value).decode()
-
-except ImportError:  # pragma: no cover - orjson is optional (the `api` extra)
-
-    def _json_text(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _same(value: Any) -> Any:
@@ -269,18 +259,20 @@ class RegistryUnit:
         if not rows:
             return
         values = list(rows.values())
-        # Core, not the ORM's bulk insert: a tenth of the time for thousands of rows.
+        # Core, not the ORM's bulk insert: a tenth of the time for thousands of rows. "Skip a CID already recorded"
+        # is each dialect's own `insert` construct; the statement is built once for every batch.
         table = cast(Table, IpfsBlockRow.__table__)
+        statement: Executable
+        if self.s.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=["cid"])
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["cid"])
         for start in range(0, len(values), 5000):
-            batch = values[start : start + 5000]
-            if self.s.get_bind().dialect.name == "postgresql":
-                from sqlalchemy.dialects import postgresql
-
-                self.s.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=["cid"]), batch)
-            else:
-                from sqlalchemy.dialects import sqlite
-
-                self.s.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=["cid"]), batch)
+            self.s.execute(statement, values[start : start + 5000])
 
     def block_place(self, cid: str) -> tuple[str, BlockPlace] | None:
         """The blob and place of the block `cid`, if recorded."""
@@ -621,8 +613,7 @@ class RegistryUnit:
         # Through the driver, as the log is: a usage batch writes hundreds of rows, and Core's per-row parameter
         # processing cost more than the rest of the insert. The time column's own bind processor keeps the
         # stored form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are
-        # JSON that `entry()` has just shown canonical-encodable (no NaN, no non-string keys), so the fast
-        # encoder writes them.
+        # JSON that `entry()` has just encoded, so the same encoder (orjson for plain values) cannot fail on them.
         to_time = _EVENTS.c.time.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) or _same
         conn.exec_driver_sql(
             f"INSERT INTO events (time, actor, action, subject, model, details, leaf_index) "
@@ -634,7 +625,7 @@ class RegistryUnit:
                     e.action,
                     e.subject,
                     e.model,
-                    _json_text(e.details),
+                    canonical_json(e.details).decode(),
                     first + i,
                 )
                 for i, e in enumerate(events)
