@@ -24,8 +24,8 @@ class RemoteContainer(Unsupported):
     """The services of a hub at `url`, seen through its API with `token` (None: anonymous reads only).
 
     `home` keeps what this client trusts of each server (its pinned log key and last verified checkpoint);
-    `log_key` pins the log key outright. Commands that need more than the API offers (init, eval --key,
-    eval --reproduce, tile export, ipfs pin) raise InvalidInput.
+    `log_key` pins the log key outright. Commands that need more than the API offers (init, quickstart, gc,
+    eval --key, tile export) raise InvalidInput.
     """
 
     what = "the command's"

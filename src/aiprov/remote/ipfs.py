@@ -19,7 +19,7 @@ from aiprov.core.unixfs import Cid
 from aiprov.errors import IntegrityError, InvalidInput
 from aiprov.records import VersionRecord
 from aiprov.remote.client import HubClient
-from aiprov.remote.services import RemoteRegistry, Unsupported
+from aiprov.remote.services import RemoteRegistry, Unsupported, model_path
 from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult, check_version
 from aiprov.services.registry import PushRequest
 
@@ -97,8 +97,7 @@ class RemoteIpfs(Unsupported):
         """
         check_version(version)
         record = self.registry.show(ref)[1]
-        owner, name = record.full_name.split("/", 1)
-        path = f"/models/{quote(owner)}/{quote(name)}/versions/{record.number}/pin"
+        path = f"{model_path(record.full_name)}/versions/{record.number}/pin"
         body = self.client.json("POST", path, params={"cid_version": version})
         return PinResult(
             body["ref"], body["cid"], body["via"], body["endpoint"], body["status"], body.get("request_id")

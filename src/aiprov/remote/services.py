@@ -184,7 +184,8 @@ def scan_from_json(value: dict[str, Any]) -> ScanReport:
     return ScanReport(value.get("verdict", "safe"), files)
 
 
-def _model_path(name: str) -> str:
+def model_path(name: str) -> str:
+    """The API path of the model `owner/name` (`/models/owner/name`, each part quoted)."""
     parsed = ModelName.parse(name)
     return f"/models/{quote(parsed.owner)}/{quote(parsed.name)}"
 
@@ -232,7 +233,7 @@ class RemoteRegistry(Unsupported):
             "metadata": dict(request.metadata or {}),
             "single_file": path.is_file(),
         }
-        result = self.client.json("POST", f"{_model_path(str(name))}/versions", json=body)
+        result = self.client.json("POST", f"{model_path(str(name))}/versions", json=body)
         return PushResult(
             version_from_json(result),
             bool(result.get("deduplicated")),
@@ -299,23 +300,23 @@ class RemoteRegistry(Unsupported):
         return model, version
 
     def versions(self, name: str) -> builtins.list[VersionRecord]:
-        return [version_from_json(v) for v in self.client.json("GET", f"{_model_path(name)}/versions")]
+        return [version_from_json(v) for v in self.client.json("GET", f"{model_path(name)}/versions")]
 
     def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
         """Events about a model or one version, newest first (a version's are picked from its model's events)."""
         parsed = Ref.parse(ref)
         if parsed.model is not None and parsed.number is None and parsed.alias is None:
-            events = self.client.json("GET", f"{_model_path(str(parsed.model))}/events", params={"limit": limit})
+            events = self.client.json("GET", f"{model_path(str(parsed.model))}/events", params={"limit": limit})
             return [event_from_json(e) for e in events]
         _, version = self.show(ref)
-        events = self.client.json("GET", f"{_model_path(version.full_name)}/events", params={"limit": 10_000})
+        events = self.client.json("GET", f"{model_path(version.full_name)}/events", params={"limit": 10_000})
         subject = str(version.manifest.digest)
         return [event_from_json(e) for e in events if e.get("subject") == subject][:limit]
 
     def alias(self, ref: str, alias: str) -> tuple[VersionRecord, int | None]:
         _, version = self.show(ref)
         body = self.client.json(
-            "PUT", f"{_model_path(version.full_name)}/aliases/{quote(alias)}", json={"version": str(version.number)}
+            "PUT", f"{model_path(version.full_name)}/aliases/{quote(alias)}", json={"version": str(version.number)}
         )
         previous = body.get("previous")
         return version_from_json(body), None if previous is None else int(previous)
@@ -336,7 +337,7 @@ class RemoteRegistry(Unsupported):
             dest.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
-        base = f"{_model_path(record.full_name)}/versions/{record.number}/files/"
+        base = f"{model_path(record.full_name)}/versions/{record.number}/files/"
         for entry in todo:
             self._download(base + quote(entry.path), entry, dest, advance)
         return record
@@ -459,7 +460,7 @@ class RemoteEvaluations(Unsupported):
         parsed = Ref.parse(ref)
         if parsed.model is None or parsed.number is None:
             raise InvalidInput(f"{ref!r} is not OWNER/NAME@N")
-        path = f"{_model_path(str(parsed.model))}/evaluations"
+        path = f"{model_path(str(parsed.model))}/evaluations"
         found = self.client.json("GET", path, params={"version": parsed.number})
         return [RemoteEvaluation(e) for e in found]
 
@@ -485,7 +486,7 @@ class RemoteEvaluations(Unsupported):
         version = parsed.alias if parsed.alias is not None else parsed.number
         params = {} if version is None else {"version": str(version)}
         body = {"benchmark": benchmark} if benchmark is not None else {"dataset": dataset}
-        document = self.client.json("POST", f"{_model_path(str(parsed.model))}/evaluations", json=body, params=params)
+        document = self.client.json("POST", f"{model_path(str(parsed.model))}/evaluations", json=body, params=params)
         return RemoteEvaluation(document)
 
     def reproduce(self, evaluation_id: int) -> RemoteReproduction:
@@ -588,7 +589,7 @@ class RemoteSignatures(Unsupported):
         pem = signing.public_key_pem(key.public_key())
         body = {"bundle": bundle.decode(), "public_key": pem.decode()}
         document = self.registry.client.json(
-            "POST", f"{_model_path(record.full_name)}/versions/{record.number}/signatures", json=body
+            "POST", f"{model_path(record.full_name)}/versions/{record.number}/signatures", json=body
         )
         return SignResult(record, bundle, str(document["key_fingerprint"]), bool(document["recorded"]))
 
@@ -698,7 +699,7 @@ class RemoteVerification(Unsupported):
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         _, record = self.registry.show(ref)
-        base = f"{_model_path(record.full_name)}/versions/{record.number}"
+        base = f"{model_path(record.full_name)}/versions/{record.number}"
         evidence = evidence_from_json(record, self.registry.client.json("GET", f"{base}/evidence"))
         report = VerifyReport(record)
         verifier, pinned = self.pins.verifier(self.log)
