@@ -101,6 +101,7 @@ def create_app(container: Container) -> FastAPI:
     app.state.max_body_bytes = container.settings.max_body_mb * 2**20
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=app.state.max_body_bytes, unlimited=tuple(UNLIMITED_BODY_PATHS))
+    app.add_middleware(errors.CatchAll)  # added last: the outermost of ours, so it sees every route's exception
     for router, prefix in SELF_AUTHENTICATED:  # first: a request is matched against the routes in order
         app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
     for router, prefix in ROUTERS:

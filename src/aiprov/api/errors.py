@@ -15,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiprov.errors import AiprovError, RangeNotSatisfiable, Unauthorized
 
@@ -105,6 +106,38 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal error", "the server failed unexpectedly; the error is in its log")
 
 
+class CatchAll:
+    """Pure ASGI middleware: an unexpected exception is a 500 problem, and the client's connection lives on.
+
+    Starlette's outermost middleware answers an exception with the `Exception` handler and then re-raises it, and
+    uvicorn closes the connection of an app that raised: a client's keep-alive connection was reset after a bug.
+    Here the exception ends with the problem body. One raised after the response started (a download cut
+    because its bytes were altered) is re-raised: cutting the connection is then the only honest answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def _document_problems(app: FastAPI) -> None:
     """Make the OpenAPI schema say what the handlers send: every 4xx/5xx body is `application/problem+json`.
 
@@ -132,4 +165,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AiprovError, _aiprov_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # what `CatchAll` and the inference fast path answer

@@ -1,13 +1,63 @@
-"""Request body size limit, checked before a route reads the body (413 problem beyond it)."""
+"""What a request may carry: a body size limit (413 beyond it), and JSON bodies under the core's rules (422).
+
+`BodyLimit` checks the size before a route reads the body. `JsonRoute`, the route class of every router, parses
+a JSON body with `core.jsonvalues.loads` (valid UTF-8, finite numbers, safe integers, bounded depth) before FastAPI
+validates it against the route's schema, so no route ever sees NaN, a lone surrogate or a 900-level document.
+"""
 
 from __future__ import annotations
 
+import email.message
 import json
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aiprov.api.errors import PROBLEM_TYPE
+from aiprov.core.jsonvalues import loads
+
+
+class JsonRequest(Request):
+    """A request whose `json()` applies the core's JSON rules (FastAPI reads bodies through it)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads(await self.body())
+        return self._json
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would read a body of this type as JSON (no type, `application/json` or `*/*+json`)."""
+    if not content_type:
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class JsonRoute(APIRoute):
+    """A route that parses its JSON body under the core's rules; a broken rule is a 422 problem saying which."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
+
+        async def strict(request: Request) -> Response:
+            checked = JsonRequest(request.scope, request.receive)
+            # Parsed here, not inside FastAPI (which turns any parse error into a bare 400): an InvalidInput
+            # raised now reaches the problem handlers with its message.
+            if _is_json(request.headers.get("content-type")) and await checked.body():
+                await checked.json()
+            return await handle(checked)
+
+        return strict
 
 
 class BodyLimit:

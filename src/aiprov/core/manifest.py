@@ -6,6 +6,8 @@ its canonical JSON, identifies the version. A single-file model is a one-entry m
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -13,6 +15,7 @@ from typing import Any
 
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
+from aiprov.core.text import CONTROLS, check_unicode
 from aiprov.errors import InvalidInput
 
 MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
@@ -22,14 +25,77 @@ MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
 IGNORED_TOP_LEVEL = frozenset({".git", ".github", ".gitattributes", ".gitignore"})
 
 
+MAX_COMPONENT_BYTES = 255
+"""The longest file or directory name, in UTF-8 bytes: what ext4, APFS and NTFS all store."""
+MAX_PATH_BYTES = 4096
+"""The longest path inside a model, in UTF-8 bytes (Linux's PATH_MAX)."""
+
+# C0 and C1 control characters and DEL: a terminal would act on them (a newline, an escape sequence) where a
+# listing shows the name; and the bidirectional embeddings, overrides and isolates, which make a name display as
+# another (`txt.exe` shown as `exe.txt`). Other format characters (ZWJ, ZWNJ) are parts of honest names.
+_UNSHOWABLE = re.compile(f"[{CONTROLS}\u202a-\u202e\u2066-\u2069]")
+
+
 def check_relative_path(path: str) -> str:
-    """Return `path` if it is a clean POSIX relative path inside a model; raise InvalidInput otherwise."""
+    """Return `path` if it is a clean POSIX relative path inside a model; raise InvalidInput otherwise.
+
+    The structural rule every manifest obeys (also one recorded before `check_model_paths` existed): a path that
+    can be laid out under a directory without leaving it.
+    """
     if not path or path.startswith("/") or "\x00" in path or "\\" in path:
         raise InvalidInput(f"not a relative POSIX path: {path!r}")
     parts = path.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise InvalidInput(f"path must not contain empty, '.' or '..' parts: {path!r}")
     return path
+
+
+def check_file_path(path: str) -> str:
+    """Return `path` if a new version may record it; raise InvalidInput naming the rule it breaks.
+
+    A clean relative path (`check_relative_path`) of valid UTF-8, without control or bidirectional-control
+    characters, each part at most MAX_COMPONENT_BYTES and the whole at most MAX_PATH_BYTES (UTF-8).
+    """
+    shown = ascii(path) if len(path) <= 80 else f"{path[:80]!a}…"
+    check_unicode(path, what=f"file path {shown}")
+    if (bad := _UNSHOWABLE.search(path)) is not None:
+        raise InvalidInput(
+            f"file path {shown} contains the control character U+{ord(bad[0]):04X}",
+            hint="file names may not contain control characters (newline, tab, escape, bidirectional controls)",
+        )
+    if (size := len(path.encode("utf-8"))) > MAX_PATH_BYTES:
+        raise InvalidInput(f"file path {shown} is {size} bytes long, over {MAX_PATH_BYTES}")
+    check_relative_path(path)
+    for part in path.split("/"):
+        if (size := len(part.encode("utf-8"))) > MAX_COMPONENT_BYTES:
+            raise InvalidInput(f"a name in file path {shown} is {size} bytes long, over {MAX_COMPONENT_BYTES}")
+    return path
+
+
+def _fold(text: str) -> str:
+    """What a case-insensitive, normalisation-insensitive file system (APFS, NTFS) sees as the same name."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def check_model_paths(paths: Iterable[str]) -> None:
+    """Check the paths of a new version: each one (`check_file_path`), and that no two name one file on macOS.
+
+    Paths, or directories, that differ only by case or Unicode normalisation (`é` as one code point or two) are
+    one file on APFS and NTFS: such a model would lose a file, or change its manifest, when pulled there.
+    Raises InvalidInput.
+    """
+    seen: dict[str, str] = {}
+    for path in paths:
+        check_file_path(path)
+        parts = path.split("/")
+        for end in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:end])
+            other = seen.setdefault(_fold(prefix), prefix)
+            if other != prefix:
+                raise InvalidInput(
+                    f"file paths {other!a} and {prefix!a} differ only by case or Unicode normalisation",
+                    hint="macOS and Windows would store them as one file: rename one",
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,10 +154,19 @@ def _read_table(data: bytes, source: str) -> tuple[str, Any]:
         raise BackendError("datasets need pyarrow", hint="pip install pyarrow") from e
     try:
         if data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC:
-            return "parquet", pq.read_table(pa.BufferReader(data))
-        return "csv", pa_csv.read_csv(pa.BufferReader(data))
+            fmt, table = "parquet", pq.read_table(pa.BufferReader(data))
+        else:
+            fmt, table = "csv", pa_csv.read_csv(pa.BufferReader(data))
     except (pa.ArrowException, ValueError) as e:
         raise InvalidInput(f"{source} is neither a readable CSV nor Parquet file: {e}") from e
+    try:  # pyarrow checks a CSV's values are UTF-8 but decodes its header only when asked (a pickle has none)
+        table.column_names  # noqa: B018
+    except UnicodeDecodeError as e:
+        raise InvalidInput(
+            f"{source} is neither a readable CSV nor Parquet file: its first line is not UTF-8 text (byte {e.start})",
+            hint="a dataset is a CSV with a header row, or a Parquet file",
+        ) from e
+    return fmt, table
 
 
 def _columns(table: Any, target: str, source: str) -> tuple[Any, Any, tuple[str, ...], bool]:

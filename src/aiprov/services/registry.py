@@ -23,9 +23,12 @@ from aiprov.adapters.files import (
     model_files,
     parallel_map,
 )
+from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
-from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
+from aiprov.core.jsonvalues import check_json
+from aiprov.core.manifest import Manifest, ManifestEntry, check_model_paths, check_relative_path
 from aiprov.core.names import ModelName, Ref, check_alias
+from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
@@ -64,6 +67,42 @@ class PushRequest:
     code_revision: str | None = None
     params: Mapping[str, str] | None = None
     metadata: Mapping[str, Any] | None = None
+
+
+MAX_LIST = 64
+"""The most tags, parents or datasets one push may name."""
+MAX_PARAMS = 256
+MAX_METADATA_BYTES = 256 * 1024
+"""The largest metadata document, in bytes of canonical JSON."""
+
+
+def check_push_request(request: PushRequest) -> None:
+    """The rules for what a push says about a model, whichever way it came (CLI, Python, HTTP). Raises InvalidInput.
+
+    Free text is bounded Unicode without control characters (`core/text.py`), metadata a JSON document under the
+    core's rules (`core/jsonvalues.py`) of at most MAX_METADATA_BYTES.
+    """
+    if request.description is not None:
+        check_text(request.description, what="the description", max_chars=MAX_DESCRIPTION, multiline=True)
+    if request.license is not None:
+        check_text(request.license, what="the license")
+    if request.code_revision is not None:
+        check_text(request.code_revision, what="the code revision")
+    for what, items in (("tags", request.tags), ("parents", request.parents), ("datasets", request.datasets)):
+        if len(items) > MAX_LIST:
+            raise InvalidInput(f"{len(items)} {what}, over the limit of {MAX_LIST}")
+    for tag in request.tags:
+        check_alias(tag)
+    params = request.params or {}
+    if len(params) > MAX_PARAMS:
+        raise InvalidInput(f"{len(params)} parameters, over the limit of {MAX_PARAMS}")
+    for key, value in params.items():
+        check_text(key, what="a parameter's name")
+        check_text(value, what=f"parameter {key!r}")
+    if request.metadata:
+        check_json(dict(request.metadata), what="the metadata")
+        if (size := len(canonical_json(dict(request.metadata)))) > MAX_METADATA_BYTES:
+            raise InvalidInput(f"the metadata is {size} bytes of JSON, over the limit of {MAX_METADATA_BYTES}")
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, str]:
@@ -142,6 +181,7 @@ class RegistryService:
         """
         name, lineage = self._prepare(request)
         files = model_files(path)
+        check_model_paths(f.path for f in files)
         scan = scan_path(path)  # before a byte is stored: an unsafe model is refused and kept only as evidence
         if scan.verdict == "unsafe":
             self._refuse(path, name, scan)
@@ -169,6 +209,7 @@ class RegistryService:
         UnsafeModelError, BackendError.
         """
         name, lineage = self._prepare(request)
+        check_model_paths(e.path for e in manifest.entries)
         if single_file and len(manifest.entries) != 1:
             raise InvalidInput(f"a single-file model has one file, not {len(manifest.entries)}")
         self._check_stored(manifest)
@@ -207,8 +248,7 @@ class RegistryService:
     def _prepare(self, request: PushRequest) -> tuple[ModelName, Lineage]:
         """Check a push's name and metadata before anything is stored. Raises InvalidInput, NotFound."""
         name = ModelName.parse(request.name)
-        for tag in request.tags:
-            check_alias(tag)
+        check_push_request(request)
         parents = self._resolve_parents(request.parents) if request.parents else ()
         lineage = Lineage(
             parents=parents,
@@ -240,8 +280,8 @@ class RegistryService:
                 target = staging / check_relative_path(entry.path)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.blobs.materialize(entry.sha256, target)
-        except OSError as e:
-            raise BackendError(f"cannot stage the model for scanning in {staging}: {e.strerror}") from e
+        except OSError as e:  # the message goes to the client: it names no directory of the server's
+            raise BackendError(f"cannot stage the model for scanning: {e.strerror}") from e
         return staging
 
     def _register(
@@ -314,7 +354,7 @@ class RegistryService:
                 os.replace(staging, evidence)
         except OSError as e:
             shutil.rmtree(staging, ignore_errors=True)
-            raise InvalidInput(f"cannot quarantine {path}: {e.strerror}") from e
+            raise BackendError(f"cannot keep the refused files as evidence: {e.strerror}") from e
         with self.db.unit(write=True) as u:
             u.add_event(
                 actor=self.actor,
@@ -330,7 +370,8 @@ class RegistryService:
         raise UnsafeModelError(
             f"{name}: refused, {len(unsafe)} unsafe file(s); {first.path}: {what}",
             scan.findings,
-            hint=f"nothing was registered; the files are kept as evidence in {evidence}, `aiprov scan` shows all",
+            hint=f"nothing was registered; the files are kept as evidence in the hub's quarantine/{evidence.name}, "
+            "`aiprov scan` shows all",
         )
 
     def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool, FileCids | None]:

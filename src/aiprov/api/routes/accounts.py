@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, require_admin, require_write
+from aiprov.api.limits import JsonRoute
 from aiprov.api.schemas import CallerOut, NewTokenOut, TokenIn, TokenOut, UserIn, UserOut
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], route_class=JsonRoute)
 
 UserName = Annotated[str, Path(min_length=1, max_length=64)]
 TokenId = Annotated[str, Path(min_length=1, max_length=16)]

@@ -12,12 +12,13 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
-from aiprov.api.routes.models import Name, Owner
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Name, Owner
 from aiprov.api.schemas import DatasetIn, DatasetOut
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(tags=["datasets"], route_class=JsonRoute)
 
 
 @router.get("/datasets", response_model=list[DatasetOut], summary="List datasets")

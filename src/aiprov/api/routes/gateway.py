@@ -22,13 +22,14 @@ from starlette.concurrency import iterate_in_threadpool
 
 from aiprov.api.deps import Caller, CallerDep, ContainerDep
 from aiprov.api.errors import problem
+from aiprov.api.limits import JsonRoute
 from aiprov.core.unixfs import Cid
 from aiprov.errors import InvalidInput
 from aiprov.services.ipfs import Located
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["ipfs"])
+router = APIRouter(tags=["ipfs"], route_class=JsonRoute)
 
 RAW = "application/vnd.ipld.raw"
 CAR = "application/vnd.ipld.car"

@@ -9,15 +9,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse
 
 from aiprov.api.deps import ContainerDep
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Name, Number, Owner
 from aiprov.api.schemas import ConsistencyOut, EntryOut, EvidenceOut, InclusionOut, VerifyOut
 
-router = APIRouter(tags=["log"])
+router = APIRouter(tags=["log"], route_class=JsonRoute)
 
 NOTE = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 Size = Annotated[int, Query(ge=1, le=2**62, description="Tree size; default the latest checkpoint's.")]
-VersionOwner = Annotated[str, Path(min_length=1, max_length=64)]
-VersionName = Annotated[str, Path(min_length=1, max_length=128)]
-VersionNumber = Annotated[int, Path(ge=1, le=2**31)]
 
 
 @router.get("/log/checkpoint", response_class=PlainTextResponse, responses={200: NOTE}, summary="Signed checkpoint")
@@ -67,9 +66,9 @@ def consistency(
 )
 def verify(
     container: ContainerDep,
-    owner: VersionOwner,
-    name: VersionName,
-    number: VersionNumber,
+    owner: Owner,
+    name: Name,
+    number: Number,
 ) -> dict[str, Any]:
     """The server's own checks of the version, like `aiprov verify --json`.
 
@@ -87,9 +86,9 @@ def verify(
 )
 def evidence(
     container: ContainerDep,
-    owner: VersionOwner,
-    name: VersionName,
-    number: VersionNumber,
+    owner: Owner,
+    name: Name,
+    number: Number,
 ) -> dict[str, Any]:
     """The recorded signatures (bundles and public keys) and the registration event with its log index.
 

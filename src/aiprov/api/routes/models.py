@@ -13,6 +13,8 @@ from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import StringConstraints
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Alias, Name, Number, Owner, SelectorQuery
 from aiprov.api.schemas import (
     AliasIn,
     AliasOut,
@@ -25,19 +27,14 @@ from aiprov.api.schemas import (
     VersionOut,
 )
 from aiprov.config import Container
+from aiprov.core.names import MAX_REF_LENGTH
 from aiprov.errors import InvalidInput
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=JsonRoute)
 
 METRIC_FILTER = r"^(accuracy|f1_macro|precision_macro|recall_macro|roc_auc|mae|rmse|r2)=-?[0-9]+(\.[0-9]+)?$"
 
-Owner = Annotated[
-    str, Path(pattern=r"^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$", description="The namespace: a user name.")
-]
-Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$")]
-Alias = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")]
 MinFilter = Annotated[str, StringConstraints(pattern=METRIC_FILTER)]
-Number = Annotated[int, Path(ge=1, le=2**31, description="Version number, from 1.")]
 
 
 def _detail(c: Container, ref: str) -> dict[str, Any]:
@@ -97,7 +94,10 @@ def show_ref(
     container: ContainerDep,
     ref: Annotated[
         str,
-        Path(max_length=300, description="`OWNER/NAME`, `OWNER/NAME@N`, `OWNER/NAME@ALIAS` or `sha256:<hex prefix>`."),
+        Path(
+            max_length=MAX_REF_LENGTH,
+            description="`OWNER/NAME`, `OWNER/NAME@N`, `OWNER/NAME@ALIAS` or `sha256:<hex prefix>`.",
+        ),
     ],
 ) -> dict[str, Any]:
     """Any reference `aiprov show` accepts: an alias, a number or a digest (prefix)."""
@@ -149,7 +149,7 @@ def list_evaluations(
     container: ContainerDep,
     owner: Owner,
     name: Name,
-    version: Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")] = None,
+    version: SelectorQuery = None,
 ) -> list[dict[str, Any]]:
     """Every evaluation of the version, oldest first."""
     ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
@@ -168,7 +168,7 @@ def evaluate(
     owner: Owner,
     name: Name,
     body: EvaluationIn,
-    version: Annotated[str | None, Query(max_length=64, description="Number or alias; default the latest.")] = None,
+    version: SelectorQuery = None,
 ) -> dict[str, Any]:
     """Run the version on a benchmark or dataset in a sandboxed worker; record and log the metrics.
 

@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
-from aiprov.api.routes.models import Name, Number, Owner
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Name, Number, Owner
 from aiprov.api.schemas import PinOut
 
-router = APIRouter(tags=["ipfs"])
+router = APIRouter(tags=["ipfs"], route_class=JsonRoute)
 
 CidVersion = Annotated[int, Query(ge=0, le=1, description="Pin the CIDv0 DAG (Kubo's default) or the CIDv1 one.")]
 

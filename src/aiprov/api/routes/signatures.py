@@ -13,10 +13,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
-from aiprov.api.routes.models import Name, Number, Owner
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Name, Number, Owner
 from aiprov.api.schemas import SignatureIn, SignedOut
 
-router = APIRouter(tags=["models"])
+router = APIRouter(tags=["models"], route_class=JsonRoute)
 
 
 @router.post(

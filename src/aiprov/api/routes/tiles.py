@@ -12,8 +12,9 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import PlainTextResponse
 
 from aiprov.api.deps import ContainerDep
+from aiprov.api.limits import JsonRoute
 
-router = APIRouter(tags=["tlog-tiles"])
+router = APIRouter(tags=["tlog-tiles"], route_class=JsonRoute)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}

@@ -20,28 +20,40 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.api.limits import JsonRoute
+from aiprov.api.params import Name, Owner, Selector
 from aiprov.config import Container
 from aiprov.core.digest import Digest
-from aiprov.core.manifest import Manifest, ManifestEntry
+from aiprov.core.manifest import MAX_PATH_BYTES, Manifest, ManifestEntry
 from aiprov.errors import InvalidInput, NotFound, RangeNotSatisfiable
 from aiprov.services.registry import PushRequest
 from aiprov.services.uploads import BlobUpload, UploadResult, UploadService
 
-router = APIRouter(tags=["uploads and downloads"])
+router = APIRouter(tags=["uploads and downloads"], route_class=JsonRoute)
 log = logging.getLogger("aiprov.api.uploads")
 
 WRITE_CHUNK = 1024 * 1024
 """Request bytes are gathered to this size before a worker thread writes and hashes them."""
 
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# ASCII digits only (`\d` would take any script's digits); `_position` reads them.
+_CONTENT_RANGE = re.compile(r"bytes +([0-9]+)-([0-9]+)/([0-9]+|\*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+BEYOND = 2**63
+"""Where a byte position of more than 18 digits is taken to be: past the end of any blob (and of `int()`'s
+4,300-digit limit), so `bytes=<huge>-` is a 416 and `bytes=-<huge>` the whole blob, as RFC 9110 reads them."""
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else BEYOND
+
 
 DigestPath = Annotated[str, "sha256:<64 hex digits>"]
 
@@ -105,14 +117,19 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = m[1], m[2]
     if first == "":
-        if not last or int(last) == 0:
-            raise RangeNotSatisfiable(f"range {header!r} selects no bytes", size=size)
-        return max(size - int(last), 0), size - 1
-    start = int(first)
-    stop = size - 1 if last == "" else min(int(last), size - 1)
+        if not last or _position(last) == 0:
+            raise RangeNotSatisfiable(f"range {_shown(header)} selects no bytes", size=size)
+        return max(size - _position(last), 0), size - 1
+    start = _position(first)
+    stop = size - 1 if last == "" else min(_position(last), size - 1)
     if start >= size or stop < start:
-        raise RangeNotSatisfiable(f"range {header!r} is outside the {size}-byte representation", size=size)
+        raise RangeNotSatisfiable(f"range {_shown(header)} is outside the {size}-byte representation", size=size)
     return start, stop
+
+
+def _shown(header: str) -> str:
+    """A header as a message quotes it: repr (control characters escaped), cut to 80 characters."""
+    return repr(header) if len(header) <= 80 else f"{header[:80]!r}…"
 
 
 def _download(
@@ -142,11 +159,11 @@ def parse_range(header: str | None, offset: int | None) -> tuple[int, int | None
         return (offset or 0), None
     m = _CONTENT_RANGE.fullmatch(header.strip())
     if m is None:
-        raise InvalidInput(f"Content-Range {header!r} is not `bytes START-END/TOTAL`")
-    start, end = int(m[1]), int(m[2])
-    total = None if m[3] == "*" else int(m[3])
+        raise InvalidInput(f"Content-Range {_shown(header)} is not `bytes START-END/TOTAL`")
+    start, end = _position(m[1]), _position(m[2])
+    total = None if m[3] == "*" else _position(m[3])
     if end < start or (total is not None and end >= total) or (offset is not None and offset != start):
-        raise InvalidInput(f"Content-Range {header!r} is inconsistent")
+        raise InvalidInput(f"Content-Range {_shown(header)} is inconsistent")
     return start, total
 
 
@@ -177,7 +194,7 @@ async def put_blob(
     request: Request,
     container: ContainerDep,
     caller: CallerDep,
-    offset: Annotated[int | None, Query(ge=0, description="continue a kept upload at this byte")] = None,
+    offset: Annotated[int | None, Query(ge=0, le=BEYOND, description="continue a kept upload at this byte")] = None,
 ) -> JSONResponse:
     """Stream the body into the store, hashing as it comes; publish it only if it hashes to `digest`.
 
@@ -243,7 +260,7 @@ def get_blob(digest: DigestPath, request: Request, container: ContainerDep, call
     responses={200: {"description": "the same bytes were already this model's version (deduplicated)"}},
 )
 def commit_version(
-    owner: str, name: str, body: VersionCreate, container: ContainerDep, caller: CallerDep
+    owner: Owner, name: Name, body: VersionCreate, container: ContainerDep, caller: CallerDep
 ) -> JSONResponse:
     """Register the manifest as a new version of OWNER/NAME; the `aiprov push --json` document.
 
@@ -273,7 +290,13 @@ def commit_version(
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def get_file(
-    owner: str, name: str, version: str, path: str, request: Request, container: ContainerDep, caller: CallerDep
+    owner: Owner,
+    name: Name,
+    version: Selector,
+    path: Annotated[str, Path(max_length=MAX_PATH_BYTES)],
+    request: Request,
+    container: ContainerDep,
+    caller: CallerDep,
 ) -> StreamingResponse:
     """`version` is a number or an alias. The download is queued as a usage event once the last byte is out.
 
