@@ -39,7 +39,20 @@ def test_untouched_version_passes_every_check(hub: Container, pushed: Path) -> N
     report = hub.verification.verify("alice/m@1")
     assert report.ok, failed(report)
     names = [c.name for c in report.checks]
-    assert names == ["manifest", "bytes", "log.entry", "log.checkpoint", "log.inclusion", "log.consistency", "log.history", "actor", "lineage", "metadata", "tags", "alias:prod"]
+    assert names == [
+        "manifest",
+        "bytes",
+        "log.entry",
+        "log.checkpoint",
+        "log.inclusion",
+        "log.consistency",
+        "log.history",
+        "actor",
+        "lineage",
+        "metadata",
+        "tags",
+        "alias:prod",
+    ]
     assert "first use" in detail(report, "log.consistency")
     assert detail(hub.verification.verify("alice/m"), "log.consistency").startswith("consistent with the trusted")
 
@@ -96,7 +109,7 @@ def test_rewritten_history_fails_consistency_with_the_trusted_checkpoint(
     assert "history was rewritten" in problems["log.consistency"]
     hub.registry.push(make_model({"w": b"later"}), PushRequest("bob/x"))  # the forged log grows on
     problems = failed(hub.verification.verify("alice/m"))
-    assert list(problems)[0] == "log.consistency" and "not an extension" in problems["log.consistency"]
+    assert next(iter(problems)) == "log.consistency" and "not an extension" in problems["log.consistency"]
     assert hub.settings.trusted_checkpoint_file.read_text() == trusted, "trust never advances past a failure"
 
 

@@ -41,7 +41,7 @@ def test_remote_sign_records_a_bundle_made_on_the_client(server: Server, make_mo
     assert again["recorded"] is False
     # the server recorded and logged it: its own verify checks the signature
     local = local_json(server, "verify", "alice/m@1")
-    assert any(c["check"].startswith("signature ") and c["ok"] for c in local["checks"])
+    assert any(c["check"].startswith("signature:") and c["ok"] for c in local["checks"])
     assert local_json(server, "usage", "alice/m")["counts"]["sign"] == 1
     # bob may not sign alice's model
     bob_key, _ = key_pair(tmp_path, "bob")
@@ -144,7 +144,7 @@ def test_remote_verify_proves_inclusion_with_the_pinned_key(server: Server, make
     impostor = Signer.generate("impostor/aiprov").verifier
     code, out, _ = remote(server, None, "verify", "alice/m@1", "--json", env={"AIPROV_LOG_VERIFIER_KEY": str(impostor)})
     failed = {c["check"] for c in json.loads(out)["checks"] if not c["ok"]}
-    assert code == 6 and "checkpoint" in failed
+    assert code == 6 and "log.checkpoint" in failed
 
 
 def test_remote_verify_catches_a_server_that_rewrote_history(server: Server, make_model: Any) -> None:

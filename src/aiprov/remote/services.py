@@ -166,6 +166,7 @@ def event_from_json(value: dict[str, Any]) -> EventRecord:
             subject=str(value["subject"]),
             model=value.get("model"),
             details=dict(value.get("details") or {}),
+            leaf_index=None if value.get("leaf_index") is None else int(value["leaf_index"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BackendError(f"the server sent a malformed event: {e}") from e

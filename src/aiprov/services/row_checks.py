@@ -50,8 +50,11 @@ def check_lineage(record: VersionRecord, registration: Event) -> str:
     differ = [k for k in ("parents", "datasets", "code_revision", "params") if served[k] != logged.get(k)]
     if differ:
         raise VerificationError(
-            "the registry's " + ", ".join(f"{k} {_text(served[k])}" for k in differ) + " differ from the log entry's "
-            + ", ".join(f"{k} {_text(logged.get(k))}" for k in differ) + ": the version row was altered"
+            "the registry's "
+            + ", ".join(f"{k} {_text(served[k])}" for k in differ)
+            + " differ from the log entry's "
+            + ", ".join(f"{k} {_text(logged.get(k))}" for k in differ)
+            + ": the version row was altered"
         )
     return f"{len(served['parents'])} parent(s), {len(served['datasets'])} dataset(s), as logged"
 
@@ -116,7 +119,9 @@ def check_alias(record: VersionRecord, digest: str, alias: str, logged: Event | 
             f"({logged.subject[:19]}…): the alias row was altered"
         )
     if logged_here and not served_here:
-        raise VerificationError(f"the log points {alias} at {record.ref}, the registry elsewhere: the alias row was altered")
+        raise VerificationError(
+            f"the log points {alias} at {record.ref}, the registry elsewhere: the alias row was altered"
+        )
     return f"{record.full_name}@{alias} -> version {record.number}, as logged"
 
 

@@ -9,7 +9,7 @@ check reports on its own, so a failure names exactly what broke.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,18 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
 from aiprov.ports import BlobStore, ChainReader
-from aiprov.records import ModelRecord, SignatureRecord, VersionRecord
+from aiprov.records import EventRecord, ModelRecord, SignatureRecord, VersionRecord
 from aiprov.services import row_checks
 from aiprov.services.transparency import LogService, open_checkpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """One check's outcome. `name` is a stable id scripts can match (`bytes`, `log.inclusion`, `alias:prod`,
-    `signature:1`; docs/cli.md lists them); what varies, such as a key fingerprint, is in its own field."""
+    """One check's outcome.
+
+    `name` is a stable id scripts can match (`bytes`, `log.inclusion`, `alias:prod`, `signature:1`; docs/cli.md
+    lists them); what varies, such as a key fingerprint, is in its own field.
+    """
 
     name: str
     ok: bool
@@ -313,7 +316,7 @@ class ProvenanceChecks:
         checkpoint: Checkpoint | None = holder.get("checkpoint")
         indices = sorted(set(evidence.history) | {evidence.leaf_index})
         for index in indices:
-            data, leaf, event = self.log.entry(index)
+            _, leaf, event = self.log.entry(index)
             if checkpoint is not None:
                 proof = self.log.inclusion(index, checkpoint.size)
                 merkle.verify_inclusion(leaf, index, checkpoint.size, proof.hashes, checkpoint.root_hash)
@@ -398,9 +401,7 @@ class VerificationService:
             row = u.registration_event(model, version)
             event = Event(utc(row.time), row.actor, row.action, row.subject, row.model, row.details)
             history = u.event_leaves(model.full_name, ("push", "alias"))
-            return Evidence(
-                record, u.model_record(model), version.digest, signatures, row.leaf_index, event, history
-            )
+            return Evidence(record, u.model_record(model), version.digest, signatures, row.leaf_index, event, history)
 
     def rows(self, ref: str) -> VerifyReport:
         """The checks of every row served about `ref` against the log (see `ProvenanceChecks.rows`)."""
@@ -447,3 +448,26 @@ def _check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
     """The check of a local copy: every file present and equal, nothing extra."""
     compare_manifests(manifest, local, str(path))
     return f"{len(manifest.entries)} file(s) match"
+
+
+def altered_events(log: Any, events: Sequence[EventRecord]) -> dict[int, str]:
+    """The events (by id) whose row disagrees with its log entry, each with what differs.
+
+    `log` is anything with `entry` (the local `LogService` or the remote log). An event without a log index (a
+    server too old to say it) is reported too: nothing backs it.
+    """
+    altered: dict[int, str] = {}
+    for e in events:
+        if e.leaf_index is None:
+            altered[e.id] = "no log index: unchecked"
+            continue
+        _, _, logged = log.entry(e.leaf_index)
+        served = Event(e.time, e.actor, e.action, e.subject, e.model, e.details)
+        differ = [
+            f
+            for f in ("time", "actor", "action", "subject", "model", "details")
+            if getattr(served, f) != getattr(logged, f)
+        ]
+        if differ:
+            altered[e.id] = f"{', '.join(differ)} differ from log entry {e.leaf_index}"
+    return altered
