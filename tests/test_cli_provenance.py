@@ -88,21 +88,21 @@ def test_aiprov_verify_accepts_model_signing_bundles(home: Path, make_model: Mak
     )
     args = ["verify", "alice/m", "--bundle", str(sig), "--public-key", str(tmp_path / "k.pem.pub")]
     report = cli_json(home, *args, "--path", str(model))
-    assert report["ok"] and "given signature" in [c["check"] for c in report["checks"]]
+    assert report["ok"] and "signature:given" in [c["check"] for c in report["checks"]]
     (model / "extra.bin").write_bytes(b"x")
     code, out, _ = cli(home, *args, "--path", str(model), "--json")
     assert code == 6
     failed = {c["check"]: c["detail"] for c in json.loads(out)["checks"] if not c["ok"]}
-    assert "extra.bin" in failed["given signature"] and "extra.bin" in failed[f"local copy {model}"]
+    assert "extra.bin" in failed["signature:given"] and "extra.bin" in failed["local"]
 
 
 def test_verify_prints_each_check_and_exits_6_on_failure(home: Path, make_model: MakeModel) -> None:
     cli_json(home, "push", str(make_model({"w": b"abc"})), "--name", "alice/m")
     code, out, _ = cli(home, "verify", "alice/m")
-    assert code == 0 and out.count("PASS") == 6
+    assert code == 0 and out.count("PASS") == 11
     blob = next((home / "blobs" / "sha256").rglob("*"), None)
     blobs = [p for p in (home / "blobs" / "sha256").rglob("*") if p.is_file()]
     assert blob is not None and len(blobs) == 1
     blobs[0].write_bytes(b"abd")
     code, out, err = cli(home, "verify", "alice/m")
-    assert code == 6 and "FAIL" in out and "stored bytes" in err
+    assert code == 6 and "FAIL" in out and "bytes" in err

@@ -167,6 +167,7 @@ class EventRecord:
             "subject": self.subject,
             "model": self.model,
             "details": self.details,
+            "leaf_index": self.leaf_index,
         }
 
 

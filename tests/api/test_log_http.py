@@ -91,7 +91,7 @@ def test_verify_endpoint_reports_every_check(server: Server, make_model: Any) ->
     _grow(server, make_model)
     report = server.client().get("/api/v1/models/alice/two/versions/1/verify").json()
     assert report["ok"] is True and report["name"] == "alice/two"
-    assert {"manifest digest", "stored bytes", "log entry", "checkpoint", "inclusion"} <= {
+    assert {"manifest", "bytes", "log.entry", "log.checkpoint", "log.inclusion"} <= {
         c["check"] for c in report["checks"]
     }
 

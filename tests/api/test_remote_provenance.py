@@ -41,7 +41,7 @@ def test_remote_sign_records_a_bundle_made_on_the_client(server: Server, make_mo
     assert again["recorded"] is False
     # the server recorded and logged it: its own verify checks the signature
     local = local_json(server, "verify", "alice/m@1")
-    assert any(c["check"].startswith("signature ") and c["ok"] for c in local["checks"])
+    assert any(c["check"].startswith("signature:") and c["ok"] for c in local["checks"])
     assert local_json(server, "usage", "alice/m")["counts"]["sign"] == 1
     # bob may not sign alice's model
     bob_key, _ = key_pair(tmp_path, "bob")
@@ -129,22 +129,22 @@ def test_remote_verify_proves_inclusion_with_the_pinned_key(server: Server, make
     report = remote_json(server, None, "verify", "alice/m@1")
     checks = {c["check"]: c for c in report["checks"]}
     assert report["ok"] is True
-    assert checks["log key"]["detail"].startswith("first use: pinned the server's key")
-    assert checks["consistency"]["detail"].startswith("first use")
+    assert checks["log.key"]["detail"].startswith("first use: pinned the server's key")
+    assert checks["log.consistency"]["detail"].startswith("first use")
     pinned = next(client_home(server).glob("servers/*/log.pub")).read_text().strip()
     assert pinned == server.cli("log", "key").stdout.strip()
 
     remote_json(server, alice, "push", str(make_model({"w.bin": b"more"})), "--name", "alice/m")
     report = remote_json(server, None, "verify", "alice/m@1")
     checks = {c["check"]: c for c in report["checks"]}
-    assert report["ok"] is True and checks["log key"]["detail"].startswith("pinned in")
-    assert checks["consistency"]["detail"].startswith("consistent with the trusted checkpoint")
+    assert report["ok"] is True and checks["log.key"]["detail"].startswith("pinned in")
+    assert checks["log.consistency"]["detail"].startswith("consistent with the trusted checkpoint")
 
     # a log key the client pinned out of band that the server's checkpoints are not signed with: caught
     impostor = Signer.generate("impostor/aiprov").verifier
     code, out, _ = remote(server, None, "verify", "alice/m@1", "--json", env={"AIPROV_LOG_VERIFIER_KEY": str(impostor)})
     failed = {c["check"] for c in json.loads(out)["checks"] if not c["ok"]}
-    assert code == 6 and "checkpoint" in failed
+    assert code == 6 and "log.checkpoint" in failed
 
 
 def test_remote_verify_catches_a_server_that_rewrote_history(server: Server, make_model: Any) -> None:
@@ -168,6 +168,6 @@ def test_remote_verify_catches_a_server_that_rewrote_history(server: Server, mak
         operator.close()
     code, out, _ = remote(server, None, "verify", "alice/m@1", "--json")
     checks = {c["check"]: c for c in json.loads(out)["checks"]}
-    assert code == 6 and not checks["consistency"]["ok"]
-    assert "history was rewritten" in checks["consistency"]["detail"]
-    assert checks["inclusion"]["ok"]  # the forged log is self-consistent: only the pinned history exposes it
+    assert code == 6 and not checks["log.consistency"]["ok"]
+    assert "history was rewritten" in checks["log.consistency"]["detail"]
+    assert checks["log.inclusion"]["ok"]  # the forged log is self-consistent: only the pinned history exposes it

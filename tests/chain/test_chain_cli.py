@@ -56,11 +56,11 @@ def test_push_anchor_and_verify_chain_pass(home: Path, deployed: Env, make_model
     doc = run_json(home, deployed, "verify", ref, "--chain")
     assert doc["ok"], doc
     found = checks(doc)
-    assert found["chain anchor"][0] and "size 2" in found["chain anchor"][1]
-    assert found["chain inclusion"] == (True, "entry 1 is in the anchored tree of size 2 (1 hashes)")
-    assert found["chain consistency"][0]
-    assert found["chain registration"] == (True, found["chain registration"][1])
-    assert "not registered" in found["chain registration"][1]
+    assert found["chain.anchor"][0] and "size 2" in found["chain.anchor"][1]
+    assert found["chain.inclusion"] == (True, "entry 1 is in the anchored tree of size 2 (1 hashes)")
+    assert found["chain.consistency"][0]
+    assert found["chain.registration"] == (True, found["chain.registration"][1])
+    assert "not registered" in found["chain.registration"][1]
 
 
 def test_version_logged_after_the_last_anchor_fails_until_anchored(
@@ -69,7 +69,7 @@ def test_version_logged_after_the_last_anchor_fails_until_anchored(
     run_json(home, deployed, "anchor")
     ref = push(home, deployed, make_model)
     code, out, err = run(home, deployed, "verify", ref, "--chain")
-    assert code == 6 and "chain anchor" in err
+    assert code == 6 and "chain.anchor" in err
     assert "newer than the last anchored tree size" in out
     run_json(home, deployed, "anchor")
     assert run_json(home, deployed, "verify", ref, "--chain")["ok"]
@@ -116,7 +116,7 @@ def test_register_records_owner_and_uri_and_verify_reports_it(
     assert again["sent"] is False and again["owner"] == owner
     run_json(home, deployed, "anchor")
     found = checks(run_json(home, deployed, "verify", ref, "--chain"))
-    assert found["chain registration"] == (True, f"owner {owner}, ipfs://{cid}, block {reg['block']}")
+    assert found["chain.registration"] == (True, f"owner {owner}, ipfs://{cid}, block {reg['block']}")
 
 
 def test_push_on_chain_registers_the_new_version(home: Path, deployed: Env, make_model: MakeModel) -> None:
@@ -250,9 +250,9 @@ def test_history_rewritten_after_anchoring_is_caught_by_verify_chain(
     code, out, _ = run(home, deployed, "verify", ref, "--chain", "--json")
     assert code == 6
     found = checks(json.loads(out))
-    assert found["consistency"][0], "without the chain, a first-use client trusts the rewritten log"
-    assert not found["chain inclusion"][0] and "history was rewritten" in found["chain inclusion"][1]
-    assert not found["chain consistency"][0] and "history was rewritten" in found["chain consistency"][1]
+    assert found["log.consistency"][0], "without the chain, a first-use client trusts the rewritten log"
+    assert not found["chain.inclusion"][0] and "history was rewritten" in found["chain.inclusion"][1]
+    assert not found["chain.consistency"][0] and "history was rewritten" in found["chain.consistency"][1]
 
 
 def log_entry_bytes(home: Path, index: int) -> bytes:
@@ -289,9 +289,9 @@ def test_log_truncated_after_anchoring_is_caught_by_verify_chain(
         hub.close()
     code, out, _ = run(home, deployed, "verify", ref, "--chain", "--json")
     found = checks(json.loads(out))
-    assert code == 6 and found["inclusion"][0] and found["consistency"][0]
-    assert not found["chain inclusion"][0] and "history was rewritten" in found["chain inclusion"][1]
-    assert "fewer than the root anchored at size 3" in found["chain consistency"][1]
+    assert code == 6 and found["log.inclusion"][0] and found["log.consistency"][0]
+    assert not found["chain.inclusion"][0] and "history was rewritten" in found["chain.inclusion"][1]
+    assert "fewer than the root anchored at size 3" in found["chain.consistency"][1]
 
 
 def test_a_registration_whose_metadata_is_not_the_push_entry_fails_verify_chain(
@@ -306,6 +306,6 @@ def test_a_registration_whose_metadata_is_not_the_push_entry_fails_verify_chain(
     run_json(home, deployed, "anchor")
     code, out, _ = run(home, deployed, "verify", ref, "--chain", "--json")
     found = checks(json.loads(out))
-    assert code == 6 and [name for name, (ok, _) in found.items() if not ok] == ["chain registration"]
+    assert code == 6 and [name for name, (ok, _) in found.items() if not ok] == ["chain.registration"]
     owner = squatter.account.address if squatter.account else ""
-    assert f"registered on chain by {owner} with metadata digest 1111111111111111…" in found["chain registration"][1]
+    assert f"registered on chain by {owner} with metadata digest 1111111111111111…" in found["chain.registration"][1]

@@ -51,15 +51,15 @@ def test_remote_verify_reads_the_chain_itself_and_catches_a_rewritten_history(
 
     code, found = client_verify(served, tmp_path / "first-client", client, ref)
     assert code == 0, found
-    assert found["chain anchor"][0] and found["chain inclusion"][0] and found["chain consistency"][0]
+    assert found["chain.anchor"][0] and found["chain.inclusion"][0] and found["chain.consistency"][0]
 
     alias = run_json(home, deployed, "log", "entry", "2")
     assert alias["event"]["action"] == "alias"
     rewrite_history(home, 2, log_entry_bytes(home, 2).replace(b'"prod"', b'"test"'))
     code, found = client_verify(served, tmp_path / "new-client", client, ref)
     assert code == 6
-    assert found["consistency"][0], "a first-use client alone would trust the rewritten log"
-    assert not found["chain consistency"][0] and "history was rewritten" in found["chain consistency"][1]
+    assert found["log.consistency"][0], "a first-use client alone would trust the rewritten log"
+    assert not found["chain.consistency"][0] and "history was rewritten" in found["chain.consistency"][1]
 
     # without the registry's address a remote client cannot know which chain to trust: said in one line
     result = runner.invoke(

@@ -151,12 +151,14 @@ class EventOut(Wire):
     subject: str
     model: str | None
     details: dict[str, Any]
+    leaf_index: int | None = Field(default=None, description="The event's log index (compare with `/log/…`).")
 
 
 class CheckOut(Wire):
-    check: str
+    check: str = Field(description="A stable check id: `bytes`, `log.inclusion`, `alias:prod`, `signature:1`, …")
     ok: bool
     detail: str
+    key_fingerprint: str | None = None
 
 
 class VerifyOut(Wire):
@@ -249,6 +251,10 @@ class EvidenceOut(Wire):
     digest: str
     signatures: list[SignatureOut]
     registration: RegistrationOut
+    history: list[int] = Field(
+        default_factory=list,
+        description="The log indices of the model's push and alias events: the entries the served rows rest on.",
+    )
 
 
 class SignatureIn(Wire):

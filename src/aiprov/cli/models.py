@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json, progress_bar
+from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -190,6 +191,8 @@ def show(
     c = container(ctx)
     model, v = c.registry.show(ref)
     evaluations = c.evaluation.of_version(f"{v.full_name}@{v.number}")
+    # Every row shown is held to the log entry that established it; a row that disagrees is marked, not hidden.
+    mismatches = c.verification.rows(ref).failed
     if json:
         print_json(
             {
@@ -199,37 +202,48 @@ def show(
                 "tags": list(model.tags),
                 "versions": model.version_count,
                 "evaluations": [e.summary() for e in evaluations],
+                "log_mismatches": [m.to_json() for m in mismatches],
             }
         )
         return
+    failed = {m.name for m in mismatches}
+
+    def mark(*checks: str) -> str:
+        hit = [
+            name for name in checks if name in failed or (name == "alias:" and any(f.startswith(name) for f in failed))
+        ]
+        return "  [bold red](disagrees with the log)[/]" if hit else ""
+
     out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
-    out_console.print(f"digest   {v.manifest.digest}")
+    out_console.print(f"digest   {v.manifest.digest}{mark('manifest', 'log.entry')}")
     if v.cids is not None and v.cids.v0 is not None:
         out_console.print(f"ipfs     {v.cids.v0}  (CIDv1 {v.cids.v1})")
-    out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC")
-    for label, value in (
-        ("about", model.description),
-        ("licence", model.license),
-        ("tags", ", ".join(model.tags)),
-        ("aliases", ", ".join(v.aliases)),
-        ("parents", ", ".join(v.lineage.parents)),
-        ("datasets", ", ".join(v.lineage.datasets)),
-        ("code rev", v.lineage.code_revision),
-        ("params", ", ".join(f"{k}={val}" for k, val in v.lineage.params.items())),
+    out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC{mark('actor')}")
+    for label, value, checks in (
+        ("about", model.description, ("metadata",)),
+        ("licence", model.license, ("metadata",)),
+        ("tags", ", ".join(model.tags), ("tags",)),
+        ("aliases", ", ".join(v.aliases), ("alias:",)),
+        ("parents", ", ".join(v.lineage.parents), ("lineage",)),
+        ("datasets", ", ".join(v.lineage.datasets), ("lineage",)),
+        ("code rev", v.lineage.code_revision, ("lineage",)),
+        ("params", ", ".join(f"{k}={val}" for k, val in v.lineage.params.items()), ("lineage",)),
+        ("metadata", plain(v.lineage.metadata), ("metadata",)),
     ):
-        if value:
-            out_console.print(f"{label:<8} {value}", soft_wrap=True)
+        if value or mark(*checks):
+            out_console.print(f"{label:<8} {escape(value or '-')}{mark(*checks)}", soft_wrap=True)
+    # Folded, not clipped: at 80 columns a digest takes two lines and the path keeps room to be read.
     table = Table(box=None)
-    table.add_column("sha256", no_wrap=True)
+    table.add_column("path", overflow="fold", min_width=20)
     table.add_column("size", no_wrap=True)
-    table.add_column("path", overflow="fold")
+    table.add_column("sha256", overflow="fold", min_width=32)
     for e in v.manifest.entries:
-        table.add_row(e.sha256.hex, _size(e.size), e.path)
+        table.add_row(e.path, _size(e.size), e.sha256.hex)
     out_console.print(table)
     if v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file):
         cids = Table(box=None)
         cids.add_column("ipfs (CIDv0)", no_wrap=True)
-        cids.add_column("path", overflow="fold")
+        cids.add_column("path", overflow="fold", min_width=20)
         for e in v.manifest.entries:
             cids.add_row(v.cids.files[e.path][0], e.path)
         out_console.print(cids)
@@ -237,6 +251,8 @@ def show(
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""
         out_console.print(f"eval {ev.id:<4} {ev.dataset}{signed}: {metrics}", soft_wrap=True)
+    for m in mismatches:
+        err_console.print(f"[bold red]warning:[/] {m.name} disagrees with the log: {escape(m.detail)}", soft_wrap=True)
 
 
 @handle_errors
@@ -247,9 +263,14 @@ def pull(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
     json: JsonOpt = False,
 ) -> None:
-    """Write a version's files into DEST, each verified against its digest before it appears."""
+    """Write a version's files into DEST, each verified against its digest before it appears.
+
+    Refused, with nothing written, when a row the registry serves about the version disagrees with its log.
+    """
+    c = container(ctx)
+    c.verification.rows(ref).refuse("refused to pull")
     with progress_bar("pulling") as progress:
-        v = container(ctx).registry.pull(ref, dest, force=force, progress=progress)
+        v = c.registry.pull(ref, dest, force=force, progress=progress)
     if json:
         print_json({**v.to_json(), "dest": str(dest)})
         return
@@ -288,21 +309,55 @@ def usage(
     json: JsonOpt = False,
 ) -> None:
     """Show how a model was used: pushes, alias moves, signatures, downloads, inferences, evaluations, newest first."""
-    events = container(ctx).registry.usage(ref, limit=limit)
+    from aiprov.services.verification import altered_events
+
+    c = container(ctx)
+    events = c.registry.usage(ref, limit=limit)
+    altered = altered_events(c.log, events)  # an edited row is shown as the registry has it, and marked
     counts: dict[str, int] = {}
     for e in events:
         counts[e.action] = counts.get(e.action, 0) + 1
     if json:
-        print_json({"ref": ref, "counts": counts, "events": [e.to_json() for e in events]})
+        print_json(
+            {
+                "ref": ref,
+                "counts": counts,
+                "events": [{**e.to_json(), "log_mismatch": altered.get(e.id)} for e in events],
+            }
+        )
         return
     if not events:
         out_console.print(f"no events for {ref}")
         return
     table = Table(box=None)
-    for column in ("time (UTC)", "actor", "action", "subject"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("details", overflow="fold")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("actor", overflow="fold", max_width=16)
+    table.add_column("action", no_wrap=True)
+    table.add_column("details", overflow="fold", min_width=24)
     for e in events:
-        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
-        table.add_row(f"{e.time:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject[:19], details)
+        details = escape(plain(e.details))
+        if e.id in altered:
+            details += f" [bold red](disagrees with the log: {escape(altered[e.id])})[/]"
+        table.add_row(f"{e.time:%Y-%m-%d %H:%M}", escape(e.actor), e.action, details)
     out_console.print(table)
+    if altered:
+        err_console.print(
+            f"[bold red]warning:[/] {len(altered)} event row(s) disagree with the log; see `aiprov verify`"
+        )
+
+
+def plain(value: object, prefix: str = "") -> str:
+    """A JSON value as the user reads it: `k=v` pairs (nested keys dotted), lists comma-joined, empty values left out.
+
+    Never a Python repr: `cids={'v0': …}` and `previous=None` are what scripts read with `--json`.
+    """
+    if isinstance(value, dict):
+        parts = [plain(v, f"{prefix}{k}.") for k, v in value.items() if v not in (None, "", [], {})]
+        return " ".join(p for p in parts if p)
+    if isinstance(value, list | tuple):
+        text = ", ".join(plain(v) if isinstance(v, dict) else str(v) for v in value)
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    else:
+        text = str(value)
+    return f"{prefix.rstrip('.')}={text}" if prefix else text

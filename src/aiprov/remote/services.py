@@ -166,6 +166,7 @@ def event_from_json(value: dict[str, Any]) -> EventRecord:
             subject=str(value["subject"]),
             model=value.get("model"),
             details=dict(value.get("details") or {}),
+            leaf_index=None if value.get("leaf_index") is None else int(value["leaf_index"]),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BackendError(f"the server sent a malformed event: {e}") from e
@@ -698,30 +699,40 @@ class RemoteVerification(Unsupported):
 
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
-        _, record = self.registry.show(ref)
-        base = f"{model_path(record.full_name)}/versions/{record.number}"
-        evidence = evidence_from_json(record, self.registry.client.json("GET", f"{base}/evidence"))
-        report = VerifyReport(record)
+        evidence, base = self._evidence(ref)
+        report = VerifyReport(evidence.record)
         verifier, pinned = self.pins.verifier(self.log)
         if pinned:
-            report.checks.append(Check("log key", True, pinned))
+            report.checks.append(Check("log.key", True, pinned))
 
         def stored_bytes(report: VerifyReport) -> None:
             server = self.registry.client.json("GET", f"{base}/verify")
-            stored = next((c for c in server["checks"] if c.get("check") == "stored bytes"), None)
+            stored = next((c for c in server["checks"] if c.get("check") == "bytes"), None)
             if stored is not None:
-                report.checks.append(
-                    Check("stored bytes (server)", bool(stored["ok"]), f"the server reports: {stored['detail']}")
-                )
+                report.checks.append(Check("bytes", bool(stored["ok"]), f"the server reports: {stored['detail']}"))
 
         checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
         return checks.run(
             report, evidence, stored_bytes=stored_bytes, path=path, bundle=bundle, public_key=public_key, chain=chain
         )
 
+    def rows(self, ref: str) -> VerifyReport:
+        """As `VerificationService.rows`: what the server serves about `ref`, against its log entries read here."""
+        from aiprov.services.verification import ProvenanceChecks, VerifyReport
 
-def evidence_from_json(record: VersionRecord, value: dict[str, Any]) -> Evidence:
-    """The server's evidence document for `record`. Raises BackendError for a malformed one."""
+        evidence, _ = self._evidence(ref)
+        verifier, _ = self.pins.verifier(self.log)
+        checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
+        return checks.rows(VerifyReport(evidence.record), evidence)
+
+    def _evidence(self, ref: str) -> tuple[Evidence, str]:
+        model, record = self.registry.show(ref)
+        base = f"{model_path(record.full_name)}/versions/{record.number}"
+        return evidence_from_json(model, record, self.registry.client.json("GET", f"{base}/evidence")), base
+
+
+def evidence_from_json(model: ModelRecord, record: VersionRecord, value: dict[str, Any]) -> Evidence:
+    """The server's evidence document for `record` of `model`. Raises BackendError for a malformed one."""
     from aiprov.records import SignatureRecord
     from aiprov.services.verification import Evidence
 
@@ -746,7 +757,10 @@ def evidence_from_json(record: VersionRecord, value: dict[str, Any]) -> Evidence
             )
             for s in value.get("signatures") or ()
         ]
-        return Evidence(record, str(value["digest"]), signatures, int(registration["leaf_index"]), event)
+        history = [int(i) for i in value.get("history") or ()]
+        return Evidence(
+            record, model, str(value["digest"]), signatures, int(registration["leaf_index"]), event, history
+        )
     except (KeyError, TypeError, ValueError) as e:
         raise BackendError(f"the server sent malformed evidence: {e}") from e
 

@@ -48,11 +48,11 @@ class ChainChecks:
         record = report.version
         holder = self._log_evidence(record, leaf_index, known or {})
         digest = bytes.fromhex(record.manifest.digest.hex)
-        if "leaf_hash" in holder and report.add("chain anchor", lambda: self._check_anchor(chain, leaf_index, holder)):
-            report.add("chain inclusion", lambda: self._check_chain_inclusion(leaf_index, holder))
+        if "leaf_hash" in holder and report.add("chain.anchor", lambda: self._check_anchor(chain, leaf_index, holder)):
+            report.add("chain.inclusion", lambda: self._check_chain_inclusion(leaf_index, holder))
             if "checkpoint" in holder:
-                report.add("chain consistency", lambda: self._check_chain_consistency(holder))
-        report.add("chain registration", lambda: self._check_registration(chain, digest, holder))
+                report.add("chain.consistency", lambda: self._check_chain_consistency(holder))
+        report.add("chain.registration", lambda: self._check_registration(chain, digest, holder))
 
     def _log_evidence(self, record: VersionRecord, index: int, known: dict[str, Any]) -> dict[str, Any]:
         """The push entry's leaf hash if the log's entry registers this version, and the log's signed checkpoint.

@@ -151,6 +151,18 @@ def block_places(
     return places
 
 
+def model_changes(request: PushRequest) -> dict[str, object]:
+    """The model metadata a push sets, as its log event records it (`upsert_model` applies the same)."""
+    changes: dict[str, object] = {}
+    if request.description is not None:
+        changes["description"] = request.description
+    if request.license is not None:
+        changes["license"] = request.license
+    if request.tags:
+        changes["tags"] = list(dict.fromkeys(request.tags))
+    return changes
+
+
 class RegistryService:
     def __init__(
         self,
@@ -326,6 +338,12 @@ class RegistryService:
                 "total_size": manifest.total_size,
                 "scan": scan.verdict,
             }
+            # What this push established, so `verify` can hold every served row to its log entry: the version's
+            # lineage and metadata (set once, by its first push) and the model's description, licence and tags
+            # (each push may set them).
+            if existing is None:
+                details["lineage"] = lineage.to_json()
+            details.update(model_changes(request))
             if record.cids is not None and record.cids.v0 and record.cids.v1:
                 # In the log, the IPFS roots are covered by its proofs as the manifest digest is (`verify` checks).
                 details["cids"] = {"v0": record.cids.v0, "v1": record.cids.v1}

@@ -9,7 +9,7 @@ check reports on its own, so a failure names exactly what broke.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +25,29 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
 from aiprov.ports import BlobStore, ChainReader
-from aiprov.records import SignatureRecord, VersionRecord
+from aiprov.records import EventRecord, ModelRecord, SignatureRecord, VersionRecord
+from aiprov.services import row_checks
 from aiprov.services.transparency import LogService, open_checkpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
+    """One check's outcome.
+
+    `name` is a stable id scripts can match (`bytes`, `log.inclusion`, `alias:prod`, `signature:1`; docs/cli.md
+    lists them); what varies, such as a key fingerprint, is in its own field.
+    """
+
     name: str
     ok: bool
     detail: str
+    key_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+        out: dict[str, Any] = {"check": self.name, "ok": self.ok, "detail": self.detail}
+        if self.key_fingerprint is not None:
+            out["key_fingerprint"] = self.key_fingerprint
+        return out
 
 
 @dataclass
@@ -48,14 +59,26 @@ class VerifyReport:
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
-    def add(self, name: str, run: Callable[[], str]) -> bool:
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def add(self, name: str, run: Callable[[], str], *, key_fingerprint: str | None = None) -> bool:
         """Run one check: it returns a detail on success and raises an AiprovError naming what broke."""
         try:
-            self.checks.append(Check(name, True, run()))
+            self.checks.append(Check(name, True, run(), key_fingerprint))
         except AiprovError as e:
-            self.checks.append(Check(name, False, e.diagnostics()))
+            self.checks.append(Check(name, False, e.diagnostics(), key_fingerprint))
             return False
         return True
+
+    def refuse(self, what: str) -> None:
+        """Raise VerificationError naming every failed check, if any (what `pull` does before writing a byte)."""
+        if failed := self.failed:
+            raise VerificationError(
+                f"{self.version.ref}: {what}: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                hint="the registry's rows disagree with its log; `aiprov verify` shows every check",
+            )
 
     def to_json(self) -> dict[str, Any]:
         v = self.version
@@ -89,17 +112,21 @@ def compare_manifests(expected: Manifest, actual: Manifest, where: str) -> None:
 class Evidence:
     """What a version's verification rests on, as the registry holds it.
 
-    The version (its manifest), the digest it was registered under, the signatures recorded for it, and its
-    registration event with its log index.
+    The version (its manifest, author, lineage, metadata, aliases), its model (description, licence, tags), the
+    digest it was registered under, the signatures recorded for it, its registration event with its log index,
+    and the log indices of the model's `push` and `alias` events (`history`): the entries that established every
+    other row served. `verify` reads those entries from the log itself, never trusting the rows.
 
     The hub serves it (`GET .../versions/{n}/evidence`) so a client can check all of it itself.
     """
 
     record: VersionRecord
+    model: ModelRecord
     recorded_digest: str
     signatures: list[SignatureRecord]
     leaf_index: int
     event: Event
+    history: list[int]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +136,7 @@ class Evidence:
                 for s in self.signatures
             ],
             "registration": {"leaf_index": self.leaf_index, "event": self.event.to_json()},
+            "history": list(self.history),
         }
 
 
@@ -152,14 +180,56 @@ class ProvenanceChecks:
         else:
             local = hash_model(path)
             checked = local
-            report.add(f"local copy {path}", lambda: _check_local(manifest, local, path))
+            report.add("local", lambda: _check_local(manifest, local, path))
         known = self.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
+        self.served_rows(report, evidence, known)
         if chain is not None:
             self.on_chain(report, evidence, chain, known)
         return report
 
     def manifest_digest(self, report: VerifyReport, evidence: Evidence) -> None:
-        report.add("manifest digest", lambda: self._check_digest(evidence.record, evidence.recorded_digest))
+        report.add("manifest", lambda: self._check_digest(evidence.record, evidence.recorded_digest))
+
+    def rows(self, report: VerifyReport, evidence: Evidence) -> VerifyReport:
+        """The checks of what the registry serves about a version (not its bytes, nor the log's checkpoints).
+
+        The manifest digest, the registration entry, and every served row against the log entry that established
+        it: what `pull` runs before writing a byte and `show` marks. Returns `report`.
+        """
+        self.manifest_digest(report, evidence)
+        holder: dict[str, Any] = {}
+        index = evidence.leaf_index
+        report.add("log.entry", lambda: self._check_entry(evidence.record, index, evidence.event, holder))
+        self.served_rows(report, evidence, holder)
+        return report
+
+    def served_rows(self, report: VerifyReport, evidence: Evidence, holder: dict[str, Any]) -> None:
+        """Author, lineage, metadata, tags and aliases, each against the log entries that established it.
+
+        The entries are read from the log (with a checkpoint in `holder`, each is also proven in it); the
+        registration entry is the one `log.entry` read, else (the row was altered) the log's own entry.
+        """
+        events: list[Event] = []
+        if not report.add("log.history", lambda: self._read_history(evidence, holder, events)):
+            return
+        record, model = evidence.record, evidence.model
+        registration = next((e for e in events if e.action == "push" and e.subject == evidence.recorded_digest), None)
+        if registration is None:
+            report.add("actor", lambda: row_checks.missing_registration(record))
+            return
+        pushes = [e for e in events if e.action == "push"]
+        report.add("actor", lambda: row_checks.check_actor(record, registration))
+        report.add("lineage", lambda: row_checks.check_lineage(record, registration))
+        report.add("metadata", lambda: row_checks.check_metadata(record, model, registration, pushes))
+        report.add("tags", lambda: row_checks.check_tags(model, pushes))
+        digest = evidence.recorded_digest
+        logged = row_checks.logged_aliases(events)
+        names = sorted(set(record.aliases) | {a for a, e in logged.items() if e.subject == digest})
+        for alias in names:
+            report.add(
+                f"alias:{alias}",
+                lambda alias=alias: row_checks.check_alias(record, digest, alias, logged.get(alias)),  # type: ignore[misc]
+            )
 
     def signatures_and_log(
         self,
@@ -176,22 +246,27 @@ class ProvenanceChecks:
         `on_chain` to build on rather than read again.
         """
         manifest = evidence.record.manifest
-        for sig in evidence.signatures:
+        for number, sig in enumerate(evidence.signatures, 1):
             report.add(
-                f"signature {sig.key_fingerprint[:16]}",
+                f"signature:{number}",
                 lambda sig=sig: self._check_bundle(  # type: ignore[misc]
                     sig.bundle, manifest, signing.public_key_from_pem(sig.public_key, source="recorded public key")
                 ),
+                key_fingerprint=sig.key_fingerprint,
             )
         if bundle is not None and public_key is not None:
-            report.add("given signature", lambda: self._check_bundle(bundle, checked, public_key))
+            report.add(
+                "signature:given",
+                lambda: self._check_bundle(bundle, checked, public_key),
+                key_fingerprint=signing.key_fingerprint(public_key),
+            )
         holder: dict[str, Any] = {}
         index = evidence.leaf_index
-        if report.add("log entry", lambda: self._check_entry(evidence.record, index, evidence.event, holder)):
-            report.add("checkpoint", lambda: self._check_checkpoint(holder))
+        if report.add("log.entry", lambda: self._check_entry(evidence.record, index, evidence.event, holder)):
+            report.add("log.checkpoint", lambda: self._check_checkpoint(holder))
             if "checkpoint" in holder:
-                report.add("inclusion", lambda: self._check_inclusion(index, holder))
-                report.add("consistency", lambda: self._check_consistency(holder))
+                report.add("log.inclusion", lambda: self._check_inclusion(index, holder))
+                report.add("log.consistency", lambda: self._check_consistency(holder))
         return holder
 
     def on_chain(
@@ -235,6 +310,22 @@ class ProvenanceChecks:
         holder["leaf_hash"] = merkle.leaf_hash(data)
         also = ", with its IPFS CIDs" if logged_cids is not None else ""
         return f"entry {index}: {event.action} of {event.subject[:19]}… by {event.actor}{also}"
+
+    def _read_history(self, evidence: Evidence, holder: dict[str, Any], into: list[Event]) -> str:
+        """The model's push and alias entries, read from the log (and proven in its checkpoint, when known)."""
+        checkpoint: Checkpoint | None = holder.get("checkpoint")
+        indices = sorted(set(evidence.history) | {evidence.leaf_index})
+        for index in indices:
+            _, leaf, event = self.log.entry(index)
+            if checkpoint is not None:
+                proof = self.log.inclusion(index, checkpoint.size)
+                merkle.verify_inclusion(leaf, index, checkpoint.size, proof.hashes, checkpoint.root_hash)
+            # Entries about other models, or other actions, establish nothing here: a hub that points at them
+            # only leaves the rows they would have supported unsupported.
+            if event.model == evidence.record.full_name and event.action in ("push", "alias"):
+                into.append(event)
+        proven = f", each proven in the tree of size {checkpoint.size}" if checkpoint is not None else ""
+        return f"{len(into)} push and alias entries of {evidence.record.full_name}{proven}"
 
     def _check_checkpoint(self, holder: dict[str, Any]) -> str:
         signed = self.log.latest()
@@ -309,7 +400,13 @@ class VerificationService:
             signatures = u.signatures(version)
             row = u.registration_event(model, version)
             event = Event(utc(row.time), row.actor, row.action, row.subject, row.model, row.details)
-            return Evidence(record, version.digest, signatures, row.leaf_index, event)
+            history = u.event_leaves(model.full_name, ("push", "alias"))
+            return Evidence(record, u.model_record(model), version.digest, signatures, row.leaf_index, event, history)
+
+    def rows(self, ref: str) -> VerifyReport:
+        """The checks of every row served about `ref` against the log (see `ProvenanceChecks.rows`)."""
+        evidence = self.evidence(ref)
+        return self.checks.rows(VerifyReport(evidence.record), evidence)
 
     def verify(
         self,
@@ -328,7 +425,7 @@ class VerificationService:
         return self.checks.run(
             VerifyReport(evidence.record),
             evidence,
-            stored_bytes=lambda report: report.add("stored bytes", lambda: self._check_blobs(manifest)),
+            stored_bytes=lambda report: report.add("bytes", lambda: self._check_blobs(manifest)),
             path=path,
             bundle=bundle,
             public_key=public_key,
@@ -351,3 +448,26 @@ def _check_local(manifest: Manifest, local: Manifest, path: Path) -> str:
     """The check of a local copy: every file present and equal, nothing extra."""
     compare_manifests(manifest, local, str(path))
     return f"{len(manifest.entries)} file(s) match"
+
+
+def altered_events(log: Any, events: Sequence[EventRecord]) -> dict[int, str]:
+    """The events (by id) whose row disagrees with its log entry, each with what differs.
+
+    `log` is anything with `entry` (the local `LogService` or the remote log). An event without a log index (a
+    server too old to say it) is reported too: nothing backs it.
+    """
+    altered: dict[int, str] = {}
+    for e in events:
+        if e.leaf_index is None:
+            altered[e.id] = "no log index: unchecked"
+            continue
+        _, _, logged = log.entry(e.leaf_index)
+        served = Event(e.time, e.actor, e.action, e.subject, e.model, e.details)
+        differ = [
+            f
+            for f in ("time", "actor", "action", "subject", "model", "details")
+            if getattr(served, f) != getattr(logged, f)
+        ]
+        if differ:
+            altered[e.id] = f"{', '.join(differ)} differ from log entry {e.leaf_index}"
+    return altered

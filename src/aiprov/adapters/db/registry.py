@@ -543,6 +543,15 @@ class RegistryUnit:
             raise NotFound(f"no registration event for {model.full_name}@{version.number} in the log")
         return row
 
+    def event_leaves(self, model: str, actions: Sequence[str]) -> list[int]:
+        """The log indices of the model's events with one of `actions`, in log order."""
+        query = (
+            select(EventRow.leaf_index)
+            .where(EventRow.model == model, EventRow.action.in_(actions))
+            .order_by(EventRow.leaf_index)
+        )
+        return list(self.s.scalars(query))
+
     # datasets and evaluations ---------------------------------------------------------------------------
 
     def dataset_row(self, full_name: str) -> DatasetRow | None:
