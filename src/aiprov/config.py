@@ -218,9 +218,7 @@ class Container:
         from aiprov.services.accounts import AccountService
 
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return AccountService(
-            self.db, clock=self.clock, actor=self.settings.actor, cache_s=self.settings.token_cache_s
-        )
+        return AccountService(self.db, clock=self.clock, actor=self.settings.actor, cache_s=self.settings.token_cache_s)
 
     @cached_property
     def signatures(self) -> SignatureService:

@@ -99,8 +99,10 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def require_write(caller: Caller, doing: str = "writing") -> str:
-    """Return the caller's user name if it may write (`doing` names the act in the messages: predictions need the
-    write scope too). Raises Unauthorized (anonymous) or Forbidden (no scope)."""
+    """Return the caller's user name if it may write. Raises Unauthorized (anonymous) or Forbidden (no scope).
+
+    `doing` names the act in the messages: predictions need the write scope too.
+    """
     if caller.name is None:
         raise Unauthorized(f"{doing} needs an API token", hint="send `Authorization: Bearer <token>`")
     if WRITE not in caller.scopes and not caller.admin:

@@ -217,8 +217,10 @@ class AccountService:
         return hit[2]
 
     def authenticate(self, token: str) -> Principal:
-        """Who `token` speaks for (from the cache when fresh). Raises Unauthorized for an unknown, malformed or
-        revoked token."""
+        """Who `token` speaks for, from the cache when fresh.
+
+        Raises Unauthorized for an unknown, malformed or revoked token.
+        """
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             raise Unauthorized("the API token is malformed", hint="tokens start with `aiprov_`")
         hashed = hash_token(token)

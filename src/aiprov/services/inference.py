@@ -301,7 +301,8 @@ class InferenceService:
         """Run the version `ref` names on the rows of `body` (JSON bytes or the parsed object) in a worker.
 
         `proba` (or the body's `"proba": true`) asks for class probabilities too. The use is committed to the
-        log as `actor`'s before this returns. Raises InvalidInput (422) for a malformed body or rows, NotFound for an unknown reference,
+        log as `actor`'s before this returns. Raises InvalidInput (422) for a malformed body or rows, NotFound
+        for an unknown reference,
         ModelTimeout when the model does not answer within `timeout_s`, ModelExecutionError when it fails to load
         or run, ModelResourceError when it exceeds its limits or crashes (the worker was replaced in the last
         three cases), UnsafeModelError if the scanner refuses the version, BackendError if the usage log cannot
