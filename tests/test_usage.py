@@ -1,8 +1,8 @@
-"""The usage recorder: events queued off the request path, appended to the log in batches, never lost on close."""
+"""The usage recorder: a request returns once its event is committed, many requests share one commit."""
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +13,7 @@ import pytest
 from aiprov.adapters.db import log
 from aiprov.config import Container
 from aiprov.core.events import Event
-from aiprov.errors import BackendError
+from aiprov.errors import BackendError, InvalidInput
 from aiprov.services.usage import INFERENCE, Usage, UsageQueries, UsageRecorder, input_digest, make_recorder
 
 DIGEST = "sha256:" + "ab" * 32
@@ -48,14 +48,21 @@ def hub(make_container: Callable[..., Container]) -> Container:
     return make_container()
 
 
-def test_queued_events_are_appended_in_one_batch_each_in_the_log(hub: Container) -> None:
-    recorder = make_recorder(hub, batch_size=100, interval_s=10)
+def record_all(recorder: UsageRecorder, usages: list[Usage]) -> None:
+    """Record `usages` as that many concurrent requests on one event loop would."""
+
+    async def main() -> None:
+        await asyncio.gather(*(recorder.record_async(u) for u in usages))
+
+    asyncio.run(main())
+
+
+def test_concurrent_requests_share_commits_and_keep_their_order_in_the_log(hub: Container) -> None:
+    recorder = make_recorder(hub, batch_size=100)
     before = log_size(hub)
-    for i in range(250):
-        recorder.record(usage(i))
-    assert recorder.flush(timeout=10)
-    assert log_size(hub) == before + 250
-    assert recorder.batches == 3  # 100 + 100 at the batch size, 50 by the flush
+    record_all(recorder, [usage(i) for i in range(250)])
+    assert log_size(hub) == before + 250  # every request returned after its event was committed
+    assert 3 <= recorder.batches <= 10  # group commit: at most 100 per batch, and not one commit per request
     events = UsageQueries(hub.db).of_user("bob", limit=1000)
     assert [e.details["n"] for e in events] == list(range(249, -1, -1))
     latest = hub.log.latest().checkpoint.size
@@ -68,6 +75,19 @@ def test_queued_events_are_appended_in_one_batch_each_in_the_log(hub: Container)
     recorder.close()
 
 
+def test_record_returns_once_the_event_is_committed_and_visible_to_another_connection(hub: Container) -> None:
+    recorder = make_recorder(hub)
+    for i in range(3):
+        recorder.record(usage(i))
+        reopened = Container(hub.settings)  # its own engine: sees only what is committed
+        try:
+            assert len(UsageQueries(reopened.registry.db).of_user("bob")) == i + 1
+        finally:
+            reopened.close()
+    assert recorder.batches == 3 and recorder.pending == 0
+    recorder.close()
+
+
 def test_input_digest_is_sha256_of_the_canonical_rows() -> None:
     import hashlib
 
@@ -75,54 +95,10 @@ def test_input_digest_is_sha256_of_the_canonical_rows() -> None:
     assert input_digest([[1.0]]) == input_digest([[1]])  # RFC 8785: the same number is the same bytes
 
 
-def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) -> None:
-    recorder = make_recorder(hub, batch_size=1000, interval_s=60)  # nothing would be written for a minute
-    before = log_size(hub)
-    for i in range(37):
-        recorder.record(usage(i))
-    recorder.close()
-    recorder.close()
-    assert log_size(hub) == before + 37
-    assert recorder.pending == 0
-    with pytest.raises(BackendError):
-        recorder.record(usage())
-
-
-def test_a_checkpoint_is_signed_within_a_second_while_events_arrive(hub: Container) -> None:
-    recorder = make_recorder(hub)  # the defaults a server uses
-    start = checkpoints(hub)[-1]
-    stop = threading.Event()
-    signed: list[float] = []
-
-    def watch() -> None:
-        seen = start
-        while not stop.is_set():
-            latest = checkpoints(hub)[-1]
-            if latest > seen:
-                signed.append(time.monotonic())
-                seen = latest
-            time.sleep(0.02)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    began = time.monotonic()
-    i = 0
-    while time.monotonic() - began < 2.5:
-        recorder.record(usage(i))
-        i += 1
-        time.sleep(0.002)
-    stop.set()
-    watcher.join()
-    recorder.close()
-    times = [began, *signed]
-    assert len(signed) >= 3
-    assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
-    assert checkpoints(hub)[-1] == log_size(hub)  # the last batch is covered too
-
-
-def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
+def gated(hub: Container) -> tuple[threading.Lock, Callable[[], None]]:
+    """Make the database "hang" for writers until the returned lock is released; the callable restores it."""
     gate = threading.Lock()
-    gate.acquire()  # the database "hangs": the writer cannot finish a batch
+    gate.acquire()
     original = hub.db.unit
 
     def slow_unit(write: bool = False):  # type: ignore[no-untyped-def]
@@ -132,19 +108,101 @@ def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) 
         return original(write)
 
     hub.db.unit = slow_unit  # type: ignore[method-assign]
-    recorder = UsageRecorder(hub.db, batch_size=2, interval_s=0.01, max_queued=4, put_timeout_s=0.3)
-    for i in range(4):
+
+    def restore() -> None:
+        hub.db.unit = original  # type: ignore[method-assign]
+
+    return gate, restore
+
+
+def in_threads(recorder: UsageRecorder, usages: list[Usage]) -> tuple[list[threading.Thread], list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def one(u: Usage) -> None:
+        try:
+            recorder.record(u)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(u,)) for u in usages]
+    for t in threads:
+        t.start()
+    return threads, errors
+
+
+def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) -> None:
+    gate, restore = gated(hub)
+    recorder = make_recorder(hub, batch_size=1000)
+    before = log_size(hub)
+    threads, errors = in_threads(recorder, [usage(i) for i in range(37)])
+    deadline = time.monotonic() + 10
+    while recorder.pending < 37 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert recorder.pending == 37  # all waiting for a commit
+    gate.release()
+    recorder.close()
+    recorder.close()
+    for t in threads:
+        t.join()
+    restore()
+    assert errors == []
+    assert log_size(hub) == before + 37
+    assert recorder.pending == 0
+    with pytest.raises(BackendError):
+        recorder.record(usage())
+
+
+def test_a_checkpoint_is_signed_for_every_commit_while_events_arrive(hub: Container) -> None:
+    recorder = make_recorder(hub)  # the defaults a server uses
+    began = time.monotonic()
+    i = 0
+    while time.monotonic() - began < 1.0:
         recorder.record(usage(i))
+        assert checkpoints(hub)[-1] == log_size(hub)  # what a request saw committed is covered by a checkpoint
+        i += 1
+    recorder.close()
+    assert i >= 10
+
+
+def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
+    gate, restore = gated(hub)
+    recorder = UsageRecorder(hub.db, batch_size=2, max_queued=4, put_timeout_s=0.3)
+    threads, errors = in_threads(recorder, [usage(i) for i in range(4)])
+    deadline = time.monotonic() + 10
+    while recorder.pending < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
     began = time.monotonic()
     with pytest.raises(BackendError, match="not keeping up"):
         recorder.record(usage(99))
     assert time.monotonic() - began >= 0.25  # it waited (back-pressure) before refusing
     gate.release()
     recorder.record(usage(5))  # room again once the writer moves
+    for t in threads:
+        t.join()
     recorder.close()
-    assert recorder.pending == 0
-    hub.db.unit = original  # type: ignore[method-assign]
+    restore()
+    assert errors == [] and recorder.pending == 0
     assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3, 5]
+
+
+def test_a_commit_that_does_not_come_in_time_refuses_the_request(hub: Container) -> None:
+    gate, restore = gated(hub)
+    recorder = UsageRecorder(hub.db, commit_timeout_s=0.3)
+    began = time.monotonic()
+    with pytest.raises(BackendError, match=r"did not commit within 0\.3 s"):
+        recorder.record(usage(1))
+    assert time.monotonic() - began >= 0.3
+
+    async def one() -> None:
+        await recorder.record_async(usage(2))
+
+    with pytest.raises(BackendError, match="not acknowledged"):
+        asyncio.run(one())
+    gate.release()
+    recorder.close()
+    restore()
+    # Written later: the log may hold a use that was not answered, never an answer that is not in the log.
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [1, 2]
 
 
 def test_a_database_outage_is_retried_without_losing_events(hub: Container) -> None:
@@ -157,22 +215,26 @@ def test_a_database_outage_is_retried_without_losing_events(hub: Container) -> N
         return original(write)
 
     hub.db.unit = flaky_unit  # type: ignore[method-assign]
-    recorder = UsageRecorder(hub.db, batch_size=10, interval_s=0.01)
-    for i in range(5):
-        recorder.record(usage(i))
-    assert recorder.flush(timeout=10)
+    recorder = UsageRecorder(hub.db, batch_size=10)
+    record_all(recorder, [usage(i) for i in range(5)])
     recorder.close()
     hub.db.unit = original  # type: ignore[method-assign]
     assert len(UsageQueries(hub.db).of_user("bob")) == 5
     assert recorder.dropped == 0
 
 
-def test_an_event_the_log_cannot_encode_is_dropped_alone(hub: Container) -> None:
-    recorder = make_recorder(hub, batch_size=10, interval_s=0.01)
-    recorder.record(usage(1))
-    recorder.record(usage(2, rows=[[float("nan")]]))  # canonical JSON has no NaN
-    recorder.record(usage(3))
+def test_an_event_the_log_cannot_encode_fails_its_request_alone(hub: Container) -> None:
+    recorder = make_recorder(hub, batch_size=10)
+    results: list[BaseException | None] = []
+
+    async def main() -> None:
+        usages = [usage(1), usage(2, rows=[[float("nan")]]), usage(3)]  # canonical JSON has no NaN
+        results.extend(await asyncio.gather(*(recorder.record_async(u) for u in usages), return_exceptions=True))
+
+    asyncio.run(main())
     recorder.close()
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], InvalidInput)
     assert recorder.dropped == 1
     assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [1, 3]
 

@@ -71,10 +71,13 @@ class Settings(BaseSettings):
     """Address-space limit of each worker, in MiB."""
     worker_timeout_s: float = Field(default=300.0, gt=0)
     """How long a worker may take to load and run a model for one request (wall clock; CPU time likewise)."""
-    usage_interval_s: float = Field(default=0.2, gt=0, le=60)
-    """API: usage events (inference, download) are appended to the log in a batch this long after the first
-    arrives, or sooner when `usage_batch_size` are waiting; each batch signs a checkpoint."""
     usage_batch_size: int = Field(default=512, ge=1, le=65_536)
+    """API: the most usage events (inference, download) committed to the log in one transaction. A request is
+    answered once its event is committed; the events that arrive during one commit share the next (group
+    commit), and each batch signs a checkpoint."""
+    token_cache_s: float = Field(default=5.0, ge=0, le=300)
+    """API: how long a checked token is trusted without asking the database again; a revoked token is refused
+    within this many seconds on every server process (0: every request asks the database)."""
     chain_rpc: str | None = None
     """EVM JSON-RPC URL for anchors and on-chain registrations (anvil, Sepolia, Polygon Amoy, a private chain)."""
     chain_contract: str | None = None
@@ -215,7 +218,7 @@ class Container:
         from aiprov.services.accounts import AccountService
 
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return AccountService(self.db, clock=self.clock, actor=self.settings.actor)
+        return AccountService(self.db, clock=self.clock, actor=self.settings.actor, cache_s=self.settings.token_cache_s)
 
     @cached_property
     def signatures(self) -> SignatureService:

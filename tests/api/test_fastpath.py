@@ -20,7 +20,8 @@ from aiprov.api.fastpath import InferenceFastPath
 @pytest.fixture
 def client(hub: Hub, iris: tuple[Path, Any]) -> Iterator[TestClient]:  # noqa: F811
     push(hub.container, iris[0], "alice/iris")
-    with TestClient(create_app(hub.container), raise_server_exceptions=False) as client:
+    app = create_app(hub.container)
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(hub.tokens["alice"])) as client:
         yield client
 
 
@@ -47,6 +48,7 @@ def test_predictions_skip_the_framework_and_everything_else_does_not(client: Tes
 
 def test_the_fast_path_keeps_auth_limits_and_problem_bodies(hub: Hub, client: TestClient) -> None:
     assert_problem(client.post(PREDICT, json={"inputs": ROWS}, headers=bearer("not-a-token")), 401)
+    assert_problem(TestClient(client.app).post(PREDICT, json={"inputs": ROWS}), 401)  # no token
     r = client.post(PREDICT, content=b"{", headers={"content-type": "application/json"})
     assert_problem(r, 422)
     assert_problem(client.post("/api/v1/models/alice/nothing/predict", json={"inputs": ROWS}), 404)
@@ -76,6 +78,6 @@ def test_an_unexpected_error_is_a_500_problem(client: TestClient, monkeypatch: p
 
 def test_behind_a_proxy_prefix_the_fast_path_still_matches(hub: Hub, iris: tuple[Path, Any]) -> None:  # noqa: F811
     push(hub.container, iris[0], "alice/iris")
-    with TestClient(create_app(hub.container), root_path="/hub") as client:
+    with TestClient(create_app(hub.container), root_path="/hub", headers=bearer(hub.tokens["alice"])) as client:
         r = client.post("/hub" + PREDICT, json={"inputs": ROWS})
         assert r.status_code == 200 and len(r.json()["predictions"]) == len(ROWS)

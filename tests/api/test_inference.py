@@ -5,6 +5,7 @@ inclusion proof, bad input and misbehaving models are clear problems, and a clea
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,12 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
 
 @pytest.fixture
 def served(hub: Hub, iris: tuple[Path, Any]) -> Iterator[tuple[TestClient, Any, Any]]:
-    """A TestClient (lifespan on) over a hub where alice pushed the Iris model; yields (client, version, model)."""
+    """A TestClient (lifespan on, sending alice's token) over a hub where alice pushed the Iris model; yields
+    (client, version, model)."""
     version = push(hub.container, iris[0], "alice/iris").version
-    with TestClient(create_app(hub.container), raise_server_exceptions=False) as client:
+    app = create_app(hub.container)
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(hub.tokens["alice"])) as client:
         yield client, version, iris[1]
-
-
-def flush(client: TestClient) -> None:
-    assert client.app.state.usage_recorder.flush(timeout=30)  # type: ignore[attr-defined]
 
 
 def test_predictions_equal_the_estimators_own(served: tuple[TestClient, Any, Any]) -> None:
@@ -90,16 +89,15 @@ def test_usage_shows_each_call_and_each_is_in_the_log_with_a_verifying_proof(
 ) -> None:
     client, version, _ = served
     digest = str(version.manifest.digest)
-    calls = [(hub.tokens["bob"], ROWS[:1]), (None, ROWS[1:3]), (hub.tokens["bob"], ROWS)]
+    calls = [(hub.tokens["bob"], ROWS[:1]), (hub.tokens["alice"], ROWS[1:3]), (hub.tokens["bob"], ROWS)]
     for token, rows in calls:
-        r = client.post(PREDICT, json={"inputs": rows}, headers=bearer(token) if token else {})
+        r = client.post(PREDICT, json={"inputs": rows}, headers=bearer(token))
         assert r.status_code == 200, r.text
-    flush(client)
-
+    # No flush: an answered prediction is already in the log.
     usage = client.get("/api/v1/models/alice/iris/usage").json()
     assert [(u["actor"], u["action"], u["digest"]) for u in usage] == [
         ("bob", "inference", digest),
-        ("anonymous", "inference", digest),
+        ("alice", "inference", digest),
         ("bob", "inference", digest),
     ]
     assert [u["details"]["input_digest"] for u in usage] == [input_digest(rows) for _, rows in reversed(calls)]
@@ -184,7 +182,8 @@ def test_a_hanging_or_crashing_model_is_a_clear_problem_and_the_next_request_wor
     hub.container.__dict__["models"] = SandboxedModels(hub.container.blobs, pool)
     hub.container.settings.worker_timeout_s = 5.0
     expected = iris[1].predict(np.asarray(ROWS)).tolist()
-    with TestClient(create_app(hub.container), raise_server_exceptions=False) as client:
+    app = create_app(hub.container)
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(hub.tokens["alice"])) as client:
         assert client.post(PREDICT, json={"inputs": ROWS}).json()["predictions"] == expected
         hung = assert_problem(client.post(PREDICT, json={"inputs": [[HANG, 0, 0, 0]]}), 422)
         assert hung["title"] == "model timed out" and "within 5 s" in hung["detail"]
@@ -195,26 +194,55 @@ def test_a_hanging_or_crashing_model_is_a_clear_problem_and_the_next_request_wor
     assert pool.replaced == 2
 
 
-def test_usage_queued_at_shutdown_is_written(tmp_path: Path, iris: tuple[Path, Any]) -> None:
-    container = Container(Settings(home=tmp_path / "home", actor="root", workers=1, usage_interval_s=60))
-    container.init()
-    push(container, iris[0], "alice/iris")
-    with TestClient(create_app(container)) as client:
-        for _ in range(3):
-            assert client.post(PREDICT, json={"inputs": ROWS}).status_code == 200
-        assert client.app.state.usage_recorder.pending == 3  # type: ignore[attr-defined]  # a minute to go
-    reopened = Container(Settings(home=tmp_path / "home"))
-    try:
-        usage = UsageQueries(reopened.registry.db).of_model("alice/iris")
-        assert len(usage) == 3
-        assert reopened.log.latest().checkpoint.size == reopened.log.size()
-    finally:
-        reopened.close()
+def test_predicting_needs_a_token_with_the_write_scope(served: tuple[TestClient, Any, Any], hub: Hub) -> None:
+    client, version, _ = served
+    reader = hub.container.accounts.add_user("carol", scopes=["read"]).token
+    anonymous_client = TestClient(client.app, raise_server_exceptions=False)
+    for path in (PREDICT, f"/infer/{version.manifest.digest}"):
+        anonymous = assert_problem(anonymous_client.post(path, json={"inputs": ROWS}), 401)
+        assert "predicting needs an API token" in anonymous["detail"]
+        read_only = assert_problem(client.post(path, json={"inputs": ROWS}, headers=bearer(reader)), 403)
+        assert "no write scope" in read_only["detail"]
+        assert client.post(path, json={"inputs": ROWS}).status_code == 200  # alice: read and write
+    assert {u.actor for u in UsageQueries(hub.container.db).of_model("alice/iris")} == {"alice"}
 
 
-def test_served_predict_and_usage_end_to_end_with_a_clean_shutdown(make_server: Any, iris: tuple[Path, Any]) -> None:
-    """A real `aiprov serve`: predict over HTTP, usage shows the calls, SIGTERM writes what was still queued."""
-    server: Server = make_server(env={"AIPROV_USAGE_INTERVAL_S": "30"})
+def test_a_revoked_token_is_refused_within_the_token_cache_bound(hub: Hub, iris: tuple[Path, Any]) -> None:
+    """Another process revokes the token (its own container): the server refuses it within `token_cache_s`."""
+    push(hub.container, iris[0], "alice/iris")
+    made = hub.container.accounts.add_token("alice")
+    hub.container.accounts.cache_s = 2.0  # AIPROV_TOKEN_CACHE_S=2
+    elsewhere = Container(hub.container.settings.model_copy(update={"actor": "alice"}))
+    app = create_app(hub.container)
+    with TestClient(app, raise_server_exceptions=False, headers=bearer(made.token)) as client:
+        try:
+            assert client.post(PREDICT, json={"inputs": ROWS}).status_code == 200  # checked, now cached
+            elsewhere.accounts.revoke(made.token_id)
+        finally:
+            elsewhere.close()
+        revoked_at = time.monotonic()
+        statuses = []
+        while time.monotonic() - revoked_at < 5.0:
+            statuses.append(client.post(PREDICT, json={"inputs": ROWS}).status_code)
+            if statuses[-1] == 401:
+                break
+        refused_after = time.monotonic() - revoked_at
+    assert statuses[-1] == 401 and refused_after <= 2.0 + 0.5, (statuses, refused_after)
+    assert statuses[0] == 200  # within the bound the cached check still answers (no database round trip)
+
+
+def test_a_token_revoked_through_the_server_is_refused_at_once(served: tuple[TestClient, Any, Any], hub: Hub) -> None:
+    client, _, _ = served
+    made = hub.container.accounts.add_token("bob")
+    assert client.post(PREDICT, json={"inputs": ROWS}, headers=bearer(made.token)).status_code == 200
+    revoke = client.delete(f"/api/v1/tokens/{made.token_id}", headers=bearer(made.token))
+    assert revoke.status_code == 200, revoke.text
+    assert_problem(client.post(PREDICT, json={"inputs": ROWS}, headers=bearer(made.token)), 401)
+
+
+def test_served_predict_and_usage_end_to_end(make_server: Any, iris: tuple[Path, Any]) -> None:
+    """A real `aiprov serve`: predict over HTTP; each answered call is already in the log, with a verifying proof."""
+    server: Server = make_server()
     alice = server.add_user("alice")
     local = Container(Settings(home=server.home, actor="alice"))
     version = push(local, iris[0], "alice/iris").version
@@ -225,14 +253,15 @@ def test_served_predict_and_usage_end_to_end_with_a_clean_shutdown(make_server: 
         r = client.post(PREDICT, json={"inputs": rows})
         assert r.status_code == 200, r.text
         assert r.json()["predictions"] == expected[: len(rows)]
-    r = httpx.post(f"{server.base_url}/infer/{digest}", json={"records": [dict(zip(FEATURES, ROWS[0], strict=True))]})
+    record = {"records": [dict(zip(FEATURES, ROWS[0], strict=True))]}
+    r = httpx.post(f"{server.base_url}/infer/{digest}", json=record, headers=bearer(alice))
     assert r.json()["predictions"] == expected[:1]
-    assert client.get("/api/v1/models/alice/iris/usage").json() == []  # still queued: 30 s batches
-    server.stop()  # SIGTERM: uvicorn shuts down cleanly, then exits by the signal it caught
+    assert [u["details"]["rows"] for u in client.get("/api/v1/models/alice/iris/usage").json()] == [1, 2, 4]
+    server.stop()
     assert "Application shutdown complete" in server.log_text()
     try:
         usage = UsageQueries(local.registry.db).of_model("alice/iris")
-        assert [(u.actor, u.details["rows"]) for u in usage] == [("anonymous", 1), ("alice", 2), ("alice", 4)]
+        assert [(u.actor, u.details["rows"]) for u in usage] == [("alice", 1), ("alice", 2), ("alice", 4)]
         checkpoint = local.log.latest().checkpoint
         for u in usage:
             assert u.leaf_index is not None
@@ -287,7 +316,6 @@ def test_concurrent_predictions_are_batched_and_each_gets_its_own_answer(
         np.testing.assert_allclose(answer["probabilities"], model.predict_proba(np.asarray(body)))
     batcher = client.app.state.inference.batcher  # type: ignore[attr-defined]
     assert batcher.batched > 0 and batcher.calls < 33, (batcher.calls, batcher.batched)
-    flush(client)
     usage = UsageQueries(client.app.state.container.db).of_model("alice/iris")  # type: ignore[attr-defined]
     assert len(usage) == 33  # the warm-up and the 32, each its own event with its own input digest
     assert {input_digest(b) for b in bodies} <= {u.details["input_digest"] for u in usage}

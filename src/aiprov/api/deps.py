@@ -88,20 +88,25 @@ async def authenticate(request: Request, container: Container) -> Caller:
         if not container.settings.anonymous_reads:
             raise Unauthorized("this hub needs an API token to read", hint="send `Authorization: Bearer <token>`")
         return ANONYMOUS
-    # Only a request with a token pays for the database lookup, and it runs off the event loop.
-    principal = await run_in_threadpool(container.accounts.authenticate, token)
+    # A token checked within `token_cache_s` costs a hash and a dict lookup on the loop; otherwise the database
+    # lookup runs off the event loop.
+    accounts = container.accounts
+    principal = accounts.cached(token) or await run_in_threadpool(accounts.authenticate, token)
     return Caller(principal.user, frozenset(principal.scopes), principal.admin)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def require_write(caller: Caller) -> str:
-    """Return the caller's user name if it may write. Raises Unauthorized (anonymous) or Forbidden (no scope)."""
+def require_write(caller: Caller, doing: str = "writing") -> str:
+    """Return the caller's user name if it may write. Raises Unauthorized (anonymous) or Forbidden (no scope).
+
+    `doing` names the act in the messages: predictions need the write scope too.
+    """
     if caller.name is None:
-        raise Unauthorized("writing needs an API token", hint="send `Authorization: Bearer <token>`")
+        raise Unauthorized(f"{doing} needs an API token", hint="send `Authorization: Bearer <token>`")
     if WRITE not in caller.scopes and not caller.admin:
-        raise Forbidden(f"the token of {caller.name} has no write scope")
+        raise Forbidden(f"the token of {caller.name} has no write scope, which {doing} needs")
     return caller.name
 
 

@@ -2,8 +2,12 @@
 
 A token is `aiprov_<id>_<secret>`; it is shown once, when made, and stored only as its SHA-256 (the secret has
 256 random bits, so a hash is enough: nothing to brute-force). `<id>` is public, to list and revoke a token by.
-Making a user and revoking a token are events in the transparency log. A revocation is a row update that the next
-request's lookup sees: there is no cache to wait for.
+Making a user and revoking a token are events in the transparency log.
+
+A checked token is remembered for `cache_s` seconds (the setting `token_cache_s`, 5 by default): a request whose
+token was checked recently costs one SHA-256 of the token and a dict lookup, no database round trip. So a
+revocation is a row update that every server process sees within `cache_s` seconds; the process that revokes
+forgets the token at once. Unknown and revoked tokens are not remembered: each such request asks the database.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,11 +113,20 @@ def check_scopes(scopes: Iterable[str], admin: bool) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in wanted | {"read"})
 
 
+CACHE_SIZE = 10_000
+"""Tokens remembered at most; past it the cache starts over (a hub with more live tokens asks the database more)."""
+
+
 class AccountService:
-    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str) -> None:
+    """Users and tokens. Copies made for another actor (`Container.for_actor`) share the token cache."""
+
+    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str, cache_s: float = 5.0) -> None:
         self.db = db
         self.clock = clock
         self.actor = actor
+        self.cache_s = cache_s
+        self._checked: dict[str, tuple[float, str, Principal]] = {}
+        """Token hash -> (monotonic expiry, token id, principal); dict operations are atomic, so no lock."""
 
     def add_user(self, name: str, *, admin: bool = False, scopes: Iterable[str] = ()) -> NewToken:
         """Create user `name` (a valid owner name: it is the user's namespace) with a first token.
@@ -172,6 +186,7 @@ class AccountService:
             if found is None or (of_user is not None and found[1] != of_user):
                 raise NotFound(f"no token with id {token_id!r}", hint="`aiprov user ls` lists the tokens")
             row, user = found
+            self._forget(row.token_id)
             if row.revoked_at is None:
                 row.revoked_at = now
                 u.add_event(
@@ -194,18 +209,42 @@ class AccountService:
                 UserRecord(r.name, r.admin, utc(r.created_at), tuple(by_user.get(r.name, ()))) for r in db.users(u.s)
             ]
 
+    def cached(self, token: str) -> Principal | None:
+        """Who `token` speaks for if it was checked within `cache_s` seconds, else None. Never touches the database."""
+        hit = self._checked.get(hash_token(token))
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        return hit[2]
+
     def authenticate(self, token: str) -> Principal:
-        """Who `token` speaks for. Raises Unauthorized for an unknown, malformed or revoked token."""
+        """Who `token` speaks for, from the cache when fresh.
+
+        Raises Unauthorized for an unknown, malformed or revoked token.
+        """
         if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
             raise Unauthorized("the API token is malformed", hint="tokens start with `aiprov_`")
+        hashed = hash_token(token)
+        hit = self._checked.get(hashed)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[2]
         with self.db.unit() as u:
-            found = db.by_hash(u.s, hash_token(token))
+            found = db.by_hash(u.s, hashed)
         if found is None:
             raise Unauthorized("the API token is not known to this hub")
         if found.revoked_at is not None:
             raise Unauthorized("the API token was revoked")
         scopes = tuple(found.scopes.split(","))
-        return Principal(found.name, scopes, bool(found.admin) and "admin" in scopes)
+        principal = Principal(found.name, scopes, bool(found.admin) and "admin" in scopes)
+        if self.cache_s > 0:
+            if len(self._checked) >= CACHE_SIZE:
+                self._checked.clear()
+            self._checked[hashed] = (time.monotonic() + self.cache_s, found.token_id, principal)
+        return principal
+
+    def _forget(self, token_id: str) -> None:
+        for hashed, (_, cached_id, _) in list(self._checked.items()):
+            if cached_id == token_id:
+                self._checked.pop(hashed, None)
 
 
 def _token_record(row: Any, user: str) -> TokenRecord:

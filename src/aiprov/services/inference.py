@@ -3,8 +3,9 @@
 The request path does as little as it can: the body is parsed once (orjson when installed), rows are checked as
 one numpy conversion when they are numbers, the version a reference names is cached for `ref_ttl_s` seconds
 (digests and version numbers never change; names and aliases are looked up again after that), and the model
-runs in a worker that keeps it loaded (`aiprov.sandbox`). Usage is handed to a `UsageRecorder`, which writes it
-to the log later, off the request path.
+runs in a worker that keeps it loaded (`aiprov.sandbox`). Usage is handed to a `UsageRecorder`, and a prediction
+returns only once its usage event is committed to the log (group commit: one commit for the many requests that
+finished during the previous one).
 
 Bodies: `{"inputs": [[v, ...], ...]}` (rows of values in the model's feature order) or `{"records": [{name: v},
 ...]}` (named values, ordered by the model's feature names when it declares them, else by the first record's
@@ -299,12 +300,13 @@ class InferenceService:
     ) -> InferenceResult:
         """Run the version `ref` names on the rows of `body` (JSON bytes or the parsed object) in a worker.
 
-        `proba` (or the body's `"proba": true`) asks for class probabilities too. The use is queued for the log
-        as `actor`'s. Raises InvalidInput (422) for a malformed body or rows, NotFound for an unknown reference,
+        `proba` (or the body's `"proba": true`) asks for class probabilities too. The use is committed to the
+        log as `actor`'s before this returns. Raises InvalidInput (422) for a malformed body or rows, NotFound
+        for an unknown reference,
         ModelTimeout when the model does not answer within `timeout_s`, ModelExecutionError when it fails to load
         or run, ModelResourceError when it exceeds its limits or crashes (the worker was replaced in the last
         three cases), UnsafeModelError if the scanner refuses the version, BackendError if the usage log cannot
-        keep up.
+        keep up or commit (the prediction is then not answered).
         """
         payload, asked = _payload(body, proba)
         target = self.resolve(ref)
@@ -326,7 +328,8 @@ class InferenceService:
         (`aiprov.sandbox.batching`).
 
         Only what may block runs in a thread: resolving a reference that is not cached (a database read, and
-        materialising the model the first time) and recording usage when the queue is full. Raises as `predict`.
+        materialising the model the first time) and queueing usage when the queue is full; the commit of the
+        usage event is awaited, not waited for in a thread. Raises as `predict`.
         """
         payload, asked = _payload(body, proba)
         target = self.cached(ref)
@@ -338,9 +341,7 @@ class InferenceService:
         prediction = await self.batcher.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
         result = InferenceResult(target.version, target.digest, prediction, len(rows), time.perf_counter() - start)
         if self.recorder is not None:
-            usage = self._usage(actor, target, result, rows, x)
-            if not self.recorder.try_record(usage):
-                await asyncio.to_thread(self.recorder.record, usage)
+            await self.recorder.record_async(self._usage(actor, target, result, rows, x))
         return result
 
     def _usage(self, actor: str, target: Target, result: InferenceResult, rows: list[list[Any]], x: Any) -> Usage:

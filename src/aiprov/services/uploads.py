@@ -148,7 +148,8 @@ class UploadService:
 
         A range is verified like the whole: the blob is read from its first byte to its last and only the range
         is yielded, so a client continuing a cut download never receives altered bytes either. `on_complete` runs
-        once the blob's last byte is out (to record the download); a range that stops short never runs it.
+        after the blob verified and before its last byte is yielded (to log the download before it completes); a
+        range that stops short never runs it.
         Raises NotFound before the first byte if the blob is missing; IntegrityError instead of the last chunk if
         the stored bytes were altered.
         """
@@ -166,7 +167,7 @@ class UploadService:
             if held is not None:
                 yield held
             held = piece
+        if on_complete is not None and (end is None or end + 1 >= offset):  # the blob's last byte goes out next
+            on_complete()  # before it: a download that completed is logged
         if held is not None:
             yield held
-        if on_complete is not None and (end is None or end + 1 >= offset):  # the blob's last byte went out
-            on_complete()

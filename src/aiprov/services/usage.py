@@ -1,19 +1,34 @@
-"""Usage events (inference, download) recorded in the transparency log in batches, off the request path.
+"""Usage events (inference, download) recorded in the transparency log in batches: group commit.
 
-A request hands its usage to `UsageRecorder.record`, which only queues it; a background thread writes what is
-queued as one write transaction per batch (one log append for the whole batch, one checkpoint signed by the
-registry's before-commit hook), when `batch_size` events are waiting or `interval_s` after the oldest arrived.
-So a busy server appends a few batches a second and signs a checkpoint for each, and a request never waits for
-the database. The queue is bounded: when the log cannot keep up, `record` blocks (back-pressure) and, past
-`put_timeout_s`, refuses with a BackendError rather than grow without limit. `close` writes everything still
-queued: a clean shutdown loses nothing.
+A request hands its usage to `UsageRecorder.record` (or `record_async` on an event loop), which queues it and
+returns only once the batch holding it is committed: what a request acknowledges is in the log. A background
+thread writes whatever is queued as one write transaction per batch (one log append for the whole batch, one
+checkpoint signed by the registry's before-commit hook) as soon as the previous batch is committed, at most
+`batch_size` events at a time. So a lone request waits for one commit of its own event, and under load the
+requests that arrive during one commit share the next: many requests per commit, and a request's latency grows
+by at most two commits (the one in progress when it arrived, then its own).
+
+"Committed" is the database's commit: on SQLite (WAL, `synchronous=NORMAL`) the transaction is in the WAL file
+when the commit returns, so it survives the server process being killed (kill -9); an operating-system crash or
+a power loss may lose the last transactions, which `synchronous=FULL` would also keep at the price of an fsync per
+commit. On PostgreSQL a commit is durable (`synchronous_commit=on`, the default).
+
+The queue is bounded: when the log cannot keep up, `record` blocks (back-pressure) and, past `put_timeout_s`,
+refuses with a BackendError rather than grow without limit; a request whose batch is not committed within
+`commit_timeout_s` (the database is down) is refused with a BackendError too (its event may still be written
+later: the log may hold a use that was not answered, never an answer that is not in the log). `close` writes
+everything still queued.
 
 The input of an inference is recorded as its digest, `sha256:` + SHA-256 of the RFC 8785 canonical JSON of the
-rows as the caller sent them (a list of rows, each a list of values), computed on the background thread.
+rows as the caller sent them (a list of rows, each a list of values), computed on the background thread; rows that
+canonical JSON cannot carry fail their request with InvalidInput, and only it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -131,10 +146,14 @@ class Usage:
         )
 
 
-class UsageRecorder:
-    """A bounded queue of usage events and the thread that appends them to the log in batches.
+_Waiter = concurrent.futures.Future[None] | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+"""Who waits for an event's commit: a thread (a concurrent future) or a coroutine (its loop and an asyncio future)."""
 
-    Thread-safe. `record` is all a request pays: an append to a deque under a lock.
+
+class UsageRecorder:
+    """A bounded queue of usage events, and the thread that commits them to the log in batches (group commit).
+
+    Thread-safe. `record` and `record_async` return once their event is committed (see the module's docstring).
     """
 
     def __init__(
@@ -142,37 +161,60 @@ class UsageRecorder:
         db: SqlRegistry,
         *,
         batch_size: int = 512,
-        interval_s: float = 0.2,
         max_queued: int = 20_000,
         put_timeout_s: float = 10.0,
+        commit_timeout_s: float = 30.0,
     ) -> None:
-        if batch_size < 1 or max_queued < batch_size or interval_s <= 0:
-            raise InvalidInput("a usage recorder needs 1 <= batch_size <= max_queued and interval_s > 0")
+        if batch_size < 1 or max_queued < batch_size or commit_timeout_s <= 0:
+            raise InvalidInput("a usage recorder needs 1 <= batch_size <= max_queued and commit_timeout_s > 0")
         self.db = db
         self.batch_size = batch_size
-        self.interval_s = interval_s
         self.max_queued = max_queued
         self.put_timeout_s = put_timeout_s
-        self._queue: deque[Usage] = deque()
-        self._oldest = 0.0  # monotonic time the oldest queued event arrived
+        self.commit_timeout_s = commit_timeout_s
+        self._queue: deque[tuple[Usage, _Waiter]] = deque()
         self._cond = threading.Condition()
         self._queued = 0  # events accepted so far
         self._done = 0  # events written (or given up on) so far
-        self._flushing = 0  # callers waiting in flush(): write now, don't wait for the interval
         self._closed = False
         self.batches = 0
         """Batches written (for tests and monitoring)."""
         self.dropped = 0
-        """Events given up on: ones the log refused (logged as errors), or left when the database stayed down."""
+        """Events not written: ones the log refused (their requests failed), or left when the database stayed down."""
         self._thread = threading.Thread(target=self._run, name="aiprov-usage", daemon=True)
         self._thread.start()
 
     def record(self, usage: Usage) -> None:
-        """Queue `usage` for the log; returns at once unless the queue is full.
+        """Log `usage`: return once it is committed.
 
-        Raises BackendError when the queue stays full for `put_timeout_s` (the log cannot keep up) or the
-        recorder is closed.
+        Raises InvalidInput if the event cannot be encoded (rows canonical JSON cannot carry), BackendError when
+        the queue stays full for `put_timeout_s`, the commit does not come within `commit_timeout_s`, or the
+        recorder is closed; AiprovError if the log refuses the batch.
         """
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._put(usage, done)
+        try:
+            done.result(self.commit_timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise _not_committed(self.commit_timeout_s) from None
+
+    async def record_async(self, usage: Usage) -> None:
+        """`record` for an event loop: the loop is not blocked while the batch commits. Raises as `record`."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        with self._cond:
+            room = len(self._queue) < self.max_queued
+            if room:
+                self._append(usage, (loop, done))
+        if not room:  # back-pressure: wait for room off the loop
+            await asyncio.to_thread(self._put, usage, (loop, done))
+        try:
+            async with asyncio.timeout(self.commit_timeout_s):
+                await done
+        except TimeoutError:
+            raise _not_committed(self.commit_timeout_s) from None
+
+    def _put(self, usage: Usage, waiter: _Waiter) -> None:
         with self._cond:
             if len(self._queue) >= self.max_queued:
                 deadline = time.monotonic() + self.put_timeout_s
@@ -184,47 +226,28 @@ class UsageRecorder:
                             hint="try again shortly",
                         )
                     self._cond.wait(left)
-            self._append(usage)
+            self._append(usage, waiter)
 
-    def _append(self, usage: Usage) -> None:
+    def _append(self, usage: Usage, waiter: _Waiter) -> None:
         """Under `_cond`, with room in the queue. Raises BackendError if the recorder is closed."""
         if self._closed:
             raise BackendError("the usage recorder is closed (the server is shutting down)")
         if not self._queue:
-            self._oldest = time.monotonic()
-            self._cond.notify_all()  # the writer starts this batch's clock
-        self._queue.append(usage)
+            self._cond.notify_all()  # the writer is idle: this event starts the next batch
+        self._queue.append((usage, waiter))
         self._queued += 1
-        if len(self._queue) == self.batch_size:
-            self._cond.notify_all()
-
-    def try_record(self, usage: Usage) -> bool:
-        """Queue `usage` if there is room now; False (nothing queued) if the queue is full. Never blocks.
-
-        Raises BackendError if the recorder is closed.
-        """
-        with self._cond:
-            if len(self._queue) >= self.max_queued:
-                return False
-            self._append(usage)
-            return True
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Write everything queued before this call now; return False if `timeout` seconds passed first."""
+        """Wait until everything queued before this call is written; return False if `timeout` seconds passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._queued
-            self._flushing += 1
-            self._cond.notify_all()
-            try:
-                while self._done < target and self._thread.is_alive():
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        return False
-                    self._cond.wait(left)
-                return self._done >= target
-            finally:
-                self._flushing -= 1
+            while self._done < target and self._thread.is_alive():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            return self._done >= target
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is queued, then stop the thread; further `record`s are refused. Idempotent."""
@@ -246,76 +269,106 @@ class UsageRecorder:
     def _run(self) -> None:
         failures = 0
         while (batch := self._take()) is not None:
-            written = self._write(batch)
+            outcomes = self._write(batch)
             with self._cond:
-                if written:
+                if outcomes is not None:
                     failures = 0
                     for _ in batch:
                         self._queue.popleft()
                     self._done += len(batch)
-                    self._oldest = time.monotonic()
                     self._cond.notify_all()
+                    _settle([waiter for _, waiter in batch], outcomes)
                     continue
                 failures += 1
                 if self._closed and failures >= 3:
                     log.error("usage recorder: the database is down at shutdown; %d events lost", len(self._queue))
                     self.dropped += len(self._queue)
                     self._done += len(self._queue)
+                    lost = BackendError("the usage log could not be written; the use was not recorded")
+                    _settle([waiter for _, waiter in self._queue], [lost] * len(self._queue))
                     self._queue.clear()
                     self._cond.notify_all()
                     continue
                 self._cond.wait(min(0.1 * 2**failures, 5.0))  # close() wakes it early
 
-    def _take(self) -> list[Usage] | None:
+    def _take(self) -> list[tuple[Usage, _Waiter]] | None:
         """The next batch (left in the queue until written); None once closed and empty."""
         with self._cond:
-            while True:
-                if not self._queue:
-                    if self._closed:
-                        return None
-                    self._cond.wait()
-                    continue
-                now = time.monotonic()
-                due = self._oldest + self.interval_s
-                if self._closed or self._flushing or len(self._queue) >= self.batch_size or now >= due:
-                    return list(itertools.islice(self._queue, self.batch_size))
-                self._cond.wait(due - now)
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            return list(itertools.islice(self._queue, self.batch_size))
 
-    def _write(self, batch: list[Usage]) -> bool:
-        """Append `batch` in one write unit; True when it is done with (written, or refused and logged)."""
+    def _write(self, batch: list[tuple[Usage, _Waiter]]) -> list[AiprovError | None] | None:
+        """Append `batch` in one write unit: each event's outcome (None: committed), or None to retry the batch."""
+        outcomes: list[AiprovError | None] = []
         events: list[Event] = []
-        for usage in batch:
+        for usage, _ in batch:
             try:
                 events.append(usage.event())
+                outcomes.append(None)
             except InvalidInput as e:
                 self.dropped += 1
-                log.error("usage recorder: dropping a %s event of %s: %s", usage.action, usage.digest, e.message)
+                outcomes.append(e)
+                log.error("usage recorder: refusing a %s event of %s: %s", usage.action, usage.digest, e.message)
         if not events:
-            return True
+            return outcomes
         try:
             with self.db.unit(write=True) as u:
                 u.add_events(events)
         except BackendError as e:
             log.warning("usage recorder: writing %d events failed, will retry: %s", len(events), e.message)
-            return False
+            return None
         except AiprovError as e:  # the log refused the batch: not a passing failure, so retrying cannot help
             self.dropped += len(events)
             log.error("usage recorder: the log refused %d events: %s", len(events), e.diagnostics())
-            return True
+            return [e if outcome is None else outcome for outcome in outcomes]
         self.batches += 1
-        return True
+        return outcomes
+
+
+def _settle(waiters: Sequence[_Waiter], outcomes: Sequence[AiprovError | None]) -> None:
+    """Tell each waiter its event's outcome; one wake-up per event loop for the whole batch, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], AiprovError | None]]] = {}
+    for waiter, outcome in zip(waiters, outcomes, strict=True):
+        if isinstance(waiter, tuple):
+            by_loop.setdefault(waiter[0], []).append((waiter[1], outcome))
+        elif outcome is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(outcome)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, futures)
+
+
+def _resolve(futures: list[tuple[asyncio.Future[None], AiprovError | None]]) -> None:
+    for future, outcome in futures:
+        if future.done():  # its request timed out or went away
+            continue
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
+
+
+def _not_committed(timeout: float) -> BackendError:
+    return BackendError(
+        f"the usage log did not commit within {timeout:g} s; the request is not acknowledged",
+        hint="the database may be down; try again shortly",
+    )
 
 
 def make_recorder(container: Container, **options: Any) -> UsageRecorder:
     """A recorder writing to the container's registry, whose before-commit hook signs a checkpoint per batch.
 
-    Batch size and interval come from the settings (`usage_batch_size`, `usage_interval_s`) unless `options`
-    give them. Raises NotFound (no home) or SchemaError as building the registry does.
+    The largest batch comes from the settings (`usage_batch_size`) unless `options` give it. Raises NotFound (no
+    home) or SchemaError as building the registry does.
     """
     container.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
     s = container.settings
     options.setdefault("batch_size", s.usage_batch_size)
-    options.setdefault("interval_s", s.usage_interval_s)
     options.setdefault("max_queued", max(20_000, 4 * options["batch_size"]))
     return UsageRecorder(container.db, **options)
 

@@ -52,9 +52,12 @@ def token(s: Session, token_id: str) -> tuple[TokenRow, str] | None:
 
 
 def by_hash(s: Session, token_hash: str) -> Any | None:
-    """(user name, admin, scopes, revoked_at) of the token with this hash, in one indexed query; None if unknown."""
+    """(user name, admin, token id, scopes, revoked_at) of the token with this hash; None if unknown.
+
+    One indexed query.
+    """
     query = (
-        select(UserRow.name, UserRow.admin, TokenRow.scopes, TokenRow.revoked_at)
+        select(UserRow.name, UserRow.admin, TokenRow.token_id, TokenRow.scopes, TokenRow.revoked_at)
         .join(UserRow, UserRow.id == TokenRow.user_id)
         .where(TokenRow.token_hash == token_hash)
     )

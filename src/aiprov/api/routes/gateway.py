@@ -135,9 +135,9 @@ def _matches(request: Request, etag: str) -> bool:
 
 
 def _download_recorder(request: Request, caller: Caller, located: Located) -> Callable[[], None]:
-    """Queue a `download` usage event once the whole CAR of a version or file is out.
+    """Log a `download` usage event before the last piece of a version's or file's CAR goes out.
 
-    Batched into the log, off the request path; a CAR of an inner block records nothing.
+    A CAR of an inner block records nothing.
     """
     from aiprov.api.routes.inference import download_recorder
 
@@ -155,17 +155,25 @@ def _download_recorder(request: Request, caller: Caller, located: Located) -> Ca
 
 
 def _coalesced(stream: Iterator[bytes | memoryview], cid: str, on_complete: Callable[[], None]) -> Iterator[bytes]:
-    """The CAR in ~1 MiB pieces (one thread hop each, not one per block part); log a failure before the cut."""
+    """The CAR in ~1 MiB pieces (one thread hop each, not one per block part); log a failure before the cut.
+
+    Each piece is held until the next is full, so `on_complete` runs before the last one goes out.
+    """
     buffer = bytearray()
+    full: bytes | None = None
     try:
         for part in stream:
             buffer += part
             if len(buffer) >= PIECE:
-                yield bytes(buffer)
+                if full is not None:
+                    yield full
+                full = bytes(buffer)
                 buffer.clear()
     except Exception:
         log.exception("CAR of %s aborted", cid)
         raise
+    on_complete()  # before the last piece: a CAR that arrives whole is in the log
+    if full is not None:
+        yield full
     if buffer:
         yield bytes(buffer)
-    on_complete()

@@ -6,9 +6,8 @@ Endpoints: `POST /api/v1/models/{owner}/{name}/predict`, `POST /infer/{digest}`,
 A version is picked by `?version=N|alias` or in the path (`/models/alice/iris@prod/predict`); the latest by
 default. The body is read raw and parsed once by the service (no Pydantic pass over a large array; the schema
 below is for the docs), the request awaits the sandboxed worker's answer on the event loop (no thread hop), and
-the answer is encoded with orjson when it is installed. Every prediction is queued as a usage event whose actor
-is the caller's user name or "anonymous"; the recorder writes the queue to the log in batches and is flushed at
-shutdown.
+the answer is encoded with orjson when it is installed. Every prediction is a usage event whose actor is the
+caller's user name, answered only once the event is committed to the log (`services.usage`: group commit).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
-from aiprov.api.deps import Caller, ContainerDep, authenticate
+from aiprov.api.deps import Caller, ContainerDep, authenticate, require_write
 from aiprov.api.schemas import Problem
 from aiprov.config import Container
 from aiprov.errors import InvalidInput
@@ -190,9 +189,10 @@ def usage_recorder(app: FastAPI) -> UsageRecorder:
 def download_recorder(
     request: Request, caller: Caller, record: VersionRecord, details: dict[str, Any]
 ) -> Callable[[], None]:
-    """A callback that queues a `download` usage event of `record` by the caller.
+    """A callback that logs a `download` usage event of `record` by the caller, returning once it is committed.
 
-    A route calls it once the last byte is out (file downloads, gateway CARs); the event's time is the request's.
+    A route calls it before it sends the last byte (file downloads, gateway CARs), so a download that completes
+    is in the log; the event's time is the request's. The callback raises as `UsageRecorder.record`.
     """
     container: Container = request.app.state.container
     recorder = usage_recorder(request.app)
@@ -281,6 +281,9 @@ def _proba(request: Request) -> bool:
 async def predict(request: Request) -> Response:
     """Run the model on the body's rows in a sandboxed worker that keeps it loaded; the call is logged as usage.
 
+    Needs a token with the write scope (401 without one, 403 for a read-only token): every call is logged under
+    the caller's name.
+
     Body: `{"inputs": [[5.1, 3.5, 1.4, 0.2]]}` or `{"records": [{"sepal length (cm)": 5.1, ...}]}`, and
     `"proba": true` for class probabilities. Answer: `{"predictions": [...], "probabilities"?: [[...]],
     "classes"?: [...], "model": {"name", "version", "digest"}}`.
@@ -290,7 +293,7 @@ async def predict(request: Request) -> Response:
     version = _VERSION.read(request)
     proba = _proba(request)
     caller = await authenticate(request, request.app.state.container)
-    return await _predict(request, _ref(owner, name, version), caller.name or "anonymous", proba)
+    return await _predict(request, _ref(owner, name, version), require_write(caller, "predicting"), proba)
 
 
 @infer_router.post(
@@ -305,7 +308,7 @@ async def infer(request: Request) -> Response:
     proba = _proba(request)
     caller = await authenticate(request, request.app.state.container)
     ref = digest if digest.lower().startswith("sha256:") else f"sha256:{digest}"
-    return await _predict(request, ref, caller.name or "anonymous", proba)
+    return await _predict(request, ref, require_write(caller, "predicting"), proba)
 
 
 def _queries(container: Container) -> UsageQueries:

@@ -298,12 +298,10 @@ def get_file(
     container: ContainerDep,
     caller: CallerDep,
 ) -> StreamingResponse:
-    """`version` is a number or an alias. The download is queued as a usage event once the last byte is out.
+    """`version` is a number or an alias. The download is a usage event, committed before the last byte is sent.
 
     `Range: bytes=S-` continues a cut download (206; the bytes are verified like the whole file, and the usage
     event is recorded by the request that sends the file's last byte).
-
-    The app's usage recorder (shared with inference) appends it to the log in its next batch, off the request.
 
     Raises NotFound (model, version or path), InvalidInput.
     """
