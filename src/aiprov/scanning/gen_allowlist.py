@@ -211,14 +211,14 @@ def scipy_sparse_classes() -> list[tuple[str, str]]:
     Earlier scipy releases wrote `scipy.sparse.csr.csr_matrix`; scipy still loads those through deprecated
     aliases, so each is allowed where it resolves to the very same class.
     """
-    import scipy.sparse
+    import scipy.sparse  # type: ignore[import-untyped]
 
     names: set[tuple[str, str]] = set()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for fmt in SPARSE_FORMATS:
             for kind in ("matrix", "array"):
-                cls = getattr(scipy.sparse, f"{fmt}_{kind}")
+                cls: type = getattr(scipy.sparse, f"{fmt}_{kind}")
                 names.add((cls.__module__, cls.__qualname__))
                 old = importlib.import_module(f"scipy.sparse.{fmt}")
                 if getattr(old, cls.__qualname__, None) is cls:
