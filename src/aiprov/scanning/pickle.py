@@ -198,8 +198,10 @@ class Walker:
         cls: Global | None = None
         if allowlist.needs_class_first_arg(func.module, func.name):
             first = args[0] if args else None
-            want = allowlist.pyx_unpickle_class(func.name)
-            if not (isinstance(first, Global) and first.kind is Kind.CLASS) or (want and first.name != want):
+            want = allowlist.pyx_unpickle_class(func.module, func.name)
+            if not (isinstance(first, Global) and first.kind is Kind.CLASS) or (
+                want is not None and (first.module, first.name) != want
+            ):
                 self.flag(
                     "disallowed-call",
                     f"{func.qualname} at offset {at} must be given an allowed class, got {_short(first)}",
