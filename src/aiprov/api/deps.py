@@ -91,7 +91,9 @@ async def authenticate(request: Request, container: Container) -> Caller:
     # A token checked within `token_cache_s` costs a hash and a dict lookup on the loop; otherwise the database
     # lookup runs off the event loop.
     accounts = container.accounts
-    principal = accounts.cached(token) or await run_in_threadpool(accounts.authenticate, token)
+    principal = accounts.cached(token)
+    if principal is None:
+        principal = await run_in_threadpool(accounts.authenticate, token)
     return Caller(principal.user, frozenset(principal.scopes), principal.admin)
 
 
