@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from aiprov.core.text import check_unicode
@@ -31,6 +32,7 @@ def loads(data: bytes | str, *, what: str = "the request body") -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as e:
         raise InvalidInput(f"{what} is not valid UTF-8 (byte {e.start})") from None
+    _check_depth(text, what)
     try:
         value = json.loads(
             text, parse_constant=_no_constant(what), parse_int=_safe_int(what), parse_float=_finite_float(what)
@@ -41,6 +43,27 @@ def loads(data: bytes | str, *, what: str = "the request body") -> Any:
         raise InvalidInput(f"{what} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     check_json(value, what=what)
     return value
+
+
+# Strings (with their escapes) or brackets: what the depth scan below needs to see of a JSON text.
+_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _check_depth(text: str, what: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before parsing.
+
+    json.loads's own limit is the interpreter's recursion limit, which other code may raise (and a deep document
+    then costs a deep C recursion), so the depth is counted here, skipping the brackets inside strings.
+    """
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        token = m.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise InvalidInput(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        elif token in "]}":
+            depth -= 1
 
 
 def check_json(value: Any, *, what: str) -> None:
