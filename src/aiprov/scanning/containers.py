@@ -94,20 +94,38 @@ class _Guarded:
         return data
 
 
-class _Metered:
-    """Charges every decompressed byte read to the file's budget (and checks its deadline on each read)."""
+class _Inflated:
+    """One container's decompressed bytes, charged to the file's budget once however often they are re-read."""
 
-    def __init__(self, raw: Any, budget: Budget) -> None:
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.charged = 0
+
+    def reach(self, end: int) -> None:
+        """A stream of this container has produced `end` bytes: charge what no stream produced before."""
+        if end > self.charged:
+            self.budget.spend(end - self.charged)
+            self.charged = end
+        else:
+            self.budget.check_time()
+
+
+class _Metered:
+    """Counts the bytes a decompressing stream yields and charges them (and the clock) on each read."""
+
+    def __init__(self, raw: Any, inflated: _Inflated) -> None:
         self._raw = raw
-        self._budget = budget
+        self._inflated = inflated
+        self._pos = 0
 
     def read(self, n: int = -1) -> bytes:
         data: bytes = self._raw.read(n)
-        self._budget.spend(len(data))
+        self._pos += len(data)
+        self._inflated.reach(self._pos)
         return data
 
 
-def _decompressor(inp: Input, compression: str) -> BinaryIO:
+def _decompressor(inp: Input, compression: str, inflated: _Inflated) -> BinaryIO:
     raw = inp.open()
     stream: Any
     if compression == "gzip":
@@ -118,7 +136,7 @@ def _decompressor(inp: Input, compression: str) -> BinaryIO:
         stream = lzma.LZMAFile(raw)  # noqa: SIM115 - as above
     else:
         stream = _Zlib(raw)
-    metered: Any = _Metered(_Guarded(stream), inp.budget)
+    metered: Any = _Metered(_Guarded(stream), inflated)
     return metered  # type: ignore[no-any-return]
 
 
@@ -131,7 +149,8 @@ def scan_compressed(inp: Input, compression: str) -> Outcome:
     """
     if compression == "lz4":
         return Outcome("lz4", unsupported=[Finding("unsupported", "lz4-compressed content is not checked here")])
-    inner = Input(inp.label, -1, lambda: _decompressor(inp, compression), inp.budget, depth=inp.depth + 1)
+    inflated = _Inflated(inp.budget)  # the stream is opened again for each pass over it
+    inner = Input(inp.label, -1, lambda: _decompressor(inp, compression, inflated), inp.budget, depth=inp.depth + 1)
     try:
         head = inner.head(1)
     except OSError as e:
@@ -216,7 +235,7 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> Bina
     spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - returned to the caller
     try:
         with zf.open(info) as member:
-            source: Any = member if info.compress_type == zipfile.ZIP_STORED else _Metered(member, budget)
+            source: Any = member if info.compress_type == zipfile.ZIP_STORED else _Metered(member, _Inflated(budget))
             shutil.copyfileobj(source, spool, 1 << 20)
     except BaseException:
         spool.close()

@@ -27,9 +27,9 @@ class ScanLimits:
     """
 
     max_ratio: int = 100
-    allowance: int = 16 * MiB
+    allowance: int = 8 * MiB
     max_bytes: int = 4096 * MiB
-    max_seconds: float = 60.0
+    max_seconds: float = 30.0
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)
 
     def budget(self, size: int) -> Budget:

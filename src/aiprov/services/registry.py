@@ -24,13 +24,13 @@ from aiprov.adapters.files import (
     parallel_map,
 )
 from aiprov.core.digest import Digest
-from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
+from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref, check_alias
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
-from aiprov.scanning import ScanReport, scan_path
+from aiprov.scanning import ScanLimits, ScanReport, scan_file, scan_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +122,10 @@ class RegistryService:
         actor: str,
         quarantine: Path,
         cids: bool = True,
+        scan_limits: ScanLimits | None = None,
     ) -> None:
         self.db = db
+        self.scan_limits = scan_limits or ScanLimits()
         self.blobs = blobs
         self.quarantine = quarantine
         self.clock = clock
@@ -142,7 +144,9 @@ class RegistryService:
         """
         name, lineage = self._prepare(request)
         files = model_files(path)
-        scan = scan_path(path)  # before a byte is stored: an unsafe model is refused and kept only as evidence
+        scan = scan_path(
+            path, self.scan_limits
+        )  # before a byte is stored: an unsafe model is refused and kept only as evidence
         if scan.verdict == "unsafe":
             self._refuse(path, name, scan)
         advance = progress(sum(f.size for f in files)) if progress else None
@@ -165,17 +169,19 @@ class RegistryService:
         `push` scans a local model, from a staging directory of hard links to the blobs (copies on another file
         system), and an unsafe model is refused the same way: evidence kept, `flagged` logged, nothing registered.
         `single_file` records a one-file model as pushed from a file rather than a directory.
-        Raises InvalidInput (missing blob, wrong size, bad metadata), NotFound (an unknown parent),
+        Raises InvalidInput (missing blob, wrong size, bad metadata, a `.git*` path), NotFound (an unknown parent),
         UnsafeModelError, BackendError.
         """
         name, lineage = self._prepare(request)
         if single_file and len(manifest.entries) != 1:
             raise InvalidInput(f"a single-file model has one file, not {len(manifest.entries)}")
+        refuse_git_paths((e.path for e in manifest.entries), "the manifest")
         self._check_stored(manifest)
         staging = self.quarantine / f".scan-{secrets.token_hex(6)}"
         try:
             root = self._stage(manifest, staging)
-            scan = scan_path(root)
+            # Every entry of the manifest, by its path: no name is skipped, whatever a directory walk would skip.
+            scan = ScanReport.of(tuple(scan_file(root / e.path, e.path, self.scan_limits) for e in manifest.entries))
             if scan.verdict == "unsafe":
                 self._refuse(root, name, scan)
         finally:
@@ -418,12 +424,14 @@ class RegistryService:
         """Write the files of `ref` under `dest`, each verified against the manifest before it appears.
 
         An existing file with the right bytes is left alone; one with other bytes is an error unless `force`.
-        Raises NotFound, IntegrityError (naming the file), InvalidInput.
+        Nothing is written for a version that holds a `.git*` path. Raises NotFound, IntegrityError (naming the
+        file), InvalidInput.
         """
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
         entries = record.manifest.entries
+        refuse_git_paths((e.path for e in entries), record.ref)  # registered before the rule: never written
         todo = [e for e in entries if not self._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
         try:
