@@ -88,7 +88,7 @@ def scan_input(inp: Input) -> Outcome:
         return containers.scan_compressed(inp, compression)
     if _is_safetensors(head, inp.size):
         return scan_safetensors(inp.source(), inp.size)
-    if len(head) > 1 and head[0] == 0x80 and head[1] <= 5:
+    if declares_pickle(head):
         return scan_pickle(inp)
     if head[0] == 0x08:
         return scan_onnx(inp)
@@ -118,25 +118,39 @@ def _zip_at_end(inp: Input) -> bool:
 # pickle ----------------------------------------------------------------------------------------------
 
 
+def declares_pickle(head: bytes) -> bool:
+    """PROTO and a protocol the unpickler knows (0 to 5): what every pickle of protocol 2 or later starts with."""
+    return len(head) > 1 and head[0] == 0x80 and head[1] <= 5
+
+
 def scan_pickle(inp: Input) -> Outcome:
     """A whole file that is one pickle, loaded with joblib.load or pickle.load: nothing may follow STOP.
 
     A joblib file is walked as joblib reads it (array data between frames), and also as `pickle.load` would
     read it, so that bytes which are array data to one and opcodes to the other cannot hide a payload.
-    Returns format "pickle?" for bytes that do not start with PROTO and that the unpickler would reject before
-    importing anything (text such as `import torch`, whose INST names the module `mport torch`): loading them
-    runs nothing, so they are checked as text or binary instead. A stream that starts with PROTO declares itself
-    a pickle: any failure is unsafe, like every failure after an import (what ran before it may be anything).
+
+    A stream that starts with PROTO and a protocol the unpickler knows declares itself a pickle: any failure is
+    unsafe, like every failure after an import (what ran before it may be anything). Other bytes that loading
+    runs nothing of are format "pickle?", to be checked as text or binary instead: those the unpickler rejects
+    before importing anything (text such as `import torch`, whose INST names the module `mport torch`), and a
+    plain value followed by bytes that a second load would reject the same way (text such as `N.B. ...`).
     """
+    declared = declares_pickle(inp.head(2))
     src = inp.source()
     result = walk_pickle(src, "joblib", inp.budget)
-    if result.fails_before_import and inp.head(1) != b"\x80":
+    if result.fails_before_import and not declared:
         return Outcome("pickle?")
     out = Outcome("joblib" if result.joblib_arrays else "pickle", list(result.findings))
     try:
         trailing = result.complete and not src.at_end()
-        sample = src.remaining_sample() if trailing else b""
-        extra = src.drain() if trailing else 0
+        if trailing:
+            sample = src.remaining_sample()
+            # A loader that reads a second pickle from the same file would get these bytes: walked as one.
+            second = walk_pickle(src, "pickle", inp.budget)
+            extra = second.end - result.end + src.drain()
+            runs_nothing = second.fails_before_import and not _zip_at_end(inp)
+            if runs_nothing and not declared and not result.globals and not result.findings:
+                return Outcome("pickle?")
     except OSError as e:
         out.unsafe.append(Finding("corrupt", f"the data after the pickle cannot be read: {e}"))
         trailing = False

@@ -91,11 +91,20 @@ class PickleResult:
         """The unpickler would raise before importing anything, so loading the stream runs nothing at all.
 
         Until a global is imported the stack holds only plain values (numbers, strings, containers), which no
-        opcode can call, so nothing before the failure runs; and nothing after it is ever read.
+        opcode can call, so nothing before the failure runs; and nothing after it is ever read. A persistent id
+        or an extension code does not count as an import here: `pickle.load` and `joblib.load` raise at the first
+        one (they have no `persistent_load`, and copyreg's extension registry is empty unless the loading process
+        fills it), which is earlier still.
         """
-        return self.failure is not None and not self.globals and self.findings == [self.failure]
+        return (
+            self.failure is not None
+            and not self.globals
+            and all(f == self.failure or f.reason in _LOADER_REFUSES for f in self.findings)
+        )
 
 
+_LOADER_REFUSES = ("persistent-id", "extension-code")
+"""Findings of opcodes at which a plain `pickle.load` or `joblib.load` raises (see `fails_before_import`)."""
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _WRAPPER_FIELDS = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
 _DESCR = re.compile(r"[<>|=]?([biufcmMOSUV])(\d*)(\[\w+\])?")
