@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
@@ -27,7 +27,7 @@ from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref, check_alias
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
-from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
+from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
 from aiprov.scanning import ScanLimits, ScanReport, scan_file, scan_path
@@ -47,6 +47,26 @@ class PushResult:
             "deduplicated": self.deduplicated,
             "new_blobs": self.new_blobs,
             "new_bytes": self.new_bytes,
+            "scan": self.scan.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RescanResult:
+    """A refused push judged again: `cleared` (registered as `version`) or `confirmed` (still refused)."""
+
+    evidence: str
+    model: str
+    outcome: Literal["cleared", "confirmed"]
+    scan: ScanReport
+    version: VersionRecord | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evidence": self.evidence,
+            "model": self.model,
+            "outcome": self.outcome,
+            "version": None if self.version is None else self.version.to_json(),
             "scan": self.scan.to_json(),
         }
 
@@ -338,6 +358,65 @@ class RegistryService:
             scan.findings,
             hint=f"nothing was registered; the files are kept as evidence in {evidence}, `aiprov scan` shows all",
         )
+
+    def rescan(self, target: str) -> RescanResult:
+        """Judge a refused push again with the current scanner and limits, and log the answer.
+
+        `target` is a refused manifest's digest (a `flagged` event's subject, or a unique prefix of it) or
+        OWNER/NAME (its latest refusal still in quarantine). Still unsafe: a `confirmed` event, the evidence
+        stays. Otherwise the files are pushed as a new version of the model (with no metadata: the refusal
+        recorded none), a `cleared` event names it, and the evidence is removed.
+        Raises InvalidInput (a malformed target), NotFound (no such refusal in quarantine), BackendError.
+        """
+        evidence, flagged = self._refusal(target)
+        model = ModelName.parse(str(flagged.model))
+        scan = scan_path(evidence, self.scan_limits)
+        version: VersionRecord | None = None
+        if scan.verdict != "unsafe":
+            version = self.push(evidence, PushRequest(str(model))).version
+        outcome: Literal["cleared", "confirmed"] = "confirmed" if version is None else "cleared"
+        details: dict[str, Any] = {"flagged": flagged.leaf_index, "scan": scan.verdict}
+        if version is None:
+            details["findings"] = scan.findings
+        else:
+            details["version"] = version.number
+        with self.db.unit(write=True) as u:
+            u.add_event(
+                actor=self.actor,
+                action=outcome,
+                subject=flagged.subject,
+                model=str(model),
+                details=details,
+                now=self.clock(),
+            )
+        if version is not None:
+            shutil.rmtree(evidence, ignore_errors=True)
+        return RescanResult(flagged.subject, str(model), outcome, scan, version)
+
+    def _refusal(self, target: str) -> tuple[Path, EventRecord]:
+        """The quarantine folder of the refusal `target` names, and its `flagged` event."""
+        text = target.strip()
+        with self.db.unit() as u:
+            if text.lower().startswith("sha256:"):
+                prefix = Ref.parse(text).digest_prefix
+                assert prefix is not None
+                held = [p.name for p in self._evidence() if p.name.startswith(prefix[7:])]
+                if len(held) > 1:
+                    raise InvalidInput(f"{text} names {len(held)} refusals", hint="give more hex digits")
+                events = u.events(subject=f"sha256:{held[0]}", actions=["flagged"], limit=1) if held else []
+            else:
+                name = str(ModelName.parse(text))
+                events = [
+                    e for e in u.events(model=name, actions=["flagged"]) if (self.quarantine / e.subject[7:]).is_dir()
+                ]
+        if not events:
+            raise NotFound(f"no refused push of {text} is in quarantine", hint="`aiprov usage OWNER/NAME` lists them")
+        return self.quarantine / events[0].subject[7:], events[0]
+
+    def _evidence(self) -> builtins.list[Path]:
+        if not self.quarantine.is_dir():
+            return []
+        return [p for p in self.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
     def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool, FileCids | None]:
         writer: BlobWriter = self.blobs.writer()
