@@ -273,7 +273,9 @@ class Container:
         from aiprov.services.datasets import DatasetService
 
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return DatasetService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+        return DatasetService(
+            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, scan_limits=self.settings.scan_limits
+        )
 
     @cached_property
     def evaluation(self) -> EvaluationService:

@@ -150,3 +150,17 @@ def test_scan_stream_reads_a_benign_repository_file_by_file(tmp_path: Path) -> N
 
     for path, data in hugging_face_repository(tmp_path).items():
         assert scan_stream(path, io.BytesIO(data)).verdict != "unsafe", path
+
+
+def test_datasets_are_scanned_like_model_files(hub: Container, tmp_path: Path) -> None:
+    from aiprov.errors import UnsafeModelError
+
+    csv = tmp_path / "calib.csv"
+    csv.write_bytes(b"col1,col2,label\n0.1,0.2,a\n0.3,0.4,b\n")
+    record, new = hub.datasets.add(csv, "alice/calib", "label")
+    assert new and record.rows == 2
+    disguised = tmp_path / "data.csv"
+    disguised.write_bytes(b"cos\nsystem\n(S'echo'\ntR.")
+    with pytest.raises(UnsafeModelError, match=r"data\.csv"):
+        hub.datasets.add(disguised, "mallory/data", "label")
+    assert [d.full_name for d in hub.datasets.list()] == ["alice/calib"]
