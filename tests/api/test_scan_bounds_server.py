@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import threading
 import time
 from collections.abc import Callable
 
 import httpx
-from apitools import Server, assert_problem
-
-
-def _upload(client: httpx.Client, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = client.put(f"/api/v1/blobs/{digest}", content=data)
-    assert r.status_code == 201, r.text
-    return digest
+from apitools import Hub, Server, assert_problem
+from fastapi.testclient import TestClient
+from test_uploads import commit, upload
 
 
 def test_a_bomb_is_refused_within_the_time_limit_while_the_server_keeps_answering(
@@ -30,21 +24,19 @@ def test_a_bomb_is_refused_within_the_time_limit_while_the_server_keeps_answerin
             "AIPROV_SCAN_RATIO_ALLOWANCE_MB": "4096",
         }
     )
-    alice = server.client(server.add_user("alice"))
+    token = server.add_user("alice")
+    alice = server.client(token)
     bomb = gzip.compress(b"\x80\x04" + b"N0" * (256 * 1024 * 1024) + b"N.", 9)
-    digest = _upload(alice, bomb)
+    assert upload(alice, token, bomb).status_code == 201
     outcome: dict[str, httpx.Response] = {}
     seconds: list[float] = []
 
-    def commit() -> None:
+    def commit_bomb() -> None:
         started = time.monotonic()
-        outcome["response"] = alice.post(
-            "/api/v1/models/alice/bomb/versions",
-            json={"files": [{"path": "m.joblib", "size": len(bomb), "sha256": digest}]},
-        )
+        outcome["response"] = commit(alice, token, "alice/bomb", {"m.joblib": bomb})
         seconds.append(time.monotonic() - started)
 
-    worker = threading.Thread(target=commit)
+    worker = threading.Thread(target=commit_bomb)
     reader = server.client()
     worker.start()
     answered_meanwhile = 0
@@ -59,3 +51,18 @@ def test_a_bomb_is_refused_within_the_time_limit_while_the_server_keeps_answerin
     assert 3.0 <= seconds[0] < 30.0
     assert answered_meanwhile >= 10
     assert alice.get("/api/v1/models/alice/bomb/events").json()[0]["action"] == "flagged"
+
+
+def test_an_http_commit_smuggling_git_metadata_is_refused_and_nothing_is_written(client: TestClient, hub: Hub) -> None:
+    token = hub.tokens["alice"]
+    payload = b"cos\nsystem\n(S'touch pwned'\ntR."
+    files = {"model.json": b"{}", ".git/evil.pkl": payload}
+    for data in files.values():
+        assert upload(client, token, data).status_code == 201
+    problem = assert_problem(commit(client, token, "alice/smuggled", files), 422)
+    assert "git metadata" in problem["detail"] and ".git/evil.pkl" in problem["detail"]
+    assert_problem(client.get("/api/v1/models/alice/smuggled"), 404)
+    # Without the git path the same payload is scanned like any file, whatever its name, and refused as unsafe.
+    renamed = {"model.json": b"{}", "sub/.gitkeep": payload}
+    refused = assert_problem(commit(client, token, "alice/smuggled", renamed), 422)
+    assert [f["path"] for f in refused["findings"]] == ["sub/.gitkeep"]
