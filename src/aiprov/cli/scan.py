@@ -31,10 +31,10 @@ def scan(
     Exits 0 only when every file is safe; 7 (as a refused push) when a file is unsafe; 1 when a file cannot be
     checked (unsupported).
     """
-    from aiprov.config import Settings
+    from aiprov.config import load_settings
     from aiprov.scanning import scan_path
 
-    report = scan_path(path, Settings().scan_limits)
+    report = scan_path(path, load_settings().scan_limits)
     if json:
         print_json(report.to_json())
     else:
