@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer, Verifier
     from aiprov.sandbox import SandboxedModels
+    from aiprov.scanning.limits import ScanLimits
     from aiprov.services.accounts import AccountService
     from aiprov.services.anchoring import AnchorService, ChainConfig
     from aiprov.services.datasets import DatasetService
@@ -90,6 +91,15 @@ class Settings(BaseSettings):
     """First block to search for anchors; default: the recorded deployment's block, else 0."""
     chain_receipt_timeout_s: float = Field(default=120.0, gt=0)
     """How long to wait for a transaction to be mined before sending it again with higher fees."""
+    scan_max_ratio: int = Field(default=100, ge=1)
+    """Scanning: a file may decompress (gzip, bz2, lzma/xz, zlib, deflated zip members, at any depth) to this
+    many times its own size beyond `scan_ratio_allowance_mb`; past it the file is refused as unsafe."""
+    scan_ratio_allowance_mb: int = Field(default=8, ge=0)
+    """Scanning: MiB any file may decompress to whatever its ratio (small archives of text compress well)."""
+    scan_max_decompressed_mb: int = Field(default=4096, ge=1)
+    """Scanning: the most one file may decompress to, in MiB, whatever its size."""
+    scan_max_seconds: float = Field(default=30.0, gt=0)
+    """Scanning: how long the scan of one file may take (wall clock) before the file is refused as unsafe."""
     ipfs_cids: bool = True
     """Whether push records each file's and version's IPFS CIDs (computed in the same read, on another core)."""
     ipfs_api: str | None = None
@@ -98,6 +108,17 @@ class Settings(BaseSettings):
     """An IPFS Pinning Service API endpoint (e.g. https://api.pinata.cloud/psa) for `aiprov ipfs pin`."""
     ipfs_pinning_token: str | None = None
     """The bearer token of the pinning service."""
+
+    @property
+    def scan_limits(self) -> ScanLimits:
+        from aiprov.scanning.limits import MiB, ScanLimits
+
+        return ScanLimits(
+            max_ratio=self.scan_max_ratio,
+            allowance=self.scan_ratio_allowance_mb * MiB,
+            max_bytes=self.scan_max_decompressed_mb * MiB,
+            max_seconds=self.scan_max_seconds,
+        )
 
     @property
     def resolved_database_url(self) -> str:
@@ -171,6 +192,7 @@ class Container:
             actor=self.settings.actor,
             quarantine=self.settings.quarantine_dir,
             cids=self.settings.ipfs_cids,
+            scan_limits=self.settings.scan_limits,
         )
 
     @cached_property
@@ -254,7 +276,9 @@ class Container:
         from aiprov.services.datasets import DatasetService
 
         self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return DatasetService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+        return DatasetService(
+            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, scan_limits=self.settings.scan_limits
+        )
 
     @cached_property
     def evaluation(self) -> EvaluationService:

@@ -188,3 +188,16 @@ def test_sharded_car_from_ipfs_car_pack_imports(home: Path, make_model: MakeMode
     imported = cli_json(home, "ipfs", "import", str(car), "--name", "alice/packed")
     pushed = cli_json(home, "push", str(root), "--name", "alice/pushed")
     assert imported["digest"] == pushed["digest"]
+
+
+def test_a_car_holding_git_metadata_is_refused_and_nothing_is_registered(
+    home: Path, make_model: MakeModel, tmp_path: Path
+) -> None:
+    root = make_model({"m.json": b"{}", ".git/evil.pkl": b"cos\nsystem\n(S'touch pwned'\ntR."})
+    car = tmp_path / "smuggled.car"
+    packed = ipfs_car("pack", "--hidden", str(root), "--output", str(car))
+    assert packed.returncode == 0, packed.stderr
+    assert ".git/evil.pkl" in ipfs_car("ls", str(car)).stdout
+    code, _, err = cli(home, "ipfs", "import", str(car), "--name", "mallory/smuggled")
+    assert code == InvalidInput.exit_code and "git metadata" in err and len(err.strip().splitlines()) <= 2, err
+    assert cli_json(home, "ls") == []

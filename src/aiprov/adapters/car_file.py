@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from aiprov.adapters.files import atomic_file
 from aiprov.core import car
-from aiprov.core.manifest import check_relative_path
+from aiprov.core.manifest import check_relative_path, refuse_git_paths
 from aiprov.core.unixfs import RAW, T_DIRECTORY, T_FILE, T_HAMT, T_RAW, Cid, decode_node
 from aiprov.errors import IntegrityError, InvalidInput
 
@@ -122,6 +122,7 @@ class CarUnpacker:
             if self._is_directory(f, root):
                 self._directory(f, root, dest, "")
                 return dest
+            refuse_git_paths([file_name], "the CAR's file name")
             target = dest / check_relative_path(file_name)
             self._write_file(f, root, target)
             return target
@@ -157,6 +158,7 @@ class CarUnpacker:
             if not name or "/" in name or name in (".", ".."):
                 raise InvalidInput(f"directory {cid} has an entry named {name!r}")
             rel = prefix + name
+            refuse_git_paths([rel], "the CAR")
             if self._is_directory(f, child):
                 self._directory(f, child, dest, rel + "/")
             else:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar, runtime_checkable
 
 from aiprov.core.digest import Digest
-from aiprov.core.manifest import IGNORED_TOP_LEVEL, Manifest, ManifestEntry
+from aiprov.core.manifest import IGNORED_TOP_LEVEL, Manifest, ManifestEntry, refuse_git_paths
 from aiprov.errors import InvalidInput
 
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -68,10 +68,11 @@ class HashingSink(ByteSink, Protocol):
 def model_files(root: Path) -> list[LocalFile]:
     """List the files of a model at `root` (a file or a directory), sorted by manifest path.
 
-    Top-level .git/.github/.gitattributes/.gitignore are ignored, as model-signing ignores them.
+    Top-level .git/.github/.gitattributes/.gitignore are ignored, as model-signing ignores them; a `.git`
+    folder deeper down is refused (`refuse_git_paths`: a version never holds git metadata).
 
     Raises InvalidInput for a missing path, a symlink anywhere, a special file, an empty directory (a manifest
-    cannot record one) or a directory without files.
+    cannot record one), a directory without files, or a `.git` folder below the top.
     """
     try:
         st = root.lstat()
@@ -82,11 +83,13 @@ def model_files(root: Path) -> list[LocalFile]:
     if stat.S_ISLNK(st.st_mode):
         raise InvalidInput(f"{root} is a symbolic link; symlinks are refused", hint="push the target instead")
     if stat.S_ISREG(st.st_mode):
+        refuse_git_paths([root.name], str(root))
         return [LocalFile(root.name, root, st.st_size)]
     if not stat.S_ISDIR(st.st_mode):
         raise InvalidInput(f"{root} is neither a regular file nor a directory")
     files: list[LocalFile] = []
     _walk(root, "", files)
+    refuse_git_paths((f.path for f in files), str(root))
     if not files:
         raise InvalidInput(f"{root} contains no files", hint="a model needs at least one file")
     files.sort(key=lambda f: f.path)

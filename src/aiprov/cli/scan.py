@@ -1,4 +1,4 @@
-"""The scan command: is a model safe to load, judged from its bytes alone."""
+"""The scan commands: is a model safe to load, judged from its bytes alone; and a refused push judged again."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aiprov.cli.common import handle_errors, out_console, print_json
+from aiprov.cli.common import container, handle_errors, out_console, print_json
 from aiprov.errors import UnsafeModelError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
@@ -18,6 +18,7 @@ _STYLE = {"safe": "green", "unsafe": "bold red", "unsupported": "yellow"}
 
 def register(app: typer.Typer) -> None:
     app.command(name="scan")(scan)
+    app.command(name="rescan")(rescan)
 
 
 @handle_errors
@@ -30,9 +31,10 @@ def scan(
     Exits 0 only when every file is safe; 7 (as a refused push) when a file is unsafe; 1 when a file cannot be
     checked (unsupported).
     """
+    from aiprov.config import load_settings
     from aiprov.scanning import scan_path
 
-    report = scan_path(path)
+    report = scan_path(path, load_settings().scan_limits)
     if json:
         print_json(report.to_json())
     else:
@@ -46,7 +48,37 @@ def scan(
             table.add_row(f.path, f.format, f"[{_STYLE[f.verdict]}]{f.verdict}[/]", findings)
         out_console.print(table)
         out_console.print(f"verdict: [{_STYLE[report.verdict]}]{report.verdict}[/] ({len(report.files)} file(s))")
-    if report.verdict == "unsafe":
+    _exit_for(report.verdict)
+
+
+@handle_errors
+def rescan(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Argument(help="A refused push: its manifest digest (`flagged` event subject) or OWNER/NAME.")
+    ],
+    json: JsonOpt = False,
+) -> None:
+    """Judge a refused push again with the current scanner and limits; log `cleared` or `confirmed`.
+
+    Cleared files become a new version of the model (exit 0, or 1 if a file is unsupported); confirmed ones stay
+    in quarantine (exit 7).
+    """
+    result = container(ctx).registry.rescan(target)
+    if json:
+        print_json(result.to_json())
+    elif result.version is not None:
+        out_console.print(f"cleared {result.evidence}: registered as {result.version.ref} ({result.scan.verdict})")
+    else:
+        first = result.scan.findings[0]
+        out_console.print(
+            f"confirmed {result.evidence}: still unsafe, {first['path']}: {first['detail']}", soft_wrap=True
+        )
+    _exit_for(result.scan.verdict)
+
+
+def _exit_for(verdict: str) -> None:
+    if verdict == "unsafe":
         raise typer.Exit(UnsafeModelError.exit_code)
-    if report.verdict != "safe":
+    if verdict != "safe":
         raise typer.Exit(1)

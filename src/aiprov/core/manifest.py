@@ -36,6 +36,32 @@ MAX_PATH_BYTES = 4096
 _UNSHOWABLE = re.compile(f"[{CONTROLS}\u202a-\u202e\u2066-\u2069]")
 
 
+def git_part(path: str) -> str | None:
+    """The component of `path` that makes it git metadata, or None.
+
+    That is a `.git` component anywhere (any case: macOS and Windows file systems ignore it, `.GIT` is `.git`
+    there) or a first component that model-signing and `aiprov push` ignore (IGNORED_TOP_LEVEL). A version never
+    holds such a path: written by `pull`, `.git/hooks/...` or `.git/config` would run code the next time the user
+    runs git in that folder, and a manifest must not carry files that a local push of the same folder would skip
+    (they would be neither pushed nor scanned). Any other name, `.gitkeep` or `sub/.gitignore`, is a plain file.
+    """
+    parts = path.split("/")
+    if parts[0].lower() in IGNORED_TOP_LEVEL:
+        return parts[0]
+    return next((part for part in parts if part.lower() == ".git"), None)
+
+
+def refuse_git_paths(paths: Iterable[str], where: str) -> None:
+    """Raise InvalidInput naming the first of `paths` that is git metadata (`git_part`); `where` holds them."""
+    for path in paths:
+        part = git_part(path)
+        if part is not None:
+            raise InvalidInput(
+                f"{where} holds {path!r}: git metadata ({part!r}) is never part of a model",
+                hint="a model version never holds git metadata; leave it out",
+            )
+
+
 def check_relative_path(path: str) -> str:
     """Return `path` if it is a clean POSIX relative path inside a model; raise InvalidInput otherwise.
 

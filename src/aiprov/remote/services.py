@@ -30,7 +30,7 @@ from aiprov.core import merkle
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
 from aiprov.core.events import Event
-from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
+from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, IntegrityError, InvalidInput, VerificationError
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord, VersionSummary
@@ -332,6 +332,7 @@ class RemoteRegistry(Unsupported):
         from aiprov.services.registry import RegistryService
 
         _, record = self.show(ref)
+        refuse_git_paths((e.path for e in record.manifest.entries), record.ref)
         todo = [e for e in record.manifest.entries if not RegistryService._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
         try:

@@ -22,13 +22,13 @@ from typing import Any, BinaryIO
 
 from aiprov.scanning import allowlist
 from aiprov.scanning.allowlist import Kind
-from aiprov.scanning.formats import Input, Outcome, scan_input, scan_pickle
+from aiprov.scanning.formats import Input, Outcome, scan_input, scan_pickle, scan_text
+from aiprov.scanning.limits import Budget
 from aiprov.scanning.pickle import walk_pickle
 from aiprov.scanning.report import Finding
 from aiprov.scanning.source import Source
 
 SPOOL = 64 * 1024 * 1024  # members up to this size are extracted in memory, larger ones to a temporary file
-MAX_RATIO = 1000  # a member inflating more than this (and past 100 MiB) is a zip bomb
 _READ_ERRORS = (OSError, EOFError, ValueError, NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError)
 
 
@@ -63,10 +63,14 @@ class _Zlib:
         self._raw = raw
         self._d = zlib.decompressobj()
         self._out = b""
+        # zlib drops a call's output when it fails: feeding small pieces first tells a stream that is corrupt
+        # from its first bytes (never unpickled) from one that fails after yielding a pickle's opcodes.
+        self._piece = 1
 
     def read(self, n: int = -1) -> bytes:
         while len(self._out) < n and not self._d.eof:
-            chunk = self._raw.read(1 << 20)
+            chunk = self._raw.read(self._piece)
+            self._piece = min(self._piece * 2, 1 << 20)
             if not chunk:
                 raise EOFError("the zlib stream is truncated")
             self._out += self._d.decompress(chunk)
@@ -90,7 +94,38 @@ class _Guarded:
         return data
 
 
-def _decompressor(inp: Input, compression: str) -> BinaryIO:
+class _Inflated:
+    """One container's decompressed bytes, charged to the file's budget once however often they are re-read."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.charged = 0
+
+    def reach(self, end: int) -> None:
+        """A stream of this container has produced `end` bytes: charge what no stream produced before."""
+        if end > self.charged:
+            self.budget.spend(end - self.charged)
+            self.charged = end
+        else:
+            self.budget.check_time()
+
+
+class _Metered:
+    """Counts the bytes a decompressing stream yields and charges them (and the clock) on each read."""
+
+    def __init__(self, raw: Any, inflated: _Inflated) -> None:
+        self._raw = raw
+        self._inflated = inflated
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._raw.read(n)
+        self._pos += len(data)
+        self._inflated.reach(self._pos)
+        return data
+
+
+def _decompressor(inp: Input, compression: str, inflated: _Inflated) -> BinaryIO:
     raw = inp.open()
     stream: Any
     if compression == "gzip":
@@ -101,25 +136,35 @@ def _decompressor(inp: Input, compression: str) -> BinaryIO:
         stream = lzma.LZMAFile(raw)  # noqa: SIM115 - as above
     else:
         stream = _Zlib(raw)
-    guarded: Any = _Guarded(stream)
-    return guarded  # type: ignore[no-any-return]
+    metered: Any = _Metered(_Guarded(stream), inflated)
+    return metered  # type: ignore[no-any-return]
 
 
 def scan_compressed(inp: Input, compression: str) -> Outcome:
-    """A compressed joblib file: the decompressed bytes must be one pickle (walked as joblib reads it)."""
+    """A compressed joblib file: the decompressed bytes must be one pickle (walked as joblib reads it).
+
+    joblib unpickles whatever decompresses, so the stream is walked whatever its first byte. Bytes that do not
+    decompress at all are never unpickled: text that merely starts like a zlib header is text, the rest is
+    unsupported. Every decompressed byte is charged to the file's budget.
+    """
     if compression == "lz4":
         return Outcome("lz4", unsupported=[Finding("unsupported", "lz4-compressed content is not checked here")])
-    inner = Input(inp.label, -1, lambda: _decompressor(inp, compression), depth=inp.depth + 1)
+    inflated = _Inflated(inp.budget)  # the stream is opened again for each pass over it
+    inner = Input(inp.label, -1, lambda: _decompressor(inp, compression, inflated), inp.budget, depth=inp.depth + 1)
     try:
-        head = inner.head(2)
+        head = inner.head(1)
     except OSError as e:
-        return Outcome(f"{compression}", [Finding("corrupt", str(e))])
-    if not head or head[0] != 0x80:
-        return Outcome(
-            f"{compression}",
-            unsupported=[Finding("unsupported", f"{compression} data that is not a joblib pickle")],
-        )
+        text = scan_text(inp)
+        if text.format in ("text", "json"):
+            return text
+        return Outcome(compression, unsupported=[Finding("unsupported", f"{compression} data that is corrupt: {e}")])
+    if not head:
+        return Outcome(compression, unsupported=[Finding("unsupported", f"{compression} data that holds nothing")])
     out = scan_pickle(inner)
+    if out.format == "pickle?":
+        return Outcome(
+            compression, unsupported=[Finding("unsupported", f"{compression} data that is not a joblib pickle")]
+        )
     out.format = f"{out.format}+{compression}"
     return out
 
@@ -181,14 +226,20 @@ def zip_layout(f: BinaryIO, size: int, infos: list[zipfile.ZipInfo]) -> list[str
     return problems
 
 
-def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: Budget) -> BinaryIO:
     """A member's bytes in a seekable spool (the caller closes it); reading to the end checks the CRC.
 
-    Raises zipfile.BadZipFile (bad CRC) or one of _READ_ERRORS for a member that cannot be read intact.
+    A compressed member's bytes are charged to `budget` as they inflate. Raises zipfile.BadZipFile (bad CRC) or
+    one of _READ_ERRORS for a member that cannot be read intact, LimitExceeded past the budget.
     """
     spool: Any = tempfile.SpooledTemporaryFile(max_size=SPOOL)  # noqa: SIM115 - returned to the caller
-    with zf.open(info) as member:
-        shutil.copyfileobj(member, spool, 1 << 20)
+    try:
+        with zf.open(info) as member:
+            source: Any = member if info.compress_type == zipfile.ZIP_STORED else _Metered(member, _Inflated(budget))
+            shutil.copyfileobj(source, spool, 1 << 20)
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool  # type: ignore[no-any-return]
 
@@ -198,7 +249,9 @@ def _member_input(inp: Input, info: zipfile.ZipInfo, spool: BinaryIO) -> Input:
         spool.seek(0)
         return spool
 
-    return Input(f"{inp.label}:{info.filename}", info.file_size, reopen, seekable=spool, depth=inp.depth + 1)
+    return Input(
+        f"{inp.label}:{info.filename}", info.file_size, reopen, inp.budget, seekable=spool, depth=inp.depth + 1
+    )
 
 
 def _bad_name(name: str) -> bool:
@@ -228,14 +281,11 @@ def scan_zip(inp: Input) -> Outcome:
             out.unsafe.append(Finding("bad-zip", f"{info.filename!r} is encrypted and cannot be checked"))
         if _bad_name(info.filename):
             out.unsafe.append(Finding("path-traversal", f"member name {info.filename!r} escapes the archive"))
-        if info.file_size > 100 * 2**20 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            out.unsafe.append(
-                Finding("zip-bomb", f"{info.filename!r} inflates {info.compress_size} -> {info.file_size}")
-            )
         if info.filename.endswith(".py") or "/code/" in f"/{info.filename}":
             out.unsafe.append(Finding("python-code", f"{info.filename!r} is Python source (TorchScript code)"))
     if out.unsafe:
         return out
+    _check_declared_sizes(infos, inp.budget)
     files = [i for i in infos if not i.is_dir()]
     storages: set[str] = set()
     kinds: list[str] = []
@@ -248,7 +298,7 @@ def scan_zip(inp: Input) -> Outcome:
             continue
         if info.filename in storages:
             try:
-                _extract(zf, info).close()  # raw tensor bytes: read only to check the CRC
+                _extract(zf, info, inp.budget).close()  # raw tensor bytes: read only to check the CRC
             except (zipfile.BadZipFile, *_READ_ERRORS) as e:
                 out.unsafe.append(Finding("bad-crc", f"{info.filename!r}: {e}"))
             continue
@@ -269,11 +319,21 @@ def scan_zip(inp: Input) -> Outcome:
     return out
 
 
+def _check_declared_sizes(infos: list[zipfile.ZipInfo], budget: Budget) -> None:
+    """Refuse at once an archive whose compressed members declare more bytes than the budget has left.
+
+    The declared sizes bind: zipfile stops a member at its declared size and then checks its CRC, so a member
+    cannot inflate past what it declares; `_extract` still charges what actually inflates.
+    """
+    budget.require(sum(i.file_size for i in infos if i.compress_type != zipfile.ZIP_STORED))
+    budget.check_time()
+
+
 def _scan_member(
     zf: zipfile.ZipFile, inp: Input, info: zipfile.ZipInfo, out: Outcome, storages: set[str], torch: bool
 ) -> str:
     try:
-        spool = _extract(zf, info)
+        spool = _extract(zf, info, inp.budget)
     except (zipfile.BadZipFile, *_READ_ERRORS) as e:
         out.unsafe.append(Finding("bad-crc", f"{info.filename!r} cannot be read intact: {e}"))
         return "corrupt"
@@ -283,7 +343,7 @@ def _scan_member(
         if torch and head[:1] == b"\x80":
             # torch.load unpickles with persistent ids naming storages at <dir>/data/<key>.
             src = Source(stream=member.open())
-            result = walk_pickle(src, "torch")
+            result = walk_pickle(src, "torch", inp.budget)
             found = Outcome("pickle", list(result.findings))
             if result.complete and not src.at_end():
                 found.unsafe.append(Finding("trailing-data", f"{src.drain()} byte(s) follow the pickle's STOP"))

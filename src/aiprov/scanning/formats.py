@@ -12,10 +12,11 @@ import json
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from aiprov.scanning.limits import Budget
 from aiprov.scanning.pickle import PICKLE_FIRST_BYTES, walk_pickle
 from aiprov.scanning.report import Finding, Verdict
 from aiprov.scanning.source import Buffer, Source, Truncated
@@ -33,6 +34,7 @@ class Input:
     label: str
     size: int
     open: Callable[[], BinaryIO]
+    budget: Budget  # the top-level file's limits, shared by every container level inside it
     data: Buffer | None = None
     seekable: BinaryIO | None = None  # the same bytes as a seekable file, for zip archives
     depth: int = 0
@@ -78,7 +80,7 @@ def scan_input(inp: Input) -> Outcome:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return containers.scan_zip(inp)
     if head.startswith(b"\x93NUMPY"):
-        return scan_npy(inp.source(), inp.size)
+        return scan_npy(inp.source(), inp.size, inp.budget)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return scan_hdf5(inp)
     compression = containers.compression_of(head)
@@ -86,7 +88,7 @@ def scan_input(inp: Input) -> Outcome:
         return containers.scan_compressed(inp, compression)
     if _is_safetensors(head, inp.size):
         return scan_safetensors(inp.source(), inp.size)
-    if len(head) > 1 and head[0] == 0x80 and head[1] <= 5:
+    if declares_pickle(head):
         return scan_pickle(inp)
     if head[0] == 0x08:
         return scan_onnx(inp)
@@ -116,22 +118,39 @@ def _zip_at_end(inp: Input) -> bool:
 # pickle ----------------------------------------------------------------------------------------------
 
 
+def declares_pickle(head: bytes) -> bool:
+    """PROTO and a protocol the unpickler knows (0 to 5): what every pickle of protocol 2 or later starts with."""
+    return len(head) > 1 and head[0] == 0x80 and head[1] <= 5
+
+
 def scan_pickle(inp: Input) -> Outcome:
     """A whole file that is one pickle, loaded with joblib.load or pickle.load: nothing may follow STOP.
 
     A joblib file is walked as joblib reads it (array data between frames), and also as `pickle.load` would
     read it, so that bytes which are array data to one and opcodes to the other cannot hide a payload.
-    Returns format "pickle?" when the bytes merely start like a protocol 0 pickle and are not one (text).
+
+    A stream that starts with PROTO and a protocol the unpickler knows declares itself a pickle: any failure is
+    unsafe, like every failure after an import (what ran before it may be anything). Other bytes that loading
+    runs nothing of are format "pickle?", to be checked as text or binary instead: those the unpickler rejects
+    before importing anything (text such as `import torch`, whose INST names the module `mport torch`), and a
+    plain value followed by bytes that a second load would reject the same way (text such as `N.B. ...`).
     """
+    declared = declares_pickle(inp.head(2))
     src = inp.source()
-    result = walk_pickle(src, "joblib")
-    if not result.complete and not result.globals and inp.head(1) != b"\x80":
+    result = walk_pickle(src, "joblib", inp.budget)
+    if result.fails_before_import and not declared:
         return Outcome("pickle?")
     out = Outcome("joblib" if result.joblib_arrays else "pickle", list(result.findings))
     try:
         trailing = result.complete and not src.at_end()
-        sample = src.remaining_sample() if trailing else b""
-        extra = src.drain() if trailing else 0
+        if trailing:
+            sample = src.remaining_sample()
+            # A loader that reads a second pickle from the same file would get these bytes: walked as one.
+            second = walk_pickle(src, "pickle", inp.budget)
+            extra = second.end - result.end + src.drain()
+            runs_nothing = second.fails_before_import and not _zip_at_end(inp)
+            if runs_nothing and not declared and not result.globals and not result.findings:
+                return Outcome("pickle?")
     except OSError as e:
         out.unsafe.append(Finding("corrupt", f"the data after the pickle cannot be read: {e}"))
         trailing = False
@@ -146,7 +165,7 @@ def scan_pickle(inp: Input) -> Outcome:
     if result.joblib_arrays:
         # pickle.load reads array bytes as opcodes. For benign files that soon fails (or names a module that does
         # not exist) without running anything, so only globals known to be dangerous count from this walk.
-        plain = walk_pickle(inp.source(), "pickle")
+        plain = walk_pickle(inp.source(), "pickle", inp.budget)
         for f in plain.findings:
             if f.reason in ("dangerous-global", "nested-unpickler"):
                 out.unsafe.append(Finding(f.reason, f"read by pickle.load instead of joblib.load: {f.detail}"))
@@ -195,7 +214,7 @@ def _has_object(descr: Any) -> bool:
     return "O" in repr(descr)
 
 
-def scan_npy(src: Source, size: int) -> Outcome:
+def scan_npy(src: Source, size: int, budget: Budget) -> Outcome:
     """Check a .npy file.
 
     The header is a Python literal (parsed, never evaluated); an object array stores a pickle, which is walked;
@@ -226,7 +245,7 @@ def scan_npy(src: Source, size: int) -> Outcome:
     if _has_object(descr):
         # numpy.load(allow_pickle=True) unpickles the data: analyse it like any pickle, nothing may follow.
         out.format = "npy (object array)"
-        result = walk_pickle(src, "pickle")
+        result = walk_pickle(src, "pickle", budget)
         out.unsafe.extend(result.findings)
         if result.complete and not src.at_end():
             out.unsafe.append(Finding("trailing-data", f"{src.drain()} byte(s) follow the object array's pickle"))
@@ -326,6 +345,9 @@ def scan_safetensors(src: Source, size: int) -> Outcome:
 
 # ModelProto's fields and their wire types (onnx.proto3): varint 0, length-delimited 2.
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+_GRAPH_FIELDS = frozenset({1, 2, 5, 10, 11, 12, 13, 14, 15, 16})  # GraphProto: every one length-delimited
+_MAX_IR_VERSION = 100  # ONNX is at IR version 11; far beyond that is not an ONNX model
+_MAX_OPSET_ENTRY = 4096
 
 
 def _varint(src: Source) -> int:
@@ -340,31 +362,90 @@ def _varint(src: Source) -> int:
             raise ValueError("varint too long")
 
 
+def _fields(src: Source, end: int) -> Iterator[tuple[int, int, int]]:
+    """(number, wire type, value) of each field of the protobuf message that ends at offset `end`.
+
+    A length-delimited field's value is its length, with `src` at its first byte: the caller may read it whole,
+    else it is skipped. Raises ValueError (or Truncated) for bytes that are not a well-formed message.
+    """
+    while src.tell() < end:
+        key = _varint(src)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            yield number, wire, _varint(src)
+        elif wire in (1, 5):
+            src.skip(8 if wire == 1 else 4)
+            yield number, wire, 0
+        elif wire == 2:
+            n = _varint(src)
+            start = src.tell()
+            if start + n > end:
+                raise ValueError(f"field {number} runs past the end of its message")
+            yield number, wire, n
+            if src.tell() == start:
+                src.skip(n)
+            elif src.tell() != start + n:
+                raise ValueError(f"field {number} was not read whole")
+        else:
+            raise ValueError(f"field {number} with wire type {wire}")
+    if src.tell() != end:
+        raise ValueError("a field runs past the end of its message")
+
+
+def _opset_entry(data: bytes) -> None:
+    """Check an OperatorSetIdProto: an optional UTF-8 domain (1) and a version (2). Raises ValueError."""
+    src = Source(data=data)
+    version = False
+    for number, wire, value in _fields(src, len(data)):
+        if (number, wire) == (1, 2):
+            src.read(value).decode("utf-8")
+        elif (number, wire) == (2, 0):
+            version = True
+        else:
+            raise ValueError(f"opset_import has field {number} with wire type {wire}")
+    if not version:
+        raise ValueError("opset_import without a version")
+
+
+def _check_model_proto(src: Source, size: int) -> None:
+    """Check that the bytes are a structurally valid ONNX ModelProto. Raises ValueError or Truncated.
+
+    Valid means: only ModelProto's fields, with their wire types; one ir_version in range; one graph, itself a
+    well-formed message of GraphProto's fields; at least one well-formed opset_import. Nested messages inside
+    the graph (nodes, tensors) are skipped, not parsed: this decides what the file is, not whether onnx loads it.
+    """
+    seen: dict[int, int] = {}
+    for number, wire, value in _fields(src, size):
+        if _ONNX_FIELDS.get(number) != wire:
+            raise ValueError(f"ModelProto has no field {number} with wire type {wire}")
+        seen[number] = seen.get(number, 0) + 1
+        if number == 1 and not 1 <= value <= _MAX_IR_VERSION:
+            raise ValueError(f"ir_version {value}")
+        elif number == 7:
+            for inner, inner_wire, _ in _fields(src, src.tell() + value):
+                if inner not in _GRAPH_FIELDS or inner_wire != 2:
+                    raise ValueError(f"GraphProto has no field {inner} with wire type {inner_wire}")
+        elif number == 8:
+            if value > _MAX_OPSET_ENTRY:
+                raise ValueError(f"opset_import entry of {value} bytes")
+            _opset_entry(src.read(value))
+    if seen.get(1) != 1 or seen.get(7) != 1 or not seen.get(8):
+        raise ValueError("ir_version, graph and opset_import are required (ir_version and graph once)")
+
+
 def scan_onnx(inp: Input) -> Outcome:
     """Check an ONNX ModelProto.
 
-    Every top-level protobuf field must be a known one and the message must end at the end of the file. ONNX
-    holds no code; the remaining risk, external-data paths outside the model directory, is checked with the
-    `onnx` package (without it the file is "unsupported").
+    Only a structurally valid ModelProto (`_check_model_proto`) is ONNX; anything else that starts with the
+    byte of an ir_version field is binary of an unknown format (unsupported, never loaded). ONNX holds no code;
+    the remaining risk, external-data paths outside the model directory, is checked with the `onnx` package
+    (without it the file is "unsupported").
     """
-    src = inp.source()
-    seen: set[int] = set()
     try:
-        while not src.at_end():
-            key = _varint(src)
-            number, wire = key >> 3, key & 7
-            if _ONNX_FIELDS.get(number) != wire:
-                raise ValueError(f"field {number} with wire type {wire}")
-            if wire == 0:
-                _varint(src)
-            else:
-                src.skip(_varint(src))
-            seen.add(number)
-    except (Truncated, ValueError) as e:
-        if not seen:
-            return Outcome("unknown", unsupported=[Finding("unsupported", "binary content of an unknown format")])
-        return Outcome("onnx", [Finding("bad-header", f"not a well-formed ONNX model: {e}")])
-    if not {1, 7} <= seen:
+        _check_model_proto(inp.source(), inp.size)
+    except (Truncated, ValueError, UnicodeDecodeError):
         return Outcome("unknown", unsupported=[Finding("unsupported", "binary content of an unknown format")])
     return _onnx_external_data(inp)
 
@@ -421,6 +502,7 @@ def scan_hdf5(inp: Input) -> Outcome:
     src = inp.source()
     tail = b""
     while not src.at_end():
+        inp.budget.check_time()
         chunk = tail + src.read(min(1 << 22, inp.size - src.tell()))
         if _LAMBDA.search(chunk):
             out.unsafe.append(Finding("keras-lambda", "the Keras model config holds a Lambda layer (Python code)"))

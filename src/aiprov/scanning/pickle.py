@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from aiprov.scanning import allowlist
 from aiprov.scanning.allowlist import Kind
+from aiprov.scanning.limits import Budget
 from aiprov.scanning.report import Finding
 from aiprov.scanning.source import Source, Truncated
 
@@ -31,10 +32,15 @@ Mode = Literal["pickle", "joblib", "torch"]
 MAX_FINDINGS = 50
 BIG = 4096  # bytes/str arguments longer than this are skipped, not kept: only short strings matter to the analysis
 MAX_DEPTH = 8  # nested pickles (object arrays inside joblib arrays...) deeper than this are refused
+CLOCK_EVERY = 1 << 14  # opcodes between two looks at the scan's deadline: reading a clock costs as much as 20 ops
 
 
 class PickleError(Exception):
     """The stream is not a pickle the real unpickler would accept (or not one this scanner can follow)."""
+
+
+class NotImportable(PickleError):
+    """A global names a module or attribute that is not a dotted identifier: the unpickler fails to import it."""
 
 
 @dataclass(eq=False, slots=True)
@@ -76,8 +82,29 @@ class PickleResult:
     joblib_arrays: int = 0
     complete: bool = False
     end: int = 0
+    failure: Finding | None = None
+    """Why the stream is not a pickle the real unpickler can load (it raises there too); None if it is complete
+    or the walk stopped for a reason of its own (too deep, too large)."""
+
+    @property
+    def fails_before_import(self) -> bool:
+        """The unpickler would raise before importing anything, so loading the stream runs nothing at all.
+
+        Until a global is imported the stack holds only plain values (numbers, strings, containers), which no
+        opcode can call, so nothing before the failure runs; and nothing after it is ever read. A persistent id
+        or an extension code does not count as an import here: `pickle.load` and `joblib.load` raise at the first
+        one (they have no `persistent_load`, and copyreg's extension registry is empty unless the loading process
+        fills it), which is earlier still.
+        """
+        return (
+            self.failure is not None
+            and not self.globals
+            and all(f == self.failure or f.reason in _LOADER_REFUSES for f in self.findings)
+        )
 
 
+_LOADER_REFUSES = ("persistent-id", "extension-code")
+"""Findings of opcodes at which a plain `pickle.load` or `joblib.load` raises (see `fails_before_import`)."""
 _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _WRAPPER_FIELDS = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
 _DESCR = re.compile(r"[<>|=]?([biufcmMOSUV])(\d*)(\[\w+\])?")
@@ -93,8 +120,11 @@ def _short(value: Any) -> str:
 class Walker:
     """One pass over one pickle (nested pickles get their own Walker, sharing the result)."""
 
-    def __init__(self, src: Source, mode: Mode, result: PickleResult, depth: int = 0) -> None:
+    def __init__(
+        self, src: Source, mode: Mode, result: PickleResult, depth: int = 0, budget: Budget | None = None
+    ) -> None:
         self.src = src
+        self.budget = budget
         self.mode = mode
         self.result = result
         self.depth = depth
@@ -124,7 +154,12 @@ class Walker:
         src = self.src
         read = src.read
         handlers = _HANDLERS
+        budget = self.budget
+        ops = 0
         while True:
+            ops += 1
+            if budget is not None and ops % CLOCK_EVERY == 0:
+                budget.check_time()
             at = src.tell()
             op = read(1)[0]
             handler = handlers[op]
@@ -243,7 +278,7 @@ class Walker:
             if self.depth >= MAX_DEPTH:
                 raise PickleError(f"pickles nested deeper than {MAX_DEPTH} at offset {at}")
             # That inner Unpickler is a plain one: it does not read arrays after its own wrappers.
-            Walker(self.src, "pickle", self.result, self.depth + 1).run()
+            Walker(self.src, "pickle", self.result, self.depth + 1, self.budget).run()
             return Obj(Global("numpy", "ndarray", Kind.CLASS))
         align = attrs.get("numpy_array_alignment_bytes")
         if align is not None:
@@ -456,9 +491,22 @@ def _op_build(w: Walker, at: int) -> None:
         w.stack[-1] = w.joblib_array(inst, at)
 
 
+def _importable(module: Any, name: Any, opcode: str, at: int) -> None:
+    """Raise NotImportable unless `module` and `name` are dotted Python identifiers, which `find_class` needs.
+
+    The unpickler imports the module and walks the name attribute by attribute; `import torch` read as INST gives
+    the module `mport torch`, which no import statement can name, so the load fails right there, before running
+    anything. Such a stream is text that starts with an opcode byte, not a pickle.
+    """
+    for value in (module, name):
+        if isinstance(value, str) and not all(part.isidentifier() for part in value.split(".")):
+            raise NotImportable(f"{opcode} at offset {at} names {_short(value)}, which cannot be imported")
+
+
 def _global_line(w: Walker, at: int, opcode: str) -> Global:
     module = _line(w).decode("utf-8")
     name = _line(w).decode("utf-8")
+    _importable(module, name, opcode, at)
     return w.resolve(module, name, opcode, at)
 
 
@@ -469,6 +517,7 @@ def _op_global(w: Walker, at: int) -> None:
 def _op_stack_global(w: Walker, at: int) -> None:
     name = w.stack.pop()
     module = w.stack.pop()
+    _importable(module, name, "STACK_GLOBAL", at)
     w.stack.append(w.resolve(module, name, "STACK_GLOBAL", at))
 
 
@@ -731,25 +780,30 @@ PICKLE_FIRST_BYTES = frozenset(op for op, h in enumerate(_HANDLERS) if h is not 
 """Bytes a pickle can start with (any opcode; protocol 2+ pickles start with PROTO, 0x80)."""
 
 
-def walk_pickle(src: Source, mode: Mode = "pickle") -> PickleResult:
+def walk_pickle(src: Source, mode: Mode = "pickle", budget: Budget | None = None) -> PickleResult:
     """Analyse one pickle from `src`'s position to its STOP, leaving `src` just after it.
 
     Never raises for bad input: parse errors, truncation and unknown opcodes become findings (`complete` is
-    then False). The caller decides what may follow STOP (for a whole file: nothing).
+    then False). The caller decides what may follow STOP (for a whole file: nothing). Raises LimitExceeded
+    when `budget`'s deadline passes (or its stream decompresses past it).
     """
     result = PickleResult()
-    walker = Walker(src, mode, result)
+    walker = Walker(src, mode, result, budget=budget)
+    failure: Finding | None = None
     try:
         walker.run()
     except Truncated as e:
-        walker.flag("truncated", f"the pickle is truncated: {e}")
+        failure = Finding("truncated", f"the pickle is truncated: {e}")
     except PickleError as e:
-        walker.flag("parse-error", str(e))
+        failure = Finding("parse-error", str(e))
     except RecursionError:
         walker.flag("parse-error", "structure nested too deeply to analyse")
     except MemoryError:
         walker.flag("parse-error", "structure too large to analyse")
     except (OSError, EOFError) as e:
-        walker.flag("corrupt", f"the data cannot be read: {e}")
+        failure = Finding("corrupt", f"the data cannot be read: {e}")
+    if failure is not None:
+        walker.flag(failure.reason, failure.detail)
+        result.failure = failure
     result.end = src.tell()
     return result

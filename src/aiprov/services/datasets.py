@@ -19,9 +19,10 @@ from aiprov.adapters.db.registry import SqlRegistry, utc
 from aiprov.adapters.db.schema import DatasetRow
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
-from aiprov.errors import BackendError, Conflict, InvalidInput, NotFound
+from aiprov.errors import BackendError, Conflict, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore
 from aiprov.records import iso
+from aiprov.scanning import ScanLimits, scan_stream
 
 TASKS = ("classification", "regression")
 
@@ -194,19 +195,38 @@ def _columns(table: Any, target: str, source: str) -> tuple[Any, Any, tuple[str,
 
 
 class DatasetService:
-    def __init__(self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(
+        self,
+        db: SqlRegistry,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], datetime],
+        actor: str,
+        scan_limits: ScanLimits | None = None,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.clock = clock
         self.actor = actor
+        self.scan_limits = scan_limits or ScanLimits()
+
+    def _scan(self, data: bytes, source: str) -> None:
+        """Refuse a dataset file the scanner judges unsafe (a pickle posing as CSV): every upload is scanned.
+
+        Raises UnsafeModelError (nothing is stored or registered).
+        """
+        report = scan_stream(source, io.BytesIO(data), limits=self.scan_limits)
+        if report.verdict == "unsafe":
+            findings = [{"path": source, **f.to_json()} for f in report.findings]
+            raise UnsafeModelError(f"{source}: refused, {findings[0]['detail']}", findings)
 
     def add(self, path: Path, name: str, target: str, task: str | None = None) -> tuple[DatasetRecord, bool]:
         """Register the CSV or Parquet file at `path` as dataset `name` (OWNER/NAME); return it and whether it is new.
 
         The format is read from the content. `task` defaults to regression for a floating-point target and
         classification otherwise. The same bytes under the same name return the existing record.
-        Raises InvalidInput (unreadable file, missing target, non-numeric feature), Conflict (the name holds
-        other bytes: datasets are immutable), BackendError.
+        Raises InvalidInput (unreadable file, missing target, non-numeric feature), UnsafeModelError (the scanner
+        refuses the bytes), Conflict (the name holds other bytes: datasets are immutable), BackendError.
         """
         parsed = ModelName.parse(name)
         _check_task(task)
@@ -214,6 +234,7 @@ class DatasetService:
             data = path.read_bytes()
         except OSError as e:
             raise InvalidInput(f"cannot read {path}: {e.strerror}") from e
+        self._scan(data, path.name)
         fmt, table = _read_table(data, str(path))
         _, _, features, fractional = _columns(table, target, str(path))
         digest = Digest.of(data)
@@ -230,13 +251,14 @@ class DatasetService:
         """Register an uploaded blob as dataset `name`, like `add` (the API's route: the bytes came by upload).
 
         The blob is read back verified; CSV and Parquet are parsed as data (pyarrow), nothing is executed.
-        Raises NotFound (no such blob), IntegrityError, InvalidInput, Conflict, BackendError.
+        Raises NotFound (no such blob), IntegrityError, InvalidInput, UnsafeModelError, Conflict, BackendError.
         """
         parsed = ModelName.parse(name)
         _check_task(task)
         if not self.blobs.exists(digest):
             raise NotFound(f"no uploaded blob {digest}", hint="upload it first: PUT /api/v1/blobs/<digest>")
         data = self._read(digest)
+        self._scan(data, str(digest))
         fmt, table = _read_table(data, str(digest))
         _, _, features, fractional = _columns(table, target, str(digest))
         return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional)

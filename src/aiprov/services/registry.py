@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
@@ -26,14 +26,14 @@ from aiprov.adapters.files import (
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
 from aiprov.core.jsonvalues import check_json
-from aiprov.core.manifest import Manifest, ManifestEntry, check_model_paths, check_relative_path
+from aiprov.core.manifest import Manifest, ManifestEntry, check_model_paths, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref, check_alias
 from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
-from aiprov.errors import BackendError, IntegrityError, InvalidInput, UnsafeModelError
+from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
-from aiprov.scanning import ScanReport, scan_path
+from aiprov.scanning import ScanLimits, ScanReport, scan_file, scan_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,26 @@ class PushResult:
             "deduplicated": self.deduplicated,
             "new_blobs": self.new_blobs,
             "new_bytes": self.new_bytes,
+            "scan": self.scan.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RescanResult:
+    """A refused push judged again: `cleared` (registered as `version`) or `confirmed` (still refused)."""
+
+    evidence: str
+    model: str
+    outcome: Literal["cleared", "confirmed"]
+    scan: ScanReport
+    version: VersionRecord | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "evidence": self.evidence,
+            "model": self.model,
+            "outcome": self.outcome,
+            "version": None if self.version is None else self.version.to_json(),
             "scan": self.scan.to_json(),
         }
 
@@ -173,8 +193,10 @@ class RegistryService:
         actor: str,
         quarantine: Path,
         cids: bool = True,
+        scan_limits: ScanLimits | None = None,
     ) -> None:
         self.db = db
+        self.scan_limits = scan_limits or ScanLimits()
         self.blobs = blobs
         self.quarantine = quarantine
         self.clock = clock
@@ -194,7 +216,8 @@ class RegistryService:
         name, lineage = self._prepare(request)
         files = model_files(path)
         check_model_paths(f.path for f in files)
-        scan = scan_path(path)  # before a byte is stored: an unsafe model is refused and kept only as evidence
+        # Before a byte is stored: an unsafe model is refused and kept only as evidence.
+        scan = scan_path(path, self.scan_limits)
         if scan.verdict == "unsafe":
             self._refuse(path, name, scan)
         advance = progress(sum(f.size for f in files)) if progress else None
@@ -217,18 +240,20 @@ class RegistryService:
         `push` scans a local model, from a staging directory of hard links to the blobs (copies on another file
         system), and an unsafe model is refused the same way: evidence kept, `flagged` logged, nothing registered.
         `single_file` records a one-file model as pushed from a file rather than a directory.
-        Raises InvalidInput (missing blob, wrong size, bad metadata), NotFound (an unknown parent),
+        Raises InvalidInput (missing blob, wrong size, bad metadata, a `.git*` path), NotFound (an unknown parent),
         UnsafeModelError, BackendError.
         """
         name, lineage = self._prepare(request)
         check_model_paths(e.path for e in manifest.entries)
         if single_file and len(manifest.entries) != 1:
             raise InvalidInput(f"a single-file model has one file, not {len(manifest.entries)}")
+        refuse_git_paths((e.path for e in manifest.entries), "the manifest")
         self._check_stored(manifest)
         staging = self.quarantine / f".scan-{secrets.token_hex(6)}"
         try:
             root = self._stage(manifest, staging)
-            scan = scan_path(root)
+            # Every entry of the manifest, by its path: no name is skipped, whatever a directory walk would skip.
+            scan = ScanReport.of(tuple(scan_file(root / e.path, e.path, self.scan_limits) for e in manifest.entries))
             if scan.verdict == "unsafe":
                 self._refuse(root, name, scan)
         finally:
@@ -392,6 +417,65 @@ class RegistryService:
             "`aiprov scan` shows all",
         )
 
+    def rescan(self, target: str) -> RescanResult:
+        """Judge a refused push again with the current scanner and limits, and log the answer.
+
+        `target` is a refused manifest's digest (a `flagged` event's subject, or a unique prefix of it) or
+        OWNER/NAME (its latest refusal still in quarantine). Still unsafe: a `confirmed` event, the evidence
+        stays. Otherwise the files are pushed as a new version of the model (with no metadata: the refusal
+        recorded none), a `cleared` event names it, and the evidence is removed.
+        Raises InvalidInput (a malformed target), NotFound (no such refusal in quarantine), BackendError.
+        """
+        evidence, flagged = self._refusal(target)
+        model = ModelName.parse(str(flagged.model))
+        scan = scan_path(evidence, self.scan_limits)
+        version: VersionRecord | None = None
+        if scan.verdict != "unsafe":
+            version = self.push(evidence, PushRequest(str(model))).version
+        outcome: Literal["cleared", "confirmed"] = "confirmed" if version is None else "cleared"
+        details: dict[str, Any] = {"flagged": flagged.leaf_index, "scan": scan.verdict}
+        if version is None:
+            details["findings"] = scan.findings
+        else:
+            details["version"] = version.number
+        with self.db.unit(write=True) as u:
+            u.add_event(
+                actor=self.actor,
+                action=outcome,
+                subject=flagged.subject,
+                model=str(model),
+                details=details,
+                now=self.clock(),
+            )
+        if version is not None:
+            shutil.rmtree(evidence, ignore_errors=True)
+        return RescanResult(flagged.subject, str(model), outcome, scan, version)
+
+    def _refusal(self, target: str) -> tuple[Path, EventRecord]:
+        """The quarantine folder of the refusal `target` names, and its `flagged` event."""
+        text = target.strip()
+        with self.db.unit() as u:
+            if text.lower().startswith("sha256:"):
+                prefix = Ref.parse(text).digest_prefix
+                assert prefix is not None
+                held = [p.name for p in self._evidence() if p.name.startswith(prefix[7:])]
+                if len(held) > 1:
+                    raise InvalidInput(f"{text} names {len(held)} refusals", hint="give more hex digits")
+                events = u.events(subject=f"sha256:{held[0]}", actions=["flagged"], limit=1) if held else []
+            else:
+                name = str(ModelName.parse(text))
+                events = [
+                    e for e in u.events(model=name, actions=["flagged"]) if (self.quarantine / e.subject[7:]).is_dir()
+                ]
+        if not events:
+            raise NotFound(f"no refused push of {text} is in quarantine", hint="`aiprov usage OWNER/NAME` lists them")
+        return self.quarantine / events[0].subject[7:], events[0]
+
+    def _evidence(self) -> builtins.list[Path]:
+        if not self.quarantine.is_dir():
+            return []
+        return [p for p in self.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")]
+
     def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool, FileCids | None]:
         writer: BlobWriter = self.blobs.writer()
         cids = CidSink() if self.cids else None
@@ -477,12 +561,14 @@ class RegistryService:
         """Write the files of `ref` under `dest`, each verified against the manifest before it appears.
 
         An existing file with the right bytes is left alone; one with other bytes is an error unless `force`.
-        Raises NotFound, IntegrityError (naming the file), InvalidInput.
+        Nothing is written for a version that holds a `.git*` path. Raises NotFound, IntegrityError (naming the
+        file), InvalidInput.
         """
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
         entries = record.manifest.entries
+        refuse_git_paths((e.path for e in entries), record.ref)  # registered before the rule: never written
         todo = [e for e in entries if not self._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
         try:
