@@ -825,7 +825,7 @@ VALUES = frozenset(
         ("sklearn.metrics.cluster._supervised", "v_measure_score"),
     }
 )
-"""Pure functions (numpy ufuncs, scorer metrics of scikit-learn) a pickle may store as a value, never call."""
+"""Pure functions (ufuncs, metrics of sklearn scorers) a pickle may store as a value, never call."""
 
 NEW_OBJ = frozenset(
     {

@@ -290,7 +290,7 @@ def render(g: Generated) -> str:
         + "VALUES = frozenset(\n    {\n"
         + _pairs(g.values)
         + "    }\n)\n"
-        + '"""Pure functions (numpy ufuncs, scorer metrics of scikit-learn) a pickle may store as a value, never call."""\n\n'
+        + '"""Pure functions (ufuncs, metrics of sklearn scorers) a pickle may store as a value, never call."""\n\n'
         + "NEW_OBJ = frozenset(\n    {\n"
         + _pairs(g.class_first_arg)
         + "    }\n)\n"
