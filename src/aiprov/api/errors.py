@@ -53,6 +53,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "hint": {"type": "string"},
+        "code": {"type": "string", "description": "the error's stable code (docs/cli.md), as the CLI's --json errors"},
     },
     "required": ["type", "title", "status", "detail"],
 }
@@ -70,7 +71,7 @@ def _slug(title: str) -> str:
 
 async def _aiprov_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiprovError)
-    extra: dict[str, Any] = {"type": f"https://aiprov.dev/problems/{_slug(exc.title)}"}
+    extra: dict[str, Any] = {"type": f"https://aiprov.dev/problems/{_slug(exc.title)}", "code": exc.code}
     if exc.hint is not None:
         extra["hint"] = exc.hint
     findings = getattr(exc, "findings", None)

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json
+from aiprov.cli.common import container, err_console, fail, handle_errors, out_console, print_json
+from aiprov.cli.models import plain
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
@@ -87,9 +89,14 @@ def _reproduce(result: Reproduction, json: bool) -> None:
     else:
         err_console.print(f"[bold red]evaluation {result.original.id} did not reproduce:[/]")
         for d in result.differences:
-            err_console.print(f"  {d['field']}: recorded {d['recorded']!r}, now {d['now']!r}", soft_wrap=True)
+            recorded, now = plain(d["recorded"]) or "-", plain(d["now"]) or "-"
+            err_console.print(f"  {d['field']}: recorded {escape(recorded)}, now {escape(now)}", soft_wrap=True)
     if not result.identical:
-        raise typer.Exit(VerificationError.exit_code)
+        fields = ", ".join(str(d["field"]) for d in result.differences)
+        error = VerificationError(f"evaluation {result.original.id} did not reproduce: {fields}")
+        if json:
+            fail(error, json)
+        raise typer.Exit(error.exit_code)
 
 
 @datasets_app.command("add")
@@ -113,7 +120,7 @@ def dataset_add(
     state = "registered" if new else "already registered (same bytes)"
     out_console.print(
         f"{record.full_name} {state}  {record.digest}\n"
-        f"{record.format}, {record.rows} rows, {len(record.features)} features, target {record.target!r} "
+        f"{record.format}, {record.rows} rows, {len(record.features)} features, target {escape(record.target)} "
         f"({record.task})"
     )
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json
+from aiprov.cli.common import container, handle_errors, out_console, print_json
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
@@ -136,7 +136,5 @@ def verify(
             mark = "[green]PASS[/]" if c.ok else "[bold red]FAIL[/]"
             out_console.print(f"  {mark}  {c.name:<24} {c.detail}", soft_wrap=True)
     if not report.ok:
-        if not json:
-            failed = ", ".join(c.name for c in report.checks if not c.ok)
-            err_console.print(f"[bold red]error:[/] verification failed: {failed}")
-        raise typer.Exit(VerificationError.exit_code)
+        failed = ", ".join(c.name for c in report.checks if not c.ok)
+        raise VerificationError(f"verification failed: {failed}")
