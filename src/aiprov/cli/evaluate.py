@@ -141,4 +141,4 @@ def dataset_ls(ctx: typer.Context, json: JsonOpt = False) -> None:
         table.add_column(column, no_wrap=True)
     for r in records:
         table.add_row(r.full_name, r.task, str(r.rows), r.target, r.digest[:19])
-    out_console.print(table)
+    out_console.print(table, soft_wrap=False)

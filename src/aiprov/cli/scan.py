@@ -39,14 +39,16 @@ def scan(
         print_json(report.to_json())
     else:
         table = Table(box=None)
-        table.add_column("path", overflow="fold")
+        # The path keeps room to be read whole (up to 40 characters) at 80 columns; findings wrap beside it.
+        longest = max((len(f.path) for f in report.files), default=4)
+        table.add_column("path", overflow="fold", min_width=min(longest, 40))
         table.add_column("format", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
-        table.add_column("findings", overflow="fold", min_width=30)
+        table.add_column("findings", overflow="fold", min_width=12)
         for f in report.files:
             findings = "\n".join(f"{x.reason}: {x.detail}" for x in f.findings) or "-"
             table.add_row(f.path, f.format, f"[{_STYLE[f.verdict]}]{f.verdict}[/]", findings)
-        out_console.print(table)
+        out_console.print(table, soft_wrap=False)
         out_console.print(f"verdict: [{_STYLE[report.verdict]}]{report.verdict}[/] ({len(report.files)} file(s))")
     _exit_for(report.verdict, json)
 
