@@ -212,3 +212,22 @@ def test_evaluating_without_the_loader_says_which_extra_to_install(
     assert cli(home, "push", str(path), "--name", f"alice/{fmt}")[0] == 0
     status, err = run_without(module, home, "eval", f"alice/{fmt}", "--benchmark", "iris")
     assert_extra_hint(status, err, "ml")
+
+
+def test_serve_json_prints_one_line_with_its_url_at_start(home: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, "-m", "aiprov", "--home", str(home), "serve", "--port", str(port), "--json"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment)
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    started = json.loads(line)
+    assert started == {"url": f"http://127.0.0.1:{port}", "docs": f"http://127.0.0.1:{port}/docs", "workers": 1}

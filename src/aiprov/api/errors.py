@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiprov.errors import AiprovError, RangeNotSatisfiable, Unauthorized
+from aiprov.errors import AiprovError, InvalidInput, RangeNotSatisfiable, Unauthorized
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("aiprov.api")
@@ -92,7 +92,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "the request is not valid"
-    return problem(422, "invalid input", detail, errors=errors)
+    return problem(422, "invalid input", detail, errors=errors, code=InvalidInput.code)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
