@@ -30,7 +30,11 @@ def checkpoint(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Print the latest signed checkpoint (a C2SP signed note), exactly as signed."""
     signed = container(ctx).log.latest()
     if json:
-        cp = signed.checkpoint
+        from aiprov.core.checkpoint import Checkpoint
+        from aiprov.core.note import Note
+
+        # Parsed from the note itself, as a server's is (printed as received: `verify` is what checks it).
+        cp = Checkpoint.parse(Note.parse(signed.note).text)
         print_json({"origin": cp.origin, "size": cp.size, "root": cp.root_hash.hex(), "note": signed.note})
         return
     sys.stdout.write(signed.note)
