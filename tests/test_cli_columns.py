@@ -80,3 +80,17 @@ def test_show_and_scan_print_a_realistic_path_whole_at_80_columns(model_home: tu
         assert all(len(line) <= 80 for line in lines), out
         assert any(LONG_PATH in line for line in lines), out
         assert any("onnx/model.onnx_data" in line for line in lines), out
+
+
+def test_eval_and_its_show_fit_80_columns(home: Path, tmp_path: Path) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    joblib.dump(DecisionTreeClassifier(max_depth=2).fit(*load_iris(return_X_y=True)), tmp_path / "model.joblib")
+    assert cli(home, "push", str(tmp_path / "model.joblib"), "--name", NAME)[0] == 0
+    key = tmp_path / "k.pem"
+    assert cli(home, "keys", "new", "--out", str(key))[0] == 0
+    for out in (run80(home, "eval", NAME, "--benchmark", "iris", "--key", str(key)), run80(home, "show", NAME)):
+        assert "accuracy" in out
+        assert all(len(line) <= 80 for line in out.splitlines()), out

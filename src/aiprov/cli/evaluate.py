@@ -74,9 +74,10 @@ def evaluate(
     signed = f", signed by {record.key_fingerprint[:16]}" if record.key_fingerprint else ""
     out_console.print(
         f"evaluation [bold]{record.id}[/]: {record.model}@{record.version} on {record.dataset} "
-        f"({record.split['test_rows']} rows, {record.duration_s:.2f} s{signed}; log entry {record.leaf_index})"
+        f"({record.split['test_rows']} rows, {record.duration_s:.2f} s{signed}; log entry {record.leaf_index})",
+        soft_wrap=False,
     )
-    out_console.print(_metrics(record.metrics))
+    out_console.print(_metrics(record.metrics), soft_wrap=False)  # wraps between metrics at 80 columns
 
 
 def _reproduce(result: Reproduction, json: bool) -> None:
@@ -85,7 +86,7 @@ def _reproduce(result: Reproduction, json: bool) -> None:
     elif result.identical:
         o = result.original
         out_console.print(f"evaluation {o.id} reproduced: identical metrics ({o.model}@{o.version} on {o.dataset})")
-        out_console.print(_metrics(result.metrics))
+        out_console.print(_metrics(result.metrics), soft_wrap=False)
     else:
         err_console.print(f"[bold red]evaluation {result.original.id} did not reproduce:[/]")
         for d in result.differences:
