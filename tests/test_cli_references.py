@@ -4,6 +4,7 @@ exit code (2 invalid input, 3 not found), never a traceback, and no control char
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,9 @@ def test_any_reference_is_a_result_or_a_one_line_error(home: Path, ref: str) -> 
         assert out.startswith("{")
         return
     assert code in (2, 3), (code, err)
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.count("\n") == 1, err  # under --json, the error is one JSON problem object on one line
+    problem = json.loads(err)
+    assert problem["exit_code"] == code and problem["code"] in ("invalid_input", "not_found"), problem
     assert not any(c in err for c in "\x1b\r\x07\x9b\u202e"), ascii(err)
 
 

@@ -464,7 +464,9 @@ def _onnx_external_data(inp: Input) -> Outcome:
     try:
         import onnx
     except ImportError:
-        out.unsupported.append(Finding("unsupported", "install onnx to check the model's external-data paths"))
+        out.unsupported.append(
+            Finding("unsupported", "the ml extra checks the model's external-data paths: pip install 'aiprov[ml]'")
+        )
         return out
     try:
         model = onnx.load_model_from_string(inp.source().read(inp.size))
