@@ -25,6 +25,7 @@ from aiprov.adapters.files import (
     hash_file,
     model_files,
     parallel_map,
+    staged_directory,
 )
 from aiprov.core import merkle
 from aiprov.core.canonical import canonical_json
@@ -338,9 +339,9 @@ class RemoteRegistry(Unsupported):
     def pull(
         self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
     ) -> VersionRecord:
-        """Download the files of `ref` under `dest`, each hashed and checked before it is renamed into place.
+        """Download the files of `ref` under `dest`, all hashed and checked before any appears (as a local pull).
 
-        Raises NotFound, IntegrityError (naming the file), InvalidInput, BackendError.
+        Raises NotFound, IntegrityError (naming the file), InvalidInput, BackendError; `dest` is then unchanged.
         """
         from aiprov.services.registry import RegistryService
 
@@ -348,13 +349,10 @@ class RemoteRegistry(Unsupported):
         refuse_git_paths((e.path for e in record.manifest.entries), record.ref)
         todo = [e for e in record.manifest.entries if not RegistryService._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
         base = f"{model_path(record.full_name)}/versions/{record.number}/files/"
-        for entry in todo:
-            self._download(base + quote(entry.path), entry, dest, advance)
+        with staged_directory(dest, [e.path for e in todo]) as staging:
+            for entry in todo:
+                self._download(base + quote(entry.path), entry, staging, advance)
         return record
 
     def _download(self, url: str, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:
