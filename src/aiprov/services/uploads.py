@@ -133,12 +133,12 @@ class UploadService:
         Raises Busy (another request holds the upload now: retry later), TooLarge, Conflict (`start` beyond the
         kept bytes), InvalidInput, BackendError.
         """
+        if self.blobs.exists(digest):
+            return self._stored(digest)
         if start < 0 or (total is not None and (total < 0 or start > total)):
             raise InvalidInput(f"cannot upload from byte {start} of a {total}-byte blob")
         if total is not None and total > self.max_blob_bytes:
             raise TooLarge(f"a {total}-byte blob is over the upload limit of {self.max_blob_bytes} bytes")
-        if self.blobs.exists(digest):
-            return self._stored(digest)
         try:
             writer = self.blobs.resumable(upload_key(digest, uploader), start)
         except Busy:
