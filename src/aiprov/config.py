@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """API: the most usage events (inference, download) committed to the log in one transaction. A request is
     answered once its event is committed; the events that arrive during one commit share the next (group
     commit), and each batch signs a checkpoint."""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """API: seconds a client has to send a request's head (request line and headers), from when the connection
+    opens or the first byte of a further request on it arrives; past it the connection is closed (slowloris)."""
     token_cache_s: float = Field(default=5.0, ge=0, le=300)
     """API: how long a checked token is trusted without asking the database again; a revoked token is refused
     within this many seconds on every server process (0: every request asks the database)."""

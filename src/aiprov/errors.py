@@ -94,6 +94,15 @@ class Conflict(AiprovError):
     code = "conflict"
 
 
+class Busy(Conflict):
+    """Another request holds what this one needs now (an upload of the same blob by the same uploader).
+
+    Unlike other conflicts, the same request can succeed once the holder is done: callers that may wait retry.
+    """
+
+    title = "busy"
+
+
 class RangeNotSatisfiable(AiprovError):
     """A download's byte range starts past the end of what it asks for."""
 

@@ -87,7 +87,8 @@ class BlobStore(Protocol):
         """A writer that continues the partial upload `key` (letters, digits, `-`, `_`) at `offset`.
 
         `offset` None continues after every byte kept; 0 starts over; a smaller offset drops the bytes after it.
-        Raises Conflict if `offset` is beyond the bytes kept or another writer holds the key, BackendError.
+        Raises Busy (a Conflict) at once if another writer holds the key, Conflict if `offset` is beyond the
+        bytes kept, BackendError.
         """
         ...
 

@@ -199,6 +199,20 @@ def test_remote_pull_continues_a_cut_download(server: Server, make_model: Any, t
     assert 2 <= usage["counts"]["download"] <= 3
 
 
+def test_remote_pull_of_a_tampered_blob_writes_nothing(server: Server, make_model: Any, tmp_path: Path) -> None:
+    alice = server.add_user("alice")
+    files = {"a.json": b'{"first": true}', "w.bin": b"\x01" * 100_000}
+    remote_json(server, alice, "push", str(make_model(files)), "--name", "alice/m")
+    [blob] = [p for p in (server.home / "blobs" / "sha256").rglob("*") if p.stat().st_size == 100_000]
+    with open(blob, "r+b") as f:
+        f.write(b"\x02")
+    pulls = tmp_path / "pulls"
+    pulls.mkdir()
+    code, _, err = remote(server, None, "pull", "alice/m", str(pulls / "out"))
+    assert code != 0 and "w.bin" in err, err
+    assert list(pulls.iterdir()) == []  # not a.json either, and no temporary directory
+
+
 def test_remote_ipfs_cid_export_and_import_match_the_local_commands(
     server: Server, make_model: Any, tmp_path: Path
 ) -> None:

@@ -5,6 +5,8 @@ and a failure reaches only the request that caused it. A scripted pool stands in
 from __future__ import annotations
 
 import asyncio
+import gc
+import random
 from typing import Any
 
 import numpy as np
@@ -175,3 +177,52 @@ def test_a_caller_that_goes_away_does_not_disturb_the_others(size: int) -> None:
     results = asyncio.run(run())
     assert isinstance(results[3], asyncio.CancelledError)
     assert [r.predictions for i, r in enumerate(results) if i != 3] == [[0.0], [2.0], [4.0], [8.0], [10.0]]
+
+
+class JitteryPool(ScriptedPool):
+    """A call takes 0 to 3 turns of the event loop (seeded), so drains finish and restart in every order."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        super().__init__(size)
+        self.random = random.Random(seed)
+
+    async def predict_async(self, spec: Any, rows: Any, *, proba: bool = False, timeout: float | None = None) -> Any:
+        self.calls.append(len(rows))
+        for _ in range(self.random.randrange(4)):
+            await asyncio.sleep(0)
+        return Prediction([sum(map(float, r)) * 2 for r in rows], None, None)
+
+
+@pytest.mark.parametrize("size", [2, 4])
+@pytest.mark.parametrize("seed", range(5))
+def test_concurrent_clients_each_get_their_answer_whatever_the_interleaving(size: int, seed: int) -> None:
+    """4 clients predicting back to back, as the API's connections do; drains of one lane race for its queue.
+
+    A drain that yielded to let a lone request gather company used to find the queue emptied by another drain
+    meanwhile and fail with IndexError (issue 14)."""
+    pool = JitteryPool(size, seed)
+    batcher = Batcher(pool)  # type: ignore[arg-type]
+    jitter = random.Random(seed + 100)
+
+    async def client(c: int) -> list[list[float]]:
+        answers = []
+        for i in range(150):
+            for _ in range(jitter.randrange(3)):
+                await asyncio.sleep(0)
+            answers.append((await batcher.predict_async(spec(), np.array([[float(c), float(i)]]))).predictions)
+        return answers
+
+    failures: list[dict[str, Any]] = []  # what the loop reports of a drain task that died
+
+    async def run() -> list[list[list[float]]]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, context: failures.append(context))
+        answers = await asyncio.gather(*(client(c) for c in range(4)))
+        gc.collect()  # a dead task reports its exception when it is collected
+        return answers
+
+    results = asyncio.run(run())
+    assert [f.get("exception") for f in failures] == []
+    for c, answers in enumerate(results):
+        assert answers == [[2.0 * (c + i)] for i in range(150)]
+    assert sum(pool.calls) == 4 * 150
+    assert not batcher._lanes  # every drain ended and the idle lane was dropped

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiprov.adapters.direct_io import DirectWriter
 from aiprov.core.digest import Digest
-from aiprov.errors import BackendError, Conflict, IntegrityError, InvalidInput, NotFound
+from aiprov.errors import BackendError, Busy, Conflict, IntegrityError, InvalidInput, NotFound
 
 READ_CHUNK = 4 * 1024 * 1024
 WRITEBACK_EVERY = 256 * 1024 * 1024
@@ -168,7 +168,7 @@ class LocalResumableWriter(_HashingWriter):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise Conflict(
+                raise Busy(
                     f"upload {key} is being written by another request", hint="wait for it, or retry later"
                 ) from None
             # The holder we waited for may have published or discarded the file: then ours is a stale inode.
@@ -182,6 +182,9 @@ class LocalResumableWriter(_HashingWriter):
         try:
             self._resume_at(offset)
         except BaseException:
+            if os.fstat(fd).st_size == 0:  # nothing kept (e.g. created just now): leave no empty partial behind
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # under the lock, as every removal of a partial upload
             file.close()
             raise
 

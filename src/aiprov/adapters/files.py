@@ -11,6 +11,7 @@ import hashlib
 import os
 import queue
 import secrets
+import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -300,6 +301,60 @@ def atomic_file(target: Path) -> Iterator[BinaryIO]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextmanager
+def staged_directory(dest: Path, paths: Sequence[str]) -> Iterator[Path]:
+    """A directory to write the files `paths` (relative) into, which appear under `dest` only if the block returns.
+
+    An error in the block (altered bytes, a cut download) leaves `dest` as it was and no temporary directory
+    behind. A new `dest` is written as a hidden directory beside it, then renamed to `dest` (its missing parents are
+    made, and removed again on an error). Into an existing directory, the files are written to a hidden
+    directory inside it (the same file system even if `dest` is a mount point), then each is renamed over its
+    place; the other files of `dest` are left alone. Raises InvalidInput when `dest` is not a directory, a
+    file's place is taken by a directory (or one of its parents by a file), or `dest` cannot be written.
+    """
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"{dest} exists and is not a directory")
+    fresh = not dest.exists()
+    if not fresh and not paths:  # every file is there already: nothing to stage
+        yield dest
+        return
+    missing = [p for p in dest.absolute().parents if not p.exists()]  # nearest first
+    token = secrets.token_hex(4)
+    staging = dest.parent / f".{dest.name}.aiprov-pull-{token}" if fresh else dest / f".aiprov-pull-{token}"
+    try:
+        try:
+            staging.mkdir(parents=True)
+            yield staging
+            if fresh:
+                os.rename(staging, dest)
+            else:
+                _move_into(staging, dest, paths)
+        except OSError as e:
+            raise InvalidInput(f"cannot write {dest}: {e.strerror}") from e
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for parent in missing:  # made for the new `dest` only
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(staging: Path, dest: Path, paths: Sequence[str]) -> None:
+    """Rename each staged file over its place in `dest`, once every place is known to take a file."""
+    for rel in paths:
+        target = dest / rel
+        if target.is_dir() and not target.is_symlink():
+            raise InvalidInput(f"{target} is a directory; the version has a file there")
+        for parent in target.relative_to(dest).parents:
+            if (dest / parent).exists() and not (dest / parent).is_dir():
+                raise InvalidInput(f"{dest / parent} is not a directory; the version has files under it")
+    for rel in paths:
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, dest / rel)
 
 
 def default_workers() -> int:

@@ -12,6 +12,9 @@ import typer
 from aiprov.cli.common import container, err_console, handle_errors
 from aiprov.extras import require
 
+KEEP_ALIVE_S = 5
+"""Seconds an idle kept-alive connection stays open (uvicorn's default, stated here because docs/api.md says it)."""
+
 
 def register(app: typer.Typer) -> None:
     app.command(name="serve")(serve)
@@ -38,6 +41,8 @@ def serve(
     require("aiprov serve", "fastapi", "uvicorn", "orjson")
     import uvicorn
 
+    from aiprov.api.connections import EnvHeadDeadlineProtocol, with_header_timeout
+
     c = container(ctx)
     c.registry  # noqa: B018 - a missing home or an old schema is a one-line error here, not a crash in a worker
     c.log_signer  # noqa: B018 - likewise a missing log key
@@ -48,6 +53,9 @@ def serve(
         "proxy_headers": proxy_headers,
         "forwarded_allow_ips": forwarded_allow_ips,
         "timeout_graceful_shutdown": 30,
+        # docs/api.md, "Timeouts": an idle kept-alive connection is closed after KEEP_ALIVE_S, and one whose
+        # request head is not complete within AIPROV_HEADER_TIMEOUT_S (uvicorn has no such timeout) too.
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
     url = f"http://{host}:{port}"
     if json:
@@ -58,9 +66,17 @@ def serve(
     if workers == 1:
         from aiprov.api import create_app
 
-        uvicorn.run(create_app(c), **options)  # type: ignore[arg-type]
+        http = with_header_timeout(c.settings.header_timeout_s)
+        uvicorn.run(create_app(c), http=http, **options)  # type: ignore[arg-type]
         return
-    # Each worker process builds its own container from the environment: pass it this command's home.
+    # Each worker process builds its own container from the environment: pass it this command's settings.
     os.environ["AIPROV_HOME"] = str(c.settings.home)
+    os.environ["AIPROV_HEADER_TIMEOUT_S"] = repr(c.settings.header_timeout_s)
     c.close()
-    uvicorn.run("aiprov.api.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    uvicorn.run(
+        "aiprov.api.app:app_from_env",
+        factory=True,
+        workers=workers,
+        http=EnvHeadDeadlineProtocol,
+        **options,  # type: ignore[arg-type]
+    )

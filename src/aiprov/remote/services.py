@@ -25,6 +25,7 @@ from aiprov.adapters.files import (
     hash_file,
     model_files,
     parallel_map,
+    staged_directory,
 )
 from aiprov.core import merkle
 from aiprov.core.canonical import canonical_json
@@ -32,7 +33,7 @@ from aiprov.core.digest import Digest
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref
-from aiprov.errors import AiprovError, BackendError, IntegrityError, InvalidInput, VerificationError
+from aiprov.errors import AiprovError, BackendError, Busy, Conflict, IntegrityError, InvalidInput, VerificationError
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord, VersionSummary
 from aiprov.remote.client import HubClient
 from aiprov.scanning.report import FileReport, Finding, ScanReport
@@ -246,7 +247,8 @@ class RemoteRegistry(Unsupported):
     def upload_blob(self, digest: Digest, file: LocalFile, progress: Progress | None) -> bool:
         """Upload one blob unless the server has it; return whether it was stored new.
 
-        A cut connection is continued where the server says its kept bytes end.
+        A cut connection is continued where the server says its kept bytes end. While another upload of the
+        same bytes by the same user is in flight (the same model pushed twice at once), the server waits for it.
         """
         url = f"/blobs/{digest}"
         last: AiprovError | None = None
@@ -256,13 +258,25 @@ class RemoteRegistry(Unsupported):
                 if progress:
                     progress(file.size)
                 return False
-            offset = int(status.get("offset") or 0)
+            offset = min(int(status.get("offset") or 0), file.size)
             headers = {"Content-Length": str(file.size - offset)}
-            if offset:
+            params = {}
+            if offset == file.size and offset:
+                # Every byte is kept (or being written by our other upload, about to publish): an empty PUT at
+                # the end publishes them, or finds them stored; a Content-Range cannot name zero bytes.
+                params["offset"] = str(offset)
+            elif offset:
                 headers["Content-Range"] = f"bytes {offset}-{file.size - 1}/{file.size}"
             try:
-                response = self.client.request("PUT", url, content=_read_from(file, offset, progress), headers=headers)
+                response = self.client.request(
+                    "PUT", url, content=_read_from(file, offset, progress), headers=headers, params=params
+                )
             except BackendError as e:  # a cut: the server kept what arrived
+                last = e
+                continue
+            except Busy:  # the server already waited for our other upload of these bytes: it is stuck
+                raise
+            except Conflict as e:  # the offset read moved meanwhile (our concurrent upload ended): read it again
                 last = e
                 continue
             return bool(response.json().get("new"))
@@ -325,9 +339,9 @@ class RemoteRegistry(Unsupported):
     def pull(
         self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
     ) -> VersionRecord:
-        """Download the files of `ref` under `dest`, each hashed and checked before it is renamed into place.
+        """Download the files of `ref` under `dest`, all hashed and checked before any appears (as a local pull).
 
-        Raises NotFound, IntegrityError (naming the file), InvalidInput, BackendError.
+        Raises NotFound, IntegrityError (naming the file), InvalidInput, BackendError; `dest` is then unchanged.
         """
         from aiprov.services.registry import RegistryService
 
@@ -335,13 +349,10 @@ class RemoteRegistry(Unsupported):
         refuse_git_paths((e.path for e in record.manifest.entries), record.ref)
         todo = [e for e in record.manifest.entries if not RegistryService._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
         base = f"{model_path(record.full_name)}/versions/{record.number}/files/"
-        for entry in todo:
-            self._download(base + quote(entry.path), entry, dest, advance)
+        with staged_directory(dest, [e.path for e in todo]) as staging:
+            for entry in todo:
+                self._download(base + quote(entry.path), entry, staging, advance)
         return record
 
     def _download(self, url: str, entry: ManifestEntry, dest: Path, progress: Progress | None) -> None:

@@ -98,6 +98,8 @@ class Batcher:
             while lane.waiting:
                 if len(lane.waiting) == 1:
                     await _received_first()
+                    if not lane.waiting:  # another drain of the lane took the request during those turns
+                        continue
                 batch = self._take(lane)
                 lane.busy += 1
                 try:

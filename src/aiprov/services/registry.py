@@ -22,6 +22,7 @@ from aiprov.adapters.files import (
     hash_model,
     model_files,
     parallel_map,
+    staged_directory,
 )
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
@@ -558,11 +559,13 @@ class RegistryService:
     def pull(
         self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
     ) -> VersionRecord:
-        """Write the files of `ref` under `dest`, each verified against the manifest before it appears.
+        """Write the files of `ref` under `dest`, all verified against the manifest before any appears.
 
-        An existing file with the right bytes is left alone; one with other bytes is an error unless `force`.
-        Nothing is written for a version that holds a `.git*` path. Raises NotFound, IntegrityError (naming the
-        file), InvalidInput.
+        The files are written and verified in a staging directory, then moved into place (`staged_directory`):
+        on any error `dest` is as it was (absent, or with its old files) and no temporary directory is left.
+        Into an existing directory, a file with the right bytes is left alone, one with other bytes is an error
+        unless `force` (then replaced), and files the version does not have are kept. Nothing is written for a
+        version that holds a `.git*` path. Raises NotFound, IntegrityError (naming the file), InvalidInput.
         """
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
@@ -571,11 +574,8 @@ class RegistryService:
         refuse_git_paths((e.path for e in entries), record.ref)  # registered before the rule: never written
         todo = [e for e in entries if not self._already_there(dest, e, force)]
         advance = progress(sum(e.size for e in todo)) if progress else None
-        try:
-            dest.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InvalidInput(f"cannot create {dest}: {e.strerror}") from e
-        parallel_map(lambda e: self._write_verified(e, dest, advance), todo)
+        with staged_directory(dest, [e.path for e in todo]) as staging:
+            parallel_map(lambda e: self._write_verified(e, staging, advance), todo)
         self.record_download(record)
         return record
 

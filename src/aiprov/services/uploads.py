@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiprov.core.digest import Digest
-from aiprov.errors import IntegrityError, InvalidInput, TooLarge
+from aiprov.errors import Busy, Conflict, IntegrityError, InvalidInput, TooLarge
 from aiprov.ports import BlobStore, ResumableWriter
 
 
@@ -121,20 +121,39 @@ class UploadService:
         offset = self.blobs.partial_size(upload_key(digest, uploader)) if uploader else 0
         return BlobStatus(digest, False, None, offset)
 
-    def begin(self, digest: Digest, uploader: str, *, start: int = 0, total: int | None = None) -> BlobUpload:
+    def begin(
+        self, digest: Digest, uploader: str, *, start: int = 0, total: int | None = None
+    ) -> BlobUpload | UploadResult:
         """Open `uploader`'s upload of `digest` at byte `start` (0 starts over; more continues a kept upload).
 
         `total` is the blob's size when the client announced it: the request may then carry a part, and the
         upload is published only once `total` bytes arrived. Re-reads the kept bytes up to `start` once.
-        Raises TooLarge, Conflict (`start` beyond the kept bytes, or another request holds the upload),
-        InvalidInput, BackendError.
+        Answers the stored blob's (complete, not new) `UploadResult` instead when it is stored already, which
+        is how a request that waited for another one writing the same bytes ends.
+        Raises Busy (another request holds the upload now: retry later), TooLarge, Conflict (`start` beyond the
+        kept bytes), InvalidInput, BackendError.
         """
+        if self.blobs.exists(digest):
+            return self._stored(digest)
         if start < 0 or (total is not None and (total < 0 or start > total)):
             raise InvalidInput(f"cannot upload from byte {start} of a {total}-byte blob")
         if total is not None and total > self.max_blob_bytes:
             raise TooLarge(f"a {total}-byte blob is over the upload limit of {self.max_blob_bytes} bytes")
-        writer = self.blobs.resumable(upload_key(digest, uploader), start)
+        try:
+            writer = self.blobs.resumable(upload_key(digest, uploader), start)
+        except Busy:
+            raise
+        except Conflict:  # the request we waited for published the blob: its partial upload, and `start`, are gone
+            if self.blobs.exists(digest):
+                return self._stored(digest)
+            raise
+        if self.blobs.exists(digest):  # published by the holder we just took the upload over from
+            writer.abort()
+            return self._stored(digest)
         return BlobUpload(writer, digest, total, self.max_blob_bytes)
+
+    def _stored(self, digest: Digest) -> UploadResult:
+        return UploadResult(digest, True, False, self.blobs.size(digest))
 
     def read_verified(
         self,

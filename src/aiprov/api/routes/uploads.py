@@ -8,15 +8,18 @@
     GET  /api/v1/models/{owner}/{name}/versions/{n}/files/{path}   one file of a version (a `download` event)
 
 A PUT answers 201 (stored), 200 (was already stored; the body is not read), 202 (`Content-Range` announced more
-bytes than came: kept, continue at `offset`), 422 (the bytes do not hash to the URL's digest; nothing kept).
+bytes than came: kept, continue at `offset`), 422 (the bytes do not hash to the URL's digest; nothing kept). A PUT
+of a blob that another request of the same uploader is writing waits for it (up to UPLOAD_WAIT_S, then 409).
 A request body is never held in memory: it is written to the upload's file in 1 MiB pieces on a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -32,7 +35,7 @@ from aiprov.api.params import Name, Owner, Selector
 from aiprov.config import Container
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import MAX_PATH_BYTES, Manifest, ManifestEntry
-from aiprov.errors import InvalidInput, NotFound, RangeNotSatisfiable
+from aiprov.errors import Busy, InvalidInput, NotFound, RangeNotSatisfiable
 from aiprov.services.registry import PushRequest
 from aiprov.services.uploads import BlobUpload, UploadResult, UploadService
 
@@ -41,6 +44,10 @@ log = logging.getLogger("aiprov.api.uploads")
 
 WRITE_CHUNK = 1024 * 1024
 """Request bytes are gathered to this size before a worker thread writes and hashes them."""
+UPLOAD_WAIT_S = 30.0
+"""How long a PUT waits for another request of the same uploader writing the same blob (the same model pushed
+twice at once, or a retry that overtook the request the server has not yet seen cut) before it is a 409. Once
+that request is done, the waiting one finds the blob stored (200) or continues the bytes it kept."""
 
 # ASCII digits only (`\d` would take any script's digits); `_position` reads them.
 _CONTENT_RANGE = re.compile(r"bytes +([0-9]+)-([0-9]+)/([0-9]+|\*)")
@@ -199,15 +206,15 @@ async def put_blob(
     """Stream the body into the store, hashing as it comes; publish it only if it hashes to `digest`.
 
     Raises Unauthorized/Forbidden (no write token), InvalidInput (bad digest or range, bytes that do not match:
-    nothing kept), TooLarge, Conflict (offset beyond the kept bytes, or a concurrent upload of the same blob).
+    nothing kept), TooLarge, Conflict (offset beyond the kept bytes), Busy (409: another request of the caller
+    still writes the same blob after UPLOAD_WAIT_S).
     """
     uploader = require_write(caller)
     d = Digest.parse(digest)
     start, total = parse_range(request.headers.get("content-range"), offset)
-    service = uploads(container)
-    if await run_in_threadpool(container.blobs.exists, d):
-        return JSONResponse(UploadResult(d, True, False, container.blobs.size(d)).to_json(), status_code=200)
-    upload = await run_in_threadpool(lambda: service.begin(d, uploader, start=start, total=total))
+    upload = await _begin_when_free(uploads(container), d, uploader, start, total)
+    if isinstance(upload, UploadResult):  # stored already, or meanwhile by the request this one waited for
+        return JSONResponse(upload.to_json(), status_code=200)
     try:
         buffer = bytearray()
         async for chunk in request.stream():
@@ -319,6 +326,30 @@ def get_file(
         request.headers.get("range"),
         lambda start, stop: service.read_verified(entry.sha256, on_complete, start=start, end=stop),
     )
+
+
+async def _begin_when_free(
+    service: UploadService, digest: Digest, uploader: str, start: int, total: int | None
+) -> BlobUpload | UploadResult:
+    """`service.begin`, waiting up to UPLOAD_WAIT_S while another request of the uploader writes the same blob.
+
+    Polled with asyncio sleeps, so a waiting request holds no worker thread: the request it waits for needs
+    them to write. Raises Busy (409) past the bound, and what `begin` raises.
+    """
+    deadline = time.monotonic() + UPLOAD_WAIT_S
+    pause = 0.005
+    while True:
+        try:
+            return await run_in_threadpool(lambda: service.begin(digest, uploader, start=start, total=total))
+        except Busy:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Busy(
+                    f"blob {digest} is still being uploaded by another request of yours after {UPLOAD_WAIT_S:g} s",
+                    hint="retry once that upload finished",
+                ) from None
+        await asyncio.sleep(min(pause, left))
+        pause = min(2 * pause, 0.25)
 
 
 def _keep(upload: BlobUpload, received: bytes) -> None:
