@@ -183,20 +183,6 @@ def test_an_idle_recorder_signs_a_checkpoint_over_what_it_left_unsigned(hub: Con
     recorder.close()
 
 
-def test_a_lone_event_waits_at_most_one_linger_and_bursts_share_a_batch(hub: Container) -> None:
-    recorder = make_recorder(hub, linger_s=0.002, max_linger_s=0.02)
-    started = time.monotonic()
-    recorder.record(usage(0))
-    assert time.monotonic() - started < 1.0
-    batches = recorder.batches
-    threads, errors = in_threads(recorder, [usage(i) for i in range(1, 33)])
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert recorder.batches - batches < 32  # lingering gathered concurrent requests into shared commits
-    recorder.close()
-
-
 def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
     gate, restore = gated(hub)
     recorder = UsageRecorder(hub.db, batch_size=2, max_queued=4, put_timeout_s=0.3)
