@@ -4,8 +4,11 @@ without it an error is one line. A missing optional dependency is one line namin
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ import typer.main
 from tests.clitools import cli
 from tests.conftest import MakeModel
 
+import aiprov
 from aiprov.cli.main import app
 from aiprov.errors import AiprovError, MissingExtra
 
@@ -54,6 +58,10 @@ def test_every_error_class_has_its_own_stable_code() -> None:
     def subclasses(cls: type[AiprovError]) -> list[type[AiprovError]]:
         return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
 
+    for module in pkgutil.walk_packages(aiprov.__path__, "aiprov."):  # every error class, whatever ran before
+        if not module.name.endswith("__main__") and ".migrations" not in module.name:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module.name)
     classes = set(subclasses(AiprovError))
     codes = [cls.code for cls in classes]
     assert len(codes) == len(set(codes)), sorted(codes)

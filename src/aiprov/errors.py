@@ -101,6 +101,7 @@ class Busy(Conflict):
     """
 
     title = "busy"
+    code = "busy"
 
 
 class RangeNotSatisfiable(AiprovError):

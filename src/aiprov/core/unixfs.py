@@ -514,6 +514,8 @@ def file_tsize(size: int, version: int) -> int:
 class ShardingRequired(InvalidInput):
     """A directory so large that Kubo would shard it (HAMT) where the caller asked for a flat one."""
 
+    code = "sharding_required"
+
 
 HAMT_FANOUT = 256
 MURMUR3_X64_64 = 0x22
