@@ -206,6 +206,19 @@ def test_an_unsafe_commit_names_no_server_path(client: TestClient, hub: Hub) -> 
     assert "quarantine/" in _problem_without_internals(r, 422, hub)["hint"]
 
 
+def test_a_broken_blob_store_is_a_503_naming_no_server_path(client: TestClient, hub: Hub) -> None:
+    import shutil
+
+    tmp = hub.container.settings.blob_dir / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(b"a file where the store's tmp folder should be")
+    alice = bearer(hub.tokens["alice"])
+    digest = f"sha256:{hashlib.sha256(b'new bytes').hexdigest()}"
+    r = client.put(f"/api/v1/blobs/{digest}", content=b"new bytes", headers=alice)
+    assert "cannot write to the blob store" in _problem_without_internals(r, 503, hub)["detail"]
+
+
 # local pushes go through the same rules --------------------------------------------------------------------------
 
 
