@@ -181,6 +181,24 @@ def test_honest_unicode_file_names_are_committed_and_downloadable(client: TestCl
         assert client.get(f"/api/v1/models/alice/x/versions/1/files/{name}").content == WEIGHTS
 
 
+def test_a_file_recorded_before_the_path_rules_is_downloadable_percent_encoded(
+    client: TestClient, hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiprov.services.registry as registry
+
+    directory = tmp_path / "old"
+    directory.mkdir()
+    (directory / "a\nb.json").write_bytes(b"{}")
+    (directory / "esc\x1b.bin").write_bytes(WEIGHTS)
+    with monkeypatch.context() as m:  # as a push did before the path rules
+        m.setattr(registry, "check_model_paths", lambda paths: None)
+        push(hub.container, directory, "alice/old")
+    assert client.get("/api/v1/models/alice/old/versions/1/files/a%0Ab.json").content == b"{}"
+    assert client.get("/api/v1/models/alice/old/versions/1/files/esc%1B.bin").content == WEIGHTS
+    missing = client.get("/api/v1/models/alice/old/versions/1/files/a%0Ac.json")
+    assert "'a\\nc.json'" in _problem_without_internals(missing, 404, hub)["detail"]  # quoted, never raw
+
+
 def test_a_dataset_pointing_at_a_pickle_blob_is_422_saying_why(client: TestClient, hub: Hub) -> None:
     alice = bearer(hub.tokens["alice"])
     data = pickle.dumps({"a": 1})
