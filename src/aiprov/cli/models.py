@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
+from aiprov.core.text import printable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -231,21 +232,22 @@ def show(
         ("metadata", plain(v.lineage.metadata), ("metadata",)),
     ):
         if value or mark(*checks):
-            out_console.print(f"{label:<8} {escape(value or '-')}{mark(*checks)}", soft_wrap=True)
+            shown = printable(value or "-", multiline=label == "about")
+            out_console.print(f"{label:<8} {escape(shown)}{mark(*checks)}", soft_wrap=True)
     # Folded, not clipped: at 80 columns a digest takes two lines and the path keeps room to be read.
     table = Table(box=None)
     table.add_column("path", overflow="fold", min_width=20)
     table.add_column("size", no_wrap=True)
     table.add_column("sha256", overflow="fold", min_width=32)
     for e in v.manifest.entries:
-        table.add_row(e.path, _size(e.size), e.sha256.hex)
+        table.add_row(escape(printable(e.path)), _size(e.size), e.sha256.hex)
     out_console.print(table)
     if v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file):
         cids = Table(box=None)
         cids.add_column("ipfs (CIDv0)", no_wrap=True)
         cids.add_column("path", overflow="fold", min_width=20)
         for e in v.manifest.entries:
-            cids.add_row(v.cids.files[e.path][0], e.path)
+            cids.add_row(v.cids.files[e.path][0], escape(printable(e.path)))
         out_console.print(cids)
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
@@ -352,12 +354,12 @@ def plain(value: object, prefix: str = "") -> str:
     Never a Python repr: `cids={'v0': …}` and `previous=None` are what scripts read with `--json`.
     """
     if isinstance(value, dict):
-        parts = [plain(v, f"{prefix}{k}.") for k, v in value.items() if v not in (None, "", [], {})]
+        parts = [plain(v, f"{prefix}{printable(str(k))}.") for k, v in value.items() if v not in (None, "", [], {})]
         return " ".join(p for p in parts if p)
     if isinstance(value, list | tuple):
-        text = ", ".join(plain(v) if isinstance(v, dict) else str(v) for v in value)
+        text = ", ".join(plain(v) if isinstance(v, dict) else printable(str(v)) for v in value)
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     else:
-        text = str(value)
+        text = printable(str(value))
     return f"{prefix.rstrip('.')}={text}" if prefix else text
