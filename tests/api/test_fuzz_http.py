@@ -48,7 +48,6 @@ class Fuzz:
     client: httpx.Client
     port: int
     forbidden: tuple[str, ...]
-    answered: int = 0
 
 
 def _local_port(response: httpx.Response) -> int:
@@ -100,7 +99,6 @@ def check(fuzz: Fuzz, response: httpx.Response) -> None:
     for path in fuzz.forbidden:
         assert path not in text, (where, path, text[:2000])
     assert _local_port(response) == fuzz.port, f"{where}: the keep-alive connection was closed"
-    fuzz.answered += 1
 
 
 def send(fuzz: Fuzz, method: str, url: str, **kw: Any) -> httpx.Response:
