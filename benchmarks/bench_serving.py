@@ -3,8 +3,10 @@
     python benchmarks/bench_serving.py [--quick] [--duration S] [--runs N]
 
 Each server runs pinned to core 0 (`taskset -c 0`, its children inherit it: aiprov's model worker, MLflow's
-uvicorn); `wrk` runs pinned to core 1 and POSTs JSON bodies (a Lua script). aiprov serves with usage logging on
-(the default: every call becomes a log event, batched) and the run checks afterwards that every request was logged.
+uvicorn); `wrk` runs pinned to core 1 and POSTs JSON bodies (a Lua script), each with `Authorization: Bearer <token>` (a
+write-scope token of a user made for the run: what a hub's callers send). aiprov serves with usage logging on (the
+default: a prediction is answered once its usage event is committed, group-committed) and the run checks
+afterwards that every request was logged.
 Cases: 1 row at 1 connection (p50 latency) and at 16 connections (throughput, p50), 1,000 rows likewise; then the
 server's RSS (the process tree: API process and model workers). Each case runs `--runs` times (3) after a warm-up
 and reports the medians, with the range of req/s: on a shared VM one run moves by 10-20%. Prints one table, a
@@ -42,6 +44,8 @@ P50_TARGET = 0.2  # aiprov 1-row p50 <= 0.2x MLflow's
 RPS_TARGET = 5.0  # aiprov 1-row throughput at 16 connections >= 5x MLflow's
 VENV_BIN = Path(sys.executable).parent
 ROW = [5.1, 3.5, 1.4, 0.2]
+TOKEN = ["not-a-token"]
+"""The bearer token every request sends: aiprov's bench user's, made by `bench_aiprov` before any server runs."""
 
 
 class BenchError(Exception):
@@ -93,7 +97,8 @@ def wait_ready(url: str, body: bytes, proc: subprocess.Popen[bytes], log: Path, 
         if proc.poll() is not None:
             raise BenchError(f"server exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         try:
-            r = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=30)
+            headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN[0]}"}
+            r = httpx.post(url, content=body, headers=headers, timeout=30)
             if r.status_code == 200:
                 return
         except httpx.TransportError:
@@ -146,11 +151,16 @@ def parse_ms(text: str) -> float:
 def run_wrk(
     url: str, body_file: Path, connections: int, duration: float, script_dir: Path
 ) -> tuple[float, float, float, int, int]:
-    """(requests/s, p50 ms, p99 ms, requests, non-2xx + socket errors) of one wrk run on core 1."""
+    """(requests/s, p50 ms, p99 ms, requests, non-2xx + socket errors) of one wrk run on core 1.
+
+    Every request carries `Authorization: Bearer <token>`, as a hub's real callers send it (every server gets
+    the same bytes; only aiprov checks the token).
+    """
     script = script_dir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {TOKEN[0]}"\n'
         f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
     )
     command = [
@@ -211,9 +221,8 @@ def measure(
     return results, tree_rss_mb(pid)
 
 
-def bench_aiprov(
-    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
-) -> tuple[list[Result], float, str]:
+def prepare_aiprov(model_dir: Path, work: Path) -> Path:
+    """A hub holding the model and a caller with a `write` token (predict needs it); the token goes to TOKEN."""
     from aiprov.config import Container, Settings
     from aiprov.services.registry import PushRequest
 
@@ -221,7 +230,14 @@ def bench_aiprov(
     container = Container(Settings(home=home, actor="bench"))
     container.init()
     container.registry.push(model_dir, PushRequest(name="bench/iris"))
+    TOKEN[0] = container.accounts.add_user("caller", scopes=["read", "write"]).token
     container.close()
+    return home
+
+
+def bench_aiprov(
+    home: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
+) -> tuple[list[Result], float, str]:
     port = free_port()
     log = work / "aiprov-serve.log"
     env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
@@ -398,8 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ' bodies {"inputs": [[...]]}'
         )
         try:
+            home = prepare_aiprov(aiprov_model, work)  # first: every server is sent the same token
             mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration, runs)
-            aiprov_rows, aiprov_rss, note = bench_aiprov(aiprov_model, work, bodies, duration, runs)
+            aiprov_rows, aiprov_rss, note = bench_aiprov(home, work, bodies, duration, runs)
             floor_rows = bench_floor(work, bodies, duration, runs)
         except BenchError as e:
             print(f"error: {e}", file=sys.stderr)

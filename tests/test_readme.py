@@ -1,7 +1,15 @@
-"""The README's set-up commands are the ones CI runs."""
+"""The README's set-up commands are the ones CI runs, and its Use section runs as written, in order."""
 
+import contextlib
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,3 +30,65 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert readme_commands()[1] in ci.splitlines()
+
+
+SKIP_MARK = re.compile(r"<!-- readme-test: skip: (.+?) -->\n```bash\n", re.S)
+"""A Use block the test does not run, with the reason stated in the README itself (the chain needs a node)."""
+
+
+def use_blocks() -> list[tuple[str, str | None]]:
+    """(code, skip reason or None) of every bash block of the README's Use section, in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Use\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.finditer(r"(?:<!-- readme-test: skip: (.+?) -->\n)?```bash\n(.+?)\n```", section, re.S)
+    return [(m.group(2), m.group(1)) for m in blocks]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_only_the_chain_block_is_skipped_and_it_says_why() -> None:
+    blocks = use_blocks()
+    assert len(blocks) >= 3
+    skipped = [(code, reason) for code, reason in blocks if reason is not None]
+    assert len(skipped) == 1
+    code, reason = skipped[0]
+    assert "EVM" in reason and all(line.startswith("aiprov ") for line in code.splitlines())
+    assert "aiprov chain" in code or "aiprov anchor" in code
+
+
+@pytest.mark.slow
+def test_the_use_section_runs_in_order_as_written_in_a_fresh_home(tmp_path: Path) -> None:
+    blocks = [code for code, reason in use_blocks() if reason is None]
+    # The one change: the README's port, which another process may hold on a CI machine.
+    script = "\n".join(blocks).replace("8000", str(free_port()))
+    (tmp_path / "use.sh").write_text(script + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIPROV_")}
+    env.update(
+        HOME=str(tmp_path / "home"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PYTHONPATH=str(ROOT / "src"),
+        COLUMNS="80",
+    )
+    process = subprocess.Popen(
+        ["bash", "-euxo", "pipefail", str(tmp_path / "use.sh")],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the server it starts in the background is in its group, killed below
+    )
+    try:
+        out, _ = process.communicate(timeout=900)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, out[-6000:]
+    assert "Traceback" not in out
+    assert "alice/iris" in out and "bob/iris" in out

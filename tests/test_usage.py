@@ -101,11 +101,11 @@ def gated(hub: Container) -> tuple[threading.Lock, Callable[[], None]]:
     gate.acquire()
     original = hub.db.unit
 
-    def slow_unit(write: bool = False):  # type: ignore[no-untyped-def]
+    def slow_unit(write: bool = False, **options):  # type: ignore[no-untyped-def]
         if write:
             with gate:
                 pass
-        return original(write)
+        return original(write, **options)
 
     hub.db.unit = slow_unit  # type: ignore[method-assign]
 
@@ -152,16 +152,49 @@ def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) 
         recorder.record(usage())
 
 
-def test_a_checkpoint_is_signed_for_every_commit_while_events_arrive(hub: Container) -> None:
-    recorder = make_recorder(hub)  # the defaults a server uses
+def test_under_load_a_checkpoint_is_signed_once_an_interval_and_the_newest_covers_the_log(hub: Container) -> None:
+    recorder = make_recorder(hub, checkpoint_interval_s=0.25)
+    signed_before = len(checkpoints(hub))
     began = time.monotonic()
     i = 0
-    while time.monotonic() - began < 1.0:
+    while time.monotonic() - began < 1.5:
         recorder.record(usage(i))
-        assert checkpoints(hub)[-1] == log_size(hub)  # what a request saw committed is covered by a checkpoint
+        if i % 25 == 0:  # asked for, the newest checkpoint covers everything committed (signed then if need be)
+            assert hub.log.latest().checkpoint.size >= log_size(hub)
         i += 1
+    signed = len(checkpoints(hub)) - signed_before
+    assert recorder.batches >= 50
+    assert signed <= 1.5 / 0.25 + 2 + i // 25 + 1  # one an interval, plus the ones `latest` signed on demand
     recorder.close()
-    assert i >= 10
+    assert checkpoints(hub)[-1] == log_size(hub)  # closing signs over what was left
+
+
+def test_an_idle_recorder_signs_a_checkpoint_over_what_it_left_unsigned(hub: Container) -> None:
+    recorder = make_recorder(hub, checkpoint_interval_s=0.3)
+    recorder.record(usage(1))  # the first batch signs (none signed yet)
+    assert checkpoints(hub)[-1] == log_size(hub)
+    recorder.record(usage(2))  # within the interval: committed, not yet covered by a stored checkpoint
+    assert checkpoints(hub)[-1] == log_size(hub) - 1
+    deadline = time.monotonic() + 5
+    while checkpoints(hub)[-1] < log_size(hub) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert checkpoints(hub)[-1] == log_size(hub)
+    assert time.monotonic() - deadline + 5 >= 0.2  # it waited for the interval, not signing at once
+    recorder.close()
+
+
+def test_a_lone_event_waits_at_most_one_linger_and_bursts_share_a_batch(hub: Container) -> None:
+    recorder = make_recorder(hub, linger_s=0.002, max_linger_s=0.02)
+    started = time.monotonic()
+    recorder.record(usage(0))
+    assert time.monotonic() - started < 1.0
+    batches = recorder.batches
+    threads, errors = in_threads(recorder, [usage(i) for i in range(1, 33)])
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert recorder.batches - batches < 32  # lingering gathered concurrent requests into shared commits
+    recorder.close()
 
 
 def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
@@ -209,10 +242,10 @@ def test_a_database_outage_is_retried_without_losing_events(hub: Container) -> N
     original = hub.db.unit
     failures = iter([True, True])
 
-    def flaky_unit(write: bool = False):  # type: ignore[no-untyped-def]
+    def flaky_unit(write: bool = False, **options):  # type: ignore[no-untyped-def]
         if write and next(failures, False):
             raise BackendError("database error: disk I/O error")
-        return original(write)
+        return original(write, **options)
 
     hub.db.unit = flaky_unit  # type: ignore[method-assign]
     recorder = UsageRecorder(hub.db, batch_size=10)

@@ -1,7 +1,8 @@
 """The one error family of aiprov.
 
-Every error that crosses a layer is an `AiprovError`. The CLI prints `diagnostics()` and exits with `exit_code`;
-the API maps `http_status` to a JSON problem body. Adapters wrap what their libraries raise into this family.
+Every error that crosses a layer is an `AiprovError`. The CLI prints `diagnostics()` (or, under `--json`, the
+`problem()` object) and exits with `exit_code`; the API maps `http_status` to a JSON problem body. Each class has a
+stable `code`. Adapters wrap what their libraries raise into this family.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ class AiprovError(Exception):
     exit_code = 1
     http_status = 500
     title = "aiprov error"
+    code = "error"
+    """A stable, machine-readable name of the error class: the CLI's `--json` errors and the API's problem bodies."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -23,6 +26,19 @@ class AiprovError(Exception):
         """What happened and, when known, what to do next, on one line."""
         return self.message if self.hint is None else f"{self.message} ({self.hint})"
 
+    def problem(self) -> dict[str, object]:
+        """The error as the CLI prints it under `--json`: the API's problem fields, plus `code` and `exit_code`."""
+        body: dict[str, object] = {
+            "type": f"https://aiprov.dev/problems/{self.title.replace(' ', '-')}",
+            "title": self.title,
+            "detail": self.message,
+            "code": self.code,
+            "exit_code": self.exit_code,
+        }
+        if self.hint is not None:
+            body["hint"] = self.hint
+        return body
+
 
 class InvalidInput(AiprovError):
     """The caller's input is malformed: a bad name, digest, path, option or document."""
@@ -30,6 +46,7 @@ class InvalidInput(AiprovError):
     exit_code = 2
     http_status = 422
     title = "invalid input"
+    code = "invalid_input"
 
 
 class NotFound(AiprovError):
@@ -38,6 +55,7 @@ class NotFound(AiprovError):
     exit_code = 3
     http_status = 404
     title = "not found"
+    code = "not_found"
 
 
 class Unauthorized(AiprovError):
@@ -46,6 +64,7 @@ class Unauthorized(AiprovError):
     exit_code = 10
     http_status = 401
     title = "unauthorized"
+    code = "unauthorized"
 
 
 class Forbidden(AiprovError):
@@ -54,6 +73,7 @@ class Forbidden(AiprovError):
     exit_code = 11
     http_status = 403
     title = "forbidden"
+    code = "forbidden"
 
 
 class TooLarge(AiprovError):
@@ -62,6 +82,7 @@ class TooLarge(AiprovError):
     exit_code = 12
     http_status = 413
     title = "payload too large"
+    code = "too_large"
 
 
 class Conflict(AiprovError):
@@ -70,12 +91,14 @@ class Conflict(AiprovError):
     exit_code = 4
     http_status = 409
     title = "conflict"
+    code = "conflict"
 
 
 class RangeNotSatisfiable(AiprovError):
     """A download's byte range starts past the end of what it asks for."""
 
     title = "range not satisfiable"
+    code = "range_not_satisfiable"
     http_status = 416
     exit_code = 2
 
@@ -90,6 +113,7 @@ class IntegrityError(AiprovError):
     exit_code = 5
     http_status = 500
     title = "integrity failure"
+    code = "integrity_failure"
 
 
 class VerificationError(AiprovError):
@@ -98,6 +122,7 @@ class VerificationError(AiprovError):
     exit_code = 6
     http_status = 422
     title = "verification failed"
+    code = "verification_failed"
 
 
 class UnsafeModelError(AiprovError):
@@ -106,6 +131,7 @@ class UnsafeModelError(AiprovError):
     exit_code = 7
     http_status = 422
     title = "unsafe model"
+    code = "unsafe_model"
 
     def __init__(self, message: str, findings: list[dict[str, str]] | None = None, **kw: str | None) -> None:
         super().__init__(message, **kw)
@@ -121,18 +147,21 @@ class ModelExecutionError(AiprovError):
     exit_code = 9
     http_status = 422
     title = "model execution failed"
+    code = "model_execution_failed"
 
 
 class ModelTimeout(ModelExecutionError):
     """The model did not answer within the time limit; its worker was killed and replaced."""
 
     title = "model timed out"
+    code = "model_timeout"
 
 
 class ModelResourceError(ModelExecutionError):
     """The model exceeded a memory or CPU limit, or crashed its worker; the worker was replaced."""
 
     title = "model exceeded its limits"
+    code = "model_resource_exceeded"
 
 
 class BackendError(AiprovError):
@@ -141,30 +170,35 @@ class BackendError(AiprovError):
     exit_code = 8
     http_status = 503
     title = "backend failure"
+    code = "backend_failure"
 
 
 class ChainError(BackendError):
     """An EVM chain failed a call: its RPC, a transaction that was not mined, a contract that is not ours."""
 
     title = "chain failure"
+    code = "chain_failure"
 
 
 class ChainUnreachable(ChainError):
     """The chain's JSON-RPC endpoint does not answer."""
 
     title = "chain unreachable"
+    code = "chain_unreachable"
 
 
 class WrongChain(ChainError):
     """The RPC serves another chain than the one the hub recorded (or was told to expect)."""
 
     title = "wrong chain"
+    code = "wrong_chain"
 
 
 class InsufficientFunds(ChainError):
     """The signer's balance cannot pay for the transaction's gas."""
 
     title = "insufficient funds"
+    code = "insufficient_funds"
 
 
 class TransactionReverted(ChainError):
@@ -173,9 +207,29 @@ class TransactionReverted(ChainError):
     exit_code = 13
     http_status = 409
     title = "transaction reverted"
+    code = "transaction_reverted"
 
 
 class SchemaError(BackendError):
     """The database schema is not one this version of aiprov can use."""
 
     title = "schema mismatch"
+    code = "schema_mismatch"
+
+
+class MissingExtra(BackendError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+    exit_code = 14
+    title = "missing extra"
+    code = "missing_extra"
+
+    def __init__(self, subject: str, extra: str, module: str) -> None:
+        super().__init__(
+            f"{subject} needs the {extra} extra ({module} is not installed)", hint=f"pip install 'aiprov[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module
+
+    def diagnostics(self) -> str:
+        return f"{self.message}: {self.hint}"

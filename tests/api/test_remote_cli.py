@@ -89,6 +89,8 @@ def test_remote_alias_log_and_verify(server: Server, make_model: Any) -> None:
     assert remote_json(server, None, *proof) == local_json(server, *proof)
     code, out, _ = remote(server, None, "log", "checkpoint")
     assert code == 0 and out == server.cli("log", "checkpoint").stdout
+    for command in (("log", "checkpoint"), ("log", "key")):  # --json on these too, the same shape as locally
+        assert remote_json(server, None, *command) == local_json(server, *command)
     report = remote_json(server, None, "verify", "alice/m@1")
     assert report["ok"] is True and {c["check"] for c in report["checks"]} >= {"manifest", "log.inclusion"}
 
@@ -98,6 +100,10 @@ def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, 
     model = str(make_model({"w.bin": b"weights"}))
     code, out, err = remote(server, None, "show", "alice/nothing")
     assert code == 3 and out == "" and err.startswith("error: ") and err.count("\n") == 1
+    code, out, err = remote(server, None, "show", "alice/nothing", "--json")  # the server's problem, as locally
+    assert code == 3 and out == "" and json.loads(err)["code"] == "not_found" and err.count("\n") == 1
+    code, _, err = remote(server, None, "push", model, "--name", "alice/m", "--json")
+    assert code == 10 and json.loads(err)["code"] == "unauthorized"
     assert remote(server, None, "push", model, "--name", "alice/m")[0] == 10  # no token: unauthorized
     code, _, err = remote(server, bob, "push", model, "--name", "alice/m")
     assert code == 11 and "bob may not write under alice/" in err

@@ -2,31 +2,69 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
 import threading
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 
 import httpx
+import pytest
 from apitools import Hub, Server, assert_problem
 from fastapi.testclient import TestClient
 from test_uploads import commit, upload
 
 
-def test_a_bomb_is_refused_within_the_time_limit_while_the_server_keeps_answering(
-    make_server: Callable[..., Server],
+def _multi_stream(compress: Callable[[bytes], bytes], pairs_mib: int) -> bytes:
+    """A harmless pickle of `pairs_mib` Mi NONE/POP pairs as concatenated streams (each format reads them all).
+
+    Compressing the 1 MiB middle once and repeating it makes a large bomb in milliseconds (bz2 of the whole
+    payload takes ten seconds here).
+    """
+    middle = compress(b"N0" * (1 << 20))
+    return compress(b"\x80\x04") + middle * pairs_mib + compress(b"N.")
+
+
+def _nested_zip() -> bytes:
+    def zipped(members: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+        return buf.getvalue()
+
+    layer = zipped({"zeros.bin": bytes(4 << 20)})
+    for _ in range(3):
+        layer = zipped({f"{i}.zip": layer for i in range(8)})
+    return layer
+
+
+BOMBS: dict[str, Callable[[], bytes]] = {
+    "gzip": lambda: _multi_stream(lambda d: gzip.compress(d, 9), 256),
+    "bz2": lambda: _multi_stream(lambda d: bz2.compress(d, 1), 256),
+    "xz": lambda: _multi_stream(lzma.compress, 256),
+    "lzma": lambda: _multi_stream(lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE), 256),
+    "zlib": lambda: zlib.compress(b"\x80\x04" + b"N0" * (64 << 20) + b"N.", 1),
+    "nested-zip": _nested_zip,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+def test_a_bomb_is_refused_within_the_limits_while_the_server_keeps_answering(
+    kind: str, make_server: Callable[..., Server]
 ) -> None:
-    # Ratio and cap wide open: only the time limit can stop this scan (it would take the walker minutes).
-    server = make_server(
-        env={
-            "AIPROV_SCAN_MAX_SECONDS": "3",
-            "AIPROV_SCAN_MAX_RATIO": "100000",
-            "AIPROV_SCAN_RATIO_ALLOWANCE_MB": "4096",
-        }
-    )
+    # Ratio and cap wide open for the compressed streams: only the time limit can stop those scans (the walk would
+    # take minutes). The nested zip meets the default decompression cap.
+    wide = {"AIPROV_SCAN_MAX_RATIO": "100000", "AIPROV_SCAN_RATIO_ALLOWANCE_MB": "4096"}
+    server = make_server(env={"AIPROV_SCAN_MAX_SECONDS": "2", **({} if kind == "nested-zip" else wide)})
     token = server.add_user("alice")
     alice = server.client(token)
-    bomb = gzip.compress(b"\x80\x04" + b"N0" * (256 * 1024 * 1024) + b"N.", 9)
+    bomb = BOMBS[kind]()
+    assert len(bomb) < 2 << 20  # under 2 MiB, for hundreds of MiB to gigabytes decompressed
     assert upload(alice, token, bomb).status_code == 201
     outcome: dict[str, httpx.Response] = {}
     seconds: list[float] = []
@@ -47,9 +85,15 @@ def test_a_bomb_is_refused_within_the_time_limit_while_the_server_keeps_answerin
         time.sleep(0.05)
     worker.join()
     problem = assert_problem(outcome["response"], 422)
-    assert [f["reason"] for f in problem["findings"]] == ["time-limit"]
-    assert 3.0 <= seconds[0] < 30.0
-    assert answered_meanwhile >= 10
+    reasons = [f["reason"] for f in problem["findings"]]
+    if kind == "nested-zip":
+        assert reasons == ["decompression-limit"]
+        assert seconds[0] < 10.0
+    else:
+        assert reasons == ["time-limit"]
+        assert 2.0 <= seconds[0] < 20.0
+        assert answered_meanwhile >= 10
+    assert reader.get("/api/v1/models").status_code == 200
     assert alice.get("/api/v1/models/alice/bomb/events").json()[0]["action"] == "flagged"
 
 

@@ -23,7 +23,7 @@ from tests.conftest import MakeModel
 from aiprov.adapters.chain import Chain, parse_private_key
 from aiprov.adapters.db import log
 from aiprov.config import Container, Settings
-from aiprov.errors import ChainError, TransactionReverted
+from aiprov.errors import ChainError, MissingExtra, TransactionReverted
 
 Env = dict[str, str | None]
 
@@ -178,7 +178,7 @@ def test_without_web3_installed_the_chain_commands_say_which_extra_to_install(
     monkeypatch.delitem(sys.modules, "aiprov.adapters.chain", raising=False)
     monkeypatch.setitem(sys.modules, "web3", None)  # what `import web3` sees when it is not installed
     code, _, err = run(home, env, "chain", "deploy")
-    assert code == 2 and "pip install 'aiprov[chain]'" in one_line_error(err)
+    assert code == MissingExtra.exit_code and "pip install 'aiprov[chain]'" in one_line_error(err)
 
 
 def test_rpc_down_is_one_line_that_never_shows_the_url_path_with_its_api_key(home: Path, env: Env) -> None:

@@ -185,7 +185,6 @@ def malicious(marker: str, workdir: str) -> dict[str, bytes]:
     c["reconstructor_with_disallowed_class"] = (
         b"\x80\x02" + g("copyreg", "_reconstructor") + g("os", "system") + g("builtins", "object") + b"N\x87R."
     )
-    c["extension_code"] = b"\x80\x02\x82\x01" + u(touch) + b"\x85R."
     # joblib: a payload after numpy array data (joblib.dump writes the array bytes before pickling the next item)
     after_array = {"weights": np.arange(1000, dtype="f8"), "z": system}
     c["joblib_payload_after_array"] = _joblib(after_array)
@@ -209,15 +208,26 @@ def malicious(marker: str, workdir: str) -> dict[str, bytes]:
     c["polyglot_pickle_then_pickle"] = benign + inner
     c["zip_with_pickle_prefix"] = _prefix_zip(inner, torch_zip(torch_data_pkl()))
     c["truncated_payload_without_stop"] = inner[:-1]
-    c["truncated_in_the_middle"] = pickle.dumps({"a": list(range(100))}, protocol=4)[:50]
-    c["corrupt_unknown_opcode"] = b"\x80\x04\xff\x00\x00."
-    c["corrupt_stack_underflow"] = b"\x80\x02R."
     c["gzip_plain_pickle_payload"] = gzip.compress(inner)
     c["bz2_plain_pickle_payload"] = bz2.compress(inner)
     c["lzma_plain_pickle_payload"] = lzma.compress(inner, format=lzma.FORMAT_ALONE)
     c["zlib_plain_pickle_payload"] = zlib.compress(inner)
-    c["zlib_corrupt"] = zlib.compress(benign)[:-6] + b"\x00" * 6
+    # a complete pickle whose extension code would name a global through copyreg's registry
+    c["extension_code"] = b"\x80\x02\x82\x01" + u(touch) + b"\x85R."
     return c
+
+
+def broken() -> dict[str, bytes]:
+    """Files that claim to be pickles and that every unpickler rejects before importing anything.
+
+    Loading one runs nothing, so it is not unsafe; it cannot be loaded either, so it is not safe: `unsupported`.
+    """
+    return {
+        "truncated_in_the_middle": pickle.dumps({"a": list(range(100))}, protocol=4)[:50],
+        "corrupt_unknown_opcode": b"\x80\x04\xff\x00\x00.",
+        "corrupt_stack_underflow": b"\x80\x02R.",
+        "zlib_corrupt": zlib.compress(pickle.dumps({"a": 1}, protocol=4))[:-6] + b"\x00" * 6,
+    }
 
 
 def _global(module: str, name: str) -> Any:

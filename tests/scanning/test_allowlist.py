@@ -104,3 +104,69 @@ def test_classes_that_act_while_unpickled_are_left_out() -> None:
     assert "threading.Thread" in left_out["sklearn.callback._progressbar.RichProgressMonitor"]
     assert allowlist.classify("sklearn.callback._scoring_monitor", "ScoringMonitor") is None
     assert allowlist.classify("sklearn.tree._classes", "DecisionTreeClassifier") is allowlist.Kind.CLASS
+
+
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    x, y = load_iris(return_X_y=True)
+    return x, y
+
+
+@pytest.mark.parametrize("scoring", [None, "f1_macro", "roc_auc_ovr", "neg_log_loss", ("accuracy", "f1_macro")])
+def test_a_fitted_search_with_a_named_scorer_is_safe(scoring: object) -> None:
+    # cv_results_ holds masked arrays; scorer_ keeps the metric function as a value.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    refit = "accuracy" if isinstance(scoring, tuple) else True
+    search = GridSearchCV(LogisticRegression(max_iter=300), {"C": [0.1, 1.0]}, cv=2, scoring=scoring, refit=refit)
+    report = scan_stream("search.pkl", io.BytesIO(pickle.dumps(search.fit(*_iris()))))
+    assert report.verdict == "safe", report
+
+
+def _custom_metric(y_true: object, y_pred: object) -> float:
+    return 0.0
+
+
+def test_a_search_scored_by_an_unknown_function_is_unsafe() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(LogisticRegression(max_iter=300), {"C": [1.0]}, cv=2, scoring=make_scorer(_custom_metric))
+    report = scan_stream("search.pkl", io.BytesIO(pickle.dumps(search.fit(*_iris()))))
+    assert report.verdict == "unsafe"
+    assert any("_custom_metric" in f.detail for f in report.findings), report
+
+
+def test_masked_array_reconstructor_needs_an_allowed_class() -> None:
+    good = np.ma.masked_array([1.0, 2.0], mask=[False, True])
+    assert scan_stream("m.pkl", io.BytesIO(pickle.dumps(good))).verdict == "safe"
+    evil = b"\x80\x04cnumpy.ma.core\n_mareconstruct\ncos\nsystem\n\x85R."
+    report = scan_stream("m.pkl", io.BytesIO(evil))
+    assert report.verdict == "unsafe" and any(f.reason == "dangerous-global" for f in report.findings), report
+    sneaky = b"\x80\x04cnumpy.ma.core\n_mareconstruct\ncnumpy\nlog1p\n\x85R."  # an allowed VALUE, not a class
+    assert scan_stream("m.pkl", io.BytesIO(sneaky)).verdict == "unsafe"
+
+
+def test_a_model_with_a_scoring_monitor_is_refused_with_the_way_out() -> None:
+    # ScoringMonitor.__setstate__ opens a listener (a socket and a thread): loading it is not inert.
+    import sklearn.callback
+    from sklearn.linear_model import LogisticRegression
+
+    est = LogisticRegression(max_iter=300)
+    est.set_callbacks(sklearn.callback.ScoringMonitor(scoring="accuracy"))
+    est.fit(*_iris())
+    report = scan_stream("m.pkl", io.BytesIO(pickle.dumps(est)))
+    assert report.verdict == "unsafe"
+    assert any("set_callbacks()" in f.detail for f in report.findings), report
+    est.set_callbacks()
+    assert scan_stream("m.pkl", io.BytesIO(pickle.dumps(est))).verdict == "safe"
+
+
+def test_a_uuid_is_plain_data() -> None:
+    import uuid
+
+    data = pickle.dumps({"run": uuid.UUID(int=7), "safe": uuid.SafeUUID.safe})
+    assert scan_stream("m.pkl", io.BytesIO(data)).verdict == "safe"

@@ -67,9 +67,16 @@ def test_a_name_that_cannot_be_imported_ends_the_load_before_anything_runs() -> 
     assert scan_stream("m.pkl", io.BytesIO(after_import)).verdict == "unsafe"
 
 
-def test_a_pickle_with_proto_that_fails_is_unsafe() -> None:
-    for data in (b"\x80\x02R.", b"\x80\x04\x95\x10\x00\x00"):
-        assert scan_stream("m.pkl", io.BytesIO(data)).verdict == "unsafe"
+def test_a_pickle_with_proto_that_fails_before_importing_is_unsupported_never_safe() -> None:
+    for data in (b"\x80\x02R.", b"\x80\x04\x95\x10\x00\x00", b"\x80\x03" + bytes([0xFF]) + b"cos\nsystem\n."):
+        report = scan_stream("m.pkl", io.BytesIO(data))
+        assert (report.verdict, report.format) == ("unsupported", "pickle"), report
+        assert report.findings[0].reason == "broken-pickle", report
+
+
+def test_a_pickle_with_proto_that_imports_then_fails_is_unsafe() -> None:
+    report = scan_stream("m.pkl", io.BytesIO(b"\x80\x02cos\nsystem\n\xff"))
+    assert report.verdict == "unsafe", report
 
 
 def _onnx_fields() -> dict[str, bytes]:
@@ -85,25 +92,33 @@ def test_onnx_needs_a_structurally_valid_model_proto() -> None:
         assert (report.verdict, report.format) == ("unsupported", "unknown"), report
 
 
-def test_random_binary_is_never_unsafe_unless_it_starts_like_a_pickle() -> None:
+def test_random_binary_is_never_unsafe() -> None:
     rng = random.Random(20261202)
     unsafe = []
-    proto_headed = []
     for i in range(10_000):
         data = rng.randbytes(rng.randint(1, 4096))
-        if data[:1] == b"\x80" and data[1:2] and data[1] <= 5:
-            proto_headed.append(i)
         report = scan_stream("weights.bin", io.BytesIO(data))
         if report.verdict == "unsafe":
-            unsafe.append(i)
-    # PROTO and a protocol number declare a pickle, which every loader unpickles: one that breaks is refused.
-    assert unsafe == proto_headed
+            unsafe.append((i, report))
+    assert unsafe == []
 
 
-def test_a_random_file_headed_like_a_pickle_is_refused_as_a_broken_pickle() -> None:
+def test_random_binary_headed_by_proto_is_a_broken_pickle_never_unsafe_nor_safe() -> None:
+    # One random file in about 11,000 starts with PROTO and a known protocol (0x80, 0..5): it claims to be a
+    # pickle, and is a broken one that every unpickler rejects before importing anything.
+    rng = random.Random(5)
+    verdicts = set()
+    for _ in range(2_000):
+        data = b"\x80" + bytes([rng.randint(0, 5)]) + rng.randbytes(rng.randint(0, 4096))
+        report = scan_stream("weights.bin", io.BytesIO(data))
+        verdicts.add((report.verdict, report.format))
+    assert verdicts == {("unsupported", "pickle")}
+
+
+def test_a_random_file_headed_like_a_pickle_is_a_broken_pickle_not_safe() -> None:
     data = b"\x80\x03" + random.Random(1).randbytes(500)
     report = scan_stream("weights.bin", io.BytesIO(data))
-    assert report.verdict == "unsafe" and report.format == "pickle", report
+    assert (report.verdict, report.format) == ("unsupported", "pickle"), report
 
 
 def test_random_text_is_never_unsafe() -> None:

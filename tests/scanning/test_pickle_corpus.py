@@ -31,6 +31,15 @@ def test_malicious_file_is_unsafe_and_never_runs(name: str, tmp_path: Path) -> N
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("name", sorted(scan_corpus.broken()))
+def test_broken_pickle_is_unsupported_never_safe(name: str, tmp_path: Path) -> None:
+    data = scan_corpus.broken()[name]
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    for report in (scan_file(path), scan_stream("model.bin", io.BytesIO(data))):
+        assert report.verdict == "unsupported", report
+
+
 @pytest.mark.parametrize("name", sorted(BENIGN))
 def test_benign_file_is_safe(name: str, tmp_path: Path) -> None:
     path = tmp_path / "model.bin"

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aiprov.errors import AiprovError, RangeNotSatisfiable, Unauthorized
+from aiprov.errors import AiprovError, InvalidInput, RangeNotSatisfiable, Unauthorized
 
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("aiprov.api")
@@ -53,6 +53,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "status": {"type": "integer"},
         "detail": {"type": "string"},
         "hint": {"type": "string"},
+        "code": {"type": "string", "description": "the error's stable code (docs/cli.md), as the CLI's --json errors"},
     },
     "required": ["type", "title", "status", "detail"],
 }
@@ -70,7 +71,7 @@ def _slug(title: str) -> str:
 
 async def _aiprov_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiprovError)
-    extra: dict[str, Any] = {"type": f"https://aiprov.dev/problems/{_slug(exc.title)}"}
+    extra: dict[str, Any] = {"type": f"https://aiprov.dev/problems/{_slug(exc.title)}", "code": exc.code}
     if exc.hint is not None:
         extra["hint"] = exc.hint
     findings = getattr(exc, "findings", None)
@@ -91,7 +92,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "the request is not valid"
-    return problem(422, "invalid input", detail, errors=errors)
+    return problem(422, "invalid input", detail, errors=errors, code=InvalidInput.code)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

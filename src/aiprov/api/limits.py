@@ -104,6 +104,7 @@ class BodyLimit:
                 "title": "payload too large",
                 "status": 413,
                 "detail": f"the request body is over the limit of {self.max_bytes} bytes",
+                "code": "too_large",
             }
         ).encode()
         await send(

@@ -74,7 +74,7 @@ def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
                 f"{t.created_at:%Y-%m-%d %H:%M}" if t else "",
                 f"{t.revoked_at:%Y-%m-%d %H:%M}" if t and t.revoked_at else "",
             )
-    out_console.print(table)
+    out_console.print(table, soft_wrap=False)
 
 
 @token_app.command("add")

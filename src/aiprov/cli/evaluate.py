@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json
+from aiprov.cli.common import container, err_console, fail, handle_errors, out_console, print_json
+from aiprov.cli.models import plain
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
@@ -72,9 +74,10 @@ def evaluate(
     signed = f", signed by {record.key_fingerprint[:16]}" if record.key_fingerprint else ""
     out_console.print(
         f"evaluation [bold]{record.id}[/]: {record.model}@{record.version} on {record.dataset} "
-        f"({record.split['test_rows']} rows, {record.duration_s:.2f} s{signed}; log entry {record.leaf_index})"
+        f"({record.split['test_rows']} rows, {record.duration_s:.2f} s{signed}; log entry {record.leaf_index})",
+        soft_wrap=False,
     )
-    out_console.print(_metrics(record.metrics))
+    out_console.print(_metrics(record.metrics), soft_wrap=False)  # wraps between metrics at 80 columns
 
 
 def _reproduce(result: Reproduction, json: bool) -> None:
@@ -83,13 +86,18 @@ def _reproduce(result: Reproduction, json: bool) -> None:
     elif result.identical:
         o = result.original
         out_console.print(f"evaluation {o.id} reproduced: identical metrics ({o.model}@{o.version} on {o.dataset})")
-        out_console.print(_metrics(result.metrics))
+        out_console.print(_metrics(result.metrics), soft_wrap=False)
     else:
         err_console.print(f"[bold red]evaluation {result.original.id} did not reproduce:[/]")
         for d in result.differences:
-            err_console.print(f"  {d['field']}: recorded {d['recorded']!r}, now {d['now']!r}", soft_wrap=True)
+            recorded, now = plain(d["recorded"]) or "-", plain(d["now"]) or "-"
+            err_console.print(f"  {d['field']}: recorded {escape(recorded)}, now {escape(now)}", soft_wrap=True)
     if not result.identical:
-        raise typer.Exit(VerificationError.exit_code)
+        fields = ", ".join(str(d["field"]) for d in result.differences)
+        error = VerificationError(f"evaluation {result.original.id} did not reproduce: {fields}")
+        if json:
+            fail(error, json)
+        raise typer.Exit(error.exit_code)
 
 
 @datasets_app.command("add")
@@ -113,7 +121,7 @@ def dataset_add(
     state = "registered" if new else "already registered (same bytes)"
     out_console.print(
         f"{record.full_name} {state}  {record.digest}\n"
-        f"{record.format}, {record.rows} rows, {len(record.features)} features, target {record.target!r} "
+        f"{record.format}, {record.rows} rows, {len(record.features)} features, target {escape(record.target)} "
         f"({record.task})"
     )
 
@@ -134,4 +142,4 @@ def dataset_ls(ctx: typer.Context, json: JsonOpt = False) -> None:
         table.add_column(column, no_wrap=True)
     for r in records:
         table.add_row(r.full_name, r.task, str(r.rows), r.target, r.digest[:19])
-    out_console.print(table)
+    out_console.print(table, soft_wrap=False)

@@ -26,16 +26,36 @@ def register(app: typer.Typer) -> None:
 
 @log_app.command()
 @handle_errors
-def checkpoint(ctx: typer.Context) -> None:
+def checkpoint(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Print the latest signed checkpoint (a C2SP signed note), exactly as signed."""
-    sys.stdout.write(container(ctx).log.latest().note)
+    signed = container(ctx).log.latest()
+    if json:
+        from aiprov.core.checkpoint import Checkpoint
+        from aiprov.core.note import Note
+
+        # Parsed from the note itself, as a server's is (printed as received: `verify` is what checks it).
+        cp = Checkpoint.parse(Note.parse(signed.note).text)
+        print_json({"origin": cp.origin, "size": cp.size, "root": cp.root_hash.hex(), "note": signed.note})
+        return
+    sys.stdout.write(signed.note)
 
 
 @log_app.command()
 @handle_errors
-def key(ctx: typer.Context) -> None:
+def key(ctx: typer.Context, json: JsonOpt = False) -> None:
     """Print the log's verifier key in note format (name+hexid+base64)."""
-    typer.echo(str(container(ctx).log_signer.verifier))
+    verifier = container(ctx).log_signer.verifier
+    if json:
+        print_json(
+            {
+                "key": str(verifier),
+                "name": verifier.name,
+                "key_id": f"{verifier.key_id:08x}",
+                "public_key": verifier.public_key.hex(),
+            }
+        )
+        return
+    typer.echo(str(verifier))
 
 
 @log_app.command()

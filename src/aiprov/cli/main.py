@@ -9,10 +9,11 @@ import typer
 
 from aiprov import __version__
 from aiprov.cli import accounts, chain, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
-from aiprov.cli.common import CliState
+from aiprov.cli.common import AiprovGroup, CliState
 
 app = typer.Typer(
     name="aiprov",
+    cls=AiprovGroup,
     help="A model hub with provenance you can verify: push, find, pull and check ML models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

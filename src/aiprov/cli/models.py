@@ -163,23 +163,23 @@ def ls(
     if not models:
         out_console.print("no models match" if any((author, name, tag, search, minimums)) else "no models yet")
         return
+    # The digest is left to `show` and --json: at 80 columns it took the room the name and description need.
     table = Table(box=None)
-    table.add_column("name", no_wrap=True)
-    for column in ("latest", "author", "size"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("digest", no_wrap=True)
-    table.add_column("description", overflow="fold", min_width=24)
+    table.add_column("name", overflow="fold", min_width=min(40, max(len(m.full_name) for m in models)))
+    table.add_column("latest", no_wrap=True)
+    table.add_column("author", overflow="fold", max_width=16)
+    table.add_column("size", no_wrap=True)
+    table.add_column("description", overflow="fold", min_width=12)
     for m in models:
         v = m.latest
         table.add_row(
-            m.full_name,
+            escape(m.full_name),
             str(v.number) if v else "-",
-            v.author if v else "-",
+            escape(v.author) if v else "-",
             _size(v.total_size) if v else "-",
-            v.digest[:19] if v else "-",
-            m.description,
+            escape(m.description or ""),
         )
-    out_console.print(table)
+    out_console.print(table, soft_wrap=False)
 
 
 @handle_errors
@@ -215,11 +215,14 @@ def show(
         ]
         return "  [bold red](disagrees with the log)[/]" if hit else ""
 
-    out_console.print(f"[bold]{v.full_name}[/] version {v.number} of {model.version_count}")
-    out_console.print(f"digest   {v.manifest.digest}{mark('manifest', 'log.entry')}")
+    out_console.print(f"[bold]{escape(v.full_name)}[/] version {v.number} of {model.version_count}")
+    fields = grid()
+    fields.add_row("digest", f"{v.manifest.digest}{mark('manifest', 'log.entry')}")
     if v.cids is not None and v.cids.v0 is not None:
-        out_console.print(f"ipfs     {v.cids.v0}  (CIDv1 {v.cids.v1})")
-    out_console.print(f"author   {v.author}   created {v.created_at:%Y-%m-%d %H:%M:%S} UTC{mark('actor')}")
+        fields.add_row("ipfs", v.cids.v0)
+        fields.add_row("CIDv1", v.cids.v1 or "-")
+    fields.add_row("author", f"{escape(v.author)}{mark('actor')}")
+    fields.add_row("created", f"{v.created_at:%Y-%m-%d %H:%M:%S} UTC")
     for label, value, checks in (
         ("about", model.description, ("metadata",)),
         ("licence", model.license, ("metadata",)),
@@ -233,26 +236,23 @@ def show(
     ):
         if value or mark(*checks):
             shown = printable(value or "-", multiline=label == "about")
-            out_console.print(f"{label:<8} {escape(shown)}{mark(*checks)}", soft_wrap=True)
-    # Folded, not clipped: at 80 columns a digest takes two lines and the path keeps room to be read.
-    table = Table(box=None)
-    table.add_column("path", overflow="fold", min_width=20)
-    table.add_column("size", no_wrap=True)
-    table.add_column("sha256", overflow="fold", min_width=32)
-    for e in v.manifest.entries:
-        table.add_row(escape(printable(e.path)), _size(e.size), e.sha256.hex)
-    out_console.print(table)
-    if v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file):
-        cids = Table(box=None)
-        cids.add_column("ipfs (CIDv0)", no_wrap=True)
-        cids.add_column("path", overflow="fold", min_width=20)
-        for e in v.manifest.entries:
-            cids.add_row(v.cids.files[e.path][0], escape(printable(e.path)))
-        out_console.print(cids)
+            fields.add_row(label, f"{escape(shown)}{mark(*checks)}")
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""
-        out_console.print(f"eval {ev.id:<4} {ev.dataset}{signed}: {metrics}", soft_wrap=True)
+        fields.add_row(f"eval {ev.id}", f"{escape(ev.dataset)}{signed}: {metrics}")
+    out_console.print(fields, soft_wrap=False)
+    # Each path on its own line, whole: at 80 columns a table squeezed it to a few characters beside the digest.
+    out_console.print(f"files    {len(v.manifest.entries)}, {_size(v.manifest.total_size)}")
+    per_file_cids = v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file)
+    files = Table.grid()
+    files.add_column(overflow="fold")
+    for e in v.manifest.entries:
+        files.add_row(f"  [bold]{escape(printable(e.path))}[/]  {_size(e.size)}")
+        files.add_row(f"    sha256 {e.sha256.hex}")
+        if per_file_cids and v.cids is not None:
+            files.add_row(f"    ipfs   {v.cids.files[e.path][0]}")
+    out_console.print(files, soft_wrap=False)
     for m in mismatches:
         err_console.print(f"[bold red]warning:[/] {m.name} disagrees with the log: {escape(m.detail)}", soft_wrap=True)
 
@@ -341,11 +341,19 @@ def usage(
         if e.id in altered:
             details += f" [bold red](disagrees with the log: {escape(altered[e.id])})[/]"
         table.add_row(f"{e.time:%Y-%m-%d %H:%M}", escape(e.actor), e.action, details)
-    out_console.print(table)
+    out_console.print(table, soft_wrap=False)
     if altered:
         err_console.print(
             f"[bold red]warning:[/] {len(altered)} event row(s) disagree with the log; see `aiprov verify`"
         )
+
+
+def grid() -> Table:
+    """A borderless two-column table whose values fold: `label value` lines that wrap under their value."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(no_wrap=True, min_width=8)
+    table.add_column(overflow="fold")
+    return table
 
 
 def plain(value: object, prefix: str = "") -> str:

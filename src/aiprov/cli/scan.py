@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
-from aiprov.errors import UnsafeModelError
+from aiprov.cli.common import container, fail, handle_errors, out_console, print_json
+from aiprov.errors import AiprovError, UnsafeModelError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -39,16 +39,18 @@ def scan(
         print_json(report.to_json())
     else:
         table = Table(box=None)
-        table.add_column("path", overflow="fold")
+        # The path keeps room to be read whole (up to 40 characters) at 80 columns; findings wrap beside it.
+        longest = max((len(f.path) for f in report.files), default=4)
+        table.add_column("path", overflow="fold", min_width=min(longest, 40))
         table.add_column("format", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
-        table.add_column("findings", overflow="fold", min_width=30)
+        table.add_column("findings", overflow="fold", min_width=12)
         for f in report.files:
             findings = "\n".join(f"{x.reason}: {x.detail}" for x in f.findings) or "-"
             table.add_row(f.path, f.format, f"[{_STYLE[f.verdict]}]{f.verdict}[/]", findings)
-        out_console.print(table)
+        out_console.print(table, soft_wrap=False)
         out_console.print(f"verdict: [{_STYLE[report.verdict]}]{report.verdict}[/] ({len(report.files)} file(s))")
-    _exit_for(report.verdict)
+    _exit_for(report.verdict, json)
 
 
 @handle_errors
@@ -74,11 +76,24 @@ def rescan(
         out_console.print(
             f"confirmed {result.evidence}: still unsafe, {first['path']}: {first['detail']}", soft_wrap=True
         )
-    _exit_for(result.scan.verdict)
+    _exit_for(result.scan.verdict, json)
 
 
-def _exit_for(verdict: str) -> None:
-    if verdict == "unsafe":
-        raise typer.Exit(UnsafeModelError.exit_code)
-    if verdict != "safe":
-        raise typer.Exit(1)
+def _exit_for(verdict: str, json: bool) -> None:
+    """Exit with the verdict's code; under --json a non-safe verdict is also a problem object on stderr."""
+    if verdict == "safe":
+        return
+    error = UnsafeModelError("the scan found unsafe files") if verdict == "unsafe" else Unsupported()
+    if json:
+        fail(error, json)
+    raise typer.Exit(error.exit_code)
+
+
+class Unsupported(AiprovError):
+    """A file's format cannot be checked: not an error of the input, but not a `safe` verdict either."""
+
+    title = "unsupported"
+    code = "unsupported"
+
+    def __init__(self) -> None:
+        super().__init__("the scan found files of a format aiprov cannot check (unsupported)")

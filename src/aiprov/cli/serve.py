@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json as jsonlib
 import os
+import sys
 from typing import Annotated
 
 import typer
 
 from aiprov.cli.common import container, err_console, handle_errors
+from aiprov.extras import require
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +30,12 @@ def serve(
     forwarded_allow_ips: Annotated[
         str, typer.Option("--forwarded-allow-ips", help="Proxies whose X-Forwarded-* headers are trusted.")
     ] = "127.0.0.1",
+    json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line with the URL at start (the server logs go to stderr).")
+    ] = False,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs) until interrupted; a clean stop flushes what is pending."""
+    require("aiprov serve", "fastapi", "uvicorn", "orjson")
     import uvicorn
 
     c = container(ctx)
@@ -42,7 +49,12 @@ def serve(
         "forwarded_allow_ips": forwarded_allow_ips,
         "timeout_graceful_shutdown": 30,
     }
-    err_console.print(f"aiprov API on http://{host}:{port} (docs at /docs), {workers} worker(s)")
+    url = f"http://{host}:{port}"
+    if json:
+        sys.stdout.write(jsonlib.dumps({"url": url, "docs": f"{url}/docs", "workers": workers}) + "\n")
+        sys.stdout.flush()
+    else:
+        err_console.print(f"aiprov API on {url} (docs at /docs), {workers} worker(s)")
     if workers == 1:
         from aiprov.api import create_app
 

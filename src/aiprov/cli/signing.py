@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json
+from aiprov.cli.common import container, handle_errors, out_console, print_json
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
@@ -131,12 +133,17 @@ def verify(
         print_json(report.to_json())
     else:
         v = report.version
-        out_console.print(f"[bold]{v.ref}[/]  {v.manifest.digest}")
+        out_console.print(f"[bold]{escape(v.ref)}[/]", overflow="fold", soft_wrap=False)
+        out_console.print(f"{v.manifest.digest}")
+        # A grid, so a long detail wraps under itself and every line fits the terminal (80 columns included).
+        table = Table.grid(padding=(0, 2, 0, 0))
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(overflow="fold")
         for c in report.checks:
             mark = "[green]PASS[/]" if c.ok else "[bold red]FAIL[/]"
-            out_console.print(f"  {mark}  {c.name:<24} {c.detail}", soft_wrap=True)
+            table.add_row(f"  {mark}", escape(c.name), escape(c.detail))
+        out_console.print(table, soft_wrap=False)
     if not report.ok:
-        if not json:
-            failed = ", ".join(c.name for c in report.checks if not c.ok)
-            err_console.print(f"[bold red]error:[/] verification failed: {failed}")
-        raise typer.Exit(VerificationError.exit_code)
+        failed = ", ".join(c.name for c in report.checks if not c.ok)
+        raise VerificationError(f"verification failed: {failed}")

@@ -43,8 +43,13 @@ def error_from_problem(status: int, body: Any, url: str) -> AiprovError:
     if not isinstance(body, dict):
         body = {}
     detail = str(body.get("detail") or f"the server answered {status} to {url}")
-    by_title = {cls.title: cls for cls in _subclasses(AiprovError)}
-    cls = by_title.get(str(body.get("title"))) or _BY_STATUS.get(status, BackendError)
+    classes = list(_subclasses(AiprovError))
+    by_code = {cls.code: cls for cls in classes}
+    by_title = {cls.title: cls for cls in classes}
+    cls = by_code.get(str(body.get("code"))) or by_title.get(str(body.get("title")))
+    cls = cls or _BY_STATUS.get(status, BackendError)
+    if cls is errors.MissingExtra:  # the server lacks an extra: its detail says which, and it is the server's fault
+        return BackendError(detail)
     if cls is UnsafeModelError:
         findings = body.get("findings")
         return UnsafeModelError(detail, findings if isinstance(findings, list) else [])

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.errors import IntegrityError, InvalidInput, UnsafeModelError
+from aiprov.extras import require
 from aiprov.ports import BlobStore
 from aiprov.records import VersionRecord
 from aiprov.sandbox.pool import WorkerPool
@@ -25,6 +26,14 @@ from aiprov.sandbox.spec import ModelSpec, Prediction
 
 LOADABLE_FORMATS = ("skops", "onnx", "joblib", "pickle")
 """Formats a worker can load."""
+
+LOADER_MODULES = {
+    "skops": ("skops", "sklearn"),
+    "onnx": ("onnxruntime", "numpy"),
+    "joblib": ("joblib", "sklearn"),
+    "pickle": ("joblib", "sklearn"),
+}
+"""What a worker imports to load each format (all in the ml extra)."""
 
 JOBLIB_COMPRESSIONS = ("zlib", "gzip", "bz2", "lzma", "xz")
 """Compressions the scanner reports as `joblib+zlib` etc. and `joblib.load` reads transparently."""
@@ -97,6 +106,8 @@ def model_spec(key: str, root: Path, paths: Sequence[str]) -> ModelSpec:
     entry = loadable[0]
     fmt = loadable_format(reports[entry].format)
     assert fmt is not None
+    # The worker runs this interpreter: a loader library missing here is missing there, said here in one line.
+    require(f"loading a {fmt} model", *LOADER_MODULES[fmt])
     trusted = _skops_types(root / entry) if fmt == "skops" else ()
     return ModelSpec(key=key, root=str(root), entry=entry, format=fmt, trusted=trusted)
 

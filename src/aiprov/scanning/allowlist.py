@@ -131,6 +131,14 @@ _EXACT: dict[tuple[str, str], Kind] = {
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"): Kind.FUNCTION,
     ("numpy.random.mtrand", "RandomState"): Kind.CLASS,
     ("numpy.random._generator", "Generator"): Kind.CLASS,
+    # Masked arrays (a fitted search's cv_results_): _mareconstruct(subtype, baseclass, shape, dtype) makes empty
+    # arrays of the allowed classes it is given; MaskedArray.__setstate__ fills data, mask and fill value.
+    ("numpy.ma", "MaskedArray"): Kind.CLASS,
+    ("numpy.ma.core", "MaskedArray"): Kind.CLASS,
+    ("numpy.ma.core", "_mareconstruct"): Kind.FUNCTION,
+    # A UUID (callbacks record run ids) only stores its integer; SafeUUID is an enum, looked up by value.
+    ("uuid", "UUID"): Kind.CLASS,
+    ("uuid", "SafeUUID"): Kind.CLASS,
     # joblib's placeholder for an array whose bytes follow the pickle frame; the scanner parses that data.
     ("joblib.numpy_pickle", "NumpyArrayWrapper"): Kind.CLASS,
     **{("torch._utils", n): Kind.FUNCTION for n in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter")},
@@ -149,6 +157,7 @@ CLASS_FIRST_ARG = frozenset(
         ("copyreg", "__newobj_ex__"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.ma.core", "_mareconstruct"),
         *generated.NEW_OBJ,
     }
 )
@@ -294,6 +303,11 @@ def explain(module: str, name: str) -> tuple[str, str]:
         return "nested-unpickler", "a nested unpickler/loader: it would unpickle data the scanner cannot see"
     if module == "builtins" and name in _DANGEROUS_BUILTINS:
         return "dangerous-global", _DANGEROUS_BUILTINS[name]
+    if module.startswith("sklearn.callback."):
+        return "unknown-global", (
+            "a scikit-learn callback: loading it opens a listener (a socket and a thread); "
+            "save the model without callbacks (`est.set_callbacks()` before dumping)"
+        )
     top = module.split(".")[0]
     if top in _DANGEROUS_MODULES:
         return "dangerous-global", _DANGEROUS_MODULES[top]

@@ -129,17 +129,23 @@ def scan_pickle(inp: Input) -> Outcome:
     A joblib file is walked as joblib reads it (array data between frames), and also as `pickle.load` would
     read it, so that bytes which are array data to one and opcodes to the other cannot hide a payload.
 
-    A stream that starts with PROTO and a protocol the unpickler knows declares itself a pickle: any failure is
-    unsafe, like every failure after an import (what ran before it may be anything). Other bytes that loading
-    runs nothing of are format "pickle?", to be checked as text or binary instead: those the unpickler rejects
-    before importing anything (text such as `import torch`, whose INST names the module `mport torch`), and a
-    plain value followed by bytes that a second load would reject the same way (text such as `N.B. ...`).
+    A failure after an import is unsafe: what ran before it may be anything. A stream that both unpicklers reject
+    before importing anything runs nothing when loaded. If it starts with PROTO and a protocol the unpickler
+    knows, it declares itself a pickle and is a broken one: `unsupported`, registered but never loaded (neither
+    `safe`, which would invite loading it, nor `unsafe`: one raw weights file in 11,000 starts with those two
+    bytes by chance). Other such bytes are format "pickle?", to be checked as text or binary instead: text such
+    as `import torch`, whose INST names the module `mport torch`, and a plain value followed by bytes that a
+    second load would reject the same way (text such as `N.B. ...`).
     """
     declared = declares_pickle(inp.head(2))
     src = inp.source()
     result = walk_pickle(src, "joblib", inp.budget)
-    if result.fails_before_import and not declared:
-        return Outcome("pickle?")
+    if result.fails_before_import:
+        if not declared:
+            return Outcome("pickle?")
+        assert result.failure is not None  # fails_before_import needs one
+        why = f"it starts like a pickle but every unpickler fails before importing anything: {result.failure.detail}"
+        return Outcome("pickle", unsupported=[Finding("broken-pickle", why)])
     out = Outcome("joblib" if result.joblib_arrays else "pickle", list(result.findings))
     try:
         trailing = result.complete and not src.at_end()
@@ -149,8 +155,11 @@ def scan_pickle(inp: Input) -> Outcome:
             second = walk_pickle(src, "pickle", inp.budget)
             extra = second.end - result.end + src.drain()
             runs_nothing = second.fails_before_import and not _zip_at_end(inp)
-            if runs_nothing and not declared and not result.globals and not result.findings:
-                return Outcome("pickle?")
+            if runs_nothing and not result.globals and not result.findings:
+                if not declared:
+                    return Outcome("pickle?")
+                why = f"a pickle of a plain value, then {extra} byte(s) that every unpickler fails on before importing"
+                return Outcome("pickle", unsupported=[Finding("broken-pickle", why)])
     except OSError as e:
         out.unsafe.append(Finding("corrupt", f"the data after the pickle cannot be read: {e}"))
         trailing = False
@@ -455,7 +464,9 @@ def _onnx_external_data(inp: Input) -> Outcome:
     try:
         import onnx
     except ImportError:
-        out.unsupported.append(Finding("unsupported", "install onnx to check the model's external-data paths"))
+        out.unsupported.append(
+            Finding("unsupported", "the ml extra checks the model's external-data paths: pip install 'aiprov[ml]'")
+        )
         return out
     try:
         model = onnx.load_model_from_string(inp.source().read(inp.size))

@@ -205,6 +205,26 @@ def numpy_names() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return sorted(dtypes), sorted(ufuncs)
 
 
+def sklearn_metric_functions() -> list[tuple[str, str]]:
+    """The metric functions behind scikit-learn's named scorers (`accuracy_score`, `f1_score`...), as pickled.
+
+    A fitted search (`GridSearchCV(scoring="f1_macro")`) keeps its scorer, which keeps the metric function as a
+    value, to call at score time with labels and predictions. Each only computes on arrays. A scorer made from
+    any other function (`make_scorer(my_func)`) is still refused.
+    """
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    names: set[tuple[str, str]] = set()
+    for scorer_name in get_scorer_names():
+        func = getattr(get_scorer(scorer_name), "_score_func", None)
+        if func is None:
+            continue
+        module = importlib.import_module(func.__module__)
+        if _defined_here(module, func.__qualname__, func):
+            names.add((func.__module__, func.__qualname__))
+    return sorted(names)
+
+
 def scipy_sparse_classes() -> list[tuple[str, str]]:
     """The sparse matrix and array classes of scipy where they are defined, and their old spellings.
 
@@ -239,7 +259,7 @@ def generate() -> Generated:
     return Generated(
         versions={"scikit-learn": sklearn.__version__, "numpy": numpy.__version__, "scipy": scipy.__version__},
         classes=sorted(sk_classes + dtypes + scipy_sparse_classes()),
-        values=ufuncs,
+        values=sorted(ufuncs + sklearn_metric_functions()),
         class_first_arg=new_obj,
         pyx_unpicklers=pyx,
     )
@@ -270,7 +290,7 @@ def render(g: Generated) -> str:
         + "VALUES = frozenset(\n    {\n"
         + _pairs(g.values)
         + "    }\n)\n"
-        + '"""Pure functions (numpy ufuncs) a pickle may store as a value, never call."""\n\n'
+        + '"""Pure functions (ufuncs, metrics of sklearn scorers) a pickle may store as a value, never call."""\n\n'
         + "NEW_OBJ = frozenset(\n    {\n"
         + _pairs(g.class_first_arg)
         + "    }\n)\n"

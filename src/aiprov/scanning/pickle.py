@@ -13,9 +13,12 @@ everything before the point where it fails, so a broken pickle is never "probabl
 from __future__ import annotations
 
 import codecs
+import functools
+import importlib.util
 import math
 import re
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,6 +115,15 @@ _ITEMSIZE_DEFAULT = {"b": 1, "O": 8, "M": 8, "m": 8}
 _OUT_OF_BAND = {0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER"}
 
 
+def _certainly_truthy(value: Any) -> bool:
+    """True when `value` is a plain value known to be truthy; placeholders (`Obj`, `Global`) may be either."""
+    if isinstance(value, Blob):
+        return True
+    if isinstance(value, (Obj, Global)):
+        return False
+    return bool(value)
+
+
 def _short(value: Any) -> str:
     text = repr(value) if not isinstance(value, Global) else value.qualname
     return text if len(text) <= 80 else text[:77] + "..."
@@ -172,8 +184,9 @@ class Walker:
                 name = _OPNAMES.get(op, hex(op))
                 raise PickleError(f"{name} at offset {at} fails: {type(e).__name__}: {e}") from None
             if self.frame_end is not None and src.tell() >= self.frame_end:
-                if src.tell() > self.frame_end:
-                    raise PickleError(f"opcode at offset {at} runs past the end of its frame")
+                # pickle.load (the C unpickler) treats frames as read-ahead hints only: an opcode may run past
+                # its frame's end, and a FRAME may begin inside another. Refusing there would call a stream
+                # "not a pickle" that pickle.load loads. (pickle._Unpickler, which joblib uses, is stricter.)
                 self.frame_end = None
         self.result.complete = True
         self.result.end = src.tell()
@@ -218,6 +231,9 @@ class Walker:
 
     def call(self, func: Any, args: Any, opcode: str, at: int, new: bool = False) -> Obj:
         """Check what a REDUCE / NEWOBJ / OBJ / INST would call; return the placeholder for its result."""
+        if not isinstance(func, (Global, Obj)):
+            # None, a number, a string, a container: no unpickler can call one (nor use it as a class).
+            raise PickleError(f"{opcode} at offset {at} calls {_short(func)}, which is not callable")
         if not isinstance(func, Global):
             self.flag("computed-call", f"{opcode} at offset {at} calls a computed object {_short(func)}")
             return Obj(None, ())
@@ -362,14 +378,23 @@ def _op_float(w: Walker, at: int) -> None:
     w.stack.append(float(_line(w)))
 
 
+_C_OCTAL = re.compile(rb"\s*[+-]?0[0-7]+")
+"""What C's strtol(s, &end, 0) reads as octal (`010` is 8) and Python's int(s, 0) refuses."""
+
+
 def _op_int(w: Walker, at: int) -> None:
     data = _line(w)
-    w.stack.append(False if data == b"00" else True if data == b"01" else int(data, 0))
+    if data == b"00" or data == b"01":
+        w.stack.append(data == b"01")
+    elif _C_OCTAL.fullmatch(data):
+        w.stack.append(int(data.replace(b"0", b"0o", 1), 0))  # the C unpickler's strtol takes it as octal
+    else:
+        w.stack.append(int(data, 0))
 
 
 def _op_long(w: Walker, at: int) -> None:
     data = _line(w)
-    w.stack.append(int(data[:-1] if data.endswith(b"L") else data))
+    w.stack.append(int(data[:-1] if data.endswith(b"L") else data, 0))  # both unpicklers parse with base 0
 
 
 def _fixed_int(fmt: str, size: int) -> Any:
@@ -484,7 +509,12 @@ def _op_build(w: Walker, at: int) -> None:
         w.flag("monkey-patch", f"BUILD at offset {at} sets attributes on {inst.qualname} itself")
         return
     if not isinstance(inst, Obj):
-        raise PickleError(f"BUILD at offset {at} on a plain value {_short(inst)}")
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)  # (state, slotstate)
+        if any(_certainly_truthy(part) for part in parts):
+            raise PickleError(f"BUILD at offset {at} sets state on a plain value {_short(inst)}")
+        # A falsy state (None, {}, or a pair of them) on a plain value is a no-op to the unpicklers: pickle.load
+        # accepts None (and (None, {})), pickle._Unpickler any falsy state. The load goes on.
+        return
     inst.state = state
     cls = inst.cls
     if w.mode == "joblib" and cls is not None and (cls.module, cls.name) == _WRAPPER:
@@ -492,15 +522,40 @@ def _op_build(w: Walker, at: int) -> None:
 
 
 def _importable(module: Any, name: Any, opcode: str, at: int) -> None:
-    """Raise NotImportable unless `module` and `name` are dotted Python identifiers, which `find_class` needs.
+    """Raise NotImportable when `find_class` fails before importing anything.
 
-    The unpickler imports the module and walks the name attribute by attribute; `import torch` read as INST gives
-    the module `mport torch`, which no import statement can name, so the load fails right there, before running
-    anything. Such a stream is text that starts with an opcode byte, not a pickle.
+    `import torch` read as INST gives the module `mport torch`, which no import can name, so the load fails right
+    there, before running anything: such a stream is text that starts with an opcode byte, not a pickle. A valid
+    top-level package is imported before a bad submodule or attribute name fails (`os` + `not a name` imports
+    `os`, running its code), so such a global counts as an import, resolved and refused like any other, when the
+    package exists: in the standard library or installed here. A package unknown here with a bad name after it is
+    text (`cat` then `big dog` in a labels file); a machine that has such a package and loads the file imports it
+    and then fails, and that package was installed by its owner.
     """
-    for value in (module, name):
-        if isinstance(value, str) and not all(part.isidentifier() for part in value.split(".")):
-            raise NotImportable(f"{opcode} at offset {at} names {_short(value)}, which cannot be imported")
+    if not isinstance(module, str):
+        return
+    top = module.split(".")[0]
+    if not top.isidentifier():
+        raise NotImportable(f"{opcode} at offset {at} names {_short(module)}, which cannot be imported")
+    if _dotted(module) and (not isinstance(name, str) or _dotted(name)):
+        return
+    if not _known_package(top):
+        raise NotImportable(f"{opcode} at offset {at} names {_short(module)}.{_short(name)}, which cannot be imported")
+
+
+def _dotted(value: str) -> bool:
+    return all(part.isidentifier() for part in value.split("."))
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_package(top: str) -> bool:
+    """A top-level module that exists in the standard library or this environment (found, never imported)."""
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _global_line(w: Walker, at: int, opcode: str) -> Global:
@@ -663,8 +718,7 @@ def _op_proto(w: Walker, at: int) -> None:
 
 def _op_frame(w: Walker, at: int) -> None:
     size = struct.unpack("<Q", w.src.read(8))[0]
-    if w.frame_end is not None:
-        raise PickleError(f"FRAME at offset {at} begins before the current frame ends")
+    # A FRAME inside another is accepted by pickle.load (see `Walker.run`): the newest one is the current frame.
     if size:
         w.frame_end = w.src.tell() + size
 
@@ -678,8 +732,15 @@ def _op_ext(size: int) -> Any:
     return handler
 
 
-def _op_out_of_band(w: Walker, at: int) -> None:
-    raise PickleError(f"out-of-band buffer opcode at offset {at}: a file cannot supply the buffer")
+def _op_next_buffer(w: Walker, at: int) -> None:
+    raise PickleError(f"NEXT_BUFFER at offset {at}: a file cannot supply an out-of-band buffer")
+
+
+def _op_readonly_buffer(w: Walker, at: int) -> None:
+    """A memoryview of the top of the stack: the unpicklers accept it on any bytes-like value, buffers or not."""
+    top = w.stack[-1]
+    if isinstance(top, (str, int, float, list, tuple, dict)) or top is None:
+        raise PickleError(f"READONLY_BUFFER at offset {at} on {_short(top)}, which has no buffer")
 
 
 _HANDLERS: list[Any] = [None] * 256
@@ -759,8 +820,8 @@ for _code, _name, _handler in (
     (0x94, "MEMOIZE", _op_memoize),
     (0x95, "FRAME", _op_frame),
     (0x96, "BYTEARRAY8", _counted("<Q", 8, "bytes")),
-    (0x97, "NEXT_BUFFER", _op_out_of_band),
-    (0x98, "READONLY_BUFFER", _op_out_of_band),
+    (0x97, "NEXT_BUFFER", _op_next_buffer),
+    (0x98, "READONLY_BUFFER", _op_readonly_buffer),
 ):
     _register(_code, _name, _handler)
 

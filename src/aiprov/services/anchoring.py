@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, WrongChain
+from aiprov.extras import missing
 from aiprov.records import AnchoredCheckpoint, ChainRegistration
 from aiprov.services.transparency import LogService
 
@@ -122,11 +123,14 @@ class ChainView:
 
 
 def connect(c: ChainConfig, *, signer: bool) -> Chain:
-    """A client of the configured chain, with its signer when `signer`. Raises InvalidInput, ChainError."""
+    """A client of the configured chain, with its signer when `signer`.
+
+    Raises InvalidInput, ChainError, MissingExtra (web3 not installed).
+    """
     try:
         from aiprov.adapters.chain import Chain, parse_private_key
     except ImportError as e:
-        raise InvalidInput(f"the chain needs web3.py ({e.name} is missing)", hint="pip install 'aiprov[chain]'") from e
+        raise missing("the chain", e, "web3") from e
     if not c.rpc_url:
         raise InvalidInput("no chain RPC URL", hint="set AIPROV_CHAIN_RPC, e.g. http://127.0.0.1:8545")
     account = None

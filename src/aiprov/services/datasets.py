@@ -19,7 +19,8 @@ from aiprov.adapters.db.registry import SqlRegistry, utc
 from aiprov.adapters.db.schema import DatasetRow
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
-from aiprov.errors import BackendError, Conflict, InvalidInput, NotFound, UnsafeModelError
+from aiprov.errors import Conflict, InvalidInput, NotFound, UnsafeModelError
+from aiprov.extras import missing
 from aiprov.ports import BlobStore
 from aiprov.records import iso
 from aiprov.scanning import ScanLimits, scan_stream
@@ -113,14 +114,14 @@ def array_digest(x: Any, y: Any) -> str:
 
 
 def benchmark(text: str) -> TestSet:
-    """The test part of a benchmark, split by BENCHMARK_SPLIT. Raises InvalidInput, BackendError (no sklearn)."""
+    """The test part of a benchmark, split by BENCHMARK_SPLIT. Raises InvalidInput, MissingExtra (no sklearn)."""
     return split_benchmark(text)[1]
 
 
 def split_benchmark(text: str) -> tuple[TestSet, TestSet]:
     """(train, test) parts of a benchmark, split by BENCHMARK_SPLIT: train on the first to evaluate on the second.
 
-    Raises InvalidInput for an unknown name, BackendError without scikit-learn.
+    Raises InvalidInput for an unknown name, MissingExtra without scikit-learn.
     """
     name = benchmark_name(text)
     loader, task = BENCHMARKS[name]
@@ -128,7 +129,7 @@ def split_benchmark(text: str) -> tuple[TestSet, TestSet]:
         import sklearn.datasets
         from sklearn.model_selection import train_test_split
     except ImportError as e:
-        raise BackendError("benchmarks need scikit-learn", hint="pip install 'aiprov[ml]'") from e
+        raise missing("a benchmark", e, "sklearn") from e
     x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
     stratify = task == "classification"
     x_train, x_test, y_train, y_test = train_test_split(
@@ -152,7 +153,7 @@ def _read_table(data: bytes, source: str) -> tuple[str, Any]:
         import pyarrow.csv as pa_csv
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise BackendError("datasets need pyarrow", hint="pip install pyarrow") from e
+        raise missing("a dataset", e, "pyarrow") from e
     try:
         if data[:4] == PARQUET_MAGIC and data[-4:] == PARQUET_MAGIC:
             fmt, table = "parquet", pq.read_table(pa.BufferReader(data))

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiprov.errors import BackendError
+from aiprov.extras import missing
 
 DEMO_NAME = "demo/iris-classifier"
 DEMO_DESCRIPTION = "Decision tree on the Iris data set (scikit-learn), the aiprov quickstart model"
@@ -25,7 +25,7 @@ def train_demo_model(out_dir: Path) -> DemoModel:
 
     Trained on the train part of the `iris` benchmark split only, so `aiprov eval --benchmark iris` measures it on
     rows it never saw. Deterministic: the same library versions give the same bytes, so pushing twice deduplicates.
-    Raises BackendError if scikit-learn is not installed.
+    Raises MissingExtra if scikit-learn is not installed.
     """
     try:
         import joblib
@@ -33,7 +33,7 @@ def train_demo_model(out_dir: Path) -> DemoModel:
         from sklearn.datasets import load_iris
         from sklearn.tree import DecisionTreeClassifier
     except ImportError as e:
-        raise BackendError("the quickstart needs scikit-learn", hint="pip install 'aiprov[ml]'") from e
+        raise missing("the quickstart", e, "sklearn") from e
 
     from aiprov.services.datasets import split_benchmark
 

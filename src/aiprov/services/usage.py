@@ -2,11 +2,16 @@
 
 A request hands its usage to `UsageRecorder.record` (or `record_async` on an event loop), which queues it and
 returns only once the batch holding it is committed: what a request acknowledges is in the log. A background
-thread writes whatever is queued as one write transaction per batch (one log append for the whole batch, one
-checkpoint signed by the registry's before-commit hook) as soon as the previous batch is committed, at most
-`batch_size` events at a time. So a lone request waits for one commit of its own event, and under load the
-requests that arrive during one commit share the next: many requests per commit, and a request's latency grows
-by at most two commits (the one in progress when it arrived, then its own).
+thread writes whatever is queued as one write transaction per batch (one log append for the whole batch) as soon
+as the previous batch is committed, at most `batch_size` events at a time, after lingering while events keep
+arriving (`linger_s` at a time, `max_linger_s` in all): so a lone request waits for one commit of its own event
+plus one linger, and under load the requests that arrive during one commit share the next: many requests per
+commit, and a request's latency grows by at most two commits and the lingers.
+
+A batch signs a checkpoint (the registry's before-commit hook) only when the last one the recorder signed is
+`checkpoint_interval_s` old, and an idle recorder signs one for what is left unsigned once that interval has
+passed. Signing and storing a checkpoint was a third of a batch's cost; a checkpoint at most a second behind
+the log loses nothing, since whoever asks for the newest checkpoint gets one signed over the whole tree then.
 
 "Committed" is the database's commit: on SQLite (WAL, `synchronous=NORMAL`) the transaction is in the WAL file
 when the commit returns, so it survives the server process being killed (kill -9); an operating-system crash or
@@ -164,14 +169,25 @@ class UsageRecorder:
         max_queued: int = 20_000,
         put_timeout_s: float = 10.0,
         commit_timeout_s: float = 30.0,
+        checkpoint_interval_s: float = 1.0,
+        linger_s: float = 0.0005,
+        max_linger_s: float = 0.004,
     ) -> None:
         if batch_size < 1 or max_queued < batch_size or commit_timeout_s <= 0:
             raise InvalidInput("a usage recorder needs 1 <= batch_size <= max_queued and commit_timeout_s > 0")
+        if checkpoint_interval_s < 0 or linger_s < 0 or max_linger_s < linger_s:
+            raise InvalidInput("a usage recorder needs checkpoint_interval_s >= 0 and 0 <= linger_s <= max_linger_s")
         self.db = db
         self.batch_size = batch_size
         self.max_queued = max_queued
         self.put_timeout_s = put_timeout_s
         self.commit_timeout_s = commit_timeout_s
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self.linger_s = linger_s
+        self.max_linger_s = max_linger_s
+        self._signed_at = -math.inf  # when this recorder last signed a checkpoint (monotonic clock)
+        self._unsigned = False  # events committed since then
+        self._signed_at_close = False
         self._queue: deque[tuple[Usage, _Waiter]] = deque()
         self._cond = threading.Condition()
         self._queued = 0  # events accepted so far
@@ -269,6 +285,9 @@ class UsageRecorder:
     def _run(self) -> None:
         failures = 0
         while (batch := self._take()) is not None:
+            if not batch:
+                self._sign_unsigned()
+                continue
             outcomes = self._write(batch)
             with self._cond:
                 if outcomes is not None:
@@ -292,13 +311,47 @@ class UsageRecorder:
                 self._cond.wait(min(0.1 * 2**failures, 5.0))  # close() wakes it early
 
     def _take(self) -> list[tuple[Usage, _Waiter]] | None:
-        """The next batch (left in the queue until written); None once closed and empty."""
+        """The next batch (left in the queue until written); None once closed and empty.
+
+        An empty batch asks `_run` to sign a checkpoint over events committed without one: when the recorder has
+        been idle for `checkpoint_interval_s` since its last checkpoint, and once at close.
+        """
         with self._cond:
             while not self._queue:
                 if self._closed:
+                    if self._unsigned and not self._signed_at_close:
+                        self._signed_at_close = True
+                        return []
                     return None
-                self._cond.wait()
+                if not self._unsigned:
+                    self._cond.wait()
+                    continue
+                due = self._signed_at + self.checkpoint_interval_s - time.monotonic()
+                if due <= 0:
+                    return []
+                self._cond.wait(due)
+            # Linger while events keep coming (other requests are on their way through the model), up to a bound.
+            deadline = time.monotonic() + self.max_linger_s
+            while len(self._queue) < self.batch_size and not self._closed:
+                seen, left = len(self._queue), deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(self.linger_s, left))
+                if len(self._queue) == seen:
+                    break
             return list(itertools.islice(self._queue, self.batch_size))
+
+    def _sign_unsigned(self) -> None:
+        """Sign a checkpoint over the events committed without one; on failure, try again an interval later."""
+        try:
+            with self.db.unit(write=True, checkpoint=True):
+                pass
+        except AiprovError as e:
+            log.warning("usage recorder: signing a checkpoint failed, will retry: %s", e.message)
+            self._signed_at = time.monotonic()
+            return
+        self._signed_at = time.monotonic()
+        self._unsigned = False
 
     def _write(self, batch: list[tuple[Usage, _Waiter]]) -> list[AiprovError | None] | None:
         """Append `batch` in one write unit: each event's outcome (None: committed), or None to retry the batch."""
@@ -314,8 +367,9 @@ class UsageRecorder:
                 log.error("usage recorder: refusing a %s event of %s: %s", usage.action, usage.digest, e.message)
         if not events:
             return outcomes
+        sign = time.monotonic() - self._signed_at >= self.checkpoint_interval_s
         try:
-            with self.db.unit(write=True) as u:
+            with self.db.unit(write=True, checkpoint=sign) as u:
                 u.add_events(events)
         except BackendError as e:
             log.warning("usage recorder: writing %d events failed, will retry: %s", len(events), e.message)
@@ -325,6 +379,9 @@ class UsageRecorder:
             log.error("usage recorder: the log refused %d events: %s", len(events), e.diagnostics())
             return [e if outcome is None else outcome for outcome in outcomes]
         self.batches += 1
+        if sign:
+            self._signed_at = time.monotonic()
+        self._unsigned = not sign
         return outcomes
 
 
@@ -361,7 +418,7 @@ def _not_committed(timeout: float) -> BackendError:
 
 
 def make_recorder(container: Container, **options: Any) -> UsageRecorder:
-    """A recorder writing to the container's registry, whose before-commit hook signs a checkpoint per batch.
+    """A recorder writing to the container's registry, whose before-commit hook signs its checkpoints.
 
     The largest batch comes from the settings (`usage_batch_size`) unless `options` give it. Raises NotFound (no
     home) or SchemaError as building the registry does.

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from aiprov.errors import BackendError, SchemaError
+from aiprov.extras import missing
 
 # Every Alembic revision this version of aiprov knows, oldest first; the last is the head.
 # tests/test_migrations.py checks this against the migration scripts.
@@ -33,7 +34,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url` (sqlite:///… or postgresql+psycopg://…). Raises BackendError if unusable."""
+    """An engine for `url` (sqlite:///… or postgresql+psycopg://…). Raises BackendError if unusable.
+
+    Raises MissingExtra when the URL needs psycopg and it is not installed.
+    """
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30})
@@ -42,7 +46,9 @@ def make_engine(url: str) -> Engine:
             if url.startswith("postgresql://"):
                 url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
             engine = create_engine(url, pool_pre_ping=True)
-    except (SQLAlchemyError, ImportError) as e:
+    except ImportError as e:
+        raise missing("a PostgreSQL database URL", e, "psycopg") from e
+    except SQLAlchemyError as e:
         raise BackendError(f"cannot use database {_safe(url)}: {e}") from e
     return engine
 

@@ -122,16 +122,19 @@ class SqlRegistry:
         self._writers = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False, autoflush=False)
 
     @contextmanager
-    def unit(self, write: bool = False) -> Iterator[RegistryUnit]:
+    def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> Iterator[RegistryUnit]:
         """A transaction: committed when the block ends, rolled back (nothing written) if it raises.
 
-        Only a `write` unit may change anything; write units run one at a time.
+        Only a `write` unit may change anything; write units run one at a time. `checkpoint` says whether
+        `before_commit` runs: by default when the unit appended to the log; False skips it (the usage recorder
+        signs at most once a second: checkpoints are signed on read too, so none lags); True runs it anyway.
         """
         try:
             with (self._writers if write else self._readers).begin() as session:
                 unit = RegistryUnit(session, write)
                 yield unit
-                if unit.appended and self.before_commit is not None:
+                hook = bool(unit.appended) if checkpoint is None else checkpoint and write
+                if hook and self.before_commit is not None:
                     self.before_commit(unit)
         except AiprovError:
             raise
