@@ -5,7 +5,7 @@ import pytest
 
 from aiprov.adapters.blob_local import LocalBlobStore
 from aiprov.core.digest import Digest
-from aiprov.errors import IntegrityError, NotFound
+from aiprov.errors import BackendError, IntegrityError, NotFound
 
 
 def put(store: LocalBlobStore, data: bytes) -> tuple[Digest, bool]:
@@ -34,12 +34,33 @@ def test_wrong_announced_digest_publishes_nothing(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_altered_blob_fails_read_back_naming_the_file(tmp_path: Path) -> None:
+def test_altered_blob_fails_read_back_naming_the_file_in_the_log_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = LocalBlobStore(tmp_path)
     digest, _ = put(store, b"original")
     store.path_of(digest).write_bytes(b"tampered")
-    with pytest.raises(IntegrityError, match=str(store.path_of(digest))):
+    with pytest.raises(IntegrityError, match=str(digest)) as e:
         b"".join(store.read(digest))
+    assert str(tmp_path) not in e.value.diagnostics()
+    assert str(store.path_of(digest)) in caplog.text
+
+
+def test_a_store_that_cannot_be_written_names_no_server_path_but_logs_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "tmp").write_bytes(b"a file where the store's tmp folder should be")
+    store = LocalBlobStore(tmp_path)
+    failures = []
+    for attempt in (store.writer, lambda: store.resumable("key")):
+        with pytest.raises(BackendError) as e:
+            attempt()
+        failures.append(e.value.diagnostics())
+    assert all("cannot write to the blob store" in f and str(tmp_path) not in f for f in failures), failures
+    assert str(tmp_path / "tmp") in caplog.text
+    with pytest.raises(NotFound) as missing:
+        store.size(Digest.of(b"x"))
+    assert str(tmp_path) not in missing.value.diagnostics()
 
 
 def test_missing_blob_is_not_found(tmp_path: Path) -> None:

@@ -170,3 +170,21 @@ def test_invalid_configuration_is_one_line_not_a_traceback(home: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: invalid configuration: AIPROV_WORKERS")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_show_escapes_control_characters_in_stored_text(home: Path, make_model: MakeModel) -> None:
+    """Metadata is free JSON and old versions may hold any path: `show` must not let them act on the terminal."""
+    from aiprov.config import Container, Settings
+    from aiprov.services.registry import PushRequest
+
+    assert cli(home, "init")[0] == 0
+    model = make_model({"w.bin": b"w"})
+    container = Container(Settings(home=home, actor="alice"))
+    try:
+        request = PushRequest(name="alice/m", metadata={"k": "red\x1b[31m\x07", "e\x1bkey": "\u202eexe"})
+        container.registry.push(model, request)
+    finally:
+        container.close()
+    code, out, _ = cli(home, "show", "alice/m")
+    assert code == 0 and "k=red\\x1b[31m\\x07" in out and "e\\x1bkey=\\u202eexe" in out
+    assert not any(c in out for c in "\x1b\x07\u202e"), ascii(out)

@@ -181,6 +181,24 @@ def test_honest_unicode_file_names_are_committed_and_downloadable(client: TestCl
         assert client.get(f"/api/v1/models/alice/x/versions/1/files/{name}").content == WEIGHTS
 
 
+def test_a_file_recorded_before_the_path_rules_is_downloadable_percent_encoded(
+    client: TestClient, hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aiprov.services.registry as registry
+
+    directory = tmp_path / "old"
+    directory.mkdir()
+    (directory / "a\nb.json").write_bytes(b"{}")
+    (directory / "esc\x1b.bin").write_bytes(WEIGHTS)
+    with monkeypatch.context() as m:  # as a push did before the path rules
+        m.setattr(registry, "check_model_paths", lambda paths: None)
+        push(hub.container, directory, "alice/old")
+    assert client.get("/api/v1/models/alice/old/versions/1/files/a%0Ab.json").content == b"{}"
+    assert client.get("/api/v1/models/alice/old/versions/1/files/esc%1B.bin").content == WEIGHTS
+    missing = client.get("/api/v1/models/alice/old/versions/1/files/a%0Ac.json")
+    assert "'a\\nc.json'" in _problem_without_internals(missing, 404, hub)["detail"]  # quoted, never raw
+
+
 def test_a_dataset_pointing_at_a_pickle_blob_is_422_saying_why(client: TestClient, hub: Hub) -> None:
     alice = bearer(hub.tokens["alice"])
     data = pickle.dumps({"a": 1})
@@ -204,6 +222,19 @@ def test_an_unsafe_commit_names_no_server_path(client: TestClient, hub: Hub) -> 
     body = {"files": [{"path": "m.pkl", "size": len(data), "sha256": sha}]}
     r = client.post("/api/v1/models/alice/evil/versions", json=body, headers=alice)
     assert "quarantine/" in _problem_without_internals(r, 422, hub)["hint"]
+
+
+def test_a_broken_blob_store_is_a_503_naming_no_server_path(client: TestClient, hub: Hub) -> None:
+    import shutil
+
+    tmp = hub.container.settings.blob_dir / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(b"a file where the store's tmp folder should be")
+    alice = bearer(hub.tokens["alice"])
+    digest = f"sha256:{hashlib.sha256(b'new bytes').hexdigest()}"
+    r = client.put(f"/api/v1/blobs/{digest}", content=b"new bytes", headers=alice)
+    assert "cannot write to the blob store" in _problem_without_internals(r, 503, hub)["detail"]
 
 
 # local pushes go through the same rules --------------------------------------------------------------------------

@@ -121,7 +121,8 @@ def test_usage_shows_each_call_and_each_is_in_the_log_with_a_verifying_proof(
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        (b"not json", "not JSON"),
+        (b"not json", "not valid JSON"),
+        (b"\xff{}", "not valid UTF-8"),
         (b"[1, 2]", "JSON object"),
         (b"{}", "exactly one of"),
         (b'{"inputs": [[1,2,3,4]], "records": []}', "exactly one of"),
@@ -135,12 +136,55 @@ def test_usage_shows_each_call_and_each_is_in_the_log_with_a_verifying_proof(
         (b'{"inputs": [[1, 2, 3, 4]], "extra": 1}', "unknown member"),
         (b'{"records": [{"sepal length (cm)": 1}]}', "missing"),
         (b'{"records": [[1, 2, 3, 4]]}', "records[0] is not an object"),
+        # the rules of every JSON document (core/jsonvalues.py), in the words every other route uses
+        (b'{"inputs": [[1, 2, 3, NaN]]}', "NaN, which is not a JSON number"),
+        (b'{"inputs": [[1, 2, 3, -Infinity]]}', "-Infinity, which is not a JSON number"),
+        (b'{"inputs": [[1, 2, 3, 1e400]]}', "beyond the largest finite one"),
+        (b'{"inputs": [[1, 2, 3, "\\ud800"]]}', "lone surrogate"),
+        (b'{"records": [{"\\udc00": 1}]}', "lone surrogate"),
+        (b'{"inputs": [[1, 2, 3, ' + b"1" * 30 + b"]]}", "beyond ±(2**53 - 1)"),
+        (b'{"inputs": [[1, 2, 3, -' + b"9" * 5000 + b"]]}", "beyond ±(2**53 - 1)"),
+        (b'{"inputs": ' + b"[" * 900 + b"]" * 900 + b"}", "inputs[0] has 1 values"),  # the shape refuses it
+        (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested more than 64 levels"),
     ],
 )
 def test_bad_bodies_are_clear_422_problems(served: tuple[TestClient, Any, Any], body: bytes, detail: str) -> None:
     client, _, _ = served
     r = client.post(PREDICT, content=body, headers={"content-type": "application/json"})
     assert detail in assert_problem(r, 422)["detail"]
+
+
+def test_honest_numbers_at_the_edges_are_predicted(served: tuple[TestClient, Any, Any]) -> None:
+    client, _, _ = served
+    for row in (b"[1e20, 3.5, -1.7976931348623157e308, 5e-324]", b"[9007199254740991, -9007199254740991, 0, -0.0]"):
+        r = client.post(PREDICT, content=b'{"inputs": [' + row + b"]}", headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"inputs": [[1, NaN]]}',
+        b'{"inputs": [["\\ud800"]]}',
+        b'{"inputs": [[1e400]]}',
+        b'{"inputs": [[' + b"1" * 30 + b"]]}",
+        b"[" * 100_000,
+        b'{"inputs": [[1e20, 2]]}',
+        b'{"inputs": [[5.1, 3.5]]}',
+    ],
+)
+def test_a_body_is_read_alike_with_and_without_orjson(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aiprov.services import inference
+
+    def outcome() -> Any:
+        try:
+            return inference.model_input(inference.input_rows(inference.parse_body(body), None), body).tolist()
+        except InvalidInput as e:
+            return e.message
+
+    with_orjson = outcome()
+    monkeypatch.setattr(inference, "_loads", json.loads)
+    assert outcome() == with_orjson
 
 
 @pytest.mark.parametrize(

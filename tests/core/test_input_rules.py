@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from aiprov.core.jsonvalues import MAX_DEPTH, MAX_SAFE_INTEGER, check_json, loads
 from aiprov.core.manifest import MAX_COMPONENT_BYTES, check_file_path, check_model_paths
 from aiprov.core.names import MAX_REF_LENGTH, MAX_VERSION, Ref, parse_version_number
-from aiprov.core.text import check_text
+from aiprov.core.text import check_text, printable
 from aiprov.errors import InvalidInput
 
 # references and versions ---------------------------------------------------------------------------------------
@@ -264,3 +264,19 @@ def test_any_paths_pass_or_are_invalid_input(paths: list[str]) -> None:
         return
     folded = [unicodedata.normalize("NFC", unicodedata.normalize("NFC", p).casefold()) for p in paths]
     assert len(set(folded)) == len(set(paths))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(text=st.text())
+def test_printable_text_holds_no_control_bidi_or_surrogate_and_keeps_the_rest(text: str) -> None:
+    shown = printable(text)
+    assert not any(
+        unicodedata.category(c) in ("Cc", "Cs") or "\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069" for c in shown
+    )
+    if all(c.isprintable() for c in text):
+        assert shown == text
+
+
+def test_printable_escapes_what_a_terminal_acts_on() -> None:
+    assert printable("red\x1b[31m\x07\u202etxt.exe\ud800") == "red\\x1b[31m\\x07\\u202etxt.exe\\ud800"
+    assert printable("line one\r\n\tline two\x1b", multiline=True) == "line one\r\n\tline two\\x1b"

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import logging
 import os
 import re
 import secrets
@@ -37,6 +38,16 @@ WRITEBACK_EVERY = 256 * 1024 * 1024
 """Measured on ext4 (benchmarks/RESULTS.md): 32-64 MiB kicks cost more kernel time than they save; 256 MiB is best."""
 UPLOAD_TTL_S = 7 * 24 * 3600
 _UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
+log = logging.getLogger("aiprov.blobs")
+
+
+def _failed(what: str, path: Path, e: OSError) -> BackendError:
+    """A BackendError saying `what` failed and why, naming no server path (an API client reads the message).
+
+    The path goes to the server's log, where the operator who can act on it looks.
+    """
+    log.error("%s: %s (%s)", what, e.strerror, path)
+    return BackendError(f"{what}: {e.strerror}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -82,7 +93,7 @@ class _HashingWriter:
                     n = self._file.write(view)
                     view = view[n:]
         except OSError as e:
-            raise BackendError(f"cannot write to the blob store at {self._store.root}: {e.strerror}") from e
+            raise _failed("cannot write to the blob store", self._tmp, e) from e
         self._written += len(data)
         if self._direct is None and self._written - self._kicked >= WRITEBACK_EVERY:
             self._start_writeback()
@@ -123,7 +134,7 @@ class _HashingWriter:
             _fsync_dir(final.parent)
             return digest, True
         except OSError as e:
-            raise BackendError(f"cannot store blob {digest}: {e.strerror}") from e
+            raise _failed(f"cannot store blob {digest}", self._tmp, e) from e
         finally:
             self._finish()
 
@@ -201,7 +212,8 @@ class LocalResumableWriter(_HashingWriter):
         while self._written < offset:
             n = self._file.readinto(buffer[: offset - self._written])
             if not n:
-                raise BackendError(f"partial upload {self._tmp} shrank while being re-read")
+                log.error("partial upload %s shrank while being re-read", self._tmp)
+                raise BackendError("a partial upload shrank while being re-read", hint="retry the upload")
             self._hash.update(buffer[:n])
             self._written += n
         self._kicked = offset
@@ -218,7 +230,7 @@ class LocalResumableWriter(_HashingWriter):
         try:
             os.fsync(self._file.fileno())
         except OSError as e:
-            raise BackendError(f"cannot keep partial upload {self._tmp}: {e.strerror}") from e
+            raise _failed("cannot keep the partial upload", self._tmp, e) from e
         finally:
             self._file.close()
 
@@ -243,7 +255,7 @@ class LocalBlobStore:
         try:
             return self.path_of(digest).stat().st_size
         except FileNotFoundError:
-            raise NotFound(f"blob {digest} is not in the store at {self.root}") from None
+            raise NotFound(f"blob {digest} is not in the store") from None
 
     def writer(self) -> LocalBlobWriter:
         try:
@@ -252,7 +264,7 @@ class LocalBlobStore:
                 self._sweep()
             return LocalBlobWriter(self)
         except OSError as e:
-            raise BackendError(f"cannot write to the blob store at {self.root}: {e.strerror}") from e
+            raise _failed("cannot write to the blob store", self.tmp_dir, e) from e
 
     def _sweep(self) -> None:
         """Remove temporary files left by processes that died mid-write."""
@@ -272,7 +284,7 @@ class LocalBlobStore:
                 self._sweep_uploads()
             return LocalResumableWriter(self, key, offset)
         except OSError as e:
-            raise BackendError(f"cannot write to the blob store at {self.root}: {e.strerror}") from e
+            raise _failed("cannot write to the blob store", self.tmp_dir, e) from e
 
     def partial_size(self, key: str) -> int:
         if not _UPLOAD_KEY.fullmatch(key):
@@ -300,7 +312,7 @@ class LocalBlobStore:
     def materialize(self, digest: Digest, target: Path) -> None:
         source = self.path_of(digest)
         if not source.is_file():
-            raise NotFound(f"blob {digest} is not in the store at {self.root}")
+            raise NotFound(f"blob {digest} is not in the store")
         try:
             os.link(source, target)
             return
@@ -313,7 +325,7 @@ class LocalBlobStore:
         except OSError as e:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
-            raise BackendError(f"cannot copy blob {digest} to {target}: {e.strerror}") from e
+            raise _failed(f"cannot copy blob {digest}", target, e) from e
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
@@ -325,9 +337,9 @@ class LocalBlobStore:
         try:
             return open(path, "rb", buffering=0)
         except FileNotFoundError:
-            raise NotFound(f"blob {digest} is missing from the store at {self.root}") from None
+            raise NotFound(f"blob {digest} is missing from the store") from None
         except OSError as e:
-            raise BackendError(f"cannot read blob {path}: {e.strerror}") from e
+            raise _failed(f"cannot read blob {digest}", path, e) from e
 
     def read_range(self, digest: Digest, offset: int, length: int) -> Iterator[bytes]:
         with self._open(digest) as f:
@@ -348,7 +360,8 @@ class LocalBlobStore:
                 h.update(chunk)
                 yield chunk
         if h.hexdigest() != digest.hex:
-            raise IntegrityError(f"stored blob {path} does not match its digest {digest}: the store was altered")
+            log.error("stored blob %s does not match its digest %s", path, digest)
+            raise IntegrityError(f"stored blob {digest} does not match its digest: the store was altered")
 
     def stored(self) -> Iterator[tuple[Digest, int, float]]:
         """Every stored blob: (digest, size, modification time); blobs being written are not listed."""
@@ -372,6 +385,6 @@ class LocalBlobStore:
         except FileNotFoundError:
             return False
         except OSError as e:
-            raise BackendError(f"cannot remove blob {path}: {e.strerror}") from e
+            raise _failed(f"cannot remove blob {digest}", path, e) from e
         _fsync_dir(path.parent)
         return True

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
+from aiprov.core.text import printable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -234,7 +235,8 @@ def show(
         ("metadata", plain(v.lineage.metadata), ("metadata",)),
     ):
         if value or mark(*checks):
-            fields.add_row(label, f"{escape(value or '-')}{mark(*checks)}")
+            shown = printable(value or "-", multiline=label == "about")
+            fields.add_row(label, f"{escape(shown)}{mark(*checks)}")
     for ev in evaluations:
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""
@@ -246,7 +248,7 @@ def show(
     files = Table.grid()
     files.add_column(overflow="fold")
     for e in v.manifest.entries:
-        files.add_row(f"  [bold]{escape(e.path)}[/]  {_size(e.size)}")
+        files.add_row(f"  [bold]{escape(printable(e.path))}[/]  {_size(e.size)}")
         files.add_row(f"    sha256 {e.sha256.hex}")
         if per_file_cids and v.cids is not None:
             files.add_row(f"    ipfs   {v.cids.files[e.path][0]}")
@@ -360,12 +362,12 @@ def plain(value: object, prefix: str = "") -> str:
     Never a Python repr: `cids={'v0': …}` and `previous=None` are what scripts read with `--json`.
     """
     if isinstance(value, dict):
-        parts = [plain(v, f"{prefix}{k}.") for k, v in value.items() if v not in (None, "", [], {})]
+        parts = [plain(v, f"{prefix}{printable(str(k))}.") for k, v in value.items() if v not in (None, "", [], {})]
         return " ".join(p for p in parts if p)
     if isinstance(value, list | tuple):
-        text = ", ".join(plain(v) if isinstance(v, dict) else str(v) for v in value)
+        text = ", ".join(plain(v) if isinstance(v, dict) else printable(str(v)) for v in value)
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     else:
-        text = str(value)
+        text = printable(str(value))
     return f"{prefix.rstrip('.')}={text}" if prefix else text

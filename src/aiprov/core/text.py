@@ -21,6 +21,8 @@ CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROL = re.compile(f"[{CONTROLS}]")
 _CONTROL_BUT_LINES = re.compile("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE = re.compile(f"[{CONTROLS}\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNPRINTABLE_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def check_text(text: str, *, what: str, max_chars: int = MAX_LINE, multiline: bool = False) -> str:
@@ -42,3 +44,14 @@ def check_unicode(text: str, *, what: str) -> None:
     """
     if _SURROGATE.search(text) is not None:
         raise InvalidInput(f"{what} is not valid Unicode text (it has a lone surrogate, U+D800 to U+DFFF)")
+
+
+def printable(text: str, *, multiline: bool = False) -> str:
+    r"""`text` as a terminal may show it: control characters, bidirectional controls and surrogates escaped.
+
+    Each becomes its Python escape (`\x1b`, `\u202e`), so stored text (old data from before these rules, free
+    metadata) cannot move the cursor, retitle the window or display one name as another. `multiline` keeps tabs
+    and line breaks.
+    """
+    pattern = _UNPRINTABLE_BUT_LINES if multiline else _UNPRINTABLE
+    return pattern.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)

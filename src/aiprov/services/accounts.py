@@ -107,7 +107,8 @@ def check_scopes(scopes: Iterable[str], admin: bool) -> tuple[str, ...]:
     wanted = set(scopes) or {"read", "write", *(("admin",) if admin else ())}
     unknown = wanted - set(SCOPES)
     if unknown:
-        raise InvalidInput(f"unknown scope(s) {', '.join(sorted(unknown))}", hint=f"use {', '.join(SCOPES)}")
+        shown = ", ".join(repr(s[:40]) for s in sorted(unknown)[:5])  # repr: no control character reaches a terminal
+        raise InvalidInput(f"unknown scope(s) {shown}", hint=f"use {', '.join(SCOPES)}")
     if "admin" in wanted and not admin:
         raise InvalidInput("only an admin user's token may have the admin scope", hint="add the user with --admin")
     return tuple(s for s in SCOPES if s in wanted | {"read"})

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aiprov.core import jsonvalues
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
 from aiprov.records import VersionRecord
@@ -89,11 +90,23 @@ class Target:
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
-    """The JSON object of a request body. Raises InvalidInput for anything else."""
-    try:
-        value = _loads(body)
-    except _JSON_ERRORS as e:
-        raise InvalidInput(f"the request body is not JSON: {e}") from None
+    """The JSON object of a request body, under the rules of every JSON document a user sends (`core.jsonvalues`).
+
+    orjson (when installed) refuses as it parses what those rules refuse (invalid UTF-8, lone surrogates, NaN,
+    Infinity, numbers beyond a double), and a refused body is read again by `jsonvalues.loads`, so the message
+    names the rule in the words every other route uses. The body's shape (an object of rows of scalars, checked by
+    `input_rows` and `model_input`) bounds its depth at three levels. What orjson reads otherwise, an integer
+    literal beyond 2**64 (it makes it a float), is caught by `model_input`, which is given the body. Without orjson,
+    `jsonvalues.loads` parses. Raises InvalidInput.
+    """
+    if _loads is json.loads:
+        value = jsonvalues.loads(body)
+    else:
+        try:
+            value = _loads(body)
+        except _JSON_ERRORS as e:
+            jsonvalues.loads(body)  # raises InvalidInput naming the broken rule
+            raise InvalidInput(f"the request body is not JSON: {e}") from None  # pragma: no cover - orjson stricter
     if not isinstance(value, dict):
         raise InvalidInput('the request body must be a JSON object: {"inputs": [[...], ...]} or {"records": [...]}')
     return value
@@ -158,11 +171,13 @@ def _records_to_rows(records: list[Any], features: Sequence[str] | None) -> list
     return rows
 
 
-def model_input(rows: list[list[Any]]) -> Any:
+def model_input(rows: list[list[Any]], source: bytes | None = None) -> Any:
     """What the worker gets for `rows`: a numpy array when every value is a number, else the rows themselves.
 
     Numbers are checked in one conversion (value by value in a small input); other rows value by value (each
-    must be a JSON scalar).
+    must be a JSON scalar). `source` is the body the rows were parsed from, if any: when a value is a float of
+    2**53 or more it is read again by `jsonvalues.loads`, which refuses an integer literal beyond 2**53 that
+    orjson made a float (rare, so the common body pays nothing for it).
 
     Raises InvalidInput for a value that is a list or object, a non-finite number or an integer beyond 2**53.
     """
@@ -174,20 +189,21 @@ def model_input(rows: list[list[Any]]) -> Any:
         array = None
     if array is not None and array.ndim == 2 and array.dtype.kind in "biuf":
         if array.size <= SMALL_INPUT:  # numpy's checks cost more than a loop here (the 1-row request)
-            _check_scalars(rows)
+            _check_scalars(rows, source)
         elif array.dtype.kind == "f":
             if not np.isfinite(array).all():
                 raise InvalidInput("inputs hold NaN or infinity, which JSON cannot carry")
             if array.size and float(np.abs(array).max()) >= SAFE_INT:  # rare: find an integer JSON cannot carry
-                _check_scalars(rows)
+                _check_scalars(rows, source)
         elif array.dtype.kind in "iu" and array.size and int(np.abs(array).max()) >= SAFE_INT:
             raise InvalidInput("inputs hold an integer beyond 2**53, which JSON cannot carry exactly")
         return array
-    _check_scalars(rows)
+    _check_scalars(rows, source)
     return rows
 
 
-def _check_scalars(rows: list[list[Any]]) -> None:
+def _check_scalars(rows: list[list[Any]], source: bytes | None = None) -> None:
+    big_float = False
     for i, row in enumerate(rows):
         for j, value in enumerate(row):
             if type(value) is float and -SAFE_INT < value < SAFE_INT:  # the common case, settled in one test
@@ -196,8 +212,12 @@ def _check_scalars(rows: list[list[Any]]) -> None:
                 raise InvalidInput(f"inputs[{i}][{j}] is a {type(value).__name__}, not a number, string, bool or null")
             if isinstance(value, int) and abs(value) >= SAFE_INT:
                 raise InvalidInput(f"inputs[{i}][{j}] is an integer beyond 2**53, which JSON cannot carry exactly")
-            if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-                raise InvalidInput(f"inputs[{i}][{j}] is NaN or infinite, which JSON cannot carry")
+            if isinstance(value, float):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise InvalidInput(f"inputs[{i}][{j}] is NaN or infinite, which JSON cannot carry")
+                big_float = True
+    if big_float and source is not None and _loads is not json.loads:
+        jsonvalues.loads(source)  # was it written as an integer orjson could not hold? then this refuses it
 
 
 class InferenceService:
@@ -311,7 +331,7 @@ class InferenceService:
         payload, asked = _payload(body, proba)
         target = self.resolve(ref)
         rows = input_rows(payload, target.features)
-        x = model_input(rows)
+        x = model_input(rows, body if isinstance(body, bytes) else None)
         start = time.perf_counter()
         prediction = self.models.pool.predict(target.spec, x, proba=asked, timeout=self.timeout_s)
         result = InferenceResult(target.version, target.digest, prediction, len(rows), time.perf_counter() - start)
@@ -336,7 +356,7 @@ class InferenceService:
         if target is None:
             target = await asyncio.to_thread(self.resolve, ref)
         rows = input_rows(payload, target.features)
-        x = model_input(rows)
+        x = model_input(rows, body if isinstance(body, bytes) else None)
         start = time.perf_counter()
         prediction = await self.batcher.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
         result = InferenceResult(target.version, target.digest, prediction, len(rows), time.perf_counter() - start)

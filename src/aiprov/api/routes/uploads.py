@@ -27,6 +27,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
 from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
@@ -63,6 +64,26 @@ def _position(digits: str) -> int:
 
 
 DigestPath = Annotated[str, "sha256:<64 hex digits>"]
+
+
+class _FilePath(Convertor[str]):
+    r"""Starlette's `path` convertor, but matching any character.
+
+    `path` is `.*`, and `.` matches no newline: a file recorded before the path rules (`a\nb.json`, requested as
+    `a%0Ab.json`) matched no route, so it could never be downloaded. Control characters in a new path are
+    refused at commit (`core.manifest.check_file_path`); an old one is served under its percent-encoded name.
+    """
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("file_path", _FilePath())
 
 
 class FileIn(BaseModel):
@@ -291,7 +312,7 @@ def commit_version(
 
 
 @router.get(
-    "/models/{owner}/{name}/versions/{version}/files/{path:path}",
+    "/models/{owner}/{name}/versions/{version}/files/{path:file_path}",
     summary="Download one file of a version (verified on the way out; recorded as a download)",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
