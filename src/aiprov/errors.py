@@ -179,3 +179,11 @@ class SchemaError(BackendError):
     """The database schema is not one this version of aiprov can use."""
 
     title = "schema mismatch"
+
+
+class SandboxUnavailable(AiprovError):
+    """Strict mode refused to run a model: a protection of the worker sandbox is missing on this machine."""
+
+    exit_code = 14
+    http_status = 503
+    title = "sandbox incomplete"
