@@ -51,7 +51,10 @@ def worker_environment(tmp: str | Path) -> dict[str, str]:
     """The whole environment of a worker whose private temp dir is `tmp`: nothing is copied from the caller."""
     from aiprov.sandbox.worker import THREAD_VARS
 
-    return {"LANG": "C.UTF-8", "HOME": str(tmp), "TMPDIR": str(tmp), **dict.fromkeys(THREAD_VARS, "1")}
+    # JOBLIB_MULTIPROCESSING=0: a worker runs serially (the pool gives the parallelism), and joblib would
+    # otherwise warn on import that Landlock keeps it out of /dev/shm.
+    env = {"LANG": "C.UTF-8", "HOME": str(tmp), "TMPDIR": str(tmp), "JOBLIB_MULTIPROCESSING": "0"}
+    return {**env, **dict.fromkeys(THREAD_VARS, "1")}
 
 
 def python_path() -> tuple[str, ...]:
