@@ -4,7 +4,9 @@ The file is JSON: {"on": "load" | "predict", "try": ATTEMPT, ...}, ATTEMPT one o
 - connect: a TCP connection to 127.0.0.1:`port`;
 - unix: a connection to the path-named Unix socket `path`;
 - read: the first bytes of the file `path` (relative: in the model's directory);
-- environ: this process's initial environment, as /proc/self/environ holds it.
+- environ: this process's initial environment, as /proc/self/environ holds it;
+- forge: write on the worker's socket, ahead of its real answer, a pickle that would create the file `marker`
+  if the pool unpickled it as pickle.loads does.
 On predict, each row answers "ok: ..." or "refused: ErrorName ..." for the attempt. Tests register `load` as the
 loader of format "escape": this is how a model that slipped past the scanner would run, and the scanner is not
 involved (nor weakened).
@@ -12,8 +14,13 @@ involved (nor weakened).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pickle
 import socket
+import stat
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +45,31 @@ def attempt(plan: dict[str, Any]) -> str:
         if plan["try"] == "environ":
             with open("/proc/self/environ", "rb") as f:
                 return "ok: " + f.read().decode(errors="replace")
+        if plan["try"] == "forge":
+            return forge(plan["marker"])
     except OSError as e:
         return f"refused: {type(e).__name__} {e}"
     raise ValueError(f"unknown attempt {plan['try']!r}")
+
+
+class _CreatesFile:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"open({self.marker!r}, 'w').close()",))
+
+
+def forge(marker: str) -> str:
+    """Find the socket to the pool among this process's descriptors and write a message on it."""
+    payload = pickle.dumps(("ok", _CreatesFile(marker), []))
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.write(fd, struct.pack("!i", len(payload)) + payload)
+                return "ok: forged"
+    return "refused: no socket found"
 
 
 class Model:

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.sandbox.escape import LOADER
 
 from aiprov.config import Container, Settings, load_settings
-from aiprov.errors import InvalidInput, SandboxUnavailable
+from aiprov.errors import InvalidInput, ModelExecutionError, SandboxUnavailable
 from aiprov.sandbox import Limits, ModelSpec, WorkerPool
 from aiprov.sandbox.isolation import LAYERS
 from aiprov.sandbox.pool import worker_environment
@@ -148,6 +148,16 @@ def test_proc_self_environ_holds_none_of_the_callers_variables(
     names = {e.partition("=")[0] for e in entries}
     assert names == set(worker_environment("/x"))  # only what the pool wrote; none copied from the caller
     assert f"HOME={os.environ['HOME']}" not in entries  # its HOME is its private temp dir
+
+
+def test_a_model_that_writes_a_pickle_on_its_workers_socket_runs_nothing_in_the_caller(tmp_path: Path) -> None:
+    marker = tmp_path / "created-by-the-caller"
+    with WorkerPool(1, LIMITS, loaders={"escape": LOADER}) as pool:
+        (pool.model_root / "plan.json").write_text(json.dumps({"on": "predict", "try": "forge", "marker": str(marker)}))
+        with pytest.raises(ModelExecutionError, match="answered with something other than plain data"):
+            pool.predict(ModelSpec("k", str(pool.model_root), "plan.json", "escape"), [[0.0]])
+        assert pool.replaced == 1
+    assert not marker.exists()
 
 
 def test_strict_mode_refuses_a_worker_missing_a_protection_and_loads_nothing(

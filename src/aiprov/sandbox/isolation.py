@@ -87,6 +87,17 @@ class StartReport:
         missing = "; ".join(f"{p.name} ({p.detail})" for p in self.missing)
         return f"active: {active}" + (f"; missing: {missing}" if missing else "")
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> StartReport:
+        """The report a worker sent as `to_json()` (plain data: the pool unpickles nothing else from a worker).
+
+        Raises KeyError or TypeError for a document of another shape.
+        """
+        protections = tuple(
+            Protection(str(p["name"]), p["active"] is True, str(p["detail"])) for p in doc["protections"]
+        )
+        return cls(int(doc["pid"]), doc["mode"], protections)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "pid": self.pid,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -120,10 +122,11 @@ class _Worker:
     def read_report(self, timeout: float) -> StartReport:
         """The worker's start report. Raises ModelResourceError if none comes within `timeout` seconds."""
         try:
-            answer = self.conn.recv() if self.conn.poll(timeout) else None
-        except (EOFError, OSError):
+            doc = receive(self.conn) if self.conn.poll(timeout) else None
+            answer = StartReport.from_json(doc) if isinstance(doc, dict) else None
+        except (EOFError, OSError, NotPlainData, KeyError, TypeError, ValueError):
             answer = None
-        if not isinstance(answer, StartReport):
+        if answer is None:
             how = self.death() if self.process.poll() is not None else "did not start in time"
             self.kill()
             raise ModelResourceError(f"a model worker {how} before confining itself", hint="see its stderr")
@@ -371,9 +374,11 @@ class WorkerPool:
             try:
                 w.conn.send(self._request(w, spec, op, args))
                 ready = w.conn.poll(wait)
-                answer = w.conn.recv() if ready else None
+                answer = receive(w.conn) if ready else None
             except (EOFError, OSError, BrokenPipeError):
                 raise self._died(w) from None
+            except NotPlainData as e:
+                raise self._garbled(w, e) from None
             return self._settle(w, answer, wait)
 
     async def _call_async(self, spec: ModelSpec, op: str, args: tuple[Any, ...], timeout: float | None) -> Any:
@@ -396,10 +401,12 @@ class WorkerPool:
                     timer.cancel()
                     loop.remove_reader(fd)
                 os.set_blocking(fd, True)
-                answer = w.conn.recv() if ready else None
+                answer = receive(w.conn) if ready else None
             except (EOFError, OSError, BrokenPipeError):
                 # Reaping the dead process may wait on it (up to 5 s): on a thread, so the loop serves the others.
                 raise (await asyncio.to_thread(self._died, w)) from None
+            except NotPlainData as e:
+                raise self._garbled(w, e) from None
             except asyncio.CancelledError:  # its answer would reach the next request: stop the worker
                 self._replace(w)
                 raise
@@ -411,6 +418,13 @@ class WorkerPool:
         how = w.death()
         self._replace(w)
         return ModelResourceError(f"the model's worker {how}", hint=_hint(how))
+
+    def _garbled(self, w: _Worker, e: NotPlainData) -> ModelExecutionError:
+        self._replace(w)
+        return ModelExecutionError(
+            f"the model's worker answered with something other than plain data ({e}); it was stopped",
+            hint="a model must return arrays or lists of numbers and strings",
+        )
 
     def _settle(self, w: _Worker, answer: Any, wait: float) -> Any:
         """The payload of a worker's answer (None: none came in time), or the error it stands for."""
@@ -486,6 +500,34 @@ class WorkerPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class NotPlainData(Exception):
+    """A worker's message named a class or function, or was no pickle at all."""
+
+
+class _PlainData(pickle.Unpickler):
+    """Lists, tuples, dicts, sets, str, bytes, numbers, bools and None, nothing that names a global.
+
+    Every class or function a pickle uses is looked up through `find_class` (extension codes too), so refusing
+    them all leaves nothing that a pickle could call: code that took over a worker cannot run code in the
+    parent through its answer.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
+def receive(conn: Connection) -> Any:
+    """The next message from a worker, as plain data.
+
+    Raises EOFError or OSError when the worker is gone, NotPlainData when the message is not plain data.
+    """
+    data = conn.recv_bytes()
+    try:
+        return _PlainData(io.BytesIO(data)).load()
+    except Exception as e:
+        raise NotPlainData(str(e)[:200] or type(e).__name__) from None
 
 
 def _kill_all(workers: weakref.WeakSet[_Worker]) -> None:

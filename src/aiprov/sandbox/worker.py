@@ -5,7 +5,7 @@ from scratch, so it holds nothing of its parent (no variables, no database conne
 socket). Messages are pickled tuples on a `multiprocessing.connection.Connection`:
 
     parent: sys.path (a list of str), then a `WorkerStart`
-    worker: a `StartReport` (which protections hold); in strict mode with one missing, it then exits
+    worker: a `StartReport` as JSON (which protections hold); in strict mode with one missing, it then exits
     ("run", spec, rows, proba)  ->  ("ok", {"predictions": [...], "probabilities": [[...]] | None,
                                             "classes": [...] | None}, warm_keys)
     ("load", spec)              ->  ("ok", None, warm_keys)
@@ -14,6 +14,8 @@ socket). Messages are pickled tuples on a `multiprocessing.connection.Connection
     any failure                 ->  ("error", stage, message, warm_keys)   stage: "load" | "run" | "memory"
 
 A MemoryError is answered and then the worker exits: its heap may be in any state, so the parent replaces it.
+What the worker sends must be plain data (lists, dicts, str, numbers, None): the parent refuses any pickle that
+names a class or function, since a model running code could write anything on the socket.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def main(conn: Connection) -> None:
     plan = start.confinement
     protections = [*confine(plan), _limit(limits)]
     report = StartReport(os.getpid(), plan.mode, tuple(protections))
-    conn.send(report)
+    conn.send(report.to_json())
     if plan.mode == "strict" and not report.complete:
         return  # the pool refuses, and so does the worker: not one model is loaded unconfined
     models = _Models(start.loaders, start.capacity)
