@@ -273,7 +273,7 @@ class Container:
         from aiprov.sandbox import SandboxedModels, WorkerPool
 
         s = self.settings
-        return SandboxedModels(self.blobs, WorkerPool(s.workers, s.worker_limits, sandbox=s.sandbox))
+        return SandboxedModels(self.blobs, WorkerPool(s.workers, s.worker_limits, sandbox=s.sandbox, private=[s.home]))
 
     @cached_property
     def gc(self) -> GcService:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from aiprov.config import Container, Settings, load_settings
 from aiprov.errors import InvalidInput, ModelExecutionError, SandboxUnavailable
 from aiprov.sandbox import Limits, ModelSpec, WorkerPool
 from aiprov.sandbox.isolation import LAYERS
-from aiprov.sandbox.pool import worker_environment
+from aiprov.sandbox.pool import python_path, worker_environment
 from aiprov.services.registry import PushRequest
 
 LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=20, timeout_s=30.0)
@@ -127,6 +128,18 @@ def test_a_model_cannot_read_the_hubs_database_or_a_file_in_home(
     path = str(secrets_outside[target])
     assert attempt(**{"try": "read", "path": path}).startswith("refused: PermissionError")
     assert attempt(**{"try": "read", "path": path}, without=["landlock"]).startswith("ok: ")  # the probe works
+
+
+def test_an_import_path_entry_holding_home_or_the_hubs_home_is_not_opened_to_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub_home = tmp_path / "srv" / "aiprov"
+    hub_home.mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path / "srv"), str(Path.home()), "/", str(hub_home / "x")])
+    granted = python_path([hub_home])
+    assert str(tmp_path / "srv") not in granted and str(Path.home()) not in granted and "/" not in granted
+    assert str(hub_home / "x") in granted  # below the hub's home, not holding it: only itself is granted
+    assert str(tmp_path / "srv") in python_path()  # a pool not told of the hub's home would grant it
 
 
 def test_a_model_reads_its_own_files_and_nothing_of_the_caller(attempt: Attempt) -> None:

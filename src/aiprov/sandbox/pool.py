@@ -59,17 +59,17 @@ def worker_environment(tmp: str | Path) -> dict[str, str]:
     return {**env, **dict.fromkeys(THREAD_VARS, "1")}
 
 
-def python_path() -> tuple[str, ...]:
+def python_path(private: Sequence[str | Path] = ()) -> tuple[str, ...]:
     """The caller's import path, which a worker imports from and may read and execute.
 
-    The current directory ("") becomes its absolute path. An entry that is "/" or holds the user's home is left
-    out: granting it would grant the home (and a hub under it) to every model.
+    The current directory ("") becomes its absolute path. An entry that is "/" or holds the user's home or one
+    of the `private` directories (the hub's home) is left out: granting it would grant those to every model.
     """
-    home = Path.home().resolve()
+    secret = [Path(p).resolve() for p in (Path.home(), *private)]
     kept: list[str] = []
     for entry in sys.path:
         path = Path(entry or os.getcwd()).resolve()
-        if path == Path("/") or path == home or path in home.parents:
+        if path == Path("/") or any(path == p or path in p.parents for p in secret):
             continue
         kept.append(str(path))
     return tuple(dict.fromkeys(kept))
@@ -166,7 +166,8 @@ class WorkerPool:
     `aiprov.sandbox.loaders`); each worker keeps up to `warm_models` loaded models, by spec key. Workers may read
     only under `model_root` (default: a private temp dir the pool makes and removes on `close`; `SandboxedModels`
     writes there); a spec elsewhere is refused. `sandbox` is the mode (see `aiprov.config.Settings.sandbox`);
-    `without` names layers to leave out (see `Confinement.without`).
+    `without` names layers to leave out (see `Confinement.without`); `private` names directories (the hub's home)
+    that no import path entry may open to workers.
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class WorkerPool:
         model_root: str | Path | None = None,
         sandbox: SandboxMode = "best-effort",
         without: Collection[str] = (),
+        private: Sequence[str | Path] = (),
     ) -> None:
         from aiprov.sandbox.isolation import LAYERS
 
@@ -199,7 +201,7 @@ class WorkerPool:
         """Where workers may read models (and nowhere else but their Python and their temp dir)."""
         self._root_prefix = os.path.join(str(self.model_root), "")
         self.confinement = Confinement(
-            mode=sandbox, read_exec=python_path(), read=(str(self.model_root),), without=frozenset(without)
+            mode=sandbox, read_exec=python_path(private), read=(str(self.model_root),), without=frozenset(without)
         )
         self._idle: list[_Worker] = []
         self._live: weakref.WeakSet[_Worker] = weakref.WeakSet()
