@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer, Verifier
     from aiprov.sandbox import SandboxedModels
+    from aiprov.sandbox.spec import Limits
     from aiprov.scanning.limits import ScanLimits
     from aiprov.services.accounts import AccountService
     from aiprov.services.anchoring import AnchorService, ChainConfig
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     """Address-space limit of each worker, in MiB."""
     worker_timeout_s: float = Field(default=300.0, gt=0)
     """How long a worker may take to load and run a model for one request (wall clock; CPU time likewise)."""
+    sandbox: Literal["strict", "best-effort", "off"] = "best-effort"
+    """How workers are confined (clean environment, network and IPC namespaces, Landlock, no_new_privs, seccomp):
+    `strict` refuses to run any model when one protection is missing on this machine, `best-effort` runs and logs
+    what is missing, `off` (for debugging a model the sandbox breaks) keeps only the clean environment and the
+    resource limits. `aiprov doctor` shows each protection."""
     usage_batch_size: int = Field(default=512, ge=1, le=65_536)
     """API: the most usage events (inference, download) committed to the log in one transaction. A request is
     answered once its event is committed; the events that arrive during one commit share the next (group
@@ -121,6 +127,18 @@ class Settings(BaseSettings):
             allowance=self.scan_ratio_allowance_mb * MiB,
             max_bytes=self.scan_max_decompressed_mb * MiB,
             max_seconds=self.scan_max_seconds,
+        )
+
+    @property
+    def worker_limits(self) -> Limits:
+        import math
+
+        from aiprov.sandbox.spec import Limits
+
+        return Limits(
+            memory_bytes=self.worker_memory_mb * 2**20,
+            cpu_seconds=math.ceil(self.worker_timeout_s),
+            timeout_s=self.worker_timeout_s,
         )
 
     @property
@@ -255,17 +273,10 @@ class Container:
     @cached_property
     def models(self) -> SandboxedModels:
         """Registered versions run in worker processes, started on first use and stopped by `close`."""
-        import math
-
-        from aiprov.sandbox import Limits, SandboxedModels, WorkerPool
+        from aiprov.sandbox import SandboxedModels, WorkerPool
 
         s = self.settings
-        limits = Limits(
-            memory_bytes=s.worker_memory_mb * 2**20,
-            cpu_seconds=math.ceil(s.worker_timeout_s),
-            timeout_s=s.worker_timeout_s,
-        )
-        return SandboxedModels(self.blobs, WorkerPool(s.workers, limits))
+        return SandboxedModels(self.blobs, WorkerPool(s.workers, s.worker_limits, sandbox=s.sandbox, private=[s.home]))
 
     @cached_property
     def gc(self) -> GcService:

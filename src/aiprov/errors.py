@@ -243,3 +243,12 @@ class MissingExtra(BackendError):
 
     def diagnostics(self) -> str:
         return f"{self.message}: {self.hint}"
+
+
+class SandboxUnavailable(AiprovError):
+    """Strict mode refused to run a model: a protection of the worker sandbox is missing on this machine."""
+
+    exit_code = 15
+    http_status = 503
+    title = "sandbox incomplete"
+    code = "sandbox_incomplete"

@@ -18,8 +18,8 @@ LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=5, timeout_s=1.5)
 
 
 @pytest.fixture
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as p:
+def pool(tmp_path: Path) -> Iterator[WorkerPool]:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path) as p:
         yield p
 
 
@@ -70,6 +70,7 @@ def test_cancelled_call_stops_its_worker_so_no_stale_answer_reaches_the_next(poo
     slow, good = spec(tmp_path, "slow", predict="slow"), spec(tmp_path)
 
     async def run() -> None:
+        await pool.predict_async(good, [[0.0]])  # the worker is up: the cancel lands while the model runs
         task = asyncio.create_task(pool.predict_async(slow, [[0.0]] * 3))
         await asyncio.sleep(0.2)
         task.cancel()
@@ -83,7 +84,7 @@ def test_cancelled_call_stops_its_worker_so_no_stale_answer_reaches_the_next(poo
 
 
 def test_closing_the_pool_wakes_waiting_coroutines(tmp_path: Path) -> None:
-    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER})
+    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path)
     slow = spec(tmp_path, "slow", predict="slow")
 
     async def run() -> None:

@@ -18,8 +18,9 @@ from aiprov.sandbox import Limits, ModelExecutionError, ModelResourceError, Mode
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(1, Limits(memory_bytes=1024 * 2**20, cpu_seconds=5, timeout_s=5.0)) as p:
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPool]:
+    root = tmp_path_factory.getbasetemp()  # every test's tmp_path is under it
+    with WorkerPool(1, Limits(memory_bytes=1024 * 2**20, cpu_seconds=5, timeout_s=5.0), model_root=root) as p:
         yield p
 
 

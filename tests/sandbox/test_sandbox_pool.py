@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,7 @@ from tests.sandbox.misbehaving import LOADER
 
 from aiprov.errors import InvalidInput
 from aiprov.sandbox import Limits, ModelExecutionError, ModelResourceError, ModelSpec, ModelTimeout, WorkerPool
+from aiprov.sandbox.pool import worker_environment
 
 LIMITS = Limits(memory_bytes=1024 * 2**20, cpu_seconds=2, timeout_s=3.0)
 
@@ -20,8 +22,8 @@ MakeSpec = Callable[..., ModelSpec]
 
 
 @pytest.fixture
-def pool() -> Iterator[WorkerPool]:
-    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as p:
+def pool(tmp_path: Path) -> Iterator[WorkerPool]:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path) as p:
         yield p
 
 
@@ -66,11 +68,11 @@ def test_model_that_raises_gives_its_error_and_keeps_the_worker(
     ],
 )
 def test_model_that_hangs_or_dies_is_killed_and_its_worker_replaced(
-    make_spec: MakeSpec, stage: str, action: str, error: type[Exception], message: str
+    make_spec: MakeSpec, stage: str, action: str, error: type[Exception], message: str, tmp_path: Path
 ) -> None:
     # The CPU-time case gets a wall-clock limit it cannot reach first, however loaded the machine is.
     limits = Limits(memory_bytes=LIMITS.memory_bytes, cpu_seconds=1, timeout_s=120.0) if action == "spin" else LIMITS
-    with WorkerPool(1, limits, loaders={"misbehaving": LOADER}) as pool:
+    with WorkerPool(1, limits, loaders={"misbehaving": LOADER}, model_root=tmp_path) as pool:
         good = make_spec()
         pid, _ = answer(pool, good)
         with pytest.raises(error, match=message):
@@ -90,9 +92,9 @@ def test_loaded_models_stay_warm_per_worker(pool: WorkerPool, make_spec: MakeSpe
     assert answer(pool, a)[1] == 2
 
 
-def test_a_worker_is_sent_a_spec_until_it_holds_the_model_then_its_key(make_spec: MakeSpec) -> None:
+def test_a_worker_is_sent_a_spec_until_it_holds_the_model_then_its_key(make_spec: MakeSpec, tmp_path: Path) -> None:
     a, b = make_spec("a"), make_spec("b")
-    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, warm_models=1) as pool:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, warm_models=1, model_root=tmp_path) as pool:
         answer(pool, a)
         worker = pool._idle[0]
         sent: list[object] = []
@@ -117,9 +119,12 @@ def test_a_key_the_worker_does_not_hold_is_a_load_error() -> None:
         _Models({}, 1).get("sha256:ab")
 
 
-def test_requests_prefer_the_worker_that_has_the_model_warm(make_spec: MakeSpec) -> None:
+def test_requests_prefer_the_worker_that_has_the_model_warm(make_spec: MakeSpec, tmp_path: Path) -> None:
     a, b = make_spec("a", predict="slow"), make_spec("b", predict="slow")
-    with WorkerPool(2, LIMITS, loaders={"misbehaving": LOADER}) as pool, ThreadPoolExecutor(2) as threads:
+    with (
+        WorkerPool(2, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path) as pool,
+        ThreadPoolExecutor(2) as threads,
+    ):
         first_a, first_b = threads.map(lambda spec: answer(pool, spec), [a, b])  # both busy: two workers
         assert first_a[0] != first_b[0]
         for _ in range(3):
@@ -132,13 +137,26 @@ def test_unknown_format_is_a_load_error(pool: WorkerPool, tmp_path: Path) -> Non
         pool.predict(ModelSpec("k", str(tmp_path), "m", "nope"), [[0.0]])
 
 
-def test_pool_never_forks_the_caller() -> None:
-    with pytest.raises(InvalidInput, match="never by forking"):
-        WorkerPool(1, start_method="fork")
+def test_workers_are_fresh_isolated_interpreters_never_forks_of_the_caller(
+    pool: WorkerPool, make_spec: MakeSpec
+) -> None:
+    pid, _ = answer(pool, make_spec())
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[:3] == [os.fsencode(sys.executable), b"-I", b"-c"]
 
 
-def test_closed_pool_refuses_requests(make_spec: MakeSpec) -> None:
-    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER})
+def test_a_spec_outside_the_model_root_is_refused_before_any_worker_sees_it(
+    pool: WorkerPool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    (elsewhere / "m").write_text("{}")
+    with pytest.raises(InvalidInput, match="outside the worker pool's model root"):
+        pool.predict(ModelSpec("k", str(elsewhere), "m", "misbehaving"), [[0.0]])
+    assert pool.replaced == 0
+
+
+def test_closed_pool_refuses_requests(make_spec: MakeSpec, tmp_path: Path) -> None:
+    pool = WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path)
     pid, _ = answer(pool, make_spec())
     pool.close()
     with pytest.raises(InvalidInput, match="closed"):
@@ -147,11 +165,12 @@ def test_closed_pool_refuses_requests(make_spec: MakeSpec) -> None:
         os.kill(pid, 0)
 
 
-def test_workers_do_not_see_the_callers_secrets(make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workers_do_not_see_the_callers_secrets(
+    make_spec: MakeSpec, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("AIPROV_DATABASE_URL", "postgresql://hub:s3cret@db/hub")
     monkeypatch.setenv("AIPROV_TOKEN", "aiprov_x_secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}) as pool:
+    with WorkerPool(1, LIMITS, loaders={"misbehaving": LOADER}, model_root=tmp_path) as pool:
         names = pool.predict(make_spec("env", predict="env"), [[0.0]]).predictions[0]
-    assert "PATH" in names
-    assert not [n for n in names if n.startswith("AIPROV_") or "SECRET" in n]
+    assert set(names) == set(worker_environment(tmp_path))  # written by the pool; nothing of ours

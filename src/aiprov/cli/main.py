@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import accounts, chain, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
+from aiprov.cli import accounts, chain, doctor, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
 from aiprov.cli.common import AiprovGroup, CliState
 
 app = typer.Typer(
@@ -69,6 +69,7 @@ accounts.register(app)
 serve.register(app)
 chain.register(app)
 ipfs.register(app)
+doctor.register(app)
 
 
 def main() -> None:

@@ -1,8 +1,9 @@
 """Registered versions made ready for workers: bytes re-verified, scanned, then handed over as local paths.
 
 This is the only way a registered model reaches a worker. Files are written from the blob store, whose reader
-re-hashes every byte, into a private temporary directory; the scanner then reads exactly the bytes a worker will
-load, and a version with any unsafe file is refused.
+re-hashes every byte, into the worker pool's model root (a private temporary directory by default, the only one
+its sandboxed workers may read); the scanner then reads exactly the bytes a worker will load, and a version with
+any unsafe file is refused.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,7 +138,6 @@ class SandboxedModels:
     def __init__(self, blobs: BlobStore, pool: WorkerPool) -> None:
         self.blobs = blobs
         self.pool = pool
-        self._dir: Path | None = None
         self._specs: dict[str, ModelSpec] = {}
         self._lock = threading.Lock()
 
@@ -151,9 +150,8 @@ class SandboxedModels:
         with self._lock:
             if key in self._specs:
                 return self._specs[key]
-            if self._dir is None:
-                self._dir = Path(tempfile.mkdtemp(prefix="aiprov-models-"))  # mode 0700: ours alone
-            root = self._dir / version.manifest.digest.hex
+            # Under the pool's model root, the one directory its sandboxed workers may read models from.
+            root = self.pool.model_root / version.manifest.digest.hex
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir()
             try:
@@ -173,7 +171,6 @@ class SandboxedModels:
         """Stop the workers and delete the materialised files."""
         self.pool.close()
         with self._lock:
-            if self._dir is not None:
-                shutil.rmtree(self._dir, ignore_errors=True)
-                self._dir = None
+            for spec in self._specs.values():
+                shutil.rmtree(spec.root, ignore_errors=True)
             self._specs.clear()

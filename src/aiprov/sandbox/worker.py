@@ -1,8 +1,11 @@
-"""The worker process: limits itself, then loads and runs models on request, keeping recent ones warm.
+"""The worker process: confines and limits itself, then loads and runs models on request, keeping recent ones warm.
 
-Started by `WorkerPool` with the spawn context, so it holds nothing of its parent (no database connections,
-no open files but its pipe). Requests and answers are tuples on a `multiprocessing` pipe:
+Started by `WorkerPool` as a fresh interpreter (`python -I`, see `BOOTSTRAP`) with an environment the pool wrote
+from scratch, so it holds nothing of its parent (no variables, no database connections, no open files but its
+socket). Messages are pickled tuples on a `multiprocessing.connection.Connection`:
 
+    parent: sys.path (a list of str), then a `WorkerStart`
+    worker: a `StartReport` as JSON (which protections hold); in strict mode with one missing, it then exits
     ("run", spec, rows, proba)  ->  ("ok", {"predictions": [...], "probabilities": [[...]] | None,
                                             "classes": [...] | None}, warm_keys)
     ("load", spec)              ->  ("ok", None, warm_keys)
@@ -11,6 +14,8 @@ no open files but its pipe). Requests and answers are tuples on a `multiprocessi
     any failure                 ->  ("error", stage, message, warm_keys)   stage: "load" | "run" | "memory"
 
 A MemoryError is answered and then the worker exits: its heap may be in any state, so the parent replaces it.
+What the worker sends must be plain data (lists, dicts, str, numbers, None): the parent refuses any pickle that
+names a class or function, since a model running code could write anything on the socket.
 """
 
 from __future__ import annotations
@@ -20,35 +25,48 @@ import os
 import resource
 import sys
 from collections import OrderedDict
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
+from aiprov.sandbox.isolation import RESOURCE_LIMITS, Confinement, Protection, StartReport, confine
 from aiprov.sandbox.spec import Limits, ModelSpec
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+"""Set to 1 in every worker: predictable memory, and the pool gives the parallelism."""
+
+BOOTSTRAP = (
+    "import sys\n"
+    "from multiprocessing.connection import Connection\n"
+    "conn = Connection(int(sys.argv[1]))\n"
+    "sys.path[:] = conn.recv()\n"
+    "from aiprov.sandbox.worker import main\n"
+    "main(conn)\n"
+)
+"""What `python -I -c` runs: isolated mode ignores PYTHON* variables and the user's site-packages, so the path
+the worker imports from (the caller's, editable installs and test loaders included) comes over the socket."""
 
 
-_KEPT_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "PYTHONHASHSEED", *_THREAD_VARS})
-"""The only environment a model sees: no AIPROV_* settings (a database URL may hold a password, AIPROV_TOKEN is a
-credential), no proxies, no cloud credentials."""
+@dataclass(frozen=True, slots=True)
+class WorkerStart:
+    """What a worker needs to start: its limits, loaders, warm-model capacity and confinement."""
+
+    limits: Limits
+    loaders: dict[str, str]
+    capacity: int
+    confinement: Confinement
 
 
-def _scrub_environment() -> None:
-    """Drop every variable a model has no business reading (the worker was spawned with the caller's)."""
-    for name in list(os.environ):
-        if name not in _KEPT_ENV:
-            del os.environ[name]
-
-
-def _limit(limits: Limits) -> None:
+def _limit(limits: Limits) -> Protection:
     """Cap address space and core dumps; CPU time is armed per request by `_arm_cpu`."""
-    _scrub_environment()
-    for var in _THREAD_VARS:  # one BLAS thread: predictable memory, and the pool gives the parallelism
-        os.environ[var] = "1"
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    # A model that prints must not write into the caller's stdout (the CLI's JSON, say).
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return Protection(
+        RESOURCE_LIMITS,
+        True,
+        f"address space {limits.memory_bytes // 2**20} MiB, CPU {limits.cpu_seconds} s per request, "
+        f"wall clock {limits.timeout_s:g} s per request, no core dumps",
+    )
 
 
 def _arm_cpu(seconds: int) -> None:
@@ -132,10 +150,17 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}"[:500] if text else type(e).__name__
 
 
-def main(conn: Connection, limits: Limits, loaders: dict[str, str], capacity: int) -> None:
-    """Serve requests on `conn` until told to stop or the parent goes away."""
-    _limit(limits)
-    models = _Models(loaders, capacity)
+def main(conn: Connection) -> None:
+    """Start as `conn` says, report the protections, then serve requests until told to stop or the parent goes."""
+    start: WorkerStart = conn.recv()
+    limits = start.limits
+    plan = start.confinement
+    protections = [*confine(plan), _limit(limits)]
+    report = StartReport(os.getpid(), plan.mode, tuple(protections))
+    conn.send(report.to_json())
+    if plan.mode == "strict" and not report.complete:
+        return  # the pool refuses, and so does the worker: not one model is loaded unconfined
+    models = _Models(start.loaders, start.capacity)
     while True:
         try:
             request = conn.recv()
