@@ -32,6 +32,13 @@ class BlobWriter(Protocol):
 
     def write(self, data: bytes | memoryview) -> object: ...
 
+    def staged(self) -> Path:
+        """Finish writing; return a local file that holds exactly the bytes written, readable until commit/abort.
+
+        Nothing is visible in the store yet: push scans this file, then commits or aborts. Raises BackendError.
+        """
+        ...
+
     def commit(self, expected: Digest | None = None) -> tuple[Digest, bool]:
         """Publish the blob under its digest; return (digest, stored_new).
 

@@ -70,6 +70,7 @@ class _HashingWriter:
         self._published = False
         self._written = 0
         self._kicked = 0  # bytes up to here have had write-back started
+        self._synced = False
 
     def write(self, data: bytes | memoryview) -> int:
         self._hash.update(data)
@@ -105,6 +106,35 @@ class _HashingWriter:
                 )
         self._kicked = self._written
 
+    def staged(self) -> Path:
+        """Finish writing; the temporary file returned holds exactly the bytes written, until commit or abort.
+
+        What push scans: the bytes it stores, read back from the store's own disk, not the source read again.
+        Its bytes are made durable here unless the blob is already stored (then commit discards them).
+        Raises BackendError if the last bytes cannot be written.
+        """
+        try:
+            if self._direct is not None:
+                self._direct.close()
+            if not self._store.path_of(self.digest()).exists():
+                self._sync()
+        except OSError as e:
+            raise BackendError(f"cannot write to the blob store at {self._store.root}: {e.strerror}") from e
+        return self._tmp
+
+    def _sync(self) -> None:
+        if self._synced:
+            return
+        if self._file.closed:  # LocalBlobWriter.staged closed it: a push may hold many files staged at once
+            fd = os.open(self._tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        else:
+            os.fsync(self._file.fileno())
+        self._synced = True
+
     def commit(self, expected: Digest | None = None) -> tuple[Digest, bool]:
         digest = Digest(self._hash.hexdigest())
         try:
@@ -115,7 +145,7 @@ class _HashingWriter:
                 return digest, False
             if self._direct is not None:
                 self._direct.close()
-            os.fsync(self._file.fileno())
+            self._sync()
             final.parent.mkdir(parents=True, exist_ok=True)
             # Renamed while still open: a resumable upload's lock is held until its file is in place.
             os.replace(self._tmp, final)
@@ -155,6 +185,16 @@ class LocalBlobWriter(_HashingWriter):
         tmp = store.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}"
         # O_DIRECT: a new blob is written once and not read back soon, so the page cache would only cost CPU.
         super().__init__(store, tmp, open(tmp, "xb", buffering=0), direct=True)  # noqa: SIM115 - closed in commit/abort
+
+    def staged(self) -> Path:
+        """As `_HashingWriter.staged`, and the file is closed.
+
+        A push keeps every file of a model staged until all are scanned: an open descriptor each would run out
+        on a model of many files.
+        """
+        tmp = super().staged()
+        self._file.close()
+        return tmp
 
 
 class LocalResumableWriter(_HashingWriter):
