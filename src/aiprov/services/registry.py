@@ -231,8 +231,9 @@ class RegistryService:
     def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult:
         """Store the model at `path` and register it as a new version of `request.name`.
 
-        Bytes are hashed and copied in one pass; blobs become visible only once complete and verified, and the
-        version only when every blob is stored. Same bytes under the same name return the existing version.
+        Each file is read once: hashed and copied into an unpublished blob, which is scanned; blobs become
+        visible only once every file is judged (an unsafe model publishes none), and the version only when every
+        blob is stored. Same bytes under the same name return the existing version.
         Raises InvalidInput, NotFound (an unknown parent), UnsafeModelError (evidence kept), BackendError.
         """
         name, lineage = self._prepare(request)
