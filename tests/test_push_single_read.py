@@ -119,3 +119,15 @@ def test_push_of_stored_bytes_stores_no_new_blob(hub: Container, make_model: Mak
     again = hub.registry.push(make_model(files), PushRequest("alice/again"))
     assert (first.new_blobs, again.new_blobs, again.new_bytes) == (2, 0, 0)
     assert {p: p.stat().st_mtime_ns for p in blob_files(hub)} == stored  # not rewritten, no staged file left
+
+
+def test_scanner_says_which_files_it_reads_through() -> None:
+    from aiprov.scanning import reads_through
+
+    big = 1 << 30
+    safetensors_head = (10).to_bytes(8, "little") + b'{"a": 1}  '
+    assert reads_through(b"PK\x03\x04" + bytes(60), big)  # every zip member's CRC is checked
+    assert reads_through(b"\x80\x04\x95" + bytes(61), big)  # a pickle is walked to its end
+    assert reads_through(bytes(range(64)), 1000)  # small enough to be text: read whole
+    assert not reads_through(safetensors_head, big) and not reads_through(b"\x93NUMPY" + bytes(58), big)
+    assert not reads_through(b"\xff" * 64, big)  # large unknown binary: its start and end only

@@ -70,7 +70,9 @@ class BlobStore(Protocol):
 
     def exists(self, digest: Digest) -> bool: ...
 
-    def writer(self) -> BlobWriter: ...
+    def writer(self, *, read_back: bool = False) -> BlobWriter:
+        """A writer for a new blob; `read_back`: its bytes are read again soon (push scans its staged blob)."""
+        ...
 
     def read(self, digest: Digest) -> Iterator[bytes]:
         """Yield the blob's bytes; raise IntegrityError at the end if they do not match `digest`.

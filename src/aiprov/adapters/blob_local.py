@@ -60,8 +60,11 @@ def _pid_alive(pid: int) -> bool:
 class _HashingWriter:
     """Writes a temporary file while hashing it; `commit` renames it into the store under its digest."""
 
-    def __init__(self, store: LocalBlobStore, tmp: Path, file: io.FileIO, direct: bool = False) -> None:
+    def __init__(
+        self, store: LocalBlobStore, tmp: Path, file: io.FileIO, direct: bool = False, kick: bool = True
+    ) -> None:
         self._store = store
+        self._kick = kick  # start write-back early (it also drops clean pages: not for bytes read back soon)
         self._tmp = tmp
         self._file = file
         self._direct = DirectWriter(file.fileno()) if direct else None
@@ -85,7 +88,7 @@ class _HashingWriter:
         except OSError as e:
             raise BackendError(f"cannot write to the blob store at {self._store.root}: {e.strerror}") from e
         self._written += len(data)
-        if self._direct is None and self._written - self._kicked >= WRITEBACK_EVERY:
+        if self._direct is None and self._kick and self._written - self._kicked >= WRITEBACK_EVERY:
             self._start_writeback()
         return len(data)
 
@@ -181,10 +184,11 @@ class _HashingWriter:
 
 
 class LocalBlobWriter(_HashingWriter):
-    def __init__(self, store: LocalBlobStore) -> None:
+    def __init__(self, store: LocalBlobStore, direct: bool = True) -> None:
         tmp = store.tmp_dir / f"{os.getpid()}-{secrets.token_hex(8)}"
-        # O_DIRECT: a new blob is written once and not read back soon, so the page cache would only cost CPU.
-        super().__init__(store, tmp, open(tmp, "xb", buffering=0), direct=True)  # noqa: SIM115 - closed in commit/abort
+        # O_DIRECT: a blob not read back soon would only cost CPU in the page cache. One push scans right after
+        # writing is written through the cache: read back from the disk instead, a 512 MiB zip pushed 40% slower.
+        super().__init__(store, tmp, open(tmp, "xb", buffering=0), direct=direct, kick=direct)  # noqa: SIM115 - closed in commit/abort
 
     def staged(self) -> Path:
         """As `_HashingWriter.staged`, and the file is closed.
@@ -285,12 +289,13 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is not in the store at {self.root}") from None
 
-    def writer(self) -> LocalBlobWriter:
+    def writer(self, *, read_back: bool = False) -> LocalBlobWriter:
+        """A new blob's writer: with O_DIRECT, unless `read_back` says the bytes are wanted again from the cache."""
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
             if not self._swept:
                 self._sweep()
-            return LocalBlobWriter(self)
+            return LocalBlobWriter(self, direct=not read_back)
         except OSError as e:
             raise BackendError(f"cannot write to the blob store at {self.root}: {e.strerror}") from e
 

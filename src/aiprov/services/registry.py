@@ -14,6 +14,7 @@ from typing import Any, Literal, NoReturn
 
 from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
+    HashingSink,
     LocalFile,
     Progress,
     ProgressFactory,
@@ -34,7 +35,7 @@ from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, director
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
-from aiprov.scanning import FileReport, ScanLimits, ScanReport, scan_file, scan_path
+from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,38 @@ class _Staged:
     tmp: Path
     report: FileReport
     cids: FileCids | None
+
+
+class _StagingSink:
+    """A blob writer opened at the first chunk, told by the chunk's head whether the scan will read it back.
+
+    Files the scanner reads through (archives, pickles, text) are written through the page cache, so the scan
+    reads them from memory; large weights, whose scan reads a header, are written around it (O_DIRECT).
+    """
+
+    def __init__(self, blobs: BlobStore, size: int) -> None:
+        self._blobs = blobs
+        self._size = size
+        self._writer: BlobWriter | None = None
+
+    def writer(self, head: bytes = b"") -> BlobWriter:
+        if self._writer is None:
+            self._writer = self._blobs.writer(read_back=reads_through(head[:64], self._size))
+        return self._writer
+
+    def write(self, data: memoryview) -> object:
+        return self.writer(bytes(data[:64])).write(data)
+
+    def digest(self) -> Digest:
+        """The writer's own SHA-256 (`hash_file` then hashes once); every blob writer of ours keeps one."""
+        writer = self.writer()
+        if not isinstance(writer, HashingSink):
+            raise TypeError(f"{type(writer).__name__} does not hash what it writes")
+        return writer.digest()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
 
 
 def _keep(source: Path, target: Path, *, link: bool) -> None:
@@ -517,14 +550,15 @@ class RegistryService:
 
     def _stage_file(self, file: LocalFile, progress: Progress | None) -> _Staged:
         """Read `file` once into an unpublished blob (hashed, with its CIDs) and scan the staged bytes."""
-        writer: BlobWriter = self.blobs.writer()
+        sink = _StagingSink(self.blobs, file.size)
         cids = CidSink() if self.cids else None
         try:
-            entry = hash_file(file, sink=writer, progress=progress, sides=cids.builders if cids is not None else ())
+            entry = hash_file(file, sink=sink, progress=progress, sides=cids.builders if cids is not None else ())
+            writer = sink.writer()
             tmp = writer.staged()
             report = scan_file(tmp, file.path, self.scan_limits)
         except BaseException:
-            writer.abort()
+            sink.abort()
             raise
         return _Staged(entry, writer, tmp, report, cids.result() if cids is not None else None)
 
