@@ -32,6 +32,13 @@ class BlobWriter(Protocol):
 
     def write(self, data: bytes | memoryview) -> object: ...
 
+    def staged(self) -> Path:
+        """Finish writing; return a local file that holds exactly the bytes written, readable until commit/abort.
+
+        Nothing is visible in the store yet: push scans this file, then commits or aborts. Raises BackendError.
+        """
+        ...
+
     def commit(self, expected: Digest | None = None) -> tuple[Digest, bool]:
         """Publish the blob under its digest; return (digest, stored_new).
 
@@ -63,7 +70,9 @@ class BlobStore(Protocol):
 
     def exists(self, digest: Digest) -> bool: ...
 
-    def writer(self) -> BlobWriter: ...
+    def writer(self, *, read_back: bool = False) -> BlobWriter:
+        """A writer for a new blob; `read_back`: its bytes are read again soon (push scans its staged blob)."""
+        ...
 
     def read(self, digest: Digest) -> Iterator[bytes]:
         """Yield the blob's bytes; raise IntegrityError at the end if they do not match `digest`.

@@ -32,6 +32,7 @@ __all__ = [
     "ScanLimits",
     "ScanReport",
     "Verdict",
+    "reads_through",
     "scan_file",
     "scan_path",
     "scan_stream",
@@ -103,6 +104,16 @@ def scan_file(path: Path, label: str | None = None, limits: ScanLimits = DEFAULT
                 return _report(name, Input(name, size, reopen, limits.budget(size), data=data, seekable=f))
     except OSError as e:
         raise InvalidInput(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def reads_through(head: bytes, size: int) -> bool:
+    """Whether scanning a file of `size` bytes that starts with `head` (64 bytes) reads most of it.
+
+    A hint for whoever stores the bytes just before they are scanned (push keeps those in the page cache).
+    """
+    from aiprov.scanning.formats import reads_through
+
+    return reads_through(head, size)
 
 
 def scan_path(root: Path, limits: ScanLimits = DEFAULT_LIMITS) -> ScanReport:

@@ -102,6 +102,22 @@ def scan_input(inp: Input) -> Outcome:
     return outcome
 
 
+def reads_through(head: bytes, size: int) -> bool:
+    """Whether `scan_input` reads most of a file that starts with `head` (a hint for I/O, never a verdict).
+
+    Archives (every member's CRC is checked), compressed streams, pickles, ONNX and files small enough to be
+    text are read through; numpy and safetensors headers, HDF5 and large binaries of no known format are read only
+    at their start and end. A wrong answer costs speed, nothing else.
+    """
+    from aiprov.scanning import containers
+
+    if head.startswith((b"\x93NUMPY", b"\x89HDF\r\n\x1a\n")) or _is_safetensors(head, size):
+        return False
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) or containers.compression_of(head) is not None:
+        return True
+    return declares_pickle(head) or head[:1] == b"\x08" or size <= MAX_TEXT
+
+
 def _zip_at_end(inp: Input) -> bool:
     """True when the last 64 KiB hold a zip end record: zip readers would open this file despite its start."""
     n = min(inp.size, 65536 + 22)

@@ -14,6 +14,7 @@ from typing import Any, Literal, NoReturn
 
 from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
+    HashingSink,
     LocalFile,
     Progress,
     ProgressFactory,
@@ -34,7 +35,7 @@ from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, director
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
 from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
-from aiprov.scanning import ScanLimits, ScanReport, scan_file, scan_path
+from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +185,59 @@ def model_changes(request: PushRequest) -> dict[str, object]:
     return changes
 
 
+@dataclass(frozen=True, slots=True)
+class _Staged:
+    """A file of a push, stored but not yet published, and its scan."""
+
+    entry: ManifestEntry
+    writer: BlobWriter
+    tmp: Path
+    report: FileReport
+    cids: FileCids | None
+
+
+class _StagingSink:
+    """A blob writer opened at the first chunk, told by the chunk's head whether the scan will read it back.
+
+    Files the scanner reads through (archives, pickles, text) are written through the page cache, so the scan
+    reads them from memory; large weights, whose scan reads a header, are written around it (O_DIRECT).
+    """
+
+    def __init__(self, blobs: BlobStore, size: int) -> None:
+        self._blobs = blobs
+        self._size = size
+        self._writer: BlobWriter | None = None
+
+    def writer(self, head: bytes = b"") -> BlobWriter:
+        if self._writer is None:
+            self._writer = self._blobs.writer(read_back=reads_through(head[:64], self._size))
+        return self._writer
+
+    def write(self, data: memoryview) -> object:
+        return self.writer(bytes(data[:64])).write(data)
+
+    def digest(self) -> Digest:
+        """The writer's own SHA-256 (`hash_file` then hashes once); every blob writer of ours keeps one."""
+        writer = self.writer()
+        if not isinstance(writer, HashingSink):
+            raise TypeError(f"{type(writer).__name__} does not hash what it writes")
+        return writer.digest()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+def _keep(source: Path, target: Path, *, link: bool) -> None:
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another file system: copy
+    shutil.copyfile(source, target)
+
+
 class RegistryService:
     def __init__(
         self,
@@ -210,23 +264,39 @@ class RegistryService:
     def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult:
         """Store the model at `path` and register it as a new version of `request.name`.
 
-        Bytes are hashed and copied in one pass; blobs become visible only once complete and verified, and the
-        version only when every blob is stored. Same bytes under the same name return the existing version.
+        Each file is read once: hashed and copied into an unpublished blob, which is scanned; blobs become
+        visible only once every file is judged (an unsafe model publishes none), and the version only when every
+        blob is stored. Same bytes under the same name return the existing version.
         Raises InvalidInput, NotFound (an unknown parent), UnsafeModelError (evidence kept), BackendError.
         """
         name, lineage = self._prepare(request)
         files = model_files(path)
         check_model_paths(f.path for f in files)
-        # Before a byte is stored: an unsafe model is refused and kept only as evidence.
-        scan = scan_path(path, self.scan_limits)
-        if scan.verdict == "unsafe":
-            self._refuse(path, name, scan)
         advance = progress(sum(f.size for f in files)) if progress else None
-        stored = parallel_map(lambda f: self._store_file(f, advance), files)
-        manifest = Manifest.build(entry for entry, _, _ in stored)
-        new_blobs = [entry for entry, new, _ in stored if new]
+        # Each file is read once: hashed into a staged blob, which is scanned before anything is published. The
+        # scanner thus judges the very bytes that would be stored (a file rewritten between a scan of the
+        # source and its copy cannot slip through), and reads them back from the store's disk. Tee-ing the
+        # scanner off the read was the other way; it cannot serve the formats that seek (a zip's central
+        # directory is at its end, the polyglot check reads the tail), so it would need this as a fallback anyway.
+        held: builtins.list[_Staged] = []  # every staged file, also those of a push that fails half-way
+
+        def stage(file: LocalFile) -> _Staged:
+            held.append(item := self._stage_file(file, advance))
+            return item
+
+        try:
+            staged = parallel_map(stage, files)
+            scan = ScanReport.of(tuple(s.report for s in staged))
+            if scan.verdict == "unsafe":  # nothing published: the staged files become the evidence
+                self._refuse(name, scan, [(s.entry.path, s.tmp) for s in staged], link=True)
+            new_blobs = [s.entry for s in staged if s.writer.commit(expected=s.entry.sha256)[1]]
+        finally:
+            for s in held:
+                s.writer.abort()  # after a commit, a no-op
+        manifest = Manifest.build(s.entry for s in staged)
+        stored = [(s.entry, s.cids) for s in staged]
         single_file = path.is_file()
-        roots = {entry.path: cids for entry, _, cids in stored if cids is not None}
+        roots = {entry.path: cids for entry, cids in stored if cids is not None}
         cids = ipfs_cids(manifest, roots, single_file=single_file) if self.cids else None
         places = block_places(manifest, roots, single_file=single_file)
         record, deduplicated = self._register(
@@ -256,7 +326,7 @@ class RegistryService:
             # Every entry of the manifest, by its path: no name is skipped, whatever a directory walk would skip.
             scan = ScanReport.of(tuple(scan_file(root / e.path, e.path, self.scan_limits) for e in manifest.entries))
             if scan.verdict == "unsafe":
-                self._refuse(root, name, scan)
+                self._refuse(name, scan, [(e.path, root / e.path) for e in manifest.entries], link=False)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         cids, places = self.stored_cids(manifest, single_file=single_file) if self.cids else (None, [])
@@ -378,18 +448,19 @@ class RegistryService:
             )
         return record, existing is not None
 
-    def _refuse(self, path: Path, name: ModelName, scan: ScanReport) -> NoReturn:
-        """Keep the refused files under the quarantine folder as evidence, log a `flagged` event, raise.
+    def _refuse(self, name: ModelName, scan: ScanReport, files: Sequence[tuple[str, Path]], *, link: bool) -> NoReturn:
+        """Keep the refused `files` (manifest path, where its bytes are) in quarantine as evidence, log, raise.
 
-        The evidence lives outside the blob store and no version points at it, so nothing can ever load it.
+        `link`: the files are push's staged blobs, about to be discarded, so a hard link keeps them without a copy
+        (a copy when the quarantine is on another file system). The evidence lives outside the blob store and no
+        version points at it, so nothing can ever load it; it is named by the digest of what was kept.
         """
-        files = model_files(path)
         staging = self.quarantine / f".incoming-{secrets.token_hex(6)}"
         try:
-            for f in files:
-                target = staging / f.path
+            for rel, source in files:
+                target = staging / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f.location, target)
+                _keep(source, target, link=link)
             manifest = hash_model(staging)
             evidence = self.quarantine / manifest.digest.hex
             if evidence.exists():
@@ -477,16 +548,19 @@ class RegistryService:
             return []
         return [p for p in self.quarantine.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
-    def _store_file(self, file: LocalFile, progress: Progress | None) -> tuple[ManifestEntry, bool, FileCids | None]:
-        writer: BlobWriter = self.blobs.writer()
+    def _stage_file(self, file: LocalFile, progress: Progress | None) -> _Staged:
+        """Read `file` once into an unpublished blob (hashed, with its CIDs) and scan the staged bytes."""
+        sink = _StagingSink(self.blobs, file.size)
         cids = CidSink() if self.cids else None
         try:
-            entry = hash_file(file, sink=writer, progress=progress, sides=cids.builders if cids is not None else ())
-            _, new = writer.commit(expected=entry.sha256)
+            entry = hash_file(file, sink=sink, progress=progress, sides=cids.builders if cids is not None else ())
+            writer = sink.writer()
+            tmp = writer.staged()
+            report = scan_file(tmp, file.path, self.scan_limits)
         except BaseException:
-            writer.abort()
+            sink.abort()
             raise
-        return entry, new, cids.result() if cids is not None else None
+        return _Staged(entry, writer, tmp, report, cids.result() if cids is not None else None)
 
     def _resolve_parents(self, refs: Sequence[str]) -> tuple[str, ...]:
         """Parents are recorded as manifest digests; a name or prefix must resolve to a registered version."""
