@@ -133,7 +133,7 @@ class _HashingWriter:
             if not self._store.path_of(self.digest()).exists():
                 self._sync()
         except OSError as e:
-            raise BackendError(f"cannot write to the blob store at {self._store.root}: {e.strerror}") from e
+            raise _failed("cannot write to the blob store", self._tmp, e) from e
         return self._tmp
 
     def _sync(self) -> None:
