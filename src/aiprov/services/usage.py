@@ -183,7 +183,6 @@ class UsageRecorder:
         self.checkpoint_interval_s = checkpoint_interval_s
         self._signed_at = -math.inf  # when this recorder last signed a checkpoint (monotonic clock)
         self._unsigned = False  # events committed since then
-        self._signed_at_close = False
         self._queue: deque[tuple[Usage, _Waiter]] = deque()
         self._cond = threading.Condition()
         self._queued = 0  # events accepted so far
@@ -305,19 +304,18 @@ class UsageRecorder:
                     self._cond.notify_all()
                     continue
                 self._cond.wait(min(0.1 * 2**failures, 5.0))  # close() wakes it early
+        if self._unsigned:  # closed: one last checkpoint over what is left unsigned
+            self._sign_unsigned()
 
     def _take(self) -> list[tuple[Usage, _Waiter]] | None:
         """The next batch (left in the queue until written); None once closed and empty.
 
         An empty batch asks `_run` to sign a checkpoint over events committed without one: when the recorder has
-        been idle for `checkpoint_interval_s` since its last checkpoint, and once at close.
+        been idle for `checkpoint_interval_s` since its last checkpoint.
         """
         with self._cond:
             while not self._queue:
                 if self._closed:
-                    if self._unsigned and not self._signed_at_close:
-                        self._signed_at_close = True
-                        return []
                     return None
                 if not self._unsigned:
                     self._cond.wait()
