@@ -112,7 +112,6 @@ _WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 _WRAPPER_FIELDS = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
 _DESCR = re.compile(r"[<>|=]?([biufcmMOSUV])(\d*)(\[\w+\])?")
 _ITEMSIZE_DEFAULT = {"b": 1, "O": 8, "M": 8, "m": 8}
-_OUT_OF_BAND = {0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER"}
 
 
 def _certainly_truthy(value: Any) -> bool:
