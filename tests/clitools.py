@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +26,15 @@ def cli_json(home: Path, *args: str) -> Any:
     code, out, err = cli(home, *args, "--json")
     assert code == 0, err
     return json.loads(out)
+
+
+def at_once_json(command: Sequence[str], env: Mapping[str, str], n: int, timeout: float = 120) -> list[Any]:
+    """Run `n` processes of `command` (given `--json`) at the same time; assert each succeeded; their documents."""
+    procs = [
+        subprocess.Popen([*command, "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(n)
+    ]
+    outputs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err.decode()
+    return [json.loads(out) for out, _ in outputs]

@@ -4,15 +4,12 @@ blob stored once. The HTTP and remote-CLI paths are tested in tests/api/test_con
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import subprocess
 import sys
 from pathlib import Path
-from subprocess import PIPE
 from typing import Any
 
-from tests.clitools import cli_json
+from tests.clitools import at_once_json, cli_json
 
 PUSHES = 8
 FILES = {
@@ -28,11 +25,7 @@ def test_eight_concurrent_local_pushes_of_the_same_bytes_all_succeed_with_one_ve
     env = {**os.environ, "AIPROV_ACTOR": "alice"}
     env.pop("AIPROV_HOME", None)
     command = [sys.executable, "-m", "aiprov", "--home", str(home), "push", str(model), "--name", "alice/same"]
-    pushes = [subprocess.Popen([*command, "--json"], env=env, stdout=PIPE, stderr=PIPE) for _ in range(PUSHES)]
-    outputs = [p.communicate(timeout=120) for p in pushes]
-    for p, (_, err) in zip(pushes, outputs, strict=True):
-        assert p.returncode == 0, err.decode()
-    documents = [json.loads(out) for out, _ in outputs]
+    documents = at_once_json(command, env, PUSHES)
     assert {d["version"] for d in documents} == {1}
     assert sum(not d["deduplicated"] for d in documents) == 1
     assert cli_json(home, "show", "alice/same")["versions"] == 1

@@ -5,13 +5,10 @@ blob stored; only past the wait bound is it refused (409)."""
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from subprocess import PIPE
 from typing import Any
 
 import httpx
@@ -19,6 +16,7 @@ import pytest
 from apitools import Hub, Server, assert_problem, bearer
 from fastapi.testclient import TestClient
 from test_uploads import digest_of, upload, visible_blobs
+from tests.clitools import at_once_json
 
 from aiprov.api.routes import uploads as upload_routes
 from aiprov.core.digest import Digest
@@ -68,14 +66,7 @@ def test_eight_concurrent_remote_cli_pushes_of_the_same_bytes_all_succeed(
     model = make_model(FILES)
     command = [sys.executable, "-m", "aiprov", "--server", server.base_url, "--token", alice, "push", str(model)]
     env = {**server.env, "AIPROV_HOME": str(tmp_path / "client-home"), "AIPROV_TOKEN": ""}
-    pushes = [
-        subprocess.Popen([*command, "--name", "alice/same", "--json"], env=env, stdout=PIPE, stderr=PIPE)
-        for _ in range(PUSHES)
-    ]
-    outputs = [p.communicate(timeout=120) for p in pushes]
-    for p, (_, err) in zip(pushes, outputs, strict=True):
-        assert p.returncode == 0, err.decode()
-    documents = [json.loads(out) for out, _ in outputs]
+    documents = at_once_json([*command, "--name", "alice/same"], env, PUSHES)
     assert {d["version"] for d in documents} == {1}
     assert sum(not d["deduplicated"] for d in documents) == 1
     assert sum(d["new_blobs"] for d in documents) == len(FILES)  # each blob uploaded by one push only
