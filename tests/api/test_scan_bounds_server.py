@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import threading
 import time
-import zipfile
 import zlib
 from collections.abc import Callable
 
@@ -17,6 +15,7 @@ import pytest
 from apitools import Hub, Server, assert_problem
 from fastapi.testclient import TestClient
 from test_uploads import commit, upload
+from tests.scanning.scan_corpus import nested_zip_bomb
 
 
 def _multi_stream(compress: Callable[[bytes], bytes], pairs_mib: int) -> bytes:
@@ -29,27 +28,13 @@ def _multi_stream(compress: Callable[[bytes], bytes], pairs_mib: int) -> bytes:
     return compress(b"\x80\x04") + middle * pairs_mib + compress(b"N.")
 
 
-def _nested_zip() -> bytes:
-    def zipped(members: dict[str, bytes]) -> bytes:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-            for name, data in members.items():
-                z.writestr(name, data)
-        return buf.getvalue()
-
-    layer = zipped({"zeros.bin": bytes(4 << 20)})
-    for _ in range(3):
-        layer = zipped({f"{i}.zip": layer for i in range(8)})
-    return layer
-
-
 BOMBS: dict[str, Callable[[], bytes]] = {
     "gzip": lambda: _multi_stream(lambda d: gzip.compress(d, 9), 256),
     "bz2": lambda: _multi_stream(lambda d: bz2.compress(d, 1), 256),
     "xz": lambda: _multi_stream(lzma.compress, 256),
     "lzma": lambda: _multi_stream(lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE), 256),
     "zlib": lambda: zlib.compress(b"\x80\x04" + b"N0" * (64 << 20) + b"N.", 1),
-    "nested-zip": _nested_zip,
+    "nested-zip": nested_zip_bomb,
 }
 
 

@@ -56,12 +56,21 @@ def call0(module: str, name: str, *args: str) -> bytes:
     return g(module, name) + b"(" + b"".join(b"V" + a.encode() + b"\n" for a in args) + b"tR."
 
 
-def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip archive of `members` (name -> bytes), written by Python's zipfile."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
         for name, data in members.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+def nested_zip_bomb() -> bytes:
+    """8 zips of 8 zips of 8 zips of 4 MiB of zeros, deflated: 2 GiB inflated, under 200 KB as stored."""
+    layer = zip_of({"zeros.bin": bytes(4 << 20)}, zipfile.ZIP_DEFLATED)
+    for _ in range(3):
+        layer = zip_of({f"{i}.zip": layer for i in range(8)}, zipfile.ZIP_DEFLATED)
+    return layer
 
 
 def torch_data_pkl(extra: bytes = b"") -> bytes:
@@ -84,7 +93,7 @@ def torch_data_pkl(extra: bytes = b"") -> bytes:
 
 def torch_zip(data_pkl: bytes, extra: dict[str, bytes] | None = None, prefix: str = "archive") -> bytes:
     """A PyTorch zip laid out as torch.save does it."""
-    return _zip(
+    return zip_of(
         {
             f"{prefix}/data.pkl": data_pkl,
             f"{prefix}/byteorder": b"little",
@@ -204,7 +213,7 @@ def malicious(marker: str, workdir: str) -> dict[str, bytes]:
     c["npz_object_array_payload"] = _npz(ok=np.arange(3), bad=evil_array)
     # polyglots, truncated and corrupt files
     benign = pickle.dumps({"a": 1}, protocol=4)
-    c["polyglot_pickle_then_zip"] = benign + _zip({"x.txt": b"hello"})
+    c["polyglot_pickle_then_zip"] = benign + zip_of({"x.txt": b"hello"})
     c["polyglot_pickle_then_pickle"] = benign + inner
     c["zip_with_pickle_prefix"] = _prefix_zip(inner, torch_zip(torch_data_pkl()))
     c["truncated_payload_without_stop"] = inner[:-1]

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from scan_corpus import nested_zip_bomb, zip_of
 
 from aiprov.scanning import ScanLimits, scan_stream
 from aiprov.scanning.limits import MiB
@@ -26,14 +27,6 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
     "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
     "zlib": zlib.compress,
 }
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _limits(cap: int, **kw: object) -> ScanLimits:
@@ -73,9 +66,7 @@ def test_decompression_bombs_are_refused_under_the_default_ratio(compression: st
 
 
 def test_a_zip_of_nested_zips_is_refused() -> None:
-    layer = _zip({"zeros.bin": bytes(4 * MiB)})
-    for _ in range(3):
-        layer = _zip({f"{i}.zip": layer for i in range(8)})
+    layer = nested_zip_bomb()
     report = scan_stream("model.zip", io.BytesIO(layer), limits=ScanLimits())
     assert len(layer) < 200_000 and report.verdict == "unsafe", report
     assert [f.reason for f in report.findings] == ["decompression-limit"]
@@ -87,7 +78,7 @@ def test_stored_zip_members_cost_nothing_and_deflated_ones_count_at_their_size()
     with zipfile.ZipFile(stored, "w", zipfile.ZIP_STORED) as z:
         z.writestr("weights.bin", weights)
     assert scan_stream("m.zip", stored, limits=_limits(0)).verdict != "unsafe"
-    deflated = _zip({"weights.bin": weights})
+    deflated = zip_of({"weights.bin": weights}, zipfile.ZIP_DEFLATED)
     assert scan_stream("m.zip", io.BytesIO(deflated), limits=_limits(len(weights))).verdict != "unsafe"
     refused = scan_stream("m.zip", io.BytesIO(deflated), limits=_limits(len(weights) - 1))
     assert refused.findings[0].reason == "decompression-limit"

@@ -74,7 +74,7 @@ def test_hdf5_is_unsupported_and_with_a_lambda_layer_unsafe() -> None:
 
 def test_keras_v3_zip_with_lambda_config_is_unsafe() -> None:
     config = json.dumps({"class_name": "Functional", "config": {"layers": [{"class_name": "Lambda"}]}}).encode()
-    data = scan_corpus._zip({"config.json": config, "metadata.json": b"{}", "model.weights.h5": b"\x89HDF\r\n\x1a\n"})
+    data = scan_corpus.zip_of({"config.json": config, "metadata.json": b"{}", "model.weights.h5": b"\x89HDF\r\n\x1a\n"})
     report = scan(data)
     assert report.format == "keras" and report.verdict == "unsafe"
 
@@ -98,7 +98,7 @@ def test_zip_with_comment_or_gap_is_unsafe() -> None:
 
 
 def test_zip_member_escaping_the_archive_is_unsafe() -> None:
-    assert scan(scan_corpus._zip({"../evil.txt": b"x"})).verdict == "unsafe"
+    assert scan(scan_corpus.zip_of({"../evil.txt": b"x"})).verdict == "unsafe"
 
 
 def test_torch_storage_referenced_by_the_pickle_is_not_parsed_as_pickle() -> None:
