@@ -319,3 +319,91 @@ def test_small_and_large_inputs_take_the_fast_digest_for_the_same_values() -> No
         assert (fast_small is None) == (fast_large is None), v
         if fast_large is not None:
             assert fast_large == canonical_json(large), v
+
+
+def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Container) -> None:
+    """The writer waits for predictions still running rather than commit the first answer of a wave alone."""
+    recorder = make_recorder(hub, batch_size=10)
+    recorder.record(usage(0))  # the first batch signs a checkpoint; what follows is the lingering path
+
+    async def main() -> None:
+        for _ in range(3):
+            recorder.expect()
+        first = asyncio.ensure_future(recorder.record_async(usage(1), expected=True))
+        await asyncio.sleep(0.0005)  # the rest of the wave "is still in the model"
+        await asyncio.gather(first, *(recorder.record_async(usage(i), expected=True) for i in (2, 3)))
+
+    before = recorder.batches
+    asyncio.run(main())
+    assert recorder.batches - before == 1
+    recorder.close()
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3]
+
+
+def test_a_lone_request_never_waits_for_the_linger(hub: Container) -> None:
+    recorder = make_recorder(hub)
+    recorder.linger_s = 5.0  # were it to wait, this test would take seconds
+    recorder.record(usage(0))
+
+    async def one(i: int) -> float:
+        recorder.expect()
+        began = time.monotonic()
+        await recorder.record_async(usage(i), expected=True)
+        return time.monotonic() - began
+
+    waits = [asyncio.run(one(i)) for i in range(1, 6)]
+    recorder.close()
+    assert max(waits) < 1.0, waits
+
+
+def test_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_most(hub: Container) -> None:
+    recorder = make_recorder(hub)
+    recorder.linger_s = 0.2
+    recorder.record(usage(0))
+    recorder.expect()  # a prediction that will fail, and whose request forgets to withdraw it
+    began = time.monotonic()
+    recorder.record(usage(1))
+    waited = time.monotonic() - began
+    assert 0.2 <= waited < 2.0
+    recorder.unexpect()  # withdrawn: the next batch goes at once
+    began = time.monotonic()
+    recorder.record(usage(2))
+    assert time.monotonic() - began < 0.2
+    recorder.close()
+
+
+def test_withdrawing_the_last_announced_event_lets_the_writer_go(hub: Container) -> None:
+    recorder = make_recorder(hub)
+    recorder.linger_s = 5.0
+    recorder.record(usage(0))
+    recorder.expect()
+    threading.Timer(0.1, recorder.unexpect).start()  # its prediction failed
+    began = time.monotonic()
+    recorder.record(usage(1))
+    assert time.monotonic() - began < 2.0
+    recorder.close()
+
+
+@pytest.mark.postgres
+def test_the_event_writer_reconnects_after_its_connection_is_killed(
+    make_container: Callable[..., Container], postgres_url: str
+) -> None:
+    """A real lost connection (the server ends the backend): one batch fails as BackendError, the next commits."""
+    from sqlalchemy import create_engine, text
+
+    hub = make_container(postgres_url)
+    hub.registry  # noqa: B018 - the schema
+    writer = hub.db.event_writer()
+    writer.append([usage(1).event()])
+    pid = writer._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()  # type: ignore[union-attr]
+    writer._conn.rollback()  # type: ignore[union-attr]
+    admin = create_engine(postgres_url)
+    with admin.begin() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    admin.dispose()
+    with pytest.raises(BackendError, match="database error"):
+        writer.append([usage(2).event()])
+    writer.append([usage(3).event()])
+    writer.close()
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [1, 3]
+    assert log_size(hub) == 2

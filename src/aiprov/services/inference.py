@@ -357,11 +357,19 @@ class InferenceService:
             target = await asyncio.to_thread(self.resolve, ref)
         rows = input_rows(payload, target.features)
         x = model_input(rows, body if isinstance(body, bytes) else None)
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.expect()  # the writer may wait for this event rather than commit a batch without it
         start = time.perf_counter()
-        prediction = await self.batcher.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
+        try:
+            prediction = await self.batcher.predict_async(target.spec, x, proba=asked, timeout=self.timeout_s)
+        except BaseException:
+            if recorder is not None:
+                recorder.unexpect()
+            raise
         result = InferenceResult(target.version, target.digest, prediction, len(rows), time.perf_counter() - start)
-        if self.recorder is not None:
-            await self.recorder.record_async(self._usage(actor, target, result, rows, x))
+        if recorder is not None:
+            await recorder.record_async(self._usage(actor, target, result, rows, x), expected=True)
         return result
 
     def _usage(self, actor: str, target: Target, result: InferenceResult, rows: list[list[Any]], x: Any) -> Usage:

@@ -6,7 +6,12 @@ thread writes whatever is queued as one write transaction per batch (one log app
 as the previous batch is committed, at most `batch_size` events at a time. So a lone request waits for one commit
 of its own event, and under load the requests that arrive during one commit share the next: many requests per
 commit, and a request's latency grows by at most two commits (the one in progress when it arrived, then its own).
-Lingering for more events before a commit (0.5 to 2 ms) made no difference the serving benchmark could measure.
+
+A prediction announces its event before the model runs (`expect`), and the writer, finding fewer events queued
+than are announced, waits for them up to `linger_s` (2 ms) instead of committing a batch of one: with 16
+clients, a fifth of the batches had held a single event (the first answer of a wave of predictions from one
+worker call), each paying a whole commit. A lone caller announces nothing that the writer would wait for: its
+event is queued when it is the only one announced, so it never waits.
 
 A batch signs a checkpoint (the registry's before-commit hook) only when the last one the recorder signed is
 `checkpoint_interval_s` old, and an idle recorder signs one for what is left unsigned once that interval has
@@ -188,6 +193,11 @@ class UsageRecorder:
         self._queued = 0  # events accepted so far
         self._done = 0  # events written (or given up on) so far
         self._closed = False
+        self._expected = 0  # events announced by `expect` and not yet queued or withdrawn
+        self._lingering = False  # the writer is waiting for announced events
+        self.linger_s = 0.002
+        """How long the writer waits for announced events before committing the ones queued."""
+        self._events = db.event_writer()
         self.batches = 0
         """Batches written (for tests and monitoring)."""
         self.dropped = 0
@@ -209,11 +219,32 @@ class UsageRecorder:
         except concurrent.futures.TimeoutError:
             raise _not_committed(self.commit_timeout_s) from None
 
-    async def record_async(self, usage: Usage) -> None:
-        """`record` for an event loop: the loop is not blocked while the batch commits. Raises as `record`."""
+    def expect(self) -> None:
+        """Announce an event that `record_async(..., expected=True)` will queue soon, or `unexpect` withdraw."""
+        with self._cond:
+            self._expected += 1
+
+    def unexpect(self) -> None:
+        """Withdraw an event announced by `expect` (its request failed before it had anything to record)."""
+        with self._cond:
+            self._settle_expected()
+
+    def _settle_expected(self) -> None:
+        """Under `_cond`: one announced event is queued or withdrawn; wake a writer waiting for the last one."""
+        self._expected -= 1
+        if self._lingering and self._expected <= 0:
+            self._cond.notify_all()
+
+    async def record_async(self, usage: Usage, *, expected: bool = False) -> None:
+        """`record` for an event loop: the loop is not blocked while the batch commits. Raises as `record`.
+
+        `expected`: the event was announced with `expect` (it is then no longer announced, whatever happens).
+        """
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._cond:
+            if expected:
+                self._settle_expected()
             room = len(self._queue) < self.max_queued
             if room:
                 self._append(usage, (loop, done))
@@ -243,8 +274,8 @@ class UsageRecorder:
         """Under `_cond`, with room in the queue. Raises BackendError if the recorder is closed."""
         if self._closed:
             raise BackendError("the usage recorder is closed (the server is shutting down)")
-        if not self._queue:
-            self._cond.notify_all()  # the writer is idle: this event starts the next batch
+        if not self._queue or (self._lingering and len(self._queue) + 1 >= self.batch_size):
+            self._cond.notify_all()  # the writer is idle (this event starts the next batch), or its batch is full
         self._queue.append((usage, waiter))
         self._queued += 1
 
@@ -284,15 +315,18 @@ class UsageRecorder:
                 self._sign_unsigned()
                 continue
             outcomes = self._write(batch)
-            with self._cond:
-                if outcomes is not None:
-                    failures = 0
+            if outcomes is not None:
+                failures = 0
+                with self._cond:
                     for _ in batch:
                         self._queue.popleft()
                     self._done += len(batch)
                     self._cond.notify_all()
-                    _settle([waiter for _, waiter in batch], outcomes)
-                    continue
+                # Outside the lock: waking an event loop is a system call, and on a busy core the woken loop
+                # thread may run before this one gets the lock back to it (it then blocked on the lock to queue).
+                _settle([waiter for _, waiter in batch], outcomes)
+                continue
+            with self._cond:
                 failures += 1
                 if self._closed and failures >= 3:
                     log.error("usage recorder: the database is down at shutdown; %d events lost", len(self._queue))
@@ -306,6 +340,7 @@ class UsageRecorder:
                 self._cond.wait(min(0.1 * 2**failures, 5.0))  # close() wakes it early
         if self._unsigned:  # closed: one last checkpoint over what is left unsigned
             self._sign_unsigned()
+        self._events.close()
 
     def _take(self) -> list[tuple[Usage, _Waiter]] | None:
         """The next batch (left in the queue until written); None once closed and empty.
@@ -324,7 +359,22 @@ class UsageRecorder:
                 if due <= 0:
                     return []
                 self._cond.wait(due)
+            if self._expected > 0 and len(self._queue) < self.batch_size:
+                self._linger()
             return list(itertools.islice(self._queue, self.batch_size))
+
+    def _linger(self) -> None:
+        """Under `_cond`: wait up to `linger_s` for the announced events, or a full batch, or `close`."""
+        deadline = time.monotonic() + self.linger_s
+        self._lingering = True
+        try:
+            while self._expected > 0 and len(self._queue) < self.batch_size and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+        finally:
+            self._lingering = False
 
     def _sign_unsigned(self) -> None:
         """Sign a checkpoint over the events committed without one; on failure, try again an interval later."""
@@ -354,8 +404,11 @@ class UsageRecorder:
             return outcomes
         sign = time.monotonic() - self._signed_at >= self.checkpoint_interval_s
         try:
-            with self.db.unit(write=True, checkpoint=sign) as u:
-                u.add_events(events)
+            if sign:
+                with self.db.unit(write=True, checkpoint=True) as u:
+                    u.add_events(events)
+            else:
+                self._events.append(events)
         except BackendError as e:
             log.warning("usage recorder: writing %d events failed, will retry: %s", len(events), e.message)
             return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -109,6 +109,70 @@ def _serialize_writers(engine: Engine) -> None:
                 conn.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
 
+def insert_events(conn: Connection, events: Sequence[Event]) -> int:
+    """Append `events` to the log and the events table in `conn`'s write transaction; the first one's leaf index.
+
+    Raises InvalidInput for an empty batch or an event whose entry exceeds the log's entry limit.
+    """
+    first = log.append(conn, [e.entry() for e in events])
+    # Through the driver, as the log is: a usage batch writes hundreds of rows, and Core's per-row parameter
+    # processing cost more than the rest of the insert. The time column's own bind processor keeps the stored
+    # form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are JSON that
+    # `entry()` has just encoded, so the same encoder (orjson for plain values) cannot fail on them.
+    to_time = _EVENTS.c.time.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) or _same
+    conn.exec_driver_sql(
+        f"INSERT INTO events (time, actor, action, subject, model, details, leaf_index) "
+        f"VALUES ({log.placeholders(conn, 7)})",
+        [
+            (
+                to_time(e.time.astimezone(UTC)),
+                e.actor,
+                e.action,
+                e.subject,
+                e.model,
+                canonical_json(e.details).decode(),
+                first + i,
+            )
+            for i, e in enumerate(events)
+        ],
+    )
+    return first
+
+
+class EventWriter:
+    """Appends batches of events, each in a write transaction of its own, over one connection kept open.
+
+    For a single thread that appends many small batches (the usage recorder): a batch then costs no session, no
+    pool checkout and no reset, about a third of a one-event write unit's CPU. No checkpoint is signed here
+    (`SqlRegistry.unit(write=True, checkpoint=True)` does that); the caller signs one when it is due. After a
+    database error the connection is dropped and the next batch opens a new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Commit `events` (one log append, one insert); the first one's leaf index. Raises as `SqlRegistry.unit`."""
+        try:
+            if self._conn is None:
+                self._conn = self._engine.connect()
+            with self._conn.begin():
+                return insert_events(self._conn, events)
+        except AiprovError:
+            raise
+        except SQLAlchemyError as e:
+            self.close()
+            raise BackendError(f"database error: {getattr(e, 'orig', None) or e}") from e
+
+    def close(self) -> None:
+        """Close the connection (the next `append` opens another). Idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(SQLAlchemyError):
+                conn.close()
+
+
 class SqlRegistry:
     """Factory of transactions over one engine."""
 
@@ -118,8 +182,13 @@ class SqlRegistry:
         """Called at the end of a write transaction that appended log entries, inside it: a local hub signs a
         checkpoint there, so every committed state has a checkpoint that covers it."""
         _serialize_writers(engine)
+        self._write_engine = engine.execution_options(**{WRITE: True})
         self._readers = sessionmaker(engine, expire_on_commit=False, autoflush=False)
-        self._writers = sessionmaker(engine.execution_options(**{WRITE: True}), expire_on_commit=False, autoflush=False)
+        self._writers = sessionmaker(self._write_engine, expire_on_commit=False, autoflush=False)
+
+    def event_writer(self) -> EventWriter:
+        """An `EventWriter` over this registry's write connections (for one thread's use)."""
+        return EventWriter(self._write_engine)
 
     @contextmanager
     def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> Iterator[RegistryUnit]:
@@ -620,29 +689,7 @@ class RegistryUnit:
         empty batch or an event whose entry exceeds the log's entry limit.
         """
         assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
-        conn = self.conn
-        first = log.append(conn, [e.entry() for e in events])
-        # Through the driver, as the log is: a usage batch writes hundreds of rows, and Core's per-row parameter
-        # processing cost more than the rest of the insert. The time column's own bind processor keeps the
-        # stored form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are
-        # JSON that `entry()` has just encoded, so the same encoder (orjson for plain values) cannot fail on them.
-        to_time = _EVENTS.c.time.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) or _same
-        conn.exec_driver_sql(
-            f"INSERT INTO events (time, actor, action, subject, model, details, leaf_index) "
-            f"VALUES ({log.placeholders(conn, 7)})",
-            [
-                (
-                    to_time(e.time.astimezone(UTC)),
-                    e.actor,
-                    e.action,
-                    e.subject,
-                    e.model,
-                    canonical_json(e.details).decode(),
-                    first + i,
-                )
-                for i, e in enumerate(events)
-            ],
-        )
+        first = insert_events(self.conn, events)
         self.appended += len(events)
         return first
 
