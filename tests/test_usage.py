@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -95,24 +96,20 @@ def test_input_digest_is_sha256_of_the_canonical_rows() -> None:
     assert input_digest([[1.0]]) == input_digest([[1]])  # RFC 8785: the same number is the same bytes
 
 
-def gated(hub: Container) -> tuple[threading.Lock, Callable[[], None]]:
-    """Make the database "hang" for writers until the returned lock is released; the callable restores it."""
-    gate = threading.Lock()
-    gate.acquire()
-    original = hub.db.unit
+def locked(hub: Container) -> Callable[[], None]:
+    """Hold the database's write lock from another connection, as a long write elsewhere would; call to release.
 
-    def slow_unit(write: bool = False, **options):  # type: ignore[no-untyped-def]
-        if write:
-            with gate:
-                pass
-        return original(write, **options)
+    A writer with the engine's busy timeout (30 s: the recorder's thread) waits meanwhile; one with a short one
+    (the event loop's writer) fails its attempts and retries.
+    """
+    other = sqlite3.connect(hub.settings.home / "registry.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
 
-    hub.db.unit = slow_unit  # type: ignore[method-assign]
+    def release() -> None:
+        other.execute("COMMIT")
+        other.close()
 
-    def restore() -> None:
-        hub.db.unit = original  # type: ignore[method-assign]
-
-    return gate, restore
+    return release
 
 
 def in_threads(recorder: UsageRecorder, usages: list[Usage]) -> tuple[list[threading.Thread], list[BaseException]]:
@@ -131,7 +128,7 @@ def in_threads(recorder: UsageRecorder, usages: list[Usage]) -> tuple[list[threa
 
 
 def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) -> None:
-    gate, restore = gated(hub)
+    release = locked(hub)
     recorder = make_recorder(hub, batch_size=1000)
     before = log_size(hub)
     threads, errors = in_threads(recorder, [usage(i) for i in range(37)])
@@ -139,12 +136,11 @@ def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) 
     while recorder.pending < 37 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert recorder.pending == 37  # all waiting for a commit
-    gate.release()
+    release()
     recorder.close()
     recorder.close()
     for t in threads:
         t.join()
-    restore()
     assert errors == []
     assert log_size(hub) == before + 37
     assert recorder.pending == 0
@@ -184,7 +180,7 @@ def test_an_idle_recorder_signs_a_checkpoint_over_what_it_left_unsigned(hub: Con
 
 
 def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) -> None:
-    gate, restore = gated(hub)
+    release = locked(hub)
     recorder = UsageRecorder(hub.db, batch_size=2, max_queued=4, put_timeout_s=0.3)
     threads, errors = in_threads(recorder, [usage(i) for i in range(4)])
     deadline = time.monotonic() + 10
@@ -194,19 +190,19 @@ def test_full_queue_pushes_back_then_refuses_instead_of_growing(hub: Container) 
     with pytest.raises(BackendError, match="not keeping up"):
         recorder.record(usage(99))
     assert time.monotonic() - began >= 0.25  # it waited (back-pressure) before refusing
-    gate.release()
+    release()
     recorder.record(usage(5))  # room again once the writer moves
     for t in threads:
         t.join()
     recorder.close()
-    restore()
     assert errors == [] and recorder.pending == 0
     assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3, 5]
 
 
-def test_a_commit_that_does_not_come_in_time_refuses_the_request(hub: Container) -> None:
-    gate, restore = gated(hub)
-    recorder = UsageRecorder(hub.db, commit_timeout_s=0.3)
+@pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
+def test_a_commit_that_does_not_come_in_time_refuses_the_request(hub: Container, inline: bool) -> None:
+    release = locked(hub)
+    recorder = UsageRecorder(hub.db, commit_timeout_s=0.3, inline=inline)
     began = time.monotonic()
     with pytest.raises(BackendError, match=r"did not commit within 0\.3 s"):
         recorder.record(usage(1))
@@ -215,31 +211,50 @@ def test_a_commit_that_does_not_come_in_time_refuses_the_request(hub: Container)
     async def one() -> None:
         await recorder.record_async(usage(2))
 
+    began = time.monotonic()
     with pytest.raises(BackendError, match="not acknowledged"):
         asyncio.run(one())
-    gate.release()
+    assert time.monotonic() - began >= 0.3
+    release()
     recorder.close()
-    restore()
     # Written later: the log may hold a use that was not answered, never an answer that is not in the log.
     assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [1, 2]
 
 
-def test_a_database_outage_is_retried_without_losing_events(hub: Container) -> None:
-    original = hub.db.unit
-    failures = iter([True, True])
-
-    def flaky_unit(write: bool = False, **options):  # type: ignore[no-untyped-def]
-        if write and next(failures, False):
-            raise BackendError("database error: disk I/O error")
-        return original(write, **options)
-
-    hub.db.unit = flaky_unit  # type: ignore[method-assign]
-    recorder = UsageRecorder(hub.db, batch_size=10)
+@pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
+def test_a_database_outage_is_retried_without_losing_events(hub: Container, inline: bool) -> None:
+    release = locked(hub)
+    threading.Timer(0.3, release).start()  # the write lock comes back after a while
+    recorder = make_recorder(hub, batch_size=10, inline=inline)
+    began = time.monotonic()
     record_all(recorder, [usage(i) for i in range(5)])
+    assert time.monotonic() - began >= 0.25  # answered only once committed, after the outage
     recorder.close()
-    hub.db.unit = original  # type: ignore[method-assign]
-    assert len(UsageQueries(hub.db).of_user("bob")) == 5
+    assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3, 4]
     assert recorder.dropped == 0
+
+
+def test_the_loop_writer_never_blocks_its_loop_for_long_while_the_database_is_locked(hub: Container) -> None:
+    """While another writer holds the lock, the loop keeps running: its writes give up after 2 ms and retry."""
+    release = locked(hub)
+    threading.Timer(0.5, release).start()
+    recorder = make_recorder(hub, inline=True)
+    gaps: list[float] = []
+
+    async def main() -> None:
+        recording = asyncio.ensure_future(recorder.record_async(usage(1)))
+        last = time.monotonic()
+        while not recording.done():
+            await asyncio.sleep(0.001)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+        await recording
+
+    asyncio.run(main())
+    recorder.close()
+    assert len(gaps) > 20 and max(gaps) < 0.1, max(gaps)
+    assert [e.details["n"] for e in UsageQueries(hub.db).of_user("bob")] == [1]
 
 
 def test_an_event_the_log_cannot_encode_fails_its_request_alone(hub: Container) -> None:
@@ -321,9 +336,11 @@ def test_small_and_large_inputs_take_the_fast_digest_for_the_same_values() -> No
             assert fast_large == canonical_json(large), v
 
 
-def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Container) -> None:
+@pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
+def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Container, inline: bool) -> None:
     """The writer waits for predictions still running rather than commit the first answer of a wave alone."""
-    recorder = make_recorder(hub, batch_size=10)
+    recorder = make_recorder(hub, batch_size=10, inline=inline)
+    recorder.linger_s = 5.0  # long enough for a loaded machine; the last announced event ends the wait
     recorder.record(usage(0))  # the first batch signs a checkpoint; what follows is the lingering path
 
     async def main() -> None:
@@ -334,14 +351,17 @@ def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Contai
         await asyncio.gather(first, *(recorder.record_async(usage(i), expected=True) for i in (2, 3)))
 
     before = recorder.batches
+    began = time.monotonic()
     asyncio.run(main())
     assert recorder.batches - before == 1
+    assert time.monotonic() - began < 2.5  # not the whole linger: the last one to come sent the batch
     recorder.close()
     assert sorted(e.details["n"] for e in UsageQueries(hub.db).of_user("bob")) == [0, 1, 2, 3]
 
 
-def test_a_lone_request_never_waits_for_the_linger(hub: Container) -> None:
-    recorder = make_recorder(hub)
+@pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
+def test_a_lone_request_never_waits_for_the_linger(hub: Container, inline: bool) -> None:
+    recorder = make_recorder(hub, inline=inline)
     recorder.linger_s = 5.0  # were it to wait, this test would take seconds
     recorder.record(usage(0))
 
@@ -357,7 +377,7 @@ def test_a_lone_request_never_waits_for_the_linger(hub: Container) -> None:
 
 
 def test_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_most(hub: Container) -> None:
-    recorder = make_recorder(hub)
+    recorder = make_recorder(hub, inline=False)
     recorder.linger_s = 0.2
     recorder.record(usage(0))
     recorder.expect()  # a prediction that will fail, and whose request forgets to withdraw it
@@ -372,8 +392,31 @@ def test_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_mos
     recorder.close()
 
 
+def test_on_the_loop_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_most(
+    hub: Container,
+) -> None:
+    recorder = make_recorder(hub, inline=True)
+    recorder.linger_s = 0.2
+
+    async def main() -> tuple[float, float]:
+        await recorder.record_async(usage(0))
+        recorder.expect()  # a prediction that will fail, and whose request forgets to withdraw it
+        began = time.monotonic()
+        await recorder.record_async(usage(1))
+        waited = time.monotonic() - began
+        recorder.unexpect()
+        began = time.monotonic()
+        await recorder.record_async(usage(2))
+        return waited, time.monotonic() - began
+
+    waited, then = asyncio.run(main())
+    recorder.close()
+    assert 0.2 <= waited < 2.0
+    assert then < 0.2
+
+
 def test_withdrawing_the_last_announced_event_lets_the_writer_go(hub: Container) -> None:
-    recorder = make_recorder(hub)
+    recorder = make_recorder(hub, inline=False)
     recorder.linger_s = 5.0
     recorder.record(usage(0))
     recorder.expect()

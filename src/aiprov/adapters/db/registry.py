@@ -148,15 +148,16 @@ class EventWriter:
     database error the connection is dropped and the next batch opens a new one.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, busy_timeout_ms: int | None = None) -> None:
         self._engine = engine
+        self._busy_timeout_ms = busy_timeout_ms
         self._conn: Connection | None = None
 
     def append(self, events: Sequence[Event]) -> int:
         """Commit `events` (one log append, one insert); the first one's leaf index. Raises as `SqlRegistry.unit`."""
         try:
             if self._conn is None:
-                self._conn = self._engine.connect()
+                self._conn = self._connect()
             with self._conn.begin():
                 return insert_events(self._conn, events)
         except AiprovError:
@@ -164,6 +165,14 @@ class EventWriter:
         except SQLAlchemyError as e:
             self.close()
             raise BackendError(f"database error: {getattr(e, 'orig', None) or e}") from e
+
+    def _connect(self) -> Connection:
+        conn = self._engine.connect()
+        if self._busy_timeout_ms is not None and conn.dialect.name == "sqlite":
+            # On the driver's connection: through SQLAlchemy the statement would begin a (write) transaction.
+            conn.connection.dbapi_connection.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")  # type: ignore[union-attr]
+            conn.detach()  # its own busy timeout: closed for good with this writer, never handed to another
+        return conn
 
     def close(self) -> None:
         """Close the connection (the next `append` opens another). Idempotent."""
@@ -186,9 +195,12 @@ class SqlRegistry:
         self._readers = sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._writers = sessionmaker(self._write_engine, expire_on_commit=False, autoflush=False)
 
-    def event_writer(self) -> EventWriter:
-        """An `EventWriter` over this registry's write connections (for one thread's use)."""
-        return EventWriter(self._write_engine)
+    def event_writer(self, *, busy_timeout_ms: int | None = None) -> EventWriter:
+        """An `EventWriter` over this registry's write connections (for one thread's use).
+
+        `busy_timeout_ms`: on SQLite, how long it waits for another writer's lock (default: the engine's, 30 s).
+        """
+        return EventWriter(self._write_engine, busy_timeout_ms=busy_timeout_ms)
 
     @contextmanager
     def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> Iterator[RegistryUnit]:
