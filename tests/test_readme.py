@@ -32,16 +32,11 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert readme_commands()[1] in ci.splitlines()
 
 
-SKIP_MARK = re.compile(r"<!-- readme-test: skip: (.+?) -->\n```bash\n", re.S)
-"""A Use block the test does not run, with the reason stated in the README itself (the chain needs a node)."""
-
-
-def use_blocks() -> list[tuple[str, str | None]]:
-    """(code, skip reason or None) of every bash block of the README's Use section, in order."""
+def use_blocks() -> list[str]:
+    """Every bash block of the README's Use section, in order."""
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Use\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.finditer(r"(?:<!-- readme-test: skip: (.+?) -->\n)?```bash\n(.+?)\n```", section, re.S)
-    return [(m.group(2), m.group(1)) for m in blocks]
+    return re.findall(r"```bash\n(.+?)\n```", section, re.S)
 
 
 def free_port() -> int:
@@ -50,28 +45,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_only_the_chain_block_is_skipped_and_it_says_why() -> None:
+def test_the_use_section_has_the_local_the_server_and_the_chain_blocks() -> None:
     blocks = use_blocks()
-    assert len(blocks) >= 3
-    skipped = [(code, reason) for code, reason in blocks if reason is not None]
-    assert len(skipped) == 1
-    code, reason = skipped[0]
-    assert "EVM" in reason and all(line.startswith("aiprov ") for line in code.splitlines())
-    assert "aiprov chain" in code or "aiprov anchor" in code
+    assert len(blocks) == 3
+    assert "aiprov serve" in blocks[1]
+    assert "anvil" in blocks[2] and "aiprov chain deploy" in blocks[2] and "--chain" in blocks[2]
 
 
 @pytest.mark.slow
 def test_the_use_section_runs_in_order_as_written_in_a_fresh_home(tmp_path: Path) -> None:
-    blocks = [code for code, reason in use_blocks() if reason is None]
-    # The one change: the README's port, which another process may hold on a CI machine.
-    script = "\n".join(blocks).replace("8000", str(free_port()))
+    # The one change: the README's ports, which another process may hold on a CI machine.
+    script = "\n".join(use_blocks()).replace("8000", str(free_port())).replace("8545", str(free_port()))
     (tmp_path / "use.sh").write_text(script + "\n")
     work = tmp_path / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIPROV_")}
     env.update(
         HOME=str(tmp_path / "home"),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        # anvil as `npm install -g @foundry-rs/anvil` would put it on the PATH: the one the lockfile installs.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), str(ROOT / "node_modules" / ".bin"), env["PATH"]]),
         PYTHONPATH=str(ROOT / "src"),
         COLUMNS="80",
     )
@@ -92,3 +84,4 @@ def test_the_use_section_runs_in_order_as_written_in_a_fresh_home(tmp_path: Path
     assert process.returncode == 0, out[-6000:]
     assert "Traceback" not in out
     assert "alice/iris" in out and "bob/iris" in out
+    assert "PASS  chain.anchor" in out and "anchored up to size" in out

@@ -57,7 +57,7 @@ def test_push_anchor_and_verify_chain_pass(home: Path, deployed: Env, make_model
     assert doc["ok"], doc
     found = checks(doc)
     assert found["chain.anchor"][0] and "size 2" in found["chain.anchor"][1]
-    assert found["chain.inclusion"] == (True, "entry 1 is in the anchored tree of size 2 (1 hashes)")
+    assert found["chain.inclusion"] == (True, "entry 1 is in the anchored tree of size 2 (1 hash)")
     assert found["chain.consistency"][0]
     assert found["chain.registration"] == (True, found["chain.registration"][1])
     assert "not registered" in found["chain.registration"][1]
@@ -309,3 +309,31 @@ def test_a_registration_whose_metadata_is_not_the_push_entry_fails_verify_chain(
     assert code == 6 and [name for name, (ok, _) in found.items() if not ok] == ["chain.registration"]
     owner = squatter.account.address if squatter.account else ""
     assert f"registered on chain by {owner} with metadata digest 1111111111111111…" in found["chain.registration"][1]
+
+
+def test_status_reports_the_node_then_the_registry_then_how_far_the_log_is_anchored(
+    home: Path, env: Env, anvil: Anvil, make_model: MakeModel
+) -> None:
+    before = run_json(home, env, "chain", "status")
+    assert before["chain_id"] == ANVIL_CHAIN_ID and before["contract"] is None and before["anchored_size"] is None
+    assert before["block"] == anvil.w3.eth.block_number
+    code, out, _ = run(home, env, "chain", "status")
+    assert code == 0 and "registry: none yet" in out
+    address = run_json(home, env, "chain", "deploy")["address"]
+    push(home, env, make_model)
+    deployed = run_json(home, env, "chain", "status")
+    assert deployed["contract"] == address and deployed["recorded"] and deployed["anchored_size"] == 0
+    assert deployed["log_size"] == 2
+    run_json(home, env, "anchor")
+    anchored = run_json(home, env, "chain", "status")
+    assert anchored["anchored_size"] == 2 and anchored["log_size"] == 3  # the anchor is logged after it is sent
+    assert anchored["block"] == before["block"] + 2
+    code, out, _ = run(home, env, "chain", "status")
+    assert code == 0 and f"registry {address}, deployed by this hub" in out and "anchored up to size 2" in out
+
+
+def test_status_of_a_node_that_does_not_answer_is_one_line_and_non_zero(home: Path, env: Env) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    code, out, err = run(home, {**env, "AIPROV_CHAIN_RPC": down}, "chain", "status")
+    assert code == ChainError.exit_code and out == ""
+    assert f"cannot reach the chain RPC at {down} (refused)" in one_line_error(err)

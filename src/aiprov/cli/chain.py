@@ -1,4 +1,4 @@
-"""`aiprov chain deploy|register` and `aiprov anchor`: the log's witness on an EVM chain."""
+"""`aiprov chain deploy|register|status` and `aiprov anchor`: the log's witness on an EVM chain."""
 
 from __future__ import annotations
 
@@ -71,6 +71,27 @@ def deploy(ctx: typer.Context, key_file: KeyFileOpt = None, json: JsonOpt = Fals
         return
     out_console.print(f"registry deployed at [bold]{d.address}[/] on chain {d.chain_id} (tx {d.tx}, block {d.block})")
     out_console.print(f"use it with: export AIPROV_CHAIN_CONTRACT={d.address}")
+
+
+@chain_app.command()
+@handle_errors
+def status(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Whether the node answers, which chain and block it is at, the registry, and how far the log is anchored.
+
+    Reads only (no key needed); exits non-zero when the node does not answer, so scripts can wait for it.
+    """
+    s = anchoring(ctx, None).status()
+    if json:
+        print_json(s.to_json())
+        return
+    out_console.print(f"node {s.rpc}: chain {s.chain_id}, block {s.block}")
+    if s.contract is None:
+        out_console.print("registry: none yet (run `aiprov chain deploy`, or set AIPROV_CHAIN_CONTRACT)")
+        return
+    where = "deployed by this hub" if s.recorded else "configured (AIPROV_CHAIN_CONTRACT)"
+    out_console.print(f"registry {s.contract}, {where}")
+    anchored = f"anchored up to size {s.anchored_size}" if s.anchored_size else "not anchored yet"
+    out_console.print(f"log {s.origin}: size {s.log_size}, {anchored}")
 
 
 def print_registration(r: RegisterResult) -> None:

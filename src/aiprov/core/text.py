@@ -55,3 +55,8 @@ def printable(text: str, *, multiline: bool = False) -> str:
     """
     pattern = _UNPRINTABLE_BUT_LINES if multiline else _UNPRINTABLE
     return pattern.sub(lambda m: m[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and the noun, singular for 1 (`count(1, "hash", "hashes")` is "1 hash", `count(2, "file")` "2 files")."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

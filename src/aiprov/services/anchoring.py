@@ -79,6 +79,36 @@ class AnchorResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ChainStatus:
+    """What `aiprov chain status` reports: the node, the registry contract and how far the log is anchored."""
+
+    rpc: str
+    """The node's URL, credentials removed (`Chain.where`)."""
+    chain_id: int
+    block: int
+    contract: str | None
+    """The registry used (configured or recorded); None before `chain deploy`."""
+    recorded: bool
+    """Whether this hub recorded the contract's deployment."""
+    origin: str
+    log_size: int
+    anchored_size: int | None
+    """The tree size of the log's newest anchor in the contract; None without a contract, 0 before any anchor."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rpc": self.rpc,
+            "chain_id": self.chain_id,
+            "block": self.block,
+            "contract": self.contract,
+            "recorded": self.recorded,
+            "origin": self.origin,
+            "log_size": self.log_size,
+            "anchored_size": self.anchored_size,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterResult:
     ref: str
     digest: str
@@ -241,6 +271,24 @@ class AnchorService:
         details["compiler"] = chain.artifact["compiler"]["version"]
         self._record(DEPLOY, result.contract_address, None, details)
         return Deployment(result.contract_address, chain.chain_id, result.tx, result.block)
+
+    def status(self) -> ChainStatus:
+        """The node's chain and head, the registry and the log's newest anchor in it; reads only.
+
+        Raises ChainError (unreachable, wrong chain) and InvalidInput when no RPC is configured.
+        """
+        chain = self._chain(signer=False)
+        block = chain.block_number()
+        try:
+            address, deployment = self._target(chain)
+        except InvalidInput:  # no contract yet: the node itself is what the status is about
+            address, deployment = None, None
+        origin = self.log.origin
+        anchored = chain.latest_anchor(address, origin)[0] if address else None
+        return ChainStatus(
+            chain.where, chain.chain_id, block, address, deployment is not None, origin, self.log.size(),
+            anchored,
+        )  # fmt: skip
 
     def anchor(self) -> AnchorResult:
         """Anchor the latest signed checkpoint in one transaction, unless only anchors were logged since the last.

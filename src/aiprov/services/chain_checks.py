@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiprov.core import merkle
 from aiprov.core.checkpoint import Checkpoint
 from aiprov.core.note import Verifier
+from aiprov.core.text import count
 from aiprov.errors import AiprovError, VerificationError
 from aiprov.ports import ChainReader
 from aiprov.records import AnchoredCheckpoint, VersionRecord
@@ -102,7 +103,8 @@ class ChainChecks:
                 f"entry {index} is not in the tree whose root is anchored at size {anchor.tree_size} (block "
                 f"{anchor.block}): history was rewritten ({e.message})"
             ) from e
-        return f"entry {index} is in the anchored tree of size {anchor.tree_size} ({len(proof.hashes)} hashes)"
+        hashes = count(len(proof.hashes), "hash", "hashes")
+        return f"entry {index} is in the anchored tree of size {anchor.tree_size} ({hashes})"
 
     def _check_chain_consistency(self, holder: dict[str, Any]) -> str:
         """Every root anchored on chain must be a prefix of the log's current signed checkpoint."""

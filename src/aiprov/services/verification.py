@@ -23,6 +23,7 @@ from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
+from aiprov.core.text import count
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
 from aiprov.ports import BlobStore, ChainReader
 from aiprov.records import EventRecord, ModelRecord, SignatureRecord, VersionRecord
@@ -337,7 +338,7 @@ class ProvenanceChecks:
         checkpoint: Checkpoint = holder["checkpoint"]
         proof = self.log.inclusion(index, checkpoint.size)
         merkle.verify_inclusion(holder["leaf_hash"], index, checkpoint.size, proof.hashes, checkpoint.root_hash)
-        return f"entry {index} is in the tree of size {checkpoint.size} ({len(proof.hashes)} hashes)"
+        return f"entry {index} is in the tree of size {checkpoint.size} ({count(len(proof.hashes), 'hash', 'hashes')})"
 
     def _check_consistency(self, holder: dict[str, Any]) -> str:
         latest: Checkpoint = holder["checkpoint"]
