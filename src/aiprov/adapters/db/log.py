@@ -15,14 +15,13 @@ SQL is sent through the driver (`exec_driver_sql`): the ORM's per-row bookkeepin
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from hashlib import sha256
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, select
 
 from aiprov.adapters.db.schema import LogCheckpointRow, LogStateRow
 from aiprov.core import tiles
-from aiprov.core.merkle import HASH_SIZE, CompactRange, Node, extend_levels
+from aiprov.core.merkle import HASH_SIZE, CompactRange, Node, extend_levels, leaf_hash, node_hash
 from aiprov.errors import BackendError, InvalidInput, NotFound
 
 WIDTH = tiles.TILE_WIDTH
@@ -64,7 +63,7 @@ def append(conn: Connection, entries: Sequence[bytes]) -> int:
     lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"  # SQLite: the write unit holds the lock already
     stored_size, stored_edge = conn.exec_driver_sql(f"SELECT size, edge FROM log_state WHERE id = 1{lock}").one()
     first = int(stored_size)
-    leaves = [sha256(b"\x00" + e).digest() for e in entries]
+    leaves = [leaf_hash(e) for e in entries]
     levels, new_edge = extend_levels(first, _split(stored_edge), leaves)
 
     bundle_rows = _grow(
@@ -198,7 +197,7 @@ def nodes(conn: Connection, wanted: Iterable[Node]) -> dict[Node, bytes]:
             raise _damaged(f"subtree {node} is not in tile {tile_level}/{tile_index}")
         hashes = _split(data[offset * HASH_SIZE : end])
         for _ in range(sub):
-            hashes = [sha256(b"\x01" + hashes[k] + hashes[k + 1]).digest() for k in range(0, len(hashes), 2)]
+            hashes = [node_hash(hashes[k], hashes[k + 1]) for k in range(0, len(hashes), 2)]
         out[node] = hashes[0]
     return out
 
