@@ -15,7 +15,7 @@ from aiprov.adapters.db import log
 from aiprov.config import Container
 from aiprov.core.events import Event
 from aiprov.errors import BackendError, InvalidInput
-from aiprov.services.usage import INFERENCE, Usage, UsageQueries, UsageRecorder, input_digest, make_recorder
+from aiprov.services.usage import INFERENCE, Usage, UsageQueries, UsageRecorder, input_digest
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -59,7 +59,7 @@ def record_all(recorder: UsageRecorder, usages: list[Usage]) -> None:
 
 
 def test_concurrent_requests_share_commits_and_keep_their_order_in_the_log(hub: Container) -> None:
-    recorder = make_recorder(hub, batch_size=100)
+    recorder = hub.new_usage_recorder(batch_size=100)
     before = log_size(hub)
     record_all(recorder, [usage(i) for i in range(250)])
     assert log_size(hub) == before + 250  # every request returned after its event was committed
@@ -77,7 +77,7 @@ def test_concurrent_requests_share_commits_and_keep_their_order_in_the_log(hub: 
 
 
 def test_record_returns_once_the_event_is_committed_and_visible_to_another_connection(hub: Container) -> None:
-    recorder = make_recorder(hub)
+    recorder = hub.new_usage_recorder()
     for i in range(3):
         recorder.record(usage(i))
         reopened = Container(hub.settings)  # its own engine: sees only what is committed
@@ -129,7 +129,7 @@ def in_threads(recorder: UsageRecorder, usages: list[Usage]) -> tuple[list[threa
 
 def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) -> None:
     release = locked(hub)
-    recorder = make_recorder(hub, batch_size=1000)
+    recorder = hub.new_usage_recorder(batch_size=1000)
     before = log_size(hub)
     threads, errors = in_threads(recorder, [usage(i) for i in range(37)])
     deadline = time.monotonic() + 10
@@ -149,7 +149,7 @@ def test_close_writes_everything_still_queued_and_is_idempotent(hub: Container) 
 
 
 def test_under_load_a_checkpoint_is_signed_once_an_interval_and_the_newest_covers_the_log(hub: Container) -> None:
-    recorder = make_recorder(hub, checkpoint_interval_s=0.25)
+    recorder = hub.new_usage_recorder(checkpoint_interval_s=0.25)
     signed_before = len(checkpoints(hub))
     began = time.monotonic()
     i = 0
@@ -166,7 +166,7 @@ def test_under_load_a_checkpoint_is_signed_once_an_interval_and_the_newest_cover
 
 
 def test_an_idle_recorder_signs_a_checkpoint_over_what_it_left_unsigned(hub: Container) -> None:
-    recorder = make_recorder(hub, checkpoint_interval_s=0.3)
+    recorder = hub.new_usage_recorder(checkpoint_interval_s=0.3)
     recorder.record(usage(1))  # the first batch signs (none signed yet)
     assert checkpoints(hub)[-1] == log_size(hub)
     recorder.record(usage(2))  # within the interval: committed, not yet covered by a stored checkpoint
@@ -225,7 +225,7 @@ def test_a_commit_that_does_not_come_in_time_refuses_the_request(hub: Container,
 def test_a_database_outage_is_retried_without_losing_events(hub: Container, inline: bool) -> None:
     release = locked(hub)
     threading.Timer(0.3, release).start()  # the write lock comes back after a while
-    recorder = make_recorder(hub, batch_size=10, inline=inline)
+    recorder = hub.new_usage_recorder(batch_size=10, inline=inline)
     began = time.monotonic()
     record_all(recorder, [usage(i) for i in range(5)])
     assert time.monotonic() - began >= 0.25  # answered only once committed, after the outage
@@ -237,8 +237,8 @@ def test_a_database_outage_is_retried_without_losing_events(hub: Container, inli
 def test_the_loop_writer_never_blocks_its_loop_for_long_while_the_database_is_locked(hub: Container) -> None:
     """While another writer holds the lock, the loop keeps running: its writes give up after 2 ms and retry."""
     release = locked(hub)
-    threading.Timer(0.5, release).start()
-    recorder = make_recorder(hub, inline=True)
+    threading.Timer(1.0, release).start()  # a writer that waited for the lock would hold the loop for all of it
+    recorder = hub.new_usage_recorder(inline=True)
     gaps: list[float] = []
 
     async def main() -> None:
@@ -253,12 +253,12 @@ def test_the_loop_writer_never_blocks_its_loop_for_long_while_the_database_is_lo
 
     asyncio.run(main())
     recorder.close()
-    assert len(gaps) > 20 and max(gaps) < 0.1, max(gaps)
+    assert len(gaps) > 20 and max(gaps) < 0.5, max(gaps)  # 0.5 s: room for a loaded machine's scheduling
     assert [e.details["n"] for e in UsageQueries(hub.db).of_user("bob")] == [1]
 
 
 def test_an_event_the_log_cannot_encode_fails_its_request_alone(hub: Container) -> None:
-    recorder = make_recorder(hub, batch_size=10)
+    recorder = hub.new_usage_recorder(batch_size=10)
     results: list[BaseException | None] = []
 
     async def main() -> None:
@@ -339,7 +339,7 @@ def test_small_and_large_inputs_take_the_fast_digest_for_the_same_values() -> No
 @pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
 def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Container, inline: bool) -> None:
     """The writer waits for predictions still running rather than commit the first answer of a wave alone."""
-    recorder = make_recorder(hub, batch_size=10, inline=inline)
+    recorder = hub.new_usage_recorder(batch_size=10, inline=inline)
     recorder.linger_s = 5.0  # long enough for a loaded machine; the last announced event ends the wait
     recorder.record(usage(0))  # the first batch signs a checkpoint; what follows is the lingering path
 
@@ -361,7 +361,7 @@ def test_announced_events_share_one_commit_with_the_one_queued_first(hub: Contai
 
 @pytest.mark.parametrize("inline", [True, False], ids=["loop", "thread"])
 def test_a_lone_request_never_waits_for_the_linger(hub: Container, inline: bool) -> None:
-    recorder = make_recorder(hub, inline=inline)
+    recorder = hub.new_usage_recorder(inline=inline)
     recorder.linger_s = 5.0  # were it to wait, this test would take seconds
     recorder.record(usage(0))
 
@@ -377,7 +377,7 @@ def test_a_lone_request_never_waits_for_the_linger(hub: Container, inline: bool)
 
 
 def test_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_most(hub: Container) -> None:
-    recorder = make_recorder(hub, inline=False)
+    recorder = hub.new_usage_recorder(inline=False)
     recorder.linger_s = 0.2
     recorder.record(usage(0))
     recorder.expect()  # a prediction that will fail, and whose request forgets to withdraw it
@@ -395,7 +395,7 @@ def test_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_mos
 def test_on_the_loop_an_announced_event_that_never_comes_delays_a_batch_by_the_linger_at_most(
     hub: Container,
 ) -> None:
-    recorder = make_recorder(hub, inline=True)
+    recorder = hub.new_usage_recorder(inline=True)
     recorder.linger_s = 0.2
 
     async def main() -> tuple[float, float]:
@@ -416,7 +416,7 @@ def test_on_the_loop_an_announced_event_that_never_comes_delays_a_batch_by_the_l
 
 
 def test_withdrawing_the_last_announced_event_lets_the_writer_go(hub: Container) -> None:
-    recorder = make_recorder(hub, inline=False)
+    recorder = hub.new_usage_recorder(inline=False)
     recorder.linger_s = 5.0
     recorder.record(usage(0))
     recorder.expect()

@@ -6,12 +6,13 @@ import copy
 import getpass
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,10 +31,12 @@ if TYPE_CHECKING:
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.gc import GcService
+    from aiprov.services.inference import InferenceService
     from aiprov.services.ipfs import IpfsService
     from aiprov.services.registry import RegistryService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
+    from aiprov.services.usage import UsageRecorder
     from aiprov.services.verification import VerificationService
 
 
@@ -173,11 +176,21 @@ def utc_now() -> datetime:
 
 
 @dataclass
+class _Serving:
+    """The API's long-lived parts: made on first use by whichever request thread comes first, shared by `for_actor`."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    usage_recorder: UsageRecorder | None = None
+    inference: InferenceService | None = None
+
+
+@dataclass
 class Container:
     """The wired application: built once per process (CLI command, API app, test)."""
 
     settings: Settings
     clock: Callable[[], datetime] = field(default=utc_now)
+    _serving: _Serving = field(default_factory=lambda: _Serving(), repr=False, compare=False)
 
     def require_home(self) -> None:
         """Raise NotFound unless `aiprov init` created the home (or a database URL points elsewhere)."""
@@ -193,21 +206,29 @@ class Container:
 
     @cached_property
     def db(self) -> SqlRegistry:
+        """The registry database, whose every write unit that appends to the log signs a checkpoint over it."""
         from aiprov.adapters.db.engine import make_engine
         from aiprov.adapters.db.registry import SqlRegistry
 
-        return SqlRegistry(make_engine(self.settings.resolved_database_url))
+        db = SqlRegistry(make_engine(self.settings.resolved_database_url))
+        db.before_commit = self._publish_checkpoint
+        return db
 
     @cached_property
-    def registry(self) -> RegistryService:
+    def checked_db(self) -> SqlRegistry:
+        """`db`, once the home exists and the schema is current. Raises NotFound (no home) or SchemaError."""
         from aiprov.adapters.db.engine import check_schema
-        from aiprov.services.registry import RegistryService
 
         self.require_home()
         check_schema(self.db.engine)
-        self.db.before_commit = self._publish_checkpoint
+        return self.db
+
+    @cached_property
+    def registry(self) -> RegistryService:
+        from aiprov.services.registry import RegistryService
+
         return RegistryService(
-            self.db,
+            self.checked_db,
             self.blobs,
             clock=self.clock,
             actor=self.settings.actor,
@@ -233,8 +254,8 @@ class Container:
         Cheap (a few object copies, no query), so the API makes one per write request. Never `close()` it: the
         resources belong to this container. Raises what building the services raises (NotFound, SchemaError).
         """
-        child = Container(self.settings.model_copy(update={"actor": actor}), clock=self.clock)
-        for name in ("blobs", "db", "log", "models"):
+        child = Container(self.settings.model_copy(update={"actor": actor}), clock=self.clock, _serving=self._serving)
+        for name in ("blobs", "db", "checked_db", "log", "models"):
             child.__dict__[name] = getattr(self, name)  # built here once, shared (the worker pool starts lazily)
         for name in ("log_signer", "verification"):
             if name in self.__dict__:
@@ -245,6 +266,50 @@ class Container:
             child.__dict__[name] = service
         child.evaluation.datasets = child.datasets
         return child
+
+    def new_usage_recorder(self, **options: Any) -> UsageRecorder:
+        """A usage recorder writing to this hub's log (the largest batch from the settings unless `options` give it).
+
+        Raises NotFound (no home) or SchemaError. The API's own is `usage_recorder`.
+        """
+        from aiprov.services.usage import UsageRecorder
+
+        options.setdefault("batch_size", self.settings.usage_batch_size)
+        options.setdefault("max_queued", max(20_000, 4 * options["batch_size"]))
+        return UsageRecorder(self.checked_db, **options)
+
+    @property
+    def usage_recorder(self) -> UsageRecorder:
+        """The recorder every prediction and download of the API goes through; `close` writes what it holds.
+
+        Made on first use, by whichever thread comes first. Raises NotFound (no home) or SchemaError.
+        """
+        serving = self._serving
+        recorder = serving.usage_recorder
+        if recorder is None:
+            with serving.lock:
+                if serving.usage_recorder is None:
+                    serving.usage_recorder = self.new_usage_recorder()
+                recorder = serving.usage_recorder
+        return recorder
+
+    @property
+    def inference(self) -> InferenceService:
+        """Predictions with this hub's models, each logged through `usage_recorder`; made on first use."""
+        serving = self._serving
+        service = serving.inference
+        if service is None:
+            recorder = self.usage_recorder
+            with serving.lock:
+                if serving.inference is None:
+                    from aiprov.services.inference import InferenceService
+
+                    serving.inference = InferenceService(
+                        self.db, self.blobs, self.models, recorder, clock=self.clock,
+                        timeout_s=self.settings.worker_timeout_s,
+                    )  # fmt: skip
+                service = serving.inference
+        return service
 
     def _publish_checkpoint(self, unit: RegistryUnit) -> None:
         self.log.publish_in(unit.conn)
@@ -260,15 +325,15 @@ class Container:
         """API users and tokens (`aiprov user …`); the API authenticates every request with a token here."""
         from aiprov.services.accounts import AccountService
 
-        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return AccountService(self.db, clock=self.clock, actor=self.settings.actor, cache_s=self.settings.token_cache_s)
+        return AccountService(
+            self.checked_db, clock=self.clock, actor=self.settings.actor, cache_s=self.settings.token_cache_s
+        )
 
     @cached_property
     def signatures(self) -> SignatureService:
         from aiprov.services.signatures import SignatureService
 
-        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return SignatureService(self.db, clock=self.clock, actor=self.settings.actor)
+        return SignatureService(self.checked_db, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def models(self) -> SandboxedModels:
@@ -282,16 +347,18 @@ class Container:
     def gc(self) -> GcService:
         from aiprov.services.gc import GcService
 
-        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return GcService(self.db, self.blobs, clock=self.clock, actor=self.settings.actor)
+        return GcService(self.checked_db, self.blobs, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def datasets(self) -> DatasetService:
         from aiprov.services.datasets import DatasetService
 
-        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
         return DatasetService(
-            self.db, self.blobs, clock=self.clock, actor=self.settings.actor, scan_limits=self.settings.scan_limits
+            self.checked_db,
+            self.blobs,
+            clock=self.clock,
+            actor=self.settings.actor,
+            scan_limits=self.settings.scan_limits,
         )
 
     @cached_property
@@ -299,7 +366,7 @@ class Container:
         from aiprov.services.evaluation import EvaluationService
 
         return EvaluationService(
-            self.db, self.datasets, lambda: self.models, clock=self.clock, actor=self.settings.actor
+            self.checked_db, self.datasets, lambda: self.models, clock=self.clock, actor=self.settings.actor
         )
 
     @cached_property
@@ -333,8 +400,7 @@ class Container:
         from aiprov.services.anchoring import AnchorService
 
         config = chain_config(self.settings, private_key, key_source)
-        self.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-        return AnchorService(self.db, self.log, config, clock=self.clock, actor=self.settings.actor)
+        return AnchorService(self.checked_db, self.log, config, clock=self.clock, actor=self.settings.actor)
 
     @cached_property
     def log(self) -> LogService:
@@ -382,6 +448,9 @@ class Container:
             verifier_file.write_text(str(signer.verifier) + "\n")
 
     def close(self) -> None:
+        """Write what the usage recorder holds, then stop the model workers and close the database."""
+        if self._serving.usage_recorder is not None:
+            self._serving.usage_recorder.close()
         if "models" in self.__dict__:
             self.models.close()
         if "db" in self.__dict__:

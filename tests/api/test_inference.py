@@ -361,7 +361,7 @@ def test_concurrent_predictions_are_batched_and_each_gets_its_own_answer(
     for body, answer in zip(bodies, answers, strict=True):
         assert answer["predictions"] == model.predict(np.asarray(body)).tolist()
         np.testing.assert_allclose(answer["probabilities"], model.predict_proba(np.asarray(body)))
-    batcher = client.app.state.inference.batcher  # type: ignore[attr-defined]
+    batcher = client.app.state.container.inference.batcher  # type: ignore[attr-defined]
     assert batcher.batched > 0 and batcher.calls < 33, (batcher.calls, batcher.batched)
     usage = UsageQueries(client.app.state.container.db).of_model("alice/iris")  # type: ignore[attr-defined]
     assert len(usage) == 33  # the warm-up and the 32, each its own event with its own input digest

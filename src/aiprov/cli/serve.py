@@ -44,7 +44,7 @@ def serve(
     from aiprov.api.connections import EnvHeadDeadlineProtocol, with_header_timeout
 
     c = container(ctx)
-    c.registry  # noqa: B018 - a missing home or an old schema is a one-line error here, not a crash in a worker
+    c.checked_db  # noqa: B018 - a missing home or an old schema is a one-line error here, not a crash in a worker
     c.log_signer  # noqa: B018 - likewise a missing log key
     options = {
         "host": host,

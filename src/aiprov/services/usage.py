@@ -62,7 +62,6 @@ from aiprov.records import EventRecord
 
 if TYPE_CHECKING:
     from aiprov.adapters.db.registry import EventWriter, SqlRegistry
-    from aiprov.config import Container
 
 try:
     import orjson as _orjson
@@ -607,19 +606,6 @@ def _not_committed(timeout: float) -> BackendError:
         f"the usage log did not commit within {timeout:g} s; the request is not acknowledged",
         hint="the database may be down; try again shortly",
     )
-
-
-def make_recorder(container: Container, **options: Any) -> UsageRecorder:
-    """A recorder writing to the container's registry, whose before-commit hook signs its checkpoints.
-
-    The largest batch comes from the settings (`usage_batch_size`) unless `options` give it. Raises NotFound (no
-    home) or SchemaError as building the registry does.
-    """
-    container.registry  # noqa: B018 - checks the home and schema, and hooks checkpoint signing
-    s = container.settings
-    options.setdefault("batch_size", s.usage_batch_size)
-    options.setdefault("max_queued", max(20_000, 4 * options["batch_size"]))
-    return UsageRecorder(container.db, **options)
 
 
 class UsageQueries:

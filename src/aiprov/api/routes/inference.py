@@ -13,12 +13,11 @@ caller's user name, answered only once the event is committed to the log (`servi
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
@@ -28,8 +27,7 @@ from aiprov.api.schemas import Problem
 from aiprov.config import Container
 from aiprov.errors import InvalidInput
 from aiprov.records import VersionRecord
-from aiprov.services.inference import InferenceService
-from aiprov.services.usage import DOWNLOAD, USAGE_ACTIONS, Usage, UsageQueries, UsageRecorder, make_recorder
+from aiprov.services.usage import DOWNLOAD, USAGE_ACTIONS, Usage, UsageQueries
 
 try:
     import orjson
@@ -167,24 +165,6 @@ _PREDICT: dict[str, Any] = {
     },
 }
 
-_setup = threading.Lock()
-
-
-def usage_recorder(app: FastAPI) -> UsageRecorder:
-    """The app's usage recorder, made on first use and closed (flushed) at shutdown; downloads may record too.
-
-    Raises NotFound (no home) or SchemaError as building the registry does.
-    """
-    recorder: UsageRecorder | None = getattr(app.state, "usage_recorder", None)
-    if recorder is None:
-        with _setup:
-            recorder = getattr(app.state, "usage_recorder", None)
-            if recorder is None:
-                recorder = make_recorder(app.state.container)
-                app.state.on_shutdown.append(recorder.close)
-                app.state.usage_recorder = recorder
-    return recorder
-
 
 def download_recorder(
     request: Request, caller: Caller, record: VersionRecord, details: dict[str, Any]
@@ -195,7 +175,7 @@ def download_recorder(
     is in the log; the event's time is the request's. The callback raises as `UsageRecorder.record`.
     """
     container: Container = request.app.state.container
-    recorder = usage_recorder(request.app)
+    recorder = container.usage_recorder
     usage = Usage(
         actor=caller.name or "anonymous",
         action=DOWNLOAD,
@@ -205,22 +185,6 @@ def download_recorder(
         details=details,
     )
     return lambda: recorder.record(usage)
-
-
-def inference_service(app: FastAPI) -> InferenceService:
-    """The app's inference service (one per app, so its caches live as long as the app)."""
-    service: InferenceService | None = getattr(app.state, "inference", None)
-    if service is None:
-        recorder = usage_recorder(app)
-        with _setup:
-            service = getattr(app.state, "inference", None)
-            if service is None:
-                c: Container = app.state.container
-                service = InferenceService(
-                    c.db, c.blobs, c.models, recorder, clock=c.clock, timeout_s=c.settings.worker_timeout_s
-                )
-                app.state.inference = service
-    return service
 
 
 async def _body(request: Request) -> bytes:
@@ -243,8 +207,8 @@ async def _predict(request: Request, ref: str, actor: str, proba: bool) -> Respo
         body = await _body(request)
     except ClientDisconnect:  # the caller is gone: nothing to run, nobody to answer
         return Response(status_code=400)
-    service = inference_service(request.app)
-    result = await service.predict_async(ref, body, actor=actor, proba=proba)
+    container: Container = request.app.state.container
+    result = await container.inference.predict_async(ref, body, actor=actor, proba=proba)
     return Response(_dumps(result.to_json()), media_type="application/json")
 
 
@@ -312,8 +276,7 @@ async def infer(request: Request) -> Response:
 
 
 def _queries(container: Container) -> UsageQueries:
-    container.registry  # noqa: B018 - checks the home and the schema
-    return UsageQueries(container.db)
+    return UsageQueries(container.checked_db)
 
 
 def _usage_json(events: list[Any]) -> list[dict[str, Any]]:
