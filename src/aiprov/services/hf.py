@@ -1,0 +1,88 @@
+"""The registry as the Hugging Face Hub names it: a repo is a model, a revision is one of its versions.
+
+A revision is `main` (the latest version), a version number, an alias, or a 40-hex commit id (`core.hf.commit_id`:
+the first 40 hex digits of the version's manifest digest). A 40-hex revision is always read as a commit id, and
+`main` always as the latest version, even if an alias has that name. Failures are `HfNotFound` errors carrying
+the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), which is what its clients act on.
+"""
+
+from __future__ import annotations
+
+from aiprov.core.hf import TreeItem, commit_id, is_commit_id, tree
+from aiprov.core.manifest import ManifestEntry
+from aiprov.core.names import ModelName, parse_version_number
+from aiprov.errors import InvalidInput, NotFound
+from aiprov.records import ModelRecord, VersionRecord
+from aiprov.services.registry import RegistryService
+
+REPO_NOT_FOUND = "RepoNotFound"
+REVISION_NOT_FOUND = "RevisionNotFound"
+ENTRY_NOT_FOUND = "EntryNotFound"
+LATEST = "main"
+
+REVISION_HINT = "a revision is main, a version number, an alias or a 40-hex commit id"
+
+
+class HfNotFound(NotFound):
+    """A repo, revision or file that does not exist, with the Hub's code for it (`hf_code`).
+
+    `commit` is the commit id of the revision when the revision exists (an `EntryNotFound`): the Hub's clients
+    cache a missing file per commit.
+    """
+
+    def __init__(self, message: str, *, hf_code: str, commit: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.hf_code = hf_code
+        self.commit = commit
+
+
+class HfRepos:
+    """Repos, revisions, files and trees of the Hub protocol, read from the registry."""
+
+    def __init__(self, registry: RegistryService) -> None:
+        self.registry = registry
+
+    def resolve(self, owner: str, name: str, revision: str) -> tuple[ModelRecord, VersionRecord]:
+        """The model and the version `revision` names. Raises HfNotFound (RepoNotFound, RevisionNotFound)."""
+        full = f"{owner}/{name}"
+        try:
+            ModelName.parse(full)
+            model, latest = self.registry.show(full)
+        except (NotFound, InvalidInput) as e:
+            raise HfNotFound(f"no model named {full}", hf_code=REPO_NOT_FOUND) from e
+        if revision == LATEST:
+            return model, latest
+        try:
+            if is_commit_id(revision):
+                return model, self.registry.with_digest_prefix(full, f"sha256:{revision}")
+            parse_version_number(revision)  # a malformed number is no revision, as an unknown alias is none
+            return model, self.registry.show(f"{full}@{revision}")[1]
+        except (NotFound, InvalidInput) as e:
+            raise HfNotFound(
+                f"{full} has no revision {revision!r}", hf_code=REVISION_NOT_FOUND, hint=REVISION_HINT
+            ) from e
+
+    def entry(self, record: VersionRecord, path: str) -> ManifestEntry:
+        """The file `path` of the version. Raises HfNotFound (EntryNotFound, with the version's commit id)."""
+        found = next((e for e in record.manifest.entries if e.path == path), None)
+        if found is None:
+            raise self._no_entry(record, path)
+        return found
+
+    def tree(self, record: VersionRecord, path: str, *, recursive: bool) -> list[TreeItem]:
+        """The files and directories under the directory `path` ("" for the root), sorted by path.
+
+        Raises HfNotFound (EntryNotFound) if the version has no such directory.
+        """
+        items = tree(record.manifest.entries, path.strip("/"), recursive=recursive)
+        if items is None:
+            raise self._no_entry(record, path)
+        return items
+
+    @staticmethod
+    def _no_entry(record: VersionRecord, path: str) -> HfNotFound:
+        return HfNotFound(
+            f"{record.ref} has no file or directory {path!r}",
+            hf_code=ENTRY_NOT_FOUND,
+            commit=commit_id(record.manifest.digest),
+        )
