@@ -4,16 +4,24 @@ A revision is `main` (the latest version), a version number, an alias, or a 40-h
 the first 40 hex digits of the version's manifest digest). A 40-hex revision is always read as a commit id, and
 `main` always as the latest version, even if an alias has that name. Failures are `HfNotFound` errors carrying
 the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), which is what its clients act on.
+
+`verify_snapshots` goes the other way: it checks what a Hugging Face cache holds against the versions it came from.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from aiprov.adapters.hf_cache import Snapshot
 from aiprov.core.hf import TreeItem, commit_id, is_commit_id, tree
 from aiprov.core.manifest import ManifestEntry
 from aiprov.core.names import ModelName, parse_version_number
-from aiprov.errors import InvalidInput, NotFound
+from aiprov.errors import HfNotFound, InvalidInput, NotFound
+from aiprov.ports import ChainReader
 from aiprov.records import ModelRecord, VersionRecord
 from aiprov.services.registry import RegistryService
+from aiprov.services.verification import VerificationService, VerifyReport
 
 REPO_NOT_FOUND = "RepoNotFound"
 REVISION_NOT_FOUND = "RevisionNotFound"
@@ -21,19 +29,6 @@ ENTRY_NOT_FOUND = "EntryNotFound"
 LATEST = "main"
 
 REVISION_HINT = "a revision is main, a version number, an alias or a 40-hex commit id"
-
-
-class HfNotFound(NotFound):
-    """A repo, revision or file that does not exist, with the Hub's code for it (`hf_code`).
-
-    `commit` is the commit id of the revision when the revision exists (an `EntryNotFound`): the Hub's clients
-    cache a missing file per commit.
-    """
-
-    def __init__(self, message: str, *, hf_code: str, commit: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.hf_code = hf_code
-        self.commit = commit
 
 
 class HfRepos:
@@ -86,3 +81,52 @@ class HfRepos:
             hf_code=ENTRY_NOT_FOUND,
             commit=commit_id(record.manifest.digest),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCheck:
+    """The verification of one Hugging Face cache snapshot: a report, or why none could be made (`error`)."""
+
+    snapshot: Snapshot
+    report: VerifyReport | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report is not None and self.report.ok
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.snapshot
+        out: dict[str, Any] = {"snapshot": str(s.folder), "model": s.model, "commit": s.commit}
+        if self.report is not None:
+            return {**out, **self.report.to_json()}
+        return {**out, "ok": False, "error": self.error}
+
+
+def verify_snapshots(
+    registry: RegistryService,
+    verification: VerificationService,
+    snapshots: list[Snapshot],
+    chain: ChainReader | None = None,
+) -> list[SnapshotCheck]:
+    """Verify each snapshot against the version its commit id names (`VerificationService.verify`).
+
+    Every file's sha256, nothing missing or extra, and the version's manifest, signatures and log entry.
+
+    The commit id is recomputed here from each version's manifest, never taken from the hub. A snapshot of a
+    model the hub does not have, or whose commit names none of its versions, or whose files are not where a
+    Hugging Face cache keeps them, fails with an `error`. Raises what reaching the hub raises (BackendError).
+    """
+    checks: list[SnapshotCheck] = []
+    for snapshot in snapshots:
+        try:
+            versions = registry.versions(snapshot.model)
+            version = next((v for v in versions if commit_id(v.manifest.digest) == snapshot.commit), None)
+            if version is None:
+                raise NotFound(f"no version of {snapshot.model} has the commit id {snapshot.commit}")
+            report = verification.verify(version.ref, path=snapshot.folder, hf_snapshot=True, chain=chain)
+        except (NotFound, InvalidInput) as e:
+            checks.append(SnapshotCheck(snapshot, error=e.diagnostics()))
+            continue
+        checks.append(SnapshotCheck(snapshot, report))
+    return checks

@@ -27,9 +27,9 @@ from aiprov.api.errors import error_response
 from aiprov.api.routes.uploads import download_response, uploads
 from aiprov.core.hf import TreeItem, commit_id, lfs_pointer, pointer_oid
 from aiprov.core.manifest import MAX_PATH_BYTES, ManifestEntry
-from aiprov.errors import AiprovError, InvalidInput, Unauthorized
+from aiprov.errors import AiprovError, HfNotFound, InvalidInput, Unauthorized
 from aiprov.records import ModelRecord, VersionRecord, iso
-from aiprov.services.hf import HfNotFound, HfRepos
+from aiprov.services.hf import HfRepos
 
 TREE_PAGE = 1000
 """Items per page of a tree listing, as the Hub pages them."""
