@@ -10,17 +10,21 @@ the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), whic
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from aiprov.adapters.hf_cache import Snapshot
+from aiprov.core.digest import Digest
 from aiprov.core.hf import TreeItem, commit_id, is_commit_id, tree
-from aiprov.core.manifest import ManifestEntry
+from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import ModelName, parse_version_number
-from aiprov.errors import HfNotFound, InvalidInput, NotFound
-from aiprov.ports import ChainReader
+from aiprov.errors import Conflict, HfNotFound, InvalidInput, NotFound
+from aiprov.ports import BlobStore, ChainReader
 from aiprov.records import ModelRecord, VersionRecord
-from aiprov.services.registry import RegistryService
+from aiprov.services.registry import PushRequest, PushResult, RegistryService
 from aiprov.services.verification import VerificationService, VerifyReport
 
 REPO_NOT_FOUND = "RepoNotFound"
@@ -130,3 +134,104 @@ def verify_snapshots(
             continue
         checks.append(SnapshotCheck(snapshot, report))
     return checks
+
+
+@dataclass(frozen=True, slots=True)
+class HfCommit:
+    """A commit of the Hub's upload protocol, parsed: its message, parent, and the files it adds and deletes."""
+
+    summary: str
+    description: str
+    parent: str | None
+    added: dict[str, bytes]
+    deleted_files: frozenset[str]
+    deleted_folders: frozenset[str]
+
+    @classmethod
+    def parse(cls, body: bytes) -> HfCommit:
+        """Parse the NDJSON body `HfApi.create_commit` sends. Raises InvalidInput naming what is wrong.
+
+        LFS files (`lfsFile`) are refused: this hub takes every file inline (`uploadMode: regular`).
+        """
+        summary, description, parent = "", "", None
+        added: dict[str, bytes] = {}
+        deleted_files: set[str] = set()
+        deleted_folders: set[str] = set()
+        for number, line in enumerate(body.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                key, value = item["key"], item["value"]
+                if key == "header":
+                    summary, description = str(value.get("summary") or ""), str(value.get("description") or "")
+                    parent = value.get("parentCommit")
+                elif key == "file":
+                    if value.get("encoding", "base64") != "base64":
+                        raise InvalidInput(f"line {number}: file content must be base64")
+                    added[str(value["path"])] = base64.b64decode(value["content"], validate=True)
+                elif key == "deletedFile":
+                    deleted_files.add(str(value["path"]))
+                elif key == "deletedFolder":
+                    deleted_folders.add(str(value["path"]).rstrip("/"))
+                elif key == "lfsFile":
+                    raise InvalidInput(
+                        f"{value.get('path')!r} was uploaded through LFS, which this hub does not take",
+                        hint="it answers preupload with uploadMode=regular; use `aiprov push` for large files",
+                    )
+                else:
+                    raise InvalidInput(f"line {number}: unknown commit operation {key!r}")
+            except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as e:
+                if isinstance(e, InvalidInput):
+                    raise
+                raise InvalidInput(f"line {number} of the commit is not a commit operation: {e}") from e
+        if parent is not None and not isinstance(parent, str):
+            raise InvalidInput("parentCommit must be a commit id")
+        return cls(summary, description, parent, added, frozenset(deleted_files), frozenset(deleted_folders))
+
+    def manifest(self, previous: Manifest | None, blobs: BlobStore) -> Manifest:
+        """The files of `previous` with this commit applied; its added files are stored in `blobs` first.
+
+        Raises InvalidInput (a commit that leaves no file, a bad path), BackendError (the store).
+        """
+        entries = {e.path: e for e in previous.entries} if previous is not None else {}
+        for path in list(entries):
+            if path in self.deleted_files or any(path.startswith(f"{d}/") for d in self.deleted_folders):
+                del entries[path]
+        for path, data in self.added.items():
+            writer = blobs.writer()
+            try:
+                writer.write(data)
+                digest, _ = writer.commit(Digest.of(data))
+            except BaseException:
+                writer.abort()
+                raise
+            entries[path] = ManifestEntry(path, len(data), digest)
+        if not entries:
+            raise InvalidInput("this commit leaves the model without files", hint="a version holds at least one file")
+        return Manifest.build(entries.values())
+
+
+def commit(repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: str, change: HfCommit) -> PushResult:
+    """Apply `change` to the latest version of `owner/name` (none: a new model) and register a new version.
+
+    Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does. `repos` acts as the
+    committer (`Container.for_actor`). Raises InvalidInput (a revision other than `main`), Conflict
+    (`parentCommit` is not the latest version), UnsafeModelError (nothing registered), and what
+    `RegistryService.commit` raises.
+    """
+    if revision != LATEST:
+        raise InvalidInput(f"commits go to main, not {revision!r}", hint="each commit becomes the latest version")
+    full = f"{owner}/{name}"
+    ModelName.parse(full)
+    try:
+        previous: VersionRecord | None = repos.registry.show(full)[1]
+    except NotFound:
+        previous = None
+    if change.parent is not None:
+        latest = commit_id(previous.manifest.digest) if previous is not None else None
+        if change.parent != latest:
+            raise Conflict(f"parentCommit {change.parent[:40]!r} is not the latest commit of {full} ({latest})")
+    manifest = change.manifest(previous.manifest if previous is not None else None, blobs)
+    metadata = {"commit": {"summary": change.summary, "description": change.description}} if change.summary else {}
+    return repos.registry.commit(manifest, PushRequest(name=full, metadata=metadata))
