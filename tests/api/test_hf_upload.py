@@ -111,6 +111,9 @@ def test_create_repo_of_an_existing_model_is_a_conflict_unless_exist_ok(
         api.create_repo("alice/up")
     assert exists.value.response.status_code == 409
     assert api.create_repo("alice/up", exist_ok=True).endswith("/alice/up")
+    with pytest.raises(HfHubHTTPError) as pull_request:
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id="alice/up", create_pr=True)
+    assert pull_request.value.response.status_code == 422 and "no pull requests" in str(pull_request.value)
 
 
 def test_a_commit_larger_than_the_body_limit_is_refused_before_upload(make_server: Any, make_model: Any) -> None:

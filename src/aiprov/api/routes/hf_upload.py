@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -64,6 +64,14 @@ def create_repo(request: Request, container: ContainerDep, caller: CallerDep, bo
     return problem(409, "conflict", message, headers={"X-Error-Message": message}, url=url, code=Conflict.code)
 
 
+CreatePr = Annotated[str | None, Query(max_length=8, description="Refused: this hub has no pull requests.")]
+
+
+def _no_pull_request(create_pr: str | None) -> None:
+    if create_pr not in (None, "", "0", "false"):
+        raise InvalidInput("this hub has no pull requests: a commit goes to main", hint="commit without create_pr")
+
+
 class YamlCheck(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -90,10 +98,17 @@ class Preupload(BaseModel):
 
 @router.post("/api/models/{owner}/{name}/preupload/{revision}", summary="Plan an upload (Hub protocol)")
 def preupload(
-    container: ContainerDep, caller: CallerDep, owner: HfOwner, name: HfName, revision: Revision, body: Preupload
+    container: ContainerDep,
+    caller: CallerDep,
+    owner: HfOwner,
+    name: HfName,
+    revision: Revision,
+    body: Preupload,
+    create_pr: CreatePr = None,
 ) -> dict[str, Any]:
     """Every file is `regular` (its bytes go inline in the commit); files the commit could not carry are a 413."""
     check_namespace(caller, owner)
+    _no_pull_request(create_pr)
     limit = container.settings.max_body_mb * 2**20
     total = sum(f.size for f in body.files) * BASE64_RATIO
     if total > limit:
@@ -111,7 +126,13 @@ def preupload(
     openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
 async def commit_files(
-    request: Request, container: ContainerDep, caller: CallerDep, owner: HfOwner, name: HfName, revision: Revision
+    request: Request,
+    container: ContainerDep,
+    caller: CallerDep,
+    owner: HfOwner,
+    name: HfName,
+    revision: Revision,
+    create_pr: CreatePr = None,
 ) -> JSONResponse:
     """`HfApi.create_commit`: the latest version with these files added and deleted becomes a new version.
 
@@ -119,6 +140,7 @@ async def commit_files(
     InvalidInput, Conflict (a stale `parentCommit`), UnsafeModelError (422, nothing registered).
     """
     check_namespace(caller, owner)
+    _no_pull_request(create_pr)
     change = HfCommit.parse(await request.body())
     repos = HfRepos(acting(container, caller).registry)
     result = await run_in_threadpool(commit, repos, container.blobs, owner, name, revision, change)
