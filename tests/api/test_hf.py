@@ -300,7 +300,8 @@ def test_hf_endpoint_and_the_hf_cli_download_from_aiprov(hub: tuple[Server, str,
 def test_transformers_loads_a_tiny_bert_config_and_tokenizer_from_aiprov(
     server: Server, make_model: Any, tmp_path: Path
 ) -> None:
-    transformers = pytest.importorskip("transformers")
+    import transformers  # a dev dependency: its absence is a failure, not a skip
+
     alice = server.add_user("alice")
     made = tmp_path / "tiny-bert"
     config = transformers.BertConfig(

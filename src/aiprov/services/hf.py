@@ -5,7 +5,9 @@ the first 40 hex digits of the version's manifest digest). A 40-hex revision is 
 `main` always as the latest version, even if an alias has that name. Failures are `HfNotFound` errors carrying
 the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), which is what its clients act on.
 
-`verify_snapshots` goes the other way: it checks what a Hugging Face cache holds against the versions it came from.
+`commit` applies an upload (`HfCommit`: the files a commit adds and deletes) to the latest version and registers
+the result as a new version, scanned like a push. `verify_snapshots` goes the other way: it checks what a Hugging
+Face cache holds against the versions it came from.
 """
 
 from __future__ import annotations

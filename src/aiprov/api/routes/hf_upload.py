@@ -120,10 +120,25 @@ def preupload(
     return {"files": [{"path": f.path, "uploadMode": "regular", "shouldIgnore": False} for f in body.files]}
 
 
+_NDJSON = {
+    "type": "array",
+    "description": "One JSON object a line: a `header` ({summary, description, parentCommit?}), then `file` "
+    "({path, content: base64, encoding: base64}), `deletedFile` and `deletedFolder` ({path}) operations.",
+    "items": {
+        "type": "object",
+        "required": ["key", "value"],
+        "properties": {
+            "key": {"type": "string", "enum": ["header", "file", "deletedFile", "deletedFolder"]},
+            "value": {"type": "object"},
+        },
+    },
+}
+
+
 @router.post(
     "/api/models/{owner}/{name}/commit/{revision}",
     summary="Commit files as a new version (Hub protocol; scanned as `aiprov push` scans)",
-    openapi_extra={"requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": _NDJSON}}}},
 )
 async def commit_files(
     request: Request,
