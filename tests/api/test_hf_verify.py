@@ -12,6 +12,8 @@ from apitools import Server
 from huggingface_hub import snapshot_download
 from test_remote_cli import remote, remote_json
 
+from aiprov.adapters.hf_cache import default_cache
+
 FILES = {"config.json": b'{"layers": 2}', "weights/a.bin": bytes(range(256)) * 64, "tokenizer.json": b"{}"}
 VERIFICATION_FAILED = 6
 
@@ -46,6 +48,24 @@ def test_an_honest_snapshot_verifies_bytes_and_log(cached: tuple[Server, str, Pa
         assert report["ok"] and report["model"] == "alice/m" and report["version"] == 1
         assert _check(report, "local")["detail"] == "3 file(s) match"
         assert _check(report, "log.inclusion")["ok"] and _check(report, "manifest")["ok"]
+
+
+def test_without_a_dir_the_cache_huggingface_hub_uses_is_checked(
+    cached: tuple[Server, str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    server, alice, folder = cached
+    cache = folder.parent.parent.parent
+    code, out, err = remote(server, alice, "verify", "--hf-cache", "--json", env={"HF_HUB_CACHE": str(cache)})
+    assert code == 0, err
+    assert [r["snapshot"] for r in json.loads(out)] == [str(folder)]
+    for name in ("HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache() == tmp_path / ".cache" / "huggingface" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    assert default_cache() == tmp_path / "hf-home" / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    assert default_cache() == cache
 
 
 def test_a_tampered_blob_fails_naming_the_file(cached: tuple[Server, str, Path]) -> None:
