@@ -48,7 +48,7 @@ def _push(server: Server, token: str, make_model: Any, files: dict[str, bytes], 
 
 
 @pytest.fixture
-def hub(server: Server, make_model: Any) -> tuple[Server, str, str, str]:
+def two_versions(server: Server, make_model: Any) -> tuple[Server, str, str, str]:
     """A server where alice/m has versions 1 (alias `prod`) and 2; returns (server, alice's token, commit 1, 2)."""
     alice = server.add_user("alice")
     one = _push(server, alice, make_model, V1)
@@ -65,9 +65,9 @@ def _downloads(server: Server, token: str, name: str = "alice/m") -> list[dict[s
 
 
 def test_snapshot_download_by_main_number_alias_and_commit_gives_each_versions_bytes(
-    hub: tuple[Server, str, str, str], tmp_path: Path
+    two_versions: tuple[Server, str, str, str], tmp_path: Path
 ) -> None:
-    server, alice, one, two = hub
+    server, alice, one, two = two_versions
     expected = {"main": (two, V2), "2": (two, V2), "1": (one, V1), "prod": (one, V1), one: (one, V1), two: (two, V2)}
     for revision, (commit, files) in expected.items():
         cache = tmp_path / f"cache-{revision}"
@@ -81,9 +81,9 @@ def test_snapshot_download_by_main_number_alias_and_commit_gives_each_versions_b
 
 
 def test_hf_hub_download_by_each_revision_and_every_download_is_a_usage_event(
-    hub: tuple[Server, str, str, str], tmp_path: Path
+    two_versions: tuple[Server, str, str, str], tmp_path: Path
 ) -> None:
-    server, alice, one, _ = hub
+    server, alice, one, _ = two_versions
     for n, revision in enumerate(["main", "2", "prod", one]):
         path = hf_hub_download(
             "alice/m",
@@ -100,8 +100,10 @@ def test_hf_hub_download_by_each_revision_and_every_download_is_a_usage_event(
     assert sorted(e["details"]["version"] for e in events) == [1, 1, 2, 2]
 
 
-def test_errors_are_the_exceptions_huggingface_hub_raises(hub: tuple[Server, str, str, str], tmp_path: Path) -> None:
-    server, alice, _, _ = hub
+def test_errors_are_the_exceptions_huggingface_hub_raises(
+    two_versions: tuple[Server, str, str, str], tmp_path: Path
+) -> None:
+    server, alice, _, _ = two_versions
 
     def fetch(repo: str, name: str = "config.json", revision: str = "main", token: str | None = alice) -> None:
         hf_hub_download(repo, name, revision=revision, cache_dir=tmp_path, endpoint=server.base_url, token=token)
@@ -141,8 +143,8 @@ def test_a_hub_without_anonymous_reads_answers_gated_repo_without_a_token(
     assert HfApi(endpoint=server.base_url, token=alice).model_info("alice/m").private is True
 
 
-def test_model_info_and_tree_give_commit_sizes_and_sha256s(hub: tuple[Server, str, str, str]) -> None:
-    server, alice, one, two = hub
+def test_model_info_and_tree_give_commit_sizes_and_sha256s(two_versions: tuple[Server, str, str, str]) -> None:
+    server, alice, one, two = two_versions
     api = HfApi(endpoint=server.base_url, token=alice)
     info = api.model_info("alice/m", files_metadata=True)
     assert info.sha == two
@@ -159,8 +161,8 @@ def test_model_info_and_tree_give_commit_sizes_and_sha256s(hub: tuple[Server, st
     assert [(i.path, getattr(i, "size", None)) for i in below] == [("weights/a.bin", 16384), ("weights/b.bin", 5000)]
 
 
-def test_tree_pages_follow_the_link_header(hub: tuple[Server, str, str, str]) -> None:
-    server, alice, _, two = hub
+def test_tree_pages_follow_the_link_header(two_versions: tuple[Server, str, str, str]) -> None:
+    server, alice, _, two = two_versions
     from huggingface_hub.utils import paginate
 
     url = f"{server.base_url}/api/models/alice/m/tree/main"
@@ -278,8 +280,10 @@ def _run_client(server: Server, token: str, code: str, tmp_path: Path) -> Any:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_hf_endpoint_and_the_hf_cli_download_from_aiprov(hub: tuple[Server, str, str, str], tmp_path: Path) -> None:
-    server, alice, one, _ = hub
+def test_hf_endpoint_and_the_hf_cli_download_from_aiprov(
+    two_versions: tuple[Server, str, str, str], tmp_path: Path
+) -> None:
+    server, alice, one, _ = two_versions
     code = "import json, huggingface_hub as h; print(json.dumps(h.snapshot_download('alice/m', revision='prod')))"
     folder = Path(_run_client(server, alice, code, tmp_path))
     assert folder.name == one and _bytes_of(folder) == V1
@@ -324,8 +328,8 @@ def test_transformers_loads_a_tiny_bert_config_and_tokenizer_from_aiprov(
     assert {"config.json", "tokenizer.json"} <= downloaded
 
 
-def test_hf_routes_shadow_no_other_route(hub: tuple[Server, str, str, str]) -> None:
-    server, alice, _, _ = hub
+def test_hf_routes_shadow_no_other_route(two_versions: tuple[Server, str, str, str]) -> None:
+    server, alice, _, _ = two_versions
     client = server.client(alice)
     assert client.get("/api/v1/models/alice/m").json()["version"] == 2
     assert client.get("/docs").headers["content-type"].startswith("text/html")
@@ -335,8 +339,8 @@ def test_hf_routes_shadow_no_other_route(hub: tuple[Server, str, str, str]) -> N
     assert files.content == V1["config.json"] and files.headers["etag"].startswith('"sha256:')
 
 
-def test_bad_hf_requests_are_4xx_without_server_paths(hub: tuple[Server, str, str, str]) -> None:
-    server, alice, _, _ = hub
+def test_bad_hf_requests_are_4xx_without_server_paths(two_versions: tuple[Server, str, str, str]) -> None:
+    server, alice, _, _ = two_versions
     client = server.client(alice)
     for url in [
         "/alice/m/resolve/" + "x" * 200 + "/config.json",
