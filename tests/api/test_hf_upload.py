@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from apitools import Server
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
 from test_remote_cli import remote_json
 
 from aiprov.core.digest import Digest
@@ -65,6 +65,11 @@ def test_upload_file_and_delete_file_each_make_a_new_version_from_the_latest(
     three = remote_json(server, token, "show", "alice/up@3")
     assert sorted(f["path"] for f in three["files"]) == ["README.md", "config.json"]
     assert api.model_info("alice/up").sha == commit_id(Digest.parse(three["digest"]))
+    with pytest.raises(RemoteEntryNotFoundError):
+        api.delete_file("weights/a.bin", repo_id="alice/up")  # gone already: nothing to delete, no version 4
+    with pytest.raises(RemoteEntryNotFoundError):
+        api.delete_folder("nothing", repo_id="alice/up")
+    assert remote_json(server, token, "show", "alice/up")["version"] == 3
 
 
 def test_a_malicious_pickle_is_refused_with_the_reason_and_nothing_is_registered(

@@ -194,9 +194,15 @@ class HfCommit:
     def manifest(self, previous: Manifest | None, blobs: BlobStore) -> Manifest:
         """The files of `previous` with this commit applied; its added files are stored in `blobs` first.
 
-        Raises InvalidInput (a commit that leaves no file, a bad path), BackendError (the store).
+        Raises HfNotFound (EntryNotFound: a deleted file or folder that is not there), InvalidInput (a commit that
+        leaves no file, a bad path), BackendError (the store).
         """
         entries = {e.path: e for e in previous.entries} if previous is not None else {}
+        # The Hub's words for a deletion of nothing: its client matches them to explain the error.
+        missing = sorted(self.deleted_files - entries.keys())
+        missing += sorted(d for d in self.deleted_folders if not any(p.startswith(f"{d}/") for p in entries))
+        if missing:
+            raise HfNotFound(f"A file with this name doesn't exist: {missing[0]}", hf_code=ENTRY_NOT_FOUND)
         for path in list(entries):
             if path in self.deleted_files or any(path.startswith(f"{d}/") for d in self.deleted_folders):
                 del entries[path]
