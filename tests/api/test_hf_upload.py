@@ -70,6 +70,10 @@ def test_upload_file_and_delete_file_each_make_a_new_version_from_the_latest(
     with pytest.raises(RemoteEntryNotFoundError):
         api.delete_folder("nothing", repo_id="alice/up")
     assert remote_json(server, token, "show", "alice/up")["version"] == 3
+    with pytest.raises(HfHubHTTPError) as again:  # back to version 2's files: a model holds them once
+        api.upload_file(path_or_fileobj=FILES["weights/a.bin"], path_in_repo="weights/a.bin", repo_id="alice/up")
+    assert again.value.response.status_code == 409 and "version 2 of alice/up" in str(again.value)
+    assert remote_json(server, token, "show", "alice/up")["version"] == 3
 
 
 def test_a_malicious_pickle_is_refused_with_the_reason_and_nothing_is_registered(

@@ -225,8 +225,8 @@ def commit(repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: st
 
     Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does. `repos` acts as the
     committer (`Container.for_actor`). Raises InvalidInput (a revision other than `main`), Conflict
-    (`parentCommit` is not the latest version), UnsafeModelError (nothing registered), and what
-    `RegistryService.commit` raises.
+    (`parentCommit` is not the latest version; the files are an older version's), UnsafeModelError (nothing
+    registered), and what `RegistryService.commit` raises.
     """
     if revision != LATEST:
         raise InvalidInput(f"commits go to main, not {revision!r}", hint="each commit becomes the latest version")
@@ -241,5 +241,15 @@ def commit(repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: st
         if change.parent != latest:
             raise Conflict(f"parentCommit {change.parent[:40]!r} is not the latest commit of {full} ({latest})")
     manifest = change.manifest(previous.manifest if previous is not None else None, blobs)
+    if previous is not None and manifest.digest != previous.manifest.digest:
+        try:
+            older = repos.registry.with_digest_prefix(full, str(manifest.digest))
+        except NotFound:
+            older = None
+        if older is not None:  # registering it again would answer that old version, leaving main where it is
+            raise Conflict(
+                f"these files are version {older.number} of {full}, which a model holds once",
+                hint=f"point an alias at it (`aiprov alias {full}@{older.number} NAME`), or change a file",
+            )
     metadata = {"commit": {"summary": change.summary, "description": change.description}} if change.summary else {}
     return repos.registry.commit(manifest, PushRequest(name=full, metadata=metadata))
