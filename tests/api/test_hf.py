@@ -78,6 +78,9 @@ def test_snapshot_download_by_main_number_alias_and_commit_gives_each_versions_b
         assert _bytes_of(folder) == files
         blobs = {p.name for p in (cache / "models--alice--m" / "blobs").iterdir()}
         assert blobs == {hashlib.sha256(b).hexdigest() for b in files.values()}  # ETag = sha256
+    events = _downloads(server, alice)  # one per file fetched, each by alice, of the version it came from
+    assert len(events) == sum(len(files) for _, files in expected.values())
+    assert {(e["actor"], e["details"]["version"]) for e in events} == {("alice", 1), ("alice", 2)}
 
 
 def test_hf_hub_download_by_each_revision_and_every_download_is_a_usage_event(
