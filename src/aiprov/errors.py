@@ -58,6 +58,23 @@ class NotFound(AiprovError):
     code = "not_found"
 
 
+class HfNotFound(NotFound):
+    """A repo, revision or file the Hugging Face Hub API was asked for and that does not exist.
+
+    `hf_code` is the Hub's name for what is missing (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), which
+    its clients act on; `commit` is the revision's commit id when only the file is missing (they cache that).
+    """
+
+    code = "hf_not_found"
+
+    def __init__(
+        self, message: str, *, hf_code: str = "RepoNotFound", commit: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.hf_code = hf_code
+        self.commit = commit
+
+
 class Unauthorized(AiprovError):
     """The request needs a valid API token and has none, or an unknown, malformed or revoked one."""
 

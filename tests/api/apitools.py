@@ -116,7 +116,8 @@ def start_server(home: Path, admin_token: str, *, env: dict[str, str] | None = N
         if process.poll() is not None:
             raise RuntimeError(f"aiprov serve exited with {process.returncode}:\n{server.log_text()}")
         try:
-            if httpx.get(f"{server.base_url}/api/v1/user", timeout=2).status_code == 200:
+            # 401: up, with anonymous reads switched off
+            if httpx.get(f"{server.base_url}/api/v1/user", timeout=2).status_code in (200, 401):
                 return server
         except httpx.TransportError:
             pass

@@ -9,6 +9,7 @@ fuzzes the inputs a schema cannot describe).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,13 @@ EXCLUDED = [ignored_auth, positive_data_acceptance]
 schema-valid request may still be refused with a 4xx problem for what a schema cannot say (an inclusion index
 below the tree size, a digest that names no blob), which `positive_data_acceptance` flags. Every other check runs:
 no 5xx, status codes, content types, headers and bodies as documented, schema-invalid requests refused."""
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson(_ctx: schemathesis.SerializationContext, value: Any) -> bytes:
+    """The Hub's commit body (`HfApi.create_commit`): one JSON value a line."""
+    items = value if isinstance(value, list) else [value]
+    return b"".join(json.dumps(item).encode() + b"\n" for item in items)
 
 
 SERVER_PATHS: list[str] = [sys.prefix, str(Path(__file__).parents[2])]

@@ -377,6 +377,12 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int | None =
 
 def hash_model(root: Path, progress: ProgressFactory | None = None, workers: int | None = None) -> Manifest:
     """The manifest of the model at `root`, without storing anything."""
-    files = model_files(root)
+    return hash_files(model_files(root), progress, workers)
+
+
+def hash_files(
+    files: Sequence[LocalFile], progress: ProgressFactory | None = None, workers: int | None = None
+) -> Manifest:
+    """The manifest of `files` (as `model_files` lists them), without storing anything."""
     advance = progress(sum(f.size for f in files)) if progress else None
     return Manifest.build(parallel_map(lambda f: hash_file(f, progress=advance), files, workers))

@@ -13,7 +13,20 @@ from aiprov.api import errors
 from aiprov.api.deps import get_caller
 from aiprov.api.fastpath import InferenceFastPath
 from aiprov.api.limits import BodyLimit
-from aiprov.api.routes import accounts, datasets, gateway, inference, log, models, pins, signatures, tiles, uploads
+from aiprov.api.routes import (
+    accounts,
+    datasets,
+    gateway,
+    hf,
+    hf_upload,
+    inference,
+    log,
+    models,
+    pins,
+    signatures,
+    tiles,
+    uploads,
+)
 from aiprov.config import Container
 
 API_PREFIX = "/api/v1"
@@ -33,6 +46,8 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (signatures.router, API_PREFIX),
     (pins.router, API_PREFIX),
     (gateway.router, ""),
+    (hf_upload.router, ""),
+    (hf.router, ""),  # last: its `/{owner}/{name}/resolve/...` must not shadow any route above
 ]
 
 # Routers whose routes authenticate the request themselves (`deps.authenticate`): the inference hot path, where

@@ -71,6 +71,11 @@ def _slug(title: str) -> str:
 
 async def _aiprov_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AiprovError)
+    return error_response(exc)
+
+
+def error_response(exc: AiprovError) -> JSONResponse:
+    """The problem response of `exc`, as every route answers it (for routers that add headers of their own)."""
     extra: dict[str, Any] = {"type": f"https://aiprov.dev/problems/{_slug(exc.title)}", "code": exc.code}
     if exc.hint is not None:
         extra["hint"] = exc.hint

@@ -13,7 +13,9 @@ from aiprov.cli.common import container, handle_errors, out_console, print_json
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
+    from aiprov.ports import ChainReader
     from aiprov.services.signatures import SignResult
+    from aiprov.services.verification import VerifyReport
     from aiprov.signing import PrivateKey
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -101,8 +103,22 @@ def sign(
 @handle_errors
 def verify(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="The version to verify.")],
+    ref: Annotated[
+        str | None,
+        typer.Argument(
+            help="The version to verify; with --hf-cache, the folder to check (default: the Hugging Face cache).",
+            metavar="REF|DIR",
+        ),
+    ] = None,
     path: Annotated[Path | None, typer.Option("--path", help="Check a local copy instead of stored bytes.")] = None,
+    hf_cache: Annotated[
+        bool,
+        typer.Option(
+            "--hf-cache",
+            help="Check the snapshots of a Hugging Face cache (DIR: the cache, a models--OWNER--NAME folder or one "
+            "snapshot) against the versions their commit ids name.",
+        ),
+    ] = False,
     bundle: Annotated[Path | None, typer.Option("--bundle", help="Also check this model-signing bundle…")] = None,
     public_key: Annotated[Path | None, typer.Option("--public-key", help="…with this public key (PEM).")] = None,
     chain: Annotated[
@@ -116,6 +132,18 @@ def verify(
     """Check bytes, manifest digest, signatures, log inclusion and log consistency; exit 0 only if all pass."""
     from aiprov import signing
 
+    reader = None
+    if chain:
+        from aiprov.cli.chain import chain_reader
+
+        reader = chain_reader(ctx)
+    if hf_cache:
+        if path is not None or bundle is not None or public_key is not None:
+            raise InvalidInput("--hf-cache checks the cache's own files: it takes no --path, --bundle or --public-key")
+        _verify_hf_cache(ctx, Path(ref) if ref is not None else None, reader, json)
+        return
+    if ref is None:
+        raise InvalidInput("name the version to verify", hint="e.g. `aiprov verify alice/iris@1`, or use --hf-cache")
     bundle_bytes = None
     if bundle is not None:
         try:
@@ -123,27 +151,50 @@ def verify(
         except OSError as e:
             raise InvalidInput(f"cannot read {bundle}: {e.strerror}") from e
     key = signing.load_public_key(public_key) if public_key is not None else None
-    reader = None
-    if chain:
-        from aiprov.cli.chain import chain_reader
-
-        reader = chain_reader(ctx)
     report = container(ctx).verification.verify(ref, path=path, bundle=bundle_bytes, public_key=key, chain=reader)
     if json:
         print_json(report.to_json())
     else:
-        v = report.version
-        out_console.print(f"[bold]{escape(v.ref)}[/]", overflow="fold", soft_wrap=False)
-        out_console.print(f"{v.manifest.digest}")
-        # A grid, so a long detail wraps under itself and every line fits the terminal (80 columns included).
-        table = Table.grid(padding=(0, 2, 0, 0))
-        table.add_column(no_wrap=True)
-        table.add_column(no_wrap=True)
-        table.add_column(overflow="fold")
-        for c in report.checks:
-            mark = "[green]PASS[/]" if c.ok else "[bold red]FAIL[/]"
-            table.add_row(f"  {mark}", escape(c.name), escape(c.detail))
-        out_console.print(table, soft_wrap=False)
+        _print_report(report)
     if not report.ok:
         failed = ", ".join(c.name for c in report.checks if not c.ok)
         raise VerificationError(f"verification failed: {failed}")
+
+
+def _print_report(report: VerifyReport) -> None:
+    v = report.version
+    out_console.print(f"[bold]{escape(v.ref)}[/]", overflow="fold", soft_wrap=False)
+    out_console.print(f"{v.manifest.digest}")
+    # A grid, so a long detail wraps under itself and every line fits the terminal (80 columns included).
+    table = Table.grid(padding=(0, 2, 0, 0))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for c in report.checks:
+        mark = "[green]PASS[/]" if c.ok else "[bold red]FAIL[/]"
+        table.add_row(f"  {mark}", escape(c.name), escape(c.detail))
+    out_console.print(table, soft_wrap=False)
+
+
+def _verify_hf_cache(ctx: typer.Context, location: Path | None, reader: ChainReader | None, json: bool) -> None:
+    """`verify --hf-cache`: every snapshot at `location` (default: the Hugging Face cache), one report each."""
+    from aiprov.adapters.hf_cache import default_cache, find_snapshots
+    from aiprov.services.hf import verify_snapshots
+
+    hub = container(ctx)
+    checks = verify_snapshots(hub.registry, hub.verification, find_snapshots(location or default_cache()), reader)
+    if json:
+        print_json([c.to_json() for c in checks])
+    else:
+        for c in checks:
+            out_console.print(f"snapshot {escape(str(c.snapshot.folder))}", overflow="fold", soft_wrap=False)
+            if c.report is not None:
+                _print_report(c.report)
+            else:
+                out_console.print(f"  [bold red]FAIL[/]  {escape(c.error or '')}", overflow="fold")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise VerificationError(
+            f"verification failed for {len(failed)} of {len(checks)} snapshot(s): "
+            + ", ".join(f"{c.snapshot.model}@{c.snapshot.commit[:12]}" for c in failed)
+        )

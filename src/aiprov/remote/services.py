@@ -699,6 +699,7 @@ class RemoteVerification(Unsupported):
         ref: str,
         *,
         path: Path | None = None,
+        hf_snapshot: bool = False,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
         chain: ChainReader | None = None,
@@ -725,7 +726,14 @@ class RemoteVerification(Unsupported):
 
         checks = ProvenanceChecks(self.log, verifier, self.pins.trusted_checkpoint_file)
         return checks.run(
-            report, evidence, stored_bytes=stored_bytes, path=path, bundle=bundle, public_key=public_key, chain=chain
+            report,
+            evidence,
+            stored_bytes=stored_bytes,
+            path=path,
+            hf_snapshot=hf_snapshot,
+            bundle=bundle,
+            public_key=public_key,
+            chain=chain,
         )
 
     def rows(self, ref: str) -> VerifyReport:

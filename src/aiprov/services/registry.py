@@ -26,7 +26,7 @@ from aiprov.adapters.files import (
     staged_directory,
 )
 from aiprov.core.canonical import canonical_json
-from aiprov.core.digest import Digest
+from aiprov.core.digest import Digest, is_digest_prefix
 from aiprov.core.jsonvalues import check_json
 from aiprov.core.manifest import Manifest, ManifestEntry, check_model_paths, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref, check_alias
@@ -594,6 +594,24 @@ class RegistryService:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             return u.model_record(model), u.version_record(model, version)
+
+    def with_digest_prefix(self, name: str, prefix: str) -> VersionRecord:
+        """The one version of model `name` whose manifest digest starts with `prefix` (`sha256:` and 4+ hex).
+
+        Unlike a bare digest reference, only this model's versions are searched (the same bytes may be a version
+        of several models). Raises NotFound (no such model or version), InvalidInput (a malformed or ambiguous
+        prefix).
+        """
+        if not is_digest_prefix(prefix):
+            raise InvalidInput(f"{prefix!r} is not a digest prefix", hint="sha256: and 4 to 64 hex digits")
+        with self.db.unit() as u:
+            model = u.require_model(ModelName.parse(name))
+            found = u.versions_by_digest_prefix(model, prefix)
+            if not found:
+                raise NotFound(f"{name} has no version with a digest starting with {prefix}")
+            if len(found) > 1:
+                raise InvalidInput(f"digest prefix {prefix} is ambiguous in {name}", hint="give more hex digits")
+            return u.version_record(model, found[0])
 
     def versions(self, name: str) -> builtins.list[VersionRecord]:
         with self.db.unit() as u:

@@ -16,7 +16,8 @@ from typing import Any
 
 from aiprov import signing
 from aiprov.adapters.db.registry import SqlRegistry, utc
-from aiprov.adapters.files import hash_model, parallel_map
+from aiprov.adapters.files import hash_files, model_files, parallel_map
+from aiprov.adapters.hf_cache import snapshot_files
 from aiprov.core import merkle
 from aiprov.core.checkpoint import Checkpoint
 from aiprov.core.events import Event
@@ -163,6 +164,7 @@ class ProvenanceChecks:
         *,
         stored_bytes: Callable[[VerifyReport], object],
         path: Path | None = None,
+        hf_snapshot: bool = False,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
         chain: ChainReader | None = None,
@@ -171,7 +173,8 @@ class ProvenanceChecks:
 
         The manifest digest; the bytes (the local copy at `path`, hashed and compared, or else what `stored_bytes`
         adds about the hub's copy); every signature (a given bundle speaks for the bytes being verified: the local
-        copy when there is one); the log; with `chain`, the anchors.
+        copy when there is one); the log; with `chain`, the anchors. With `hf_snapshot`, `path` is a snapshot of
+        a Hugging Face cache, whose files are symlinks into its `blobs/` (`adapters.hf_cache`).
         """
         manifest = evidence.record.manifest
         self.manifest_digest(report, evidence)
@@ -179,7 +182,7 @@ class ProvenanceChecks:
         if path is None:
             stored_bytes(report)
         else:
-            local = hash_model(path)
+            local = hash_files(snapshot_files(path) if hf_snapshot else model_files(path))
             checked = local
             report.add("local", lambda: _check_local(manifest, local, path))
         known = self.signatures_and_log(report, evidence, checked=checked, bundle=bundle, public_key=public_key)
@@ -414,11 +417,15 @@ class VerificationService:
         ref: str,
         *,
         path: Path | None = None,
+        hf_snapshot: bool = False,
         bundle: bytes | None = None,
         public_key: signing.PublicKey | None = None,
         chain: ChainReader | None = None,
     ) -> VerifyReport:
-        """Every check of the version `ref`; with `chain`, also against the checkpoints anchored there."""
+        """Every check of the version `ref`; with `chain`, also against the checkpoints anchored there.
+
+        `path` is a local copy to check instead of the stored bytes (`hf_snapshot`: a Hugging Face cache snapshot).
+        """
         if (bundle is None) != (public_key is None):
             raise InvalidInput("--bundle and --public-key go together")
         evidence = self.evidence(ref)
@@ -428,6 +435,7 @@ class VerificationService:
             evidence,
             stored_bytes=lambda report: report.add("bytes", lambda: self._check_blobs(manifest)),
             path=path,
+            hf_snapshot=hf_snapshot,
             bundle=bundle,
             public_key=public_key,
             chain=chain,

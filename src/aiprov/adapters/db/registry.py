@@ -288,6 +288,11 @@ class RegistryUnit:
             select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest)
         ).one_or_none()
 
+    def versions_by_digest_prefix(self, model: ModelRow, prefix: str, limit: int = 2) -> list[VersionRow]:
+        """Up to `limit` versions of `model` whose digest starts with `prefix` (`sha256:` and hex digits)."""
+        query = select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest.like(prefix + "%"))
+        return list(self.s.scalars(query.order_by(VersionRow.number).limit(limit)))
+
     def add_version(
         self,
         model: ModelRow,

@@ -160,10 +160,14 @@ def _shown(header: str) -> str:
     return repr(header) if len(header) <= 80 else f"{header[:80]!r}…"
 
 
-def _download(
+def download_response(
     digest: Digest, size: int, range_header: str | None, stream: Callable[[int, int | None], Iterator[bytes]]
 ) -> StreamingResponse:
-    """A 200 of the whole blob, or a 206 of the requested range; both verified on the way out by `stream`."""
+    """A 200 of the whole blob, or a 206 of the requested range; both verified on the way out by `stream`.
+
+    `stream(start, stop)` yields the bytes `start`..`stop` (inclusive; None: to the end). Raises
+    RangeNotSatisfiable for a range past the end.
+    """
     headers = _digest_headers(digest, size)
     chosen = byte_range(range_header, size)
     if chosen is None:
@@ -273,7 +277,7 @@ def get_blob(digest: DigestPath, request: Request, container: ContainerDep, call
     if not container.blobs.exists(d) or not container.registry.blob_in_use(d):
         raise NotFound(f"no registered model or dataset holds blob {d}")
     service = uploads(container)
-    return _download(
+    return download_response(
         d,
         container.blobs.size(d),
         request.headers.get("range"),
@@ -341,7 +345,7 @@ def get_file(
         raise NotFound(f"{record.ref} has no file {path!r}")
     on_complete = download_recorder(request, caller, record, {"version": record.number, "files": 1, "path": entry.path})
     service = uploads(container)
-    return _download(
+    return download_response(
         entry.sha256,
         entry.size,
         request.headers.get("range"),
