@@ -363,16 +363,16 @@ class S3BlobStore:
         s3transfer's managed copy sends no If-None-Match, so the create-only copy is ours: one CopyObject up to
         the multipart threshold, else a multipart copy whose completion carries If-None-Match.
         """
-        if self.exists(digest):
-            return False
         target = self.key_of(digest)
         bucket = self.location.bucket
         copy_source = {"Bucket": bucket, "Key": source}
         try:
             if size < self.transfer.multipart_threshold:
                 self.client.copy_object(Bucket=bucket, Key=target, CopySource=copy_source, IfNoneMatch="*")
-            else:
+            elif not self.exists(digest):  # a stored blob's copy, refused only at its end, is not worth making
                 self._copy_multipart(copy_source, target, size)
+            else:
+                return False
         except ClientError as e:
             if _status(e)[1] == 412:
                 return False  # the same bytes were published meanwhile
