@@ -482,9 +482,12 @@ class S3BlobWriter:
         self._pipe.put(None, alive=lambda: not self._future.done())
 
     def _upload_result(self) -> None:
+        """Wait for the upload; raise what stopped it as our error (s3transfer raises its own types too)."""
         try:
             self._future.result()
-        except (ClientError, BotoCoreError) as e:
+        except AiprovError:
+            raise
+        except Exception as e:
             self._store._raise("cannot write to the blob store", e)
 
     def staged(self) -> Path:
@@ -601,6 +604,9 @@ class S3ResumableWriter(S3BlobWriter):
             try:
                 for chunk in old:
                     super().write(chunk)
+            except BotoCoreError as e:
+                self._finish()
+                store._raise("cannot continue the upload", e)
             except BaseException:
                 self._finish()
                 raise
