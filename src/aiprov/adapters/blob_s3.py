@@ -94,7 +94,7 @@ class _Pipe:
     `read(n)` blocks until it has n bytes or the writer closed the pipe.
     """
 
-    def __init__(self, depth: int = 8) -> None:
+    def __init__(self, depth: int = 2) -> None:
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._left = b""
         self._eof = False
@@ -133,9 +133,11 @@ class _Pipe:
             parts.append(item)
             have += len(item)
         data = b"".join(parts)
-        cut = len(data) if n < 0 else n
-        self._left = data[cut:]
-        return data[:cut]
+        if n < 0 or len(data) <= n:
+            self._left = b""
+            return data
+        self._left = data[n:]
+        return data[:n]
 
 
 class S3BlobStore:
