@@ -88,6 +88,15 @@ def test_a_wrong_key_and_a_missing_bucket_are_one_line_cli_errors(
         assert "Traceback" not in err and "wrong-secret" not in err and port not in err, err
 
 
+@pytest.mark.parametrize("blobs", ["/srv/blobs", "s3://", "s3://x/p", "s3://Upper/p"])
+def test_a_malformed_blobs_setting_is_one_line_of_invalid_input(tmp_path: Path, blobs: str) -> None:
+    home = tmp_path / "home"
+    assert run(home, {}, "init")[0] == 0
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    code, _, err = run(home, {"AIPROV_BLOBS": blobs}, "push", str(tmp_path / "w.bin"), "--name", "alice/m")
+    assert code == 2 and err.count("\n") == 1 and "is not s3://BUCKET[/PREFIX]" in err, err
+
+
 def test_the_api_answers_a_wrong_key_with_a_problem_body(weed: Weed, tmp_path: Path, s3_env: dict[str, str]) -> None:
     from fastapi.testclient import TestClient
 
@@ -162,3 +171,44 @@ def test_gc_removes_the_same_from_either_store(make_hub: Callable[[str], Contain
     assert hub.gc.collect().removed == [] and hub.blobs.exists(orphan)  # young: kept
     assert hub.gc.collect(older_than_s=0).removed == [(orphan, 6)]
     assert not hub.blobs.exists(orphan) and hub.verification.verify("alice/m").ok
+
+
+def test_a_server_on_s3_resumes_an_upload_in_parts_and_takes_a_remote_push(
+    weed: Weed, tmp_path: Path, make_model: MakeModel, monkeypatch: pytest.MonkeyPatch, s3_env: dict[str, str]
+) -> None:
+    from tests.api.apitools import init_home, start_server
+
+    url = weed.url()
+    monkeypatch.setenv("AIPROV_BLOBS", url)
+    container, token = init_home(tmp_path / "served" / "home")
+    container.close()
+    server = start_server(container.settings.home, token)
+    try:
+        alice = server.add_user("alice")
+        client = server.client(alice)
+        data, cut = os.urandom(3 * 2**20), 2 * 2**20
+        d = str(Digest.of(data))
+        first = client.put(
+            f"/api/v1/blobs/{d}", content=data[:cut], headers={"Content-Range": f"bytes 0-{cut - 1}/{len(data)}"}
+        )
+        assert first.status_code == 202 and client.get(f"/api/v1/blobs/{d}/status").json()["offset"] == cut
+        assert keys(weed, url, "sha256/") == []  # the kept part is no blob
+        rest = {"Content-Range": f"bytes {cut}-{len(data) - 1}/{len(data)}"}
+        assert client.put(f"/api/v1/blobs/{d}", content=data[cut:], headers=rest).status_code == 201
+        body = {"files": [{"path": "w.bin", "size": len(data), "sha256": d}]}
+        assert client.post("/api/v1/models/alice/big/versions", json=body).status_code == 201
+        assert client.get("/api/v1/models/alice/big/versions/1/files/w.bin").content == data
+        ranged = client.get(f"/api/v1/blobs/{d}", headers={"Range": "bytes=-1"})
+        assert ranged.status_code == 206 and ranged.content == data[-1:]
+
+        remote_env = {"AIPROV_HOME": str(tmp_path / "client"), "AIPROV_TOKEN": ""}
+        model = make_model({"config.json": b"{}", "weights.bin": BIG})
+        argv = ["--server", server.base_url, "--token", alice, "push", str(model), "--name", "alice/m", "--json"]
+        pushed = runner.invoke(app, argv, env=remote_env)
+        assert pushed.exit_code == 0, pushed.stderr
+        assert json.loads(pushed.stdout)["new_blobs"] == 2
+        verified = runner.invoke(app, ["--server", server.base_url, "verify", "alice/m@1", "--json"], env=remote_env)
+        assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True, verified.stderr
+        assert len(keys(weed, url, "sha256/")) == 3 and keys(weed, url) == keys(weed, url, "sha256/")
+    finally:
+        server.stop()
