@@ -522,6 +522,9 @@ class S3BlobWriter:
             self._future.result()
         try:
             self._store._delete_key(self._key, "cannot remove a staging object")  # absent unless it completed
+        except AiprovError:
+            # Never mask why the write ended (often the same outage); the sweep removes it after STAGING_TTL_S.
+            log.warning("staging object %s left behind for the sweep", self._key)
         finally:
             self._discard_local()
 
