@@ -81,7 +81,11 @@ def free_port() -> int:
 
 
 def start_weed(data: Path, timeout_s: float = 60) -> Weed:
-    """Start SeaweedFS (master, volume, filer, S3) bound to 127.0.0.1 and wait until a write succeeds."""
+    """Start SeaweedFS (master, volume, filer, S3) bound to 127.0.0.1 and wait until a write succeeds.
+
+    `weed server` with every port given, not `weed mini`: mini's built-in worker dials an admin port it derives
+    itself, whatever the port flags say. The grpc ports too: by default each is its HTTP port + 10000.
+    """
     weed = weed_binary()
     ports = {name: free_port() for name in (*_PORTS, *_S3_PORTS)}
     data.mkdir(parents=True, exist_ok=True)
