@@ -116,6 +116,25 @@ def test_concurrent_writers_of_the_same_bytes_store_one_blob(case: StoreCase) ->
     assert b"".join(case.store.read(Digest.of(MULTIPART))) == MULTIPART and case.leftovers() == []
 
 
+def test_many_writers_open_at_once_in_one_thread_all_finish(case: StoreCase) -> None:
+    """Like a server with many uploads in flight: no writer waits for another one to end."""
+    blobs = [os.urandom(3 * 2**20) for _ in range(12)]
+    done: list[Digest] = []
+
+    def write_all() -> None:
+        writers = [case.store.writer() for _ in blobs]
+        for start in range(0, len(blobs[0]), 2**20):  # round-robin, 1 MiB at a time
+            for w, data in zip(writers, blobs, strict=True):
+                w.write(data[start : start + 2**20])
+        done.extend(w.commit()[0] for w in writers)
+
+    worker = threading.Thread(target=write_all, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "a writer is stuck waiting for another one"
+    assert done == [Digest.of(d) for d in blobs] and case.leftovers() == []
+
+
 def test_ranges_from_the_first_byte_to_the_last_and_past_the_end(case: StoreCase) -> None:
     data = bytes(range(256)) * 4
     digest, _ = put(case.store, data)

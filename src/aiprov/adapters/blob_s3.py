@@ -20,6 +20,7 @@ partial uploads untouched for UPLOAD_TTL_S likewise.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import logging
@@ -53,6 +54,8 @@ STAGING_TTL_S = 24 * 3600
 UPLOAD_TTL_S = 7 * 24 * 3600
 LOCK_STALE_S = 300.0
 LOCK_REFRESH_S = 60.0
+MAX_WRITERS = 1024
+"""Writers one store streams at once (one s3transfer submission thread each); one more waits for a free one."""
 _UPLOAD_KEY = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
@@ -146,7 +149,11 @@ class S3BlobStore:
     def __init__(self, location: S3Location, scratch: Path, client: Any, transfer: TransferConfig) -> None:
         self.location = location
         self.scratch = scratch
-        self.transfer = transfer
+        self.transfer = copy.copy(transfer)
+        # s3transfer reads a non-seekable stream in a submission thread until it ends: with its 5 such threads a
+        # sixth writer would wait for one of five to finish, forever if one caller feeds them all (a server's
+        # uploads, round-robin). One thread per open writer, up to MAX_WRITERS (threads start as needed).
+        self.transfer.max_submission_concurrency = MAX_WRITERS
         self._client = client
         self._manager: TransferManager | None = None
         self._lock = threading.Lock()
