@@ -232,6 +232,26 @@ def test_the_create_only_write_never_replaces_stored_bytes(weed: Weed, s3_env: d
     assert b"".join(store.read(digest)) == b"first"
 
 
+def test_a_stalled_upload_taken_over_leaves_the_new_holders_upload_alone(
+    weed: Weed, s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiprov.adapters import blob_s3
+
+    monkeypatch.setattr(blob_s3, "LOCK_STALE_S", 0.0)  # every lock is stale at once: the writer "stalled"
+    monkeypatch.setattr(blob_s3, "LOCK_REFRESH_S", 0.0)  # and every write refreshes its lock
+    case = s3_case(weed, tmp_path / "staging")
+    stalled = case.store.resumable("k")
+    stalled.write(b"abc")
+    taker = case.store.resumable("k")  # takes the stale lock over with If-Match on its ETag
+    with pytest.raises(Conflict, match="took this upload over"):
+        stalled.write(b"zzz")
+    stalled.suspend()  # a no-op: the partial upload is the taker's
+    taker.write(b"abcdef")
+    assert taker.commit(expected=Digest.of(b"abcdef")) == (Digest.of(b"abcdef"), True)
+    stalled.abort()
+    assert case.store.exists(Digest.of(b"abcdef")) and case.leftovers() == []
+
+
 def one_line(e: BackendError, *secrets: str) -> str:
     text = e.diagnostics()
     assert "\n" not in text and all(s not in text for s in secrets), text

@@ -556,6 +556,8 @@ class _UploadLock:
         self._key = key
         self._etag = ""
         self._refreshed = 0.0
+        self.lost = False
+        """Another request took the lock over (this holder stalled past LOCK_STALE_S): hands off its upload."""
         self._acquire()
 
     def _put(self, **condition: str) -> None:
@@ -584,6 +586,8 @@ class _UploadLock:
             if _status(e)[1] in (404, 412):
                 raise busy from None
             self._store._raise("cannot lock an upload", e)
+        except BotoCoreError as e:
+            self._store._raise("cannot lock an upload", e)
 
     def refresh(self) -> None:
         """Keep the lock fresh (every LOCK_REFRESH_S), so no other request takes a live upload over."""
@@ -593,11 +597,23 @@ class _UploadLock:
             self._put(IfMatch=self._etag)
         except ClientError as e:
             if _status(e)[1] == 412:
+                self.lost = True
                 raise Conflict("another request took this upload over", hint="retry") from None
+            self._store._raise("cannot lock an upload", e)
+        except BotoCoreError as e:
             self._store._raise("cannot lock an upload", e)
 
     def release(self) -> None:
-        self._store._delete_key(self._key, "cannot unlock an upload")
+        """Remove the lock, unless it was taken over (then it is the new holder's)."""
+        if self.lost:
+            return
+        try:
+            self._store.client.delete_object(Bucket=self._store.location.bucket, Key=self._key, IfMatch=self._etag)
+        except ClientError as e:
+            if _status(e)[1] not in (404, 412):  # 412: taken over since our last refresh
+                self._store._raise("cannot unlock an upload", e)
+        except BotoCoreError as e:
+            self._store._raise("cannot unlock an upload", e)
 
 
 class S3ResumableWriter(S3BlobWriter):
@@ -642,8 +658,21 @@ class S3ResumableWriter(S3BlobWriter):
         return self._written
 
     def write(self, data: bytes | memoryview) -> int:
-        self._upload_lock.refresh()
+        try:
+            self._upload_lock.refresh()
+        except Conflict:
+            self._hand_off()
+            raise
         return super().write(data)
+
+    def _hand_off(self) -> None:
+        """The upload is another request's now: stop ours without completing, or removing, its partial object."""
+        self._done = True
+        self._pipe.abort()
+        self._future.cancel()
+        with contextlib.suppress(Exception):
+            self._future.result()
+        self._discard_local()
 
     def suspend(self) -> None:
         """Complete the upload into the partial object (it then holds every byte received) and unlock it."""
@@ -658,6 +687,8 @@ class S3ResumableWriter(S3BlobWriter):
             self._upload_lock.release()
 
     def commit(self, expected: Digest | None = None) -> tuple[Digest, bool]:
+        if self._done:
+            raise Conflict("another request took this upload over", hint="retry")
         try:
             return super().commit(expected)
         finally:
