@@ -69,6 +69,13 @@ def test_push_pull_verify_gc_with_blobs_in_s3(weed: Weed, tmp_path: Path, make_m
     assert len(keys(weed, url, "sha256/")) == 2
     assert run_json(home, env, "verify", "alice/big@1")["ok"] is True
 
+    weights = url.removeprefix(f"s3://{BUCKET}/") + f"/sha256/{Digest.of(BIG).hex}"
+    weed.client().put_object(Bucket=BUCKET, Key=weights, Body=b"\x02" * len(BIG))  # altered in the bucket
+    code, out, err = run(home, env, "verify", "alice/big@1")
+    assert code != 0 and "weights.bin" in out + err, out + err
+    code, _, err = run(home, env, "pull", "alice/big@1", str(tmp_path / "again"))
+    assert code == 5 and "does not match" in err and not (tmp_path / "again").exists(), err
+
 
 def test_a_wrong_key_and_a_missing_bucket_are_one_line_cli_errors(
     weed: Weed, tmp_path: Path, make_model: MakeModel
