@@ -271,6 +271,18 @@ def test_a_wrong_key_is_one_clear_line_naming_no_secret_or_endpoint(
         assert "refused the credentials" in text and "AWS_SECRET_ACCESS_KEY" in text
 
 
+def test_no_credentials_at_all_is_one_clear_line(
+    weed: Weed, s3_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to find here
+    store = s3_case(weed, tmp_path / "staging").store
+    with pytest.raises(BackendError) as e:
+        store.exists(Digest.of(b"x"))
+    assert "no S3 credentials are configured" in one_line(e.value, weed.endpoint)
+
+
 def test_a_missing_bucket_is_one_clear_line(weed: Weed, s3_env: dict[str, str], tmp_path: Path) -> None:
     store = s3_case(weed, tmp_path / "staging", url="s3://no-such-bucket/p").store
     with pytest.raises(BackendError) as e:

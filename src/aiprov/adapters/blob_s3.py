@@ -10,7 +10,8 @@ checked. Each writer also keeps a local copy of what it wrote (the port's `stage
 
 A resumable upload (the API's) keeps its partial bytes as the object `<prefix>uploads/<key>`, held by a lock
 object `<prefix>uploads/<key>.lock` created with `If-None-Match: *`; a writer refreshes its lock as it writes and
-a lock left unrefreshed for LOCK_STALE_S (its server died) is taken over. Continuing an upload re-reads the kept
+a lock left unrefreshed for LOCK_STALE_S (its server died) is taken over, with `If-Match` on its ETag; the stalled
+writer then finds its lock gone and hands the upload off untouched. Continuing an upload re-reads the kept
 bytes once to rebuild the hash and streams them into the new upload along with what follows (S3 cannot append).
 
 Staging objects and multipart uploads of dead writers are swept, once per process, when STAGING_TTL_S old;
@@ -185,7 +186,10 @@ class S3BlobStore:
         bucket = self.location.bucket
         log.error("S3 %s failed: %r", what, e)  # the whole error, for the operator
         if isinstance(e, NoCredentialsError):
-            return BackendError(f"{what}: no S3 credentials are configured", hint="set AWS_ACCESS_KEY_ID/SECRET")
+            return BackendError(
+                f"{what}: no S3 credentials are configured",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE",
+            )
         if isinstance(e, ClientError):
             code, status = _status(e)
             if code == "NoSuchBucket":
