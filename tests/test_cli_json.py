@@ -170,6 +170,13 @@ def test_a_postgresql_url_without_psycopg_says_which_extra_to_install(home: Path
     assert_extra_hint(status, err, "postgres")
 
 
+def test_an_s3_blob_store_without_boto3_says_which_extra_to_install(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    env = {"AIPROV_BLOBS": "s3://bucket/prefix"}
+    status, err = run_without("boto3", home, "push", str(tmp_path / "w.bin"), "--name", "alice/m", env=env)
+    assert_extra_hint(status, err, "s3")
+
+
 def test_the_chain_without_web3_says_which_extra_to_install(home: Path) -> None:
     env = {"AIPROV_CHAIN_RPC": "http://127.0.0.1:1", "AIPROV_CHAIN_PRIVATE_KEY": "0x" + "11" * 32}
     status, err = run_without("web3", home, "chain", "deploy", env=env)

@@ -18,11 +18,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aiprov.errors import Conflict, InvalidInput, NotFound
+from aiprov.extras import missing
 
 if TYPE_CHECKING:
-    from aiprov.adapters.blob_local import LocalBlobStore
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer, Verifier
+    from aiprov.ports import BlobStore
     from aiprov.sandbox import SandboxedModels
     from aiprov.sandbox.spec import Limits
     from aiprov.scanning.limits import ScanLimits
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".aiprov")
     database_url: str | None = None
     """SQLAlchemy URL; default `sqlite:///<home>/registry.db`. PostgreSQL: postgresql://user@host/db."""
+    blobs: str | None = None
+    """Where blobs are stored: default the folder `<home>/blobs`; `s3://bucket/prefix` for an S3 store, reached
+    with the standard AWS settings (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)."""
     actor: str = Field(default_factory=_default_actor)
     """Who is recorded as the author of pushes and the actor of events."""
     log_origin: str | None = None
@@ -199,10 +203,20 @@ class Container:
             raise NotFound(f"no aiprov home at {home}", hint="run `aiprov init` or set AIPROV_HOME")
 
     @cached_property
-    def blobs(self) -> LocalBlobStore:
-        from aiprov.adapters.blob_local import LocalBlobStore
+    def blobs(self) -> BlobStore:
+        """The local folder, or the S3 store AIPROV_BLOBS names. Raises InvalidInput, MissingExtra (boto3)."""
+        url = self.settings.blobs
+        if url is None:
+            from aiprov.adapters.blob_local import LocalBlobStore
 
-        return LocalBlobStore(self.settings.blob_dir)
+            return LocalBlobStore(self.settings.blob_dir)
+        if not url.startswith("s3://"):
+            raise InvalidInput(f"AIPROV_BLOBS={url!r} is not s3://BUCKET[/PREFIX]", hint="unset it for <home>/blobs")
+        try:
+            from aiprov.adapters.blob_s3 import S3BlobStore
+        except ImportError as e:
+            raise missing("AIPROV_BLOBS=s3://…", e, "boto3") from e
+        return S3BlobStore.from_environment(url, self.settings.home / "staging")
 
     @cached_property
     def db(self) -> SqlRegistry:
@@ -418,7 +432,8 @@ class Container:
         home = self.settings.home
         try:
             home.mkdir(parents=True, exist_ok=True)
-            self.settings.blob_dir.mkdir(exist_ok=True)
+            if self.settings.blobs is None:
+                self.settings.blob_dir.mkdir(exist_ok=True)
         except OSError as e:
             raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
         os.chmod(home, 0o700)

@@ -58,7 +58,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -316,7 +316,7 @@ class LocalBlobStore:
         self._swept = True
         for tmp in self.tmp_dir.iterdir():
             pid, _, _ = tmp.name.partition("-")
-            if pid.isdigit() and not _pid_alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
 
