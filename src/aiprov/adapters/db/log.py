@@ -15,9 +15,9 @@ SQL is sent through the driver (`exec_driver_sql`): the ORM's per-row bookkeepin
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Dialect, Table, select
 
 from aiprov.adapters.db.schema import LogCheckpointRow, LogStateRow
 from aiprov.core import tiles
@@ -35,7 +35,19 @@ def _split(blob: bytes) -> list[bytes]:
     return [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
 
 
-def placeholders(conn: Connection, n: int) -> str:
+class DriverSql(Protocol):
+    """What appending needs of a connection: SQL sent as is, and the dialect (parameter style, column types).
+
+    A SQLAlchemy `Connection` is one; so is `registry.DriverConnection`, over the DBAPI connection itself.
+    """
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any: ...
+
+
+def placeholders(conn: DriverSql, n: int) -> str:
     """`n` parameter markers in the driver's style, comma-separated (for `exec_driver_sql`)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     return ", ".join([mark] * n)
@@ -48,7 +60,7 @@ def _damaged(what: str) -> BackendError:
 # appending ----------------------------------------------------------------------------------------------------
 
 
-def append(conn: Connection, entries: Sequence[bytes]) -> int:
+def append(conn: DriverSql, entries: Sequence[bytes]) -> int:
     """Append `entries` as leaves; return the index of the first.
 
     Runs in (and commits only with) `conn`'s transaction, which must be a write unit's. Raises InvalidInput for
@@ -83,7 +95,7 @@ def append(conn: Connection, entries: Sequence[bytes]) -> int:
     return first
 
 
-def _grow(conn: Connection, query: str, start: int, items: list[bytes]) -> list[tuple[int, bytes]]:
+def _grow(conn: DriverSql, query: str, start: int, items: list[bytes]) -> list[tuple[int, bytes]]:
     """Rows (index, data) for `items` at positions start… of 256-item groups; the first may extend a stored one."""
     if not items:
         return []
@@ -102,7 +114,7 @@ def _grow(conn: Connection, query: str, start: int, items: list[bytes]) -> list[
     return rows
 
 
-def _upsert(conn: Connection, target: str, key: str, column: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _upsert(conn: DriverSql, target: str, key: str, column: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         width = len(rows[0])
         conn.exec_driver_sql(
