@@ -366,3 +366,31 @@ def test_concurrent_predictions_are_batched_and_each_gets_its_own_answer(
     usage = UsageQueries(client.app.state.container.db).of_model("alice/iris")  # type: ignore[attr-defined]
     assert len(usage) == 33  # the warm-up and the 32, each its own event with its own input digest
     assert {input_digest(b) for b in bodies} <= {u.details["input_digest"] for u in usage}
+
+
+def test_concurrent_requests_for_an_expired_reference_resolve_it_once(hub: Hub, iris: tuple[Path, Any]) -> None:
+    """16 requests in flight when the cached reference expires share one database resolution, not 16."""
+    import asyncio
+
+    push(hub.container, iris[0], "alice/iris")
+    service = hub.container.inference
+    calls: list[str] = []
+    resolve = service.resolve
+
+    def counting(ref: str) -> Any:
+        calls.append(ref)
+        time.sleep(0.05)  # a slow database: every request arrives while the first resolution runs
+        return resolve(ref)
+
+    service.resolve = counting  # type: ignore[method-assign]
+    body = json.dumps({"inputs": ROWS[:1]}).encode()
+
+    async def wave() -> list[Any]:
+        return await asyncio.gather(*(service.predict_async("alice/iris", body, actor="bob") for _ in range(16)))
+
+    first = asyncio.run(wave())
+    assert calls == ["alice/iris"]
+    service.forget()  # expired: the next wave resolves again, once
+    second = asyncio.run(wave())
+    assert calls == ["alice/iris", "alice/iris"]
+    assert {r.prediction.predictions[0] for r in first + second} == {int(iris[1].predict(np.asarray(ROWS[:1]))[0])}

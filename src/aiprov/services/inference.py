@@ -250,6 +250,7 @@ class InferenceService:
         self._targets: OrderedDict[str, tuple[float, Target]] = OrderedDict()
         self._by_digest: dict[str, Target] = {}
         self._lock = threading.Lock()
+        self._resolving: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[Target]] = {}
 
     def resolve(self, ref: str) -> Target:
         """The version `ref` names, ready to run, from a cache of at most `ref_ttl_s` seconds per reference.
@@ -352,9 +353,7 @@ class InferenceService:
         usage event is awaited, not waited for in a thread. Raises as `predict`.
         """
         payload, asked = _payload(body, proba)
-        target = self.cached(ref)
-        if target is None:
-            target = await asyncio.to_thread(self.resolve, ref)
+        target = self.cached(ref) or await self._resolve_once(ref)
         rows = input_rows(payload, target.features)
         x = model_input(rows, body if isinstance(body, bytes) else None)
         recorder = self.recorder
@@ -371,6 +370,22 @@ class InferenceService:
         if recorder is not None:
             await recorder.record_async(self._usage(actor, target, result, rows, x), expected=True)
         return result
+
+    async def _resolve_once(self, ref: str) -> Target:
+        """`resolve` in a thread, shared by every request of this event loop that asks for `ref` meanwhile.
+
+        When a cached reference expires under load, the requests in flight would otherwise each resolve it (16
+        clients: 16 database reads and record builds in 16 threads at once, every `ref_ttl_s`). Raises as
+        `resolve`, to each of them.
+        """
+        loop = asyncio.get_running_loop()
+        key = (loop, ref)
+        task = self._resolving.get(key)
+        if task is None:
+            task = loop.create_task(asyncio.to_thread(self.resolve, ref))
+            self._resolving[key] = task
+            task.add_done_callback(lambda _: self._resolving.pop(key, None))
+        return await asyncio.shield(task)  # a caller that goes away does not cancel the others' resolution
 
     def _usage(self, actor: str, target: Target, result: InferenceResult, rows: list[list[Any]], x: Any) -> Usage:
         return Usage(
