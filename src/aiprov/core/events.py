@@ -53,6 +53,16 @@ class Event:
         """The log entry: canonical JSON of the event."""
         return canonical_json(self.to_json())
 
+    def encoded(self) -> tuple[bytes, bytes]:
+        """(`entry()`, the canonical JSON of the details), encoding the details once, for writers that store both.
+
+        Canonical JSON is context-free, so the entry holds the details' encoding verbatim. `"details":null`
+        occurs in the encoded shell only as that key and value: inside a string, every quote is escaped.
+        """
+        details = canonical_json(self.details)
+        shell = canonical_json({**self.to_json(), "details": None})
+        return shell.replace(b'"details":null', b'"details":' + details, 1), details
+
     @classmethod
     def from_entry(cls, data: bytes) -> Event:
         """Decode a log entry. Raises InvalidInput if it is not a canonical aiprov event."""

@@ -33,7 +33,6 @@ from aiprov.adapters.db.schema import (
     VersionFileRow,
     VersionRow,
 )
-from aiprov.core.canonical import canonical_json
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
@@ -114,11 +113,12 @@ def insert_events(conn: log.DriverSql, events: Sequence[Event]) -> int:
 
     Raises InvalidInput for an empty batch or an event whose entry exceeds the log's entry limit.
     """
-    first = log.append(conn, [e.entry() for e in events])
+    encoded = [e.encoded() for e in events]
+    first = log.append(conn, [entry for entry, _ in encoded])
     # Through the driver, as the log is: a usage batch writes hundreds of rows, and Core's per-row parameter
     # processing cost more than the rest of the insert. The time column's own bind processor keeps the stored
-    # form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are JSON that
-    # `entry()` has just encoded, so the same encoder (orjson for plain values) cannot fail on them.
+    # form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are stored
+    # as the entry holds them (`Event.encoded`).
     to_time = _EVENTS.c.time.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) or _same
     conn.exec_driver_sql(
         f"INSERT INTO events (time, actor, action, subject, model, details, leaf_index) "
@@ -130,10 +130,10 @@ def insert_events(conn: log.DriverSql, events: Sequence[Event]) -> int:
                 e.action,
                 e.subject,
                 e.model,
-                canonical_json(e.details).decode(),
+                details.decode(),
                 first + i,
             )
-            for i, e in enumerate(events)
+            for i, (e, (_, details)) in enumerate(zip(events, encoded, strict=True))
         ],
     )
     return first
