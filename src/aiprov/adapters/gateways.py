@@ -41,13 +41,13 @@ READ_PIECE = 1 << 20
 class GatewaySkipped(Exception):
     """Raised inside the fetcher when one gateway fails; carries the one-line reason it is skipped.
 
-    `absent`: the gateway answered 404 (it lacks the block), which is no fault of its own.
-    `altered`: it sent a block that does not hash to its CID.
+    `status`: the HTTP status it answered instead of 200 (a refusal, e.g. 404 for a block it lacks or 406 for a
+    CAR it does not make), which is no lie. `altered`: it sent a block that does not hash to its CID.
     """
 
-    def __init__(self, reason: str, *, absent: bool = False, altered: bool = False) -> None:
+    def __init__(self, reason: str, *, status: int | None = None, altered: bool = False) -> None:
         super().__init__(reason)
-        self.absent = absent
+        self.status = status
         self.altered = altered
 
 
@@ -201,14 +201,16 @@ class GatewayBlocks:
     def prefetch(self) -> None:
         """Ask the gateways in turn for a CAR of the whole DAG until one sends it whole, every block checked.
 
-        A gateway that fails is skipped (reported); what it sent that checked out is kept.
+        A gateway that lies, stalls or fails is skipped (reported); what it sent that checked out is kept. One
+        that answers a CAR request with an error status is not skipped: it may still serve raw blocks.
         """
         for gateway in self._usable():
             try:
                 self._car(gateway)
                 return
             except GatewaySkipped as e:
-                self._skip(gateway, str(e), altered=e.altered)
+                if e.status is None:
+                    self._skip(gateway, str(e), altered=e.altered)
 
     # internals --------------------------------------------------------------------------------------------
 
@@ -231,8 +233,7 @@ class GatewayBlocks:
         try:
             with self._client.stream("GET", url, params=params, headers={"Accept": accept}) as response:
                 if response.status_code != 200:
-                    absent = response.status_code == 404
-                    raise GatewaySkipped(f"answered {response.status_code} for {cid}", absent=absent)
+                    raise GatewaySkipped(f"answered {response.status_code} for {cid}", status=response.status_code)
                 got = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if got != media:
                     raise GatewaySkipped(f"answered {got or 'no content type'} for {cid}, not {media}")
@@ -272,7 +273,7 @@ class GatewayBlocks:
                 self._keep(cid, memoryview(data), gateway)
                 return
             except GatewaySkipped as e:
-                if e.absent:
+                if e.status == 404:
                     continue  # this gateway lacks the block: not a fault, try the next one
                 self._skip(gateway, str(e), altered=e.altered)
         reasons = "; ".join(f"{s.gateway}: {s.reason}" for s in self.skipped) or "none has it"
