@@ -32,6 +32,11 @@ FILES = {
     "w/weights.bin": b"".join(kubo_random(3 * CHUNK_SIZE + 17, "weights")),
     "w/deep/one.bin": b"1",
 }
+ODD = {
+    "a.txt": b"".join(kubo_random(CHUNK_SIZE + 3, "a.txt")),  # before a/b by path, after it depth-first
+    "a/b": b"".join(kubo_random(2 * CHUNK_SIZE, "a/b")),
+    "zeros.bin": bytes(4 * CHUNK_SIZE),  # four leaves with one CID: a CAR sends it once
+}
 
 
 def write_model(root: Path, files: dict[str, bytes]) -> Path:
@@ -58,6 +63,7 @@ class Hubs:
     b: Server
     model: Path
     single: Path
+    odd: Path
     record: VersionRecord
     single_record: VersionRecord
 
@@ -67,16 +73,18 @@ def hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hubs]:
     base = tmp_path_factory.mktemp("hubs")
     model = write_model(base / "model", FILES)
     single = write_model(base / "single", {"clf.bin": b"".join(kubo_random(CHUNK_SIZE * 2 + 5, "single"))})
+    odd = write_model(base / "odd", ODD)
     servers = []
     records = []
     for name in ("a", "b"):
         container, token = init_home(base / name)
         records.append(push(container, model, "alice/m").version)
         records.append(push(container, single / "clf.bin", "alice/single").version)
+        push(container, odd, "alice/odd")
         container.close()
         servers.append(start_server(base / name, token))
     try:
-        yield Hubs(servers[0], servers[1], model, single, records[0], records[1])
+        yield Hubs(servers[0], servers[1], model, single, odd, records[0], records[1])
     finally:
         for server in servers:
             server.stop()
@@ -173,6 +181,28 @@ def test_pull_from_ipfs_from_a_second_hubs_gateway(hubs: Hubs, tmp_path: Path, v
     doc = pull_json(hubs, tmp_path / "one", "--from-ipfs", hubs.b.base_url, ref="alice/single")
     assert doc["written"] == ["clf.bin"]  # a one-file model's DAG root carries no name: the manifest's is used
     same_tree(hubs.single, tmp_path / "one")
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_pull_from_ipfs_rebuilds_files_whose_leaves_arrive_out_of_the_manifests_order(
+    hubs: Hubs, tmp_path: Path, version: int
+) -> None:
+    # Helia sends the DAG depth-first: a/b's leaves before a.txt's, and the zero chunk once for four places.
+    with helia_server("serve", str(version), str(hubs.odd)) as helia:
+        doc = pull_json(
+            hubs, tmp_path / "out", "--from-ipfs", helia.url, "--cid-version", str(version), ref="alice/odd"
+        )
+    assert doc["written"] == ["a.txt", "a/b", "zeros.bin"]
+    same_tree(hubs.odd, tmp_path / "out")  # nothing else either: no spool or scratch file left in DEST
+
+
+def test_ipfs_get_of_a_file_writes_dest_slash_cid(hubs: Hubs, tmp_path: Path) -> None:
+    cid = cids(hubs.single_record, 0)
+    code, _, err = cli(tmp_path, "ipfs", "get", cid, str(tmp_path / "out"), "-g", hubs.b.base_url)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [cid]
+    assert (tmp_path / "out" / cid).read_bytes() == (hubs.single / "clf.bin").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the spool became the file
 
 
 def test_ipfs_get_from_a_raw_blocks_only_gateway(hubs: Hubs, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ unpacking then seeks to each block it needs, so memory stays at one block.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -214,8 +215,10 @@ class CarUnpacker:
             else:
                 out.append((check_relative_path(rel), child))
 
-    def write_file(self, cid: Cid, target: Path) -> WrittenFile:
+    def write_file(self, cid: Cid, target: Path, *, sync: bool = False) -> WrittenFile:
         """Write the file DAG `cid` to the new file `target` (its parents made); return its size and SHA-256.
+
+        With `sync`, the file is fsynced before this returns.
 
         Raises InvalidInput for a missing block, a node that is not part of a file, or a size that disagrees
         with the one the file's root declares.
@@ -232,6 +235,9 @@ class CarUnpacker:
 
         with open(target, "xb") as out:
             expected = self._file_data(cid, write)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
         if expected is not None and size != expected:
             raise InvalidInput(f"file {cid} declares {expected} bytes but its blocks hold {size}")
         return WrittenFile(size, h.hexdigest())

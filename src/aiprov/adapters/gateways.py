@@ -6,10 +6,12 @@ block whose hash is in the CID. Every block is checked against its CID the momen
 kept; a block that does not match, a malformed answer, an error status or a stall (no block completed within
 the timeout) makes the gateway *skipped*: a one-line reason is reported and the next gateway is tried. Blocks
 that did check out are kept whoever sent them (they are content-addressed), so a gateway that fails half-way
-costs only what is left.
+costs only what is left. Blocks a CAR left out are asked for one by one as raw blocks.
 
-Checked blocks are kept in a spool file on disk (itself a CARv1), indexed by CID: memory holds one block and the
-index, however large the model. Blocks a CAR left out are then asked for one by one as raw blocks.
+A leaf's file bytes go to disk as they arrive (`DataFiles`): at the place a plan predicts (the files of the
+expected manifest, in order: where gateways that send each file's leaves in order put them), else to a spool.
+Only the few bytes of UnixFS framing around each leaf and the inner nodes stay in memory, so a 1 GiB model
+costs a few MiB of memory and, when the plan was right, no second copy on disk.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from aiprov.adapters.car_file import MAX_BLOCK
 from aiprov.core import car
-from aiprov.core.unixfs import Cid
+from aiprov.core.unixfs import RAW, Cid, leaf_span
 from aiprov.errors import BackendError, IntegrityError, InvalidInput
 
 CAR_TYPE = "application/vnd.ipld.car"
@@ -141,25 +142,143 @@ class _Reader:
                 raise GatewaySkipped("malformed CAR: an overlong varint")
 
 
+NODE_MEMORY = 256 * 1024 * 1024
+"""At most this many bytes of inner nodes (file nodes, directories) are held: far more than any model needs."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A file the plan expects: where its bytes go and how many there are; `scratch` files are removed at exit."""
+
+    path: Path
+    size: int
+    scratch: bool = False
+
+
+class DataFiles:
+    """The files leaf bytes are written into as they arrive: the planned targets in order, then a spool.
+
+    `put` writes each leaf at the next free place: the current target if the leaf fits in what is left of it
+    (else the next target), past the last target the spool. The SHA-256 of a target is kept while its bytes
+    arrive in order from its start. A context manager: the spool and scratch targets are removed on exit.
+    """
+
+    def __init__(self, targets: list[Target], spool: Path) -> None:
+        self.targets = targets
+        self.spool = spool
+        self._fds: list[int] = []
+        self._used = [0] * (len(targets) + 1)
+        self._current = 0
+        self._hashers = [hashlib.sha256() for _ in range(len(targets) + 1)]
+        self._hashed = [0] * (len(targets) + 1)
+        self._taken: set[int] = set()
+
+    @property
+    def spool_index(self) -> int:
+        return len(self.targets)
+
+    def __enter__(self) -> DataFiles:
+        try:
+            for path in [t.path for t in self.targets] + [self.spool]:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644))
+        except OSError as e:
+            self.__exit__()
+            raise InvalidInput(f"cannot write {e.filename}: {e.strerror}") from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        paths = [t.path for t in self.targets if t.scratch] + ([] if self.spool_index in self._taken else [self.spool])
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def put(self, data: bytes | memoryview) -> tuple[int, int]:
+        """Write a leaf's bytes; return (target index, offset) where they are. Raises BackendError (disk)."""
+        n = len(data)
+        while self._current < len(self.targets) and self._used[self._current] + n > self.targets[self._current].size:
+            self._current += 1
+        index = self._current
+        if index < len(self.targets) and self._used[index] + n == self.targets[index].size:
+            self._current += 1  # full: the next leaf starts the next file
+        offset = self._used[index]
+        try:
+            os.pwrite(self._fds[index], data, offset)
+        except OSError as e:
+            raise BackendError(f"cannot write {self._path(index)}: {e.strerror}") from e
+        self._used[index] += n
+        if self._hashed[index] == offset:
+            self._hashers[index].update(data)
+            self._hashed[index] += n
+        return index, offset
+
+    def read(self, index: int, offset: int, length: int) -> bytes:
+        return os.pread(self._fds[index], length, offset)
+
+    def sha256(self, index: int) -> str | None:
+        """The SHA-256 (hex) of target `index` if its bytes arrived in order and fill it exactly, else None."""
+        if self._hashed[index] != self._used[index] or self._used[index] != self.targets[index].size:
+            return None
+        return self._hashers[index].hexdigest()
+
+    def sync(self, index: int) -> None:
+        """Truncate target `index` to its planned size (as written) and fsync it."""
+        os.ftruncate(self._fds[index], self._used[index])
+        os.fsync(self._fds[index])
+
+    def take_spool(self, target: Path) -> None:
+        """Fsync the spool and rename it to `target` (the spool held exactly one whole file, in order)."""
+        index = self.spool_index
+        os.fsync(self._fds[index])
+        os.replace(self.spool, target)
+        self._taken.add(index)
+
+    def spool_sha256(self) -> str | None:
+        index = self.spool_index
+        return self._hashers[index].hexdigest() if self._hashed[index] == self._used[index] else None
+
+    @property
+    def spooled(self) -> int:
+        return self._used[self.spool_index]
+
+    def _path(self, index: int) -> Path:
+        return self.spool if index == self.spool_index else self.targets[index].path
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """Where a leaf's file bytes were written (`DataFiles` index and offset) and the framing around them."""
+
+    index: int
+    offset: int
+    length: int
+    prefix: bytes
+    suffix: bytes
+
+
 @dataclass
 class GatewayBlocks:
-    """The checked blocks of one DAG fetched from `gateways` (tried in order), spooled in `spool` (a CARv1 file).
+    """The checked blocks of one DAG fetched from `gateways` (tried in order); leaf bytes go to `sink`.
 
-    Use as a context manager: the spool is removed on exit. `block(cid)` (a `car_file.BlockSource`) answers from
-    the spool, asking the gateways for a raw block it lacks. `on_skip` hears of each gateway given up on.
+    Use as a context manager. `block(cid)` (a `car_file.BlockSource`) answers from what arrived, asking the
+    gateways for a raw block it lacks. `on_skip` hears of each gateway given up on.
     """
 
     root: Cid
     gateways: list[str]
-    spool: Path
+    sink: DataFiles
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_bytes: int | None = None
-    """Refuse to spool more than this many block bytes (a gateway padding a CAR with unrelated blocks)."""
+    """Refuse more than this many block bytes in all (a gateway padding a CAR with unrelated blocks)."""
     on_skip: Callable[[Skipped], None] | None = None
     skipped: list[Skipped] = field(default_factory=list)
-    index: dict[Cid, tuple[int, int]] = field(default_factory=dict)
-    spooled: int = 0
-    _file: BinaryIO | None = None
+    nodes: dict[Cid, bytes] = field(default_factory=dict)
+    leaves: dict[Cid, Leaf] = field(default_factory=dict)
+    received: int = 0
+    _node_bytes: int = 0
     _client: httpx.Client | None = None
     _bad: set[str] = field(default_factory=set)
 
@@ -167,36 +286,32 @@ class GatewayBlocks:
         self.gateways = [gateway_base(g) for g in self.gateways]
         if not self.gateways:
             raise InvalidInput("no gateway to fetch from", hint="give --gateway URL (repeatable)")
-        try:
-            self._file = open(self.spool, "xb+")
-        except OSError as e:
-            raise InvalidInput(f"cannot write {self.spool}: {e.strerror}") from e
-        self._file.write(car.header([self.root]))
-        timeout = httpx.Timeout(self.timeout_s)
-        self._client = httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": "aiprov"})
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.timeout_s), follow_redirects=True, headers={"User-Agent": "aiprov"}
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._client is not None:
             self._client.close()
-        if self._file is not None:
-            self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.spool.unlink()
 
     # what the unpacker asks for ---------------------------------------------------------------------------
 
     def block(self, cid: Cid) -> bytes:
-        """The block `cid` names, checked. Raises BackendError when no gateway left has it."""
-        where = self.index.get(cid)
-        if where is None:
+        """The block `cid` names, checked. Raises BackendError (IntegrityError) when no gateway left has it."""
+        if cid not in self.nodes and cid not in self.leaves:
             self._fetch_raw(cid)
-            where = self.index[cid]
-        assert self._file is not None
-        self._file.seek(where[0])
-        data = self._file.read(where[1])
-        self._file.seek(0, os.SEEK_END)
-        return data
+        node = self.nodes.get(cid)
+        if node is not None:
+            return node
+        leaf = self.leaves[cid]
+        return leaf.prefix + self.sink.read(leaf.index, leaf.offset, leaf.length) + leaf.suffix
+
+    def leaf(self, cid: Cid) -> Leaf | None:
+        """Where leaf `cid`'s bytes are (fetched raw first if it has not arrived); None for an inner node."""
+        if cid not in self.nodes and cid not in self.leaves:
+            self._fetch_raw(cid)
+        return self.leaves.get(cid)
 
     def prefetch(self) -> None:
         """Ask the gateways in turn for a CAR of the whole DAG until one sends it whole, every block checked.
@@ -250,7 +365,7 @@ class GatewayBlocks:
             if length is None or length > 1 << 20:
                 raise GatewaySkipped("sent something that is not a CARv1")
             try:
-                car.parse_header(bytes(reader.exactly(length)))
+                car.parse_header(reader.exactly(length))
             except InvalidInput as e:
                 raise GatewaySkipped(f"sent a bad CAR header: {e.message}") from None
             while (size := reader.varint()) is not None:
@@ -261,7 +376,7 @@ class GatewayBlocks:
                     cid, offset = Cid.read(section, 0)
                 except InvalidInput as e:
                     raise GatewaySkipped(f"sent a CAR section with a bad CID: {e.message}") from None
-                self._keep(cid, memoryview(section)[offset:], gateway)
+                self._keep(cid, memoryview(section)[offset:])
                 reader.progressed()
 
     def _fetch_raw(self, cid: Cid) -> None:
@@ -270,7 +385,7 @@ class GatewayBlocks:
                 with self._get(gateway, cid, RAW_TYPE, "raw") as response:
                     reader = _Reader(response.iter_bytes(READ_PIECE), self.timeout_s)
                     data = reader.rest(MAX_BLOCK)
-                self._keep(cid, memoryview(data), gateway)
+                self._keep(cid, memoryview(data))
                 return
             except GatewaySkipped as e:
                 if e.status == 404:
@@ -283,27 +398,37 @@ class GatewayBlocks:
             raise IntegrityError(message, hint=hint)
         raise BackendError(message, hint=hint)
 
-    def _keep(self, cid: Cid, block: memoryview, gateway: str) -> None:
-        """Check `block` against `cid` and append it to the spool (once). A mismatch skips the gateway."""
+    def _keep(self, cid: Cid, block: memoryview) -> None:
+        """Check `block` against `cid` and keep it (once): a leaf's bytes to the sink, an inner node in memory.
+
+        A mismatch, or more bytes than the DAG can hold, skips the gateway.
+        """
         if len(block) > MAX_BLOCK:
             raise GatewaySkipped(f"sent a {len(block)}-byte block {cid}, more than any IPFS node sends")
         if hashlib.sha256(block).digest() != cid.digest:
             raise GatewaySkipped(f"sent block {cid} with bytes that do not hash to its CID (altered)", altered=True)
-        if cid in self.index:
+        if cid in self.nodes or cid in self.leaves:
             return
-        if self.max_bytes is not None and self.spooled + len(block) > self.max_bytes:
+        if self.max_bytes is not None and self.received + len(block) > self.max_bytes:
             raise GatewaySkipped(f"sent more than the {self.max_bytes} bytes this DAG can hold")
-        assert self._file is not None
-        try:
-            self._file.write(car.section_head(cid, len(block)))
-            start = self._file.tell()
-            self._file.write(block)
-        except OSError as e:
-            raise BackendError(f"cannot write {self.spool}: {e.strerror}") from e
-        self.index[cid] = (start, len(block))
-        self.spooled += len(block)
+        self.received += len(block)
+        if cid.codec == RAW:
+            span: tuple[int, int] | None = (0, len(block))
+        else:
+            try:
+                span = leaf_span(block)
+            except InvalidInput:
+                span = None  # authentic bytes that are no UnixFS node: the unpacker refuses them if it needs them
+        if span is None:
+            if self._node_bytes + len(block) > NODE_MEMORY:
+                raise GatewaySkipped(f"sent more than {NODE_MEMORY} bytes of inner nodes")
+            self.nodes[cid] = bytes(block)
+            self._node_bytes += len(block)
+            return
+        index, offset = self.sink.put(block[span[0] : span[1]])
+        self.leaves[cid] = Leaf(index, offset, span[1] - span[0], bytes(block[: span[0]]), bytes(block[span[1] :]))
 
 
 def spool_path(near: Path) -> Path:
     """A fresh hidden spool file name in `near` (a directory on the destination's file system)."""
-    return near / f".aiprov-ipfs-{secrets.token_hex(6)}.car"
+    return near / f".aiprov-ipfs-{secrets.token_hex(6)}.spool"

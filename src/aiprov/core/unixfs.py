@@ -310,6 +310,40 @@ def decode_node(block: bytes | memoryview) -> Node:
     return Node(tuple(links), kind, content, filesize, tuple(sizes))
 
 
+def leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
+    """Where a UnixFS file leaf's bytes lie in its dag-pb block, as (start, end); None for any other node.
+
+    A leaf is a dag-pb node without links whose UnixFS type is File or Raw; its bytes are its UnixFS Data field
+    (the last one, as `decode_node` reads it; (end, end) of the message when absent). Raises InvalidInput for
+    a block `decode_node` refuses.
+    """
+    node = decode_node(block)
+    if node.links or node.kind not in (T_FILE, T_RAW):
+        return None
+    view = memoryview(block)
+    outer: tuple[int, int] | None = None
+    pos = 0
+    while pos < len(view):  # decode_node checked it: only length-delimited Data fields (1) remain
+        key, pos = read_varint(view, pos)
+        length, pos = read_varint(view, pos)
+        if key == 0x0A:
+            outer = (pos, pos + length)
+        pos += length
+    assert outer is not None
+    span = (outer[1], outer[1])
+    pos = outer[0]
+    while pos < outer[1]:
+        key, pos = read_varint(view, pos)
+        if key & 7 == 0:
+            _, pos = read_varint(view, pos)
+            continue
+        length, pos = read_varint(view, pos)
+        if key == 0x12:
+            span = (pos, pos + length)
+        pos += length
+    return span
+
+
 # files --------------------------------------------------------------------------------------------------------
 
 Block = tuple[Cid, tuple[bytes | memoryview, ...]]

@@ -10,6 +10,9 @@ no hub at all.
 
 from __future__ import annotations
 
+import os
+import secrets
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +20,12 @@ from typing import Any
 
 from aiprov.adapters.car_file import CarUnpacker
 from aiprov.adapters.files import staged_directory
-from aiprov.adapters.gateways import DEFAULT_TIMEOUT_S, GatewayBlocks, Skipped, spool_path
+from aiprov.adapters.gateways import DEFAULT_TIMEOUT_S, DataFiles, GatewayBlocks, Skipped, Target, spool_path
 from aiprov.core.attestation import AttestedModel, check_matches
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
-from aiprov.core.unixfs import Cid
-from aiprov.errors import InvalidInput
+from aiprov.core.unixfs import T_FILE, T_RAW, Cid, decode_node
+from aiprov.errors import InvalidInput, VerificationError
 from aiprov.records import VersionRecord
 from aiprov.services.registry import RegistryService
 
@@ -104,39 +107,151 @@ def fetch(
     A file root is written as `dest/<file_name>` (default: the expected model's file name, else the CID). Into
     an existing `dest`, a file already there with the expected bytes is left alone; one with other bytes (or any,
     without an expected manifest) is an error unless `force`. With `expected`, the files must be exactly it
-    before any appears. Raises InvalidInput, BackendError (no gateway could serve a block), IntegrityError (every
-    gateway sent altered blocks), VerificationError (the DAG's files are not the expected ones).
+    before any appears. Every file is fsynced before it appears. Raises InvalidInput, BackendError (no gateway
+    could serve a block), IntegrityError (every gateway sent altered blocks), VerificationError (the DAG's
+    files are not the expected ones).
     """
     expected = expected or Expected()
-    anchor = _existing_ancestor(dest)
-    limit = None
     if expected.manifest is not None:
-        total = expected.manifest.total_size
-        limit = total + int(total * SPOOL_SLACK) + (1 << 20) + 1024 * len(expected.manifest.entries)
-    blocks = GatewayBlocks(root, list(gateways), spool_path(anchor), timeout_s, limit, on_skip)
-    with blocks:
+        return _fetch_planned(root, dest, gateways, expected, expected.manifest, force, timeout_s, on_skip)
+    with (
+        DataFiles([], spool_path(_existing_ancestor(dest))) as sink,
+        GatewayBlocks(root, list(gateways), sink, timeout_s, None, on_skip) as blocks,
+    ):
         blocks.prefetch()
-        unpacker = CarUnpacker(blocks)
-        listing = unpacker.files(root)
-        if listing is None:
-            name = file_name or expected.single_name or str(root)
-            refuse_git_paths([name], "the file name")
-            listing = [(check_relative_path(name), root)]
-        known = {e.path: e for e in expected.manifest.entries} if expected.manifest is not None else {}
-        todo = [(path, cid) for path, cid in listing if not _already_there(dest, path, known.get(path), force)]
-        kept = {path for path, _ in listing} - {path for path, _ in todo}
-        entries = [known[path] for path in kept]  # each was hashed against the manifest and found right
+        listing = _listing(blocks, root, file_name or expected.single_name)
+        todo = [(path, cid) for path, cid in listing if not _already_there(dest, path, None, force)]
+        entries = []
         with staged_directory(dest, [path for path, _ in todo]) as staging:
             for path, cid in todo:
-                written = unpacker.write_file(cid, staging / path)
+                target = staging / path
+                whole = len(listing) == 1 and _in_place(blocks, cid, sink.spool_index, 0) == sink.spooled
+                sha = sink.spool_sha256() if whole else None
+                if whole and sha is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    sink.take_spool(target)  # the spool is the file: no second copy
+                    entries.append(ManifestEntry(path, sink.spooled, Digest(sha)))
+                    continue
+                written = CarUnpacker(blocks).write_file(cid, target, sync=True)
                 entries.append(ManifestEntry(path, written.size, Digest(written.sha256)))
             fetched = Manifest.build(entries)
             expected.check(fetched, f"the files under {root}")
-        count = len(blocks.index)
-        skipped = tuple(blocks.skipped)
+        return _result(root, dest, fetched, todo, blocks, expected)
+
+
+def _fetch_planned(
+    root: Cid,
+    dest: Path,
+    gateways: Sequence[str],
+    expected: Expected,
+    manifest: Manifest,
+    force: bool,
+    timeout_s: float,
+    on_skip: Callable[[Skipped], None] | None,
+) -> FetchResult:
+    """`fetch` with a manifest: each leaf's bytes go straight to their predicted place in their file.
+
+    The plan is the manifest's files in order (the order aiprov's gateway sends them, and a depth-first walk of
+    the DAG for ordinary names); each file is then checked block by block against its DAG, and one whose bytes
+    did not all land in place is rebuilt from wherever they did.
+    """
+    entries = manifest.entries
+    todo = {e.path for e in entries if not _already_there(dest, e.path, e, force)}
+    if not todo:  # every file is there, checked against the manifest: nothing to fetch
+        return FetchResult(str(root), dest, manifest, (), 0, (), proof=_proof(expected))
+    total = manifest.total_size
+    limit = total + int(total * SPOOL_SLACK) + (1 << 20) + 1024 * len(entries)
+    with staged_directory(dest, sorted(todo)) as staging:
+        scratch = staging / f".aiprov-scratch-{secrets.token_hex(4)}"
+        targets = [
+            Target(staging / e.path, e.size) if e.path in todo else Target(scratch / str(i), e.size, scratch=True)
+            for i, e in enumerate(entries)
+        ]
+        with (
+            DataFiles(targets, scratch / "spool") as sink,
+            GatewayBlocks(root, list(gateways), sink, timeout_s, limit, on_skip) as blocks,
+        ):
+            blocks.prefetch()
+            listing = dict(_listing(blocks, root, expected.single_name))
+            _check_paths(manifest, set(listing), root)
+            fetched = [e for e in entries if e.path not in todo]  # each was hashed against the manifest
+            rebuilt: list[tuple[Path, Path]] = []
+            for index, entry in enumerate(entries):
+                if entry.path not in todo:
+                    continue
+                cid = listing[entry.path]
+                sha = sink.sha256(index) if _in_place(blocks, cid, index, 0) == entry.size else None
+                if sha is not None:
+                    sink.sync(index)
+                    fetched.append(ManifestEntry(entry.path, entry.size, Digest(sha)))
+                    continue
+                again = scratch / f"rebuilt-{index}"
+                written = CarUnpacker(blocks).write_file(cid, again, sync=True)
+                rebuilt.append((again, targets[index].path))
+                fetched.append(ManifestEntry(entry.path, written.size, Digest(written.sha256)))
+            got = Manifest.build(fetched)
+            expected.check(got, f"the files under {root}")
+            for again, target in rebuilt:  # every rebuild read its bytes before any target is replaced
+                os.replace(again, target)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return _result(root, dest, got, [(p, root) for p in sorted(todo)], blocks, expected)
+
+
+def _listing(blocks: GatewayBlocks, root: Cid, single_name: str | None) -> list[tuple[str, Cid]]:
+    """The (path, CID) of each file under `root`; a file root is one file named `single_name` (default: CID)."""
+    listing = CarUnpacker(blocks).files(root)
+    if listing is not None:
+        return listing
+    name = single_name or str(root)
+    refuse_git_paths([name], "the file name")
+    return [(check_relative_path(name), root)]
+
+
+def _check_paths(manifest: Manifest, paths: set[str], root: Cid) -> None:
+    """Raise VerificationError unless the DAG under `root` holds exactly the manifest's paths."""
+    want = {e.path for e in manifest.entries}
+    problems = [f"{p} is missing" for p in sorted(want - paths)]
+    problems += [f"{p} is not in the registered model" for p in sorted(paths - want)]
+    if problems:
+        raise VerificationError(f"the files under {root}: " + "; ".join(problems))
+
+
+def _in_place(blocks: GatewayBlocks, cid: Cid, index: int, offset: int, depth: int = 0) -> int | None:
+    """How many bytes the file DAG `cid` holds, if its leaves' bytes all lie in order in `index` from `offset`.
+
+    None when any does not (or a node is not a plain file node): the file must then be rebuilt.
+    """
+    leaf = blocks.leaf(cid)
+    if leaf is not None:
+        return leaf.length if leaf.length == 0 or (leaf.index, leaf.offset) == (index, offset) else None
+    if depth > 32:
+        return None
+    try:
+        node = decode_node(blocks.block(cid))
+    except InvalidInput:
+        return None
+    if node.kind not in (T_FILE, T_RAW) or node.data:
+        return None
+    total = 0
+    for link in node.links:
+        n = _in_place(blocks, link.cid, index, offset + total, depth + 1)
+        if n is None:
+            return None
+        total += n
+    return total if node.filesize in (None, total) else None
+
+
+def _proof(expected: Expected) -> str | None:
     proofs = [name for name, given in (("hub manifest", expected.manifest), ("bundle", expected.attested)) if given]
-    proof = " and ".join(proofs) or None
-    return FetchResult(str(root), dest, fetched, tuple(p for p, _ in todo), count, skipped, proof=proof)
+    return " and ".join(proofs) or None
+
+
+def _result(
+    root: Cid, dest: Path, got: Manifest, todo: Sequence[tuple[str, Cid]], blocks: GatewayBlocks, expected: Expected
+) -> FetchResult:
+    count = len(blocks.nodes) + len(blocks.leaves)
+    written = tuple(p for p, _ in todo)
+    return FetchResult(str(root), dest, got, written, count, tuple(blocks.skipped), proof=_proof(expected))
 
 
 def pull_from_ipfs(
