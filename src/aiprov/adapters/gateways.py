@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -142,6 +144,8 @@ class _Reader:
                 raise GatewaySkipped("malformed CAR: an overlong varint")
 
 
+WRITE_QUEUE = 16
+"""Leaves waiting for the writer thread at most (16 x 256 KiB = 4 MiB)."""
 NODE_MEMORY = 256 * 1024 * 1024
 """At most this many bytes of inner nodes (file nodes, directories) are held: far more than any model needs."""
 
@@ -159,13 +163,18 @@ class DataFiles:
     """The files leaf bytes are written into as they arrive: the planned targets in order, then a spool.
 
     `put` writes each leaf at the next free place: the current target if the leaf fits in what is left of it
-    (else the next target), past the last target the spool. The SHA-256 of a target is kept while its bytes
-    arrive in order from its start. A context manager: the spool and scratch targets are removed on exit.
+    (else the next target), past the last target the spool. The writes happen on a writer thread, a few leaves
+    behind (`WRITE_QUEUE`), so receiving, checking and hashing the next blocks overlap with the disk. The
+    SHA-256 of a target is kept while its bytes arrive in order from its start. A context manager: the spool
+    and scratch targets are removed on exit.
     """
 
     def __init__(self, targets: list[Target], spool: Path) -> None:
         self.targets = targets
         self.spool = spool
+        self._queue: queue.Queue[tuple[int, bytes | memoryview, int] | None] = queue.Queue(WRITE_QUEUE)
+        self._writer: threading.Thread | None = None
+        self._failure: OSError | None = None
         self._fds: list[int] = []
         self._used = [0] * (len(targets) + 1)
         self._current = 0
@@ -185,9 +194,35 @@ class DataFiles:
         except OSError as e:
             self.__exit__()
             raise InvalidInput(f"cannot write {e.filename}: {e.strerror}") from e
+        self._writer = threading.Thread(target=self._write_loop, name="aiprov-ipfs-writer", daemon=True)
+        self._writer.start()
         return self
 
+    def _write_loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            fd, data, offset = item
+            if self._failure is None:
+                try:
+                    os.pwrite(fd, data, offset)
+                except OSError as e:
+                    self._failure = e
+            self._queue.task_done()
+        self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every leaf put so far is written. Raises BackendError if a write failed."""
+        self._queue.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._failure is not None:
+            raise BackendError(f"cannot write the fetched files: {self._failure.strerror}")
+
     def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
         for fd in self._fds:
             os.close(fd)
         self._fds = []
@@ -205,10 +240,8 @@ class DataFiles:
         if index < len(self.targets) and self._used[index] + n == self.targets[index].size:
             self._current += 1  # full: the next leaf starts the next file
         offset = self._used[index]
-        try:
-            os.pwrite(self._fds[index], data, offset)
-        except OSError as e:
-            raise BackendError(f"cannot write {self._path(index)}: {e.strerror}") from e
+        self._raise()
+        self._queue.put((self._fds[index], data, offset))
         self._used[index] += n
         if self._hashed[index] == offset:
             self._hashers[index].update(data)
@@ -216,6 +249,7 @@ class DataFiles:
         return index, offset
 
     def read(self, index: int, offset: int, length: int) -> bytes:
+        self.flush()
         return os.pread(self._fds[index], length, offset)
 
     def sha256(self, index: int) -> str | None:
@@ -226,12 +260,14 @@ class DataFiles:
 
     def sync(self, index: int) -> None:
         """Truncate target `index` to its planned size (as written) and fsync it."""
+        self.flush()
         os.ftruncate(self._fds[index], self._used[index])
         os.fsync(self._fds[index])
 
     def take_spool(self, target: Path) -> None:
         """Fsync the spool and rename it to `target` (the spool held exactly one whole file, in order)."""
         index = self.spool_index
+        self.flush()
         os.fsync(self._fds[index])
         os.replace(self.spool, target)
         self._taken.add(index)
@@ -243,9 +279,6 @@ class DataFiles:
     @property
     def spooled(self) -> int:
         return self._used[self.spool_index]
-
-    def _path(self, index: int) -> Path:
-        return self.spool if index == self.spool_index else self.targets[index].path
 
 
 @dataclass(frozen=True, slots=True)
