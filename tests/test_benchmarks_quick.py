@@ -33,6 +33,7 @@ def test_quick_benchmark_runs_and_prints_every_ratio(tmp_path: Path) -> None:
         "aiprov cidv1 speed / hashlib sha256",
         "aiprov cidv0 speed / hashlib sha256",
         "aiprov push with CIDs / without",
+        "aiprov pull --from-ipfs speed / aiprov pull",
     ):
         assert any(expected in line for line in ratios), proc.stdout
     assert "median s" in proc.stdout and "peak RSS MB" in proc.stdout
