@@ -178,6 +178,9 @@ def pull_json(hubs: Hubs, dest: Path, *args: str, ref: str = "alice/m") -> dict[
 def test_pull_from_ipfs_from_a_second_hubs_gateway(hubs: Hubs, tmp_path: Path, version: int) -> None:
     pull_json(hubs, tmp_path / "dir", "--from-ipfs", hubs.b.base_url, "--cid-version", str(version))
     same_tree(hubs.model, tmp_path / "dir")
+    code, out, err = cli(hubs.a.home, "verify", "alice/m", "--path", str(tmp_path / "dir"), "--json")
+    assert code == 0, err  # the copy from IPFS checks out against the log end to end
+    assert all(check["ok"] for check in json.loads(out)["checks"])
     doc = pull_json(hubs, tmp_path / "one", "--from-ipfs", hubs.b.base_url, ref="alice/single")
     assert doc["written"] == ["clf.bin"]  # a one-file model's DAG root carries no name: the manifest's is used
     same_tree(hubs.single, tmp_path / "one")
