@@ -38,7 +38,6 @@ from aiprov.errors import BackendError, IntegrityError, InvalidInput
 CAR_TYPE = "application/vnd.ipld.car"
 RAW_TYPE = "application/vnd.ipld.raw"
 DEFAULT_TIMEOUT_S = 30.0
-READ_PIECE = 1 << 20
 
 
 class GatewaySkipped(Exception):
@@ -393,7 +392,7 @@ class GatewayBlocks:
 
     def _car(self, gateway: str) -> None:
         with self._get(gateway, self.root, CAR_TYPE, "car") as response:
-            reader = _Reader(response.iter_bytes(READ_PIECE), self.timeout_s)
+            reader = _Reader(response.iter_bytes(), self.timeout_s)
             length = reader.varint()
             if length is None or length > 1 << 20:
                 raise GatewaySkipped("sent something that is not a CARv1")
@@ -416,7 +415,7 @@ class GatewayBlocks:
         for gateway in self._usable():
             try:
                 with self._get(gateway, cid, RAW_TYPE, "raw") as response:
-                    reader = _Reader(response.iter_bytes(READ_PIECE), self.timeout_s)
+                    reader = _Reader(response.iter_bytes(), self.timeout_s)
                     data = reader.rest(MAX_BLOCK)
                 self._keep(cid, memoryview(data))
                 return

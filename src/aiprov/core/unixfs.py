@@ -317,6 +317,9 @@ def leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
     (the last one, as `decode_node` reads it; (end, end) of the message when absent). Raises InvalidInput for
     a block `decode_node` refuses.
     """
+    fast = _kubo_leaf_span(block)
+    if fast is not None:
+        return fast
     node = decode_node(block)
     if node.links or node.kind not in (T_FILE, T_RAW):
         return None
@@ -342,6 +345,27 @@ def leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
             span = (pos, pos + length)
         pos += length
     return span
+
+
+def _kubo_leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
+    """The span of a leaf encoded exactly as Kubo and aiprov encode one (`_leaf_parts`), found without copying.
+
+    None for any other encoding (the general parse then decides).
+    """
+    view = memoryview(block)
+    try:
+        if len(view) < 4 or view[0] != 0x0A:
+            return None
+        inner_len, pos = read_varint(view, 1)
+        if pos + inner_len != len(view) or bytes(view[pos : pos + 3]) != b"\x08\x02\x12":
+            return None
+        n, start = read_varint(view, pos + 3)
+    except InvalidInput:
+        return None
+    tail = b"\x18" + varint(n)
+    if start + n + len(tail) != len(view) or bytes(view[start + n :]) != tail:
+        return None
+    return start, start + n
 
 
 # files --------------------------------------------------------------------------------------------------------
