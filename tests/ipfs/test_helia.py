@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,36 @@ def test_ipfs_get_of_a_file_writes_dest_slash_cid(hubs: Hubs, tmp_path: Path) ->
     assert [p.name for p in (tmp_path / "out").iterdir()] == [cid]
     assert (tmp_path / "out" / cid).read_bytes() == (hubs.single / "clf.bin").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the spool became the file
+
+
+def test_pull_from_ipfs_refuses_a_cid_row_that_disagrees_with_the_log(hubs: Hubs, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    container, _ = init_home(home)
+    push(container, hubs.model, "alice/m")
+    container.close()
+    other = cids(hubs.single_record, 0)  # a DAG every gateway here serves: only the log tells it is not alice/m
+    with sqlite3.connect(home / "registry.db") as db:
+        db.execute("UPDATE versions SET cid_v0 = ?", (other,))
+    code, _, err = cli(home, "pull", "alice/m", str(tmp_path / "out"), "--from-ipfs", hubs.b.base_url)
+    assert code == 6, err
+    assert "refused to pull" in err and "a CID was altered" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dag_of_other_files_than_the_manifest_is_refused_and_nothing_is_written(hubs: Hubs, tmp_path: Path) -> None:
+    from aiprov.core.unixfs import Cid
+    from aiprov.errors import VerificationError
+    from aiprov.services.ipfs_fetch import Expected, fetch
+
+    other = write_model(tmp_path / "other", {**FILES, "w/weights.bin": FILES["w/weights.bin"][:-1] + b"!"})
+    wrong_size = Expected(manifest=hash_model(other))
+    wrong_paths = Expected(manifest=hash_model(hubs.odd))
+    root = Cid.parse(cids(hubs.record, 0))
+    with pytest.raises(VerificationError, match=r"w/weights.bin differs"):
+        fetch(root, tmp_path / "a", [hubs.b.base_url], expected=wrong_size)
+    with pytest.raises(VerificationError, match=r"a.txt is missing.*config.json is not in the registered model"):
+        fetch(root, tmp_path / "b", [hubs.b.base_url], expected=wrong_paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
 
 
 def test_ipfs_get_from_a_raw_blocks_only_gateway(hubs: Hubs, tmp_path: Path) -> None:
