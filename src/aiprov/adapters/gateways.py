@@ -112,7 +112,8 @@ class _Reader:
     def exactly(self, n: int) -> bytes:
         if not self._fill(n):
             raise GatewaySkipped("the CAR is cut short")
-        out = bytes(self._buffer[self._pos : self._pos + n])
+        with memoryview(self._buffer) as view, view[self._pos : self._pos + n] as piece:
+            out = bytes(piece)  # one copy; the views are released before the buffer grows again
         self._pos += n
         return out
 
