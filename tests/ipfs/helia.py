@@ -86,11 +86,25 @@ def helia_server(*args: str) -> Iterator[HeliaServer]:
 
 
 @contextmanager
-def stalled_gateway() -> Iterator[str]:
-    """A server that accepts connections, reads the request, and never answers (a gateway that stalls)."""
+def stalled_gateway(trickle: bytes | None = None) -> Iterator[str]:
+    """A server that accepts connections, reads the request, and never answers (a gateway that stalls).
+
+    With `trickle`, it answers 200 with a CAR content type and sends those bytes, then one zero byte every
+    0.2 s forever: a gateway that keeps the connection alive without ever completing a block.
+    """
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
     stop = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        conn.recv(65536)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.ipld.car\r\nContent-Length: 100000000\r\n\r\n"
+        try:
+            conn.sendall(head + (trickle or b""))
+            while not stop.wait(0.2):
+                conn.sendall(b"\0")
+        except OSError:
+            return
 
     def accept() -> None:
         listener.settimeout(0.1)
@@ -102,6 +116,8 @@ def stalled_gateway() -> Iterator[str]:
             except OSError:
                 return
             held.append(conn)
+            if trickle is not None:
+                threading.Thread(target=drip, args=(conn,), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

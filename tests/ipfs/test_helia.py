@@ -21,7 +21,8 @@ from tests.ipfs.jstools import kubo_random
 
 from aiprov import signing
 from aiprov.adapters.files import hash_model
-from aiprov.core.unixfs import CHUNK_SIZE
+from aiprov.core import car
+from aiprov.core.unixfs import CHUNK_SIZE, Cid, varint
 from aiprov.records import VersionRecord
 from aiprov.services.ipfs import IpfsService, local_cids
 
@@ -224,7 +225,6 @@ def test_pull_from_ipfs_refuses_a_cid_row_that_disagrees_with_the_log(hubs: Hubs
 
 
 def test_a_dag_of_other_files_than_the_manifest_is_refused_and_nothing_is_written(hubs: Hubs, tmp_path: Path) -> None:
-    from aiprov.core.unixfs import Cid
     from aiprov.errors import VerificationError
     from aiprov.services.ipfs_fetch import Expected, fetch
 
@@ -273,8 +273,6 @@ def test_a_gateway_sending_one_altered_block_is_skipped_and_the_next_one_serves(
 
 
 def _digest(cid: str) -> bytes:
-    from aiprov.core.unixfs import Cid
-
     return Cid.parse(cid).digest
 
 
@@ -295,6 +293,30 @@ def test_a_stalled_gateway_is_skipped_after_the_timeout(hubs: Hubs, tmp_path: Pa
         )  # fmt: skip
     assert code == 0, err
     assert err.strip() == f"warning: gateway {stalled} skipped: stalled: no answer within 1 s"
+    same_tree(hubs.model, tmp_path / "out")
+
+
+def test_a_gateway_that_trickles_bytes_but_completes_no_block_is_skipped(hubs: Hubs, tmp_path: Path) -> None:
+    root = Cid.parse(cids(hubs.record, 0))
+    # A valid CAR header, then the length of a 1 MiB section whose bytes never come (a zero byte every 0.2 s).
+    start = car.header([root]) + varint(1 << 20)
+    with stalled_gateway(trickle=start) as trickling:
+        code, _, err = cli(
+            tmp_path, "ipfs", "get", str(root), str(tmp_path / "out"), "-g", trickling,
+            "-g", hubs.b.base_url, "--timeout", "1",
+        )  # fmt: skip
+    assert code == 0, err
+    assert err.strip() == f"warning: gateway {trickling} skipped: stalled: no block arrived within 1 s"
+    same_tree(hubs.model, tmp_path / "out")
+
+
+def test_pull_from_ipfs_against_a_server(hubs: Hubs, tmp_path: Path) -> None:
+    code, out, err = cli(
+        tmp_path, "--server", hubs.a.base_url, "pull", "alice/m", str(tmp_path / "out"),
+        "--from-ipfs", hubs.b.base_url, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["digest"] == str(hubs.record.manifest.digest)  # the manifest came from hub a's API
     same_tree(hubs.model, tmp_path / "out")
 
 
