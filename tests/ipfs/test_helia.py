@@ -276,6 +276,25 @@ def _digest(cid: str) -> bytes:
     return Cid.parse(cid).digest
 
 
+def test_a_gateway_padding_its_car_past_what_the_model_can_hold_is_skipped(hubs: Hubs, tmp_path: Path) -> None:
+    total = hubs.record.manifest.total_size
+    limit = total + total // 64 + (1 << 20) + 1024 * len(hubs.record.manifest.entries)
+    blocks = (limit - total) // CHUNK_SIZE + 2  # the real DAG plus these is over the limit; the DAG alone is not
+    with helia_server("serve", "0", str(hubs.model), "--pad", str(blocks)) as padder:
+        code, out, err = cli(
+            hubs.a.home, "pull", "alice/m", str(tmp_path / "out"), "--from-ipfs", padder.url,
+            "--from-ipfs", hubs.b.base_url, "--json",
+        )  # fmt: skip
+    assert code == 0, err
+    [skipped] = json.loads(out)["skipped"]
+    assert skipped["gateway"] == padder.url and f"sent more than the {limit} bytes" in skipped["reason"]
+    same_tree(hubs.model, tmp_path / "out")
+    with helia_server("serve", "0", str(hubs.model), "--pad", "1") as padder:  # one stray block is tolerated
+        doc = pull_json(hubs, tmp_path / "one", "--from-ipfs", padder.url)
+    assert doc["skipped"] == []
+    same_tree(hubs.model, tmp_path / "one")
+
+
 def test_only_lying_gateways_is_an_integrity_error_and_nothing_is_written(hubs: Hubs, tmp_path: Path) -> None:
     with helia_server("serve", "0", str(hubs.model), "--alter") as liar:
         code, _, err = cli(tmp_path, "ipfs", "get", liar.root, str(tmp_path / "out"), "-g", liar.url, "--json")

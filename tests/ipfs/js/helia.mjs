@@ -9,7 +9,9 @@
 //                                            (`GET /ipfs/{cid}`: `format=raw` from the blockstore, `format=car`
 //                                            from @helia/car) and prints one line {"url", "root", "files",
 //                                            "altered"}; --alter stores one leaf of the largest file with a
-//                                            flipped byte (a lying gateway); --raw-only answers 406 to CARs
+//                                            flipped byte (a lying gateway); --raw-only answers 406 to CARs;
+//                                            --pad N appends N unrelated 256 KiB raw blocks (valid CIDs) to
+//                                            every CAR (a gateway wasting the client's disk)
 //   node helia.mjs rpc                   -> the Kubo RPC routes a pinning client needs, over Helia:
 //                                            `POST /api/v0/dag/import?pin-roots=true` (multipart CAR: @helia/car
 //                                            import, then Helia pins each root) answering Kubo's ndjson, and
@@ -28,6 +30,8 @@ import { MemoryBlockstore } from 'blockstore-core/memory'
 import { fixedSize } from 'ipfs-unixfs-importer/chunker'
 import { balanced } from 'ipfs-unixfs-importer/layout'
 import { CID } from 'multiformats/cid'
+import { sha256 } from 'multiformats/hashes/sha2'
+import { randomBytes } from 'node:crypto'
 
 const RAW = 'application/vnd.ipld.raw'
 const CAR = 'application/vnd.ipld.car'
@@ -110,7 +114,25 @@ async function alter (helia, blockstore, added) {
   return cid.toString()
 }
 
-function gateway (helia, blockstore, { rawOnly = false } = {}) {
+function varint (n) {
+  const out = []
+  while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  out.push(n)
+  return Uint8Array.from(out)
+}
+
+// N CAR sections of random 256 KiB raw blocks, each under its true CIDv1: authentic blocks of no DAG asked for.
+async function padding (count) {
+  const sections = []
+  for (let i = 0; i < count; i++) {
+    const block = randomBytes(262144)
+    const cid = CID.createV1(0x55, await sha256.digest(block))
+    sections.push(varint(cid.bytes.length + block.length), cid.bytes, block)
+  }
+  return sections
+}
+
+function gateway (helia, blockstore, { rawOnly = false, pad = [] } = {}) {
   const exporter = car(helia)
   return async (req, res, url) => {
     const match = url.pathname.match(/^\/ipfs\/([^/]+)$/)
@@ -134,6 +156,7 @@ function gateway (helia, blockstore, { rawOnly = false } = {}) {
     } else if (format === 'car' && !rawOnly) {
       res.writeHead(200, { 'Content-Type': `${CAR}; version=1; order=dfs; dups=n` })
       for await (const chunk of exporter.export(cid, { offline: true })) res.write(chunk)
+      for (const part of pad) res.write(part)
       res.end()
     } else {
       res.writeHead(406).end('ask for format=raw or format=car')
@@ -196,7 +219,8 @@ if (mode === 'add') {
 } else if (mode === 'serve') {
   const added = await add(helia, Number(args[0]), args[1])
   const altered = args.includes('--alter') ? await alter(helia, blockstore, added) : null
-  listen(gateway(helia, blockstore, { rawOnly: args.includes('--raw-only') }), { root: added.root, files: added.files, altered })
+  const pad = args.includes('--pad') ? await padding(Number(args[args.indexOf('--pad') + 1])) : []
+  listen(gateway(helia, blockstore, { rawOnly: args.includes('--raw-only'), pad }), { root: added.root, files: added.files, altered })
 } else if (mode === 'rpc') {
   const serveGateway = gateway(helia, blockstore)
   listen(async (req, res, url) => {
