@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,26 +64,31 @@ class HeliaServer:
 
 @contextmanager
 def helia_server(*args: str) -> Iterator[HeliaServer]:
-    """Run `helia.mjs ARGS` (`serve …` or `rpc`) until the block ends; yields its URL and what it printed."""
-    process = subprocess.Popen(
-        [node(), str(HELIA), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            assert process.stderr is not None
-            raise AssertionError(f"helia.mjs {' '.join(args)} exited: {process.stderr.read()}")
-        info = json.loads(line)
-        yield HeliaServer(info.pop("url"), info, process)
-    finally:
-        assert process.stdin is not None
-        process.stdin.close()
+    """Run `helia.mjs ARGS` (`serve …` or `rpc`) until the block ends; yields its URL and what it printed.
+
+    Its stderr goes to a file (a pipe nobody reads could fill and stall it), shown if it fails to start.
+    """
+    with tempfile.TemporaryFile("w+") as errors:
+        process = subprocess.Popen(
+            [node(), str(HELIA), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            if not line:
+                process.wait(10)
+                errors.seek(0)
+                raise AssertionError(f"helia.mjs {' '.join(args)} exited {process.returncode}: {errors.read()}")
+            info = json.loads(line)
+            yield HeliaServer(info.pop("url"), info, process)
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager
