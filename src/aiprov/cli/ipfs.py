@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -133,9 +134,15 @@ DEFAULT_TIMEOUT_S = 30.0
 """The default of --timeout (`adapters.gateways` is imported only by the commands that fetch)."""
 
 
-def skip_notice(skipped: Skipped) -> None:
-    """Print one line on stderr for a gateway given up on (under --json too: stdout stays the result)."""
-    err_console.print(f"[yellow]warning:[/] {escape(str(skipped))}", soft_wrap=True)
+def skip_notice(as_json: bool) -> Callable[[Skipped], None] | None:
+    """One `warning:` line on stderr for each gateway given up on; none under --json (its `skipped` says it)."""
+    if as_json:
+        return None
+
+    def notice(skipped: Skipped) -> None:
+        err_console.print(f"[yellow]warning:[/] {escape(str(skipped))}", soft_wrap=True)
+
+    return notice
 
 
 @ipfs_app.command()
@@ -159,7 +166,8 @@ def get(
     from aiprov.services.ipfs_fetch import fetch
 
     root = Cid.parse(cid)
-    result = fetch(root, dest, gateway, file_name=file_name, force=force, timeout_s=timeout, on_skip=skip_notice)
+    notice = skip_notice(json)
+    result = fetch(root, dest, gateway, file_name=file_name, force=force, timeout_s=timeout, on_skip=notice)
     if json:
         print_json(result.to_json())
         return
@@ -212,7 +220,7 @@ def pull_from_gateways(
             expected=Expected(attested=attested),
             force=force,
             timeout_s=timeout,
-            on_skip=skip_notice,
+            on_skip=skip_notice(as_json),
         )
     else:
         c = container(ctx)
@@ -225,7 +233,7 @@ def pull_from_gateways(
             cid_version=cid_version,
             force=force,
             timeout_s=timeout,
-            on_skip=skip_notice,
+            on_skip=skip_notice(as_json),
             attested=attested,
         )
     if as_json:
