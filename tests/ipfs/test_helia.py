@@ -239,6 +239,21 @@ def test_a_dag_of_other_files_than_the_manifest_is_refused_and_nothing_is_writte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other"]
 
 
+def test_pull_from_ipfs_into_an_existing_directory_keeps_right_files_and_refuses_other_ones(
+    hubs: Hubs, tmp_path: Path
+) -> None:
+    dest = write_model(tmp_path / "dest", {"config.json": FILES["config.json"], "w/weights.bin": b"old", "mine": b"m"})
+    kept = (dest / "config.json").stat().st_ino
+    code, _, err = cli(hubs.a.home, "pull", "alice/m", str(dest), "--from-ipfs", hubs.b.base_url)
+    assert code == 2 and "exists with other content" in err
+    assert (dest / "w/weights.bin").read_bytes() == b"old"
+    doc = pull_json(hubs, dest, "--from-ipfs", hubs.b.base_url, "--force")
+    assert doc["written"] == ["empty.txt", "w/deep/one.bin", "w/weights.bin"]  # config.json was right already
+    assert (dest / "config.json").stat().st_ino == kept and (dest / "mine").read_bytes() == b"m"
+    (dest / "mine").unlink()
+    same_tree(hubs.model, dest)  # and no spool or scratch file left in it
+
+
 def test_ipfs_get_from_a_raw_blocks_only_gateway(hubs: Hubs, tmp_path: Path) -> None:
     with helia_server("serve", "0", str(hubs.model), "--raw-only") as helia:
         code, out, err = cli(tmp_path, "ipfs", "get", helia.root, str(tmp_path / "out"), "-g", helia.url, "--json")
