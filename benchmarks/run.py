@@ -1,6 +1,6 @@
 """aiprov speed claims, each measured side by side with a baseline in the same run.
 
-    python benchmarks/run.py [--quick] [--only hash|registry|log|scan|cid|s3] [--data-dir DIR] [--runs N]
+    python benchmarks/run.py [--quick] [--only hash|registry|log|scan|cid|s3|ipfs] [--data-dir DIR] [--runs N]
 
 Prints one table (tool, case, median seconds, GB/s, peak RSS, ratio against the baseline, target, PASS/MISS)
 and one `ratio` line per comparison. Exits 0 when every measurement ran, even if a target is missed; nonzero
@@ -461,7 +461,9 @@ def _load() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke test")
-    parser.add_argument("--only", choices=("hash", "registry", "log", "scan", "cid", "s3"), help="run one group only")
+    parser.add_argument(
+        "--only", choices=("hash", "registry", "log", "scan", "cid", "s3", "ipfs"), help="run one group only"
+    )
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data", help="where generated data is kept")
     parser.add_argument("--runs", type=int, help="runs per tool (median reported); default 3, 1 with --quick")
     args = parser.parse_args(argv)
@@ -475,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine_facts())
     print(f"load average at the start: {_load()}")
     groups: list[Callable[[], list[Row]]] = []
-    if args.only in ("log", "scan", "cid", "s3"):
+    if args.only in ("log", "scan", "cid", "s3", "ipfs"):
         return _peer_benchmark(args.only, args.quick, args.data_dir)
     if args.only in (None, "hash"):
         groups.append(lambda: bench_hash(args.data_dir, sizes, runs))
@@ -498,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
     status = 0
     if args.only is None:
-        for group in ("log", "scan", "cid", "s3"):
+        for group in ("log", "scan", "cid", "s3", "ipfs"):
             print("\n" + "=" * 40 + f" {group} " + "=" * 40)
             status = max(status, _peer_benchmark(group, args.quick, args.data_dir))
     return status
@@ -506,13 +508,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _peer_benchmark(group: str, quick: bool, data_dir: Path) -> int:
     """The log against pymerkle, the scanner against picklescan and modelscan, CIDs against hashlib, S3 against
-    the local store: own tables."""
+    the local store, and pull --from-ipfs against pull: own tables."""
     import bench_cid
+    import bench_ipfs_pull
     import bench_log
     import bench_s3
     import bench_scan
 
-    bench = {"log": bench_log, "scan": bench_scan, "cid": bench_cid, "s3": bench_s3}[group]
+    bench = {"log": bench_log, "scan": bench_scan, "cid": bench_cid, "s3": bench_s3, "ipfs": bench_ipfs_pull}[group]
     return bench.main([*(["--quick"] if quick else []), "--data-dir", str(data_dir)])
 
 

@@ -35,6 +35,7 @@ def test_quick_benchmark_runs_and_prints_every_ratio(tmp_path: Path) -> None:
         "aiprov push with CIDs / without",
         "aiprov s3 push throughput / local store",
         "aiprov s3 pull throughput / local store",
+        "aiprov pull --from-ipfs speed / aiprov pull",
     ):
         assert any(expected in line for line in ratios), proc.stdout
     assert "median s" in proc.stdout and "peak RSS MB" in proc.stdout

@@ -11,6 +11,7 @@ from tests.ipfs.jstools import js_cids, kubo_names, kubo_random
 
 from aiprov.core.unixfs import (
     CHUNK_SIZE,
+    DIRECTORY_DATA,
     MAX_LINKS,
     Cid,
     DirEntry,
@@ -18,8 +19,10 @@ from aiprov.core.unixfs import (
     ShardingRequired,
     decode_node,
     directory_cid,
+    encode_node,
     file_cid,
     file_tsize,
+    leaf_span,
 )
 
 SIZES = [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * 1024 * 1024 + 12345]
@@ -226,3 +229,29 @@ def test_every_block_is_rebuilt_from_its_recorded_place(size: int, version: int)
         again.write(memoryview(data)[place.offset : place.offset + place.length])
         assert again.finish(depth=place.depth).cid == place.cid
         assert rebuilt[place.cid] == blocks[place.cid]
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, CHUNK_SIZE])
+def test_leaf_span_is_the_bytes_decode_node_reads_for_kubos_leaves(size: int) -> None:
+    blocks: list[bytes] = []
+    builder = FileBuilder(0, on_block=lambda cid, parts: blocks.append(b"".join(bytes(p) for p in parts)))
+    builder.write(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    builder.finish()
+    [block] = blocks
+    start, end = leaf_span(block) or (-1, -1)
+    assert block[start:end] == decode_node(block).data and end - start == size
+
+
+def test_leaf_span_reads_leaves_encoded_otherwise_and_refuses_inner_nodes() -> None:
+    # Type, filesize, then Data (another encoder's field order), and Data given twice (the last one counts).
+    for inner in (b"\x08\x02\x18\x03\x12\x03abc", b"\x08\x02\x12\x02zz\x12\x03abc"):
+        block = b"\x0a" + bytes([len(inner)]) + inner
+        start, end = leaf_span(block) or (-1, -1)
+        assert block[start:end] == b"abc" == decode_node(block).data
+    root = file_cid(bytes(2 * CHUNK_SIZE))
+    blocks: list[bytes] = []
+    builder = FileBuilder(0, on_block=lambda cid, parts: blocks.append(b"".join(bytes(p) for p in parts)))
+    builder.write(bytes(2 * CHUNK_SIZE))
+    assert builder.finish() == root
+    assert leaf_span(blocks[-1]) is None  # the root links to its leaves
+    assert leaf_span(encode_node([], DIRECTORY_DATA)) is None

@@ -7,13 +7,14 @@ unpacking then seeks to each block it needs, so memory stays at one block.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from aiprov.adapters.files import atomic_file
 from aiprov.core import car
@@ -99,18 +100,55 @@ def index_car(path: Path) -> CarIndex:
     return CarIndex(path, roots, blocks)
 
 
-class CarUnpacker:
-    """Rebuild the UnixFS files of a checked CAR under a directory, block by block."""
+class BlockSource(Protocol):
+    """Where an unpacker gets the checked blocks of a DAG: a CAR file on disk, or trustless gateways."""
+
+    def block(self, cid: Cid) -> bytes:
+        """The block `cid` names, already checked against it. Raises InvalidInput (or BackendError) if absent."""
+        ...
+
+
+class CarBlocks:
+    """The blocks of a checked CAR file (`index_car`), read by seeking to each one; a context manager."""
 
     def __init__(self, index: CarIndex) -> None:
         self.index = index
+        self._file: BinaryIO | None = None
 
-    def _block(self, f: BinaryIO, cid: Cid) -> bytes:
+    def __enter__(self) -> CarBlocks:
+        self._file = open(self.index.path, "rb")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def block(self, cid: Cid) -> bytes:
         where = self.index.blocks.get(cid)
         if where is None:
             raise InvalidInput(f"the CAR lacks block {cid}", hint="export the whole DAG (`ipfs dag export`)")
-        f.seek(where[0])
-        return f.read(where[1])
+        assert self._file is not None, "read blocks inside `with CarBlocks(...)`"
+        self._file.seek(where[0])
+        return self._file.read(where[1])
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """A file an unpacker wrote: its size and SHA-256 (hex), computed from the bytes as they were written."""
+
+    size: int
+    sha256: str
+
+
+class CarUnpacker:
+    """Rebuild the UnixFS files and directories of a DAG from its checked blocks, block by block.
+
+    Memory holds one block at a time (and a directory's listing), whatever the size of the files.
+    """
+
+    def __init__(self, source: BlockSource) -> None:
+        self.source = source
 
     def unpack(self, root: Cid, dest: Path, file_name: str) -> Path:
         """Write the DAG under `root` into `dest`: a directory's files, or one file named `file_name`.
@@ -118,30 +156,43 @@ class CarUnpacker:
         Returns the path to push (`dest` for a directory, the file otherwise). Raises InvalidInput for what a
         model cannot hold (HAMT-sharded directories, symlinks, bad names) or a missing block.
         """
-        with open(self.index.path, "rb") as f:
-            if self._is_directory(f, root):
-                self._directory(f, root, dest, "")
-                return dest
+        listing = self.files(root)
+        if listing is None:
             refuse_git_paths([file_name], "the CAR's file name")
             target = dest / check_relative_path(file_name)
-            self._write_file(f, root, target)
+            self.write_file(root, target)
             return target
+        for rel, cid in listing:
+            self.write_file(cid, dest / rel)
+        return dest
 
-    def _is_directory(self, f: BinaryIO, cid: Cid) -> bool:
+    def files(self, root: Cid) -> list[tuple[str, Cid]] | None:
+        """The (relative path, file CID) of every file under the directory `root`, or None if `root` is a file.
+
+        Only directory nodes (and each file's root node) are read. Raises InvalidInput for an entry a model
+        cannot hold (a bad or `.git` name, a symlink or other non-file node).
+        """
+        if not self._is_directory(root):
+            return None
+        out: list[tuple[str, Cid]] = []
+        self._directory(root, "", out)
+        return out
+
+    def _is_directory(self, cid: Cid) -> bool:
         if cid.codec == RAW:
             return False
-        kind = decode_node(self._block(f, cid)).kind
+        kind = decode_node(self.source.block(cid)).kind
         if kind not in (T_DIRECTORY, T_HAMT, T_FILE, T_RAW):
             raise InvalidInput(f"{cid} is a UnixFS node of type {kind}: only files and directories can be models")
         return kind in (T_DIRECTORY, T_HAMT)
 
-    def _entries(self, f: BinaryIO, cid: Cid, depth: int = 0) -> Iterator[tuple[str, Cid]]:
+    def _entries(self, cid: Cid, depth: int = 0) -> Iterator[tuple[str, Cid]]:
         """A directory's (name, CID) entries, a HAMT-sharded one's too.
 
         A shard's links are named by a 2-hex-digit slot followed by the entry's name, or the slot alone for a
         child shard.
         """
-        node = decode_node(self._block(f, cid))
+        node = decode_node(self.source.block(cid))
         if node.kind == T_DIRECTORY:
             yield from ((link.name, link.cid) for link in node.links)
             return
@@ -149,42 +200,63 @@ class CarUnpacker:
             raise InvalidInput(f"HAMT shard {cid} is nested deeper than its hash allows")
         for link in node.links:
             if len(link.name) == 2:
-                yield from self._entries(f, link.cid, depth + 1)
+                yield from self._entries(link.cid, depth + 1)
             else:
                 yield link.name[2:], link.cid
 
-    def _directory(self, f: BinaryIO, cid: Cid, dest: Path, prefix: str) -> None:
-        for name, child in list(self._entries(f, cid)):
+    def _directory(self, cid: Cid, prefix: str, out: list[tuple[str, Cid]]) -> None:
+        for name, child in list(self._entries(cid)):
             if not name or "/" in name or name in (".", ".."):
                 raise InvalidInput(f"directory {cid} has an entry named {name!r}")
             rel = prefix + name
             refuse_git_paths([rel], "the CAR")
-            if self._is_directory(f, child):
-                self._directory(f, child, dest, rel + "/")
+            if self._is_directory(child):
+                self._directory(child, rel + "/", out)
             else:
-                self._write_file(f, child, dest / check_relative_path(rel))
+                out.append((check_relative_path(rel), child))
 
-    def _write_file(self, f: BinaryIO, cid: Cid, target: Path) -> None:
+    def write_file(self, cid: Cid, target: Path, *, sync: bool = False) -> WrittenFile:
+        """Write the file DAG `cid` to the new file `target` (its parents made); return its size and SHA-256.
+
+        With `sync`, the file is fsynced before this returns.
+
+        Raises InvalidInput for a missing block, a node that is not part of a file, or a size that disagrees
+        with the one the file's root declares.
+        """
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as out:
-            expected = self._file_data(f, cid, out)
-        if expected is not None and target.stat().st_size != expected:
-            raise InvalidInput(f"file {cid} declares {expected} bytes but its blocks hold {target.stat().st_size}")
+        h = hashlib.sha256()
+        size = 0
 
-    def _file_data(self, f: BinaryIO, cid: Cid, out: BinaryIO, depth: int = 0) -> int | None:
-        """Append the file's bytes to `out`; return the size its root declares (None for a raw leaf)."""
+        def write(data: bytes) -> None:
+            nonlocal size
+            h.update(data)
+            out.write(data)
+            size += len(data)
+
+        with open(target, "xb") as out:
+            expected = self._file_data(cid, write)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
+        if expected is not None and size != expected:
+            raise InvalidInput(f"file {cid} declares {expected} bytes but its blocks hold {size}")
+        return WrittenFile(size, h.hexdigest())
+
+    def _file_data(self, cid: Cid, write: Callable[[bytes], None], depth: int = 0) -> int | None:
+        """Pass the file's bytes to `write` in order; return the size its root declares (None for a raw leaf)."""
         if depth > 32:
             raise InvalidInput(f"file DAG under {cid} is nested too deeply")
-        block = self._block(f, cid)
+        block = self.source.block(cid)
         if cid.codec == RAW:
-            out.write(block)
+            write(block)
             return None
         node = decode_node(block)
         if node.kind not in (T_FILE, T_RAW):
             raise InvalidInput(f"{cid} inside a file is a UnixFS node of type {node.kind}")
-        out.write(node.data)
+        if node.data:
+            write(node.data)
         for link in node.links:
-            self._file_data(f, link.cid, out, depth + 1)
+            self._file_data(link.cid, write, depth + 1)
         return node.filesize
 
 
@@ -205,6 +277,8 @@ def unpacked_car(path: Path, file_name: str | None, parent: Path | None = None) 
     except OSError as e:
         raise InvalidInput(f"cannot unpack {path}: {e.strerror}") from e
     try:
-        yield root, len(index.blocks), CarUnpacker(index).unpack(root, staging / "model", file_name or str(root))
+        with CarBlocks(index) as blocks:
+            model = CarUnpacker(blocks).unpack(root, staging / "model", file_name or str(root))
+        yield root, len(index.blocks), model
     finally:
         shutil.rmtree(staging, ignore_errors=True)

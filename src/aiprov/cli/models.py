@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
+from aiprov.cli.ipfs import DEFAULT_TIMEOUT_S
 from aiprov.core.text import printable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
@@ -260,15 +261,42 @@ def show(
 @handle_errors
 def pull(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="The version to fetch.")],
+    ref: Annotated[str, typer.Argument(help="The version to fetch (with --bundle and no hub: its CID).")],
     dest: Annotated[Path, typer.Argument(help="Directory to write the model's files into.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that differ.")] = False,
+    from_ipfs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from-ipfs",
+            help="Fetch the blocks from this IPFS trustless gateway instead of the hub (repeatable, tried in order).",
+        ),
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option("--bundle", help="With --from-ipfs: check the files against this model-signing bundle…"),
+    ] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="…signed by this public key (PEM). REF may then be a CID.")
+    ] = None,
+    cid_version: Annotated[
+        int, typer.Option("--cid-version", min=0, max=1, help="With --from-ipfs: fetch the CIDv0 or CIDv1 DAG.")
+    ] = 0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="With --from-ipfs: skip a gateway silent this many seconds.")
+    ] = DEFAULT_TIMEOUT_S,
     json: JsonOpt = False,
 ) -> None:
     """Write a version's files into DEST, each verified against its digest before it appears.
 
     Refused, with nothing written, when a row the registry serves about the version disagrees with its log.
+    With --from-ipfs the bytes come from IPFS gateways, each block checked against its CID, and the files must
+    be exactly the version's manifest (from the hub), or the files a signed --bundle attests (no hub needed).
     """
+    if from_ipfs or bundle is not None:
+        from aiprov.cli.ipfs import pull_from_gateways
+
+        pull_from_gateways(ctx, ref, dest, from_ipfs or [], bundle, public_key, cid_version, force, timeout, json)
+        return
     c = container(ctx)
     c.verification.rows(ref).refuse("refused to pull")
     with progress_bar("pulling") as progress:

@@ -310,6 +310,64 @@ def decode_node(block: bytes | memoryview) -> Node:
     return Node(tuple(links), kind, content, filesize, tuple(sizes))
 
 
+def leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
+    """Where a UnixFS file leaf's bytes lie in its dag-pb block, as (start, end); None for any other node.
+
+    A leaf is a dag-pb node without links whose UnixFS type is File or Raw; its bytes are its UnixFS Data field
+    (the last one, as `decode_node` reads it; (end, end) of the message when absent). Raises InvalidInput for
+    a block `decode_node` refuses.
+    """
+    fast = _kubo_leaf_span(block)
+    if fast is not None:
+        return fast
+    node = decode_node(block)
+    if node.links or node.kind not in (T_FILE, T_RAW):
+        return None
+    view = memoryview(block)
+    outer: tuple[int, int] | None = None
+    pos = 0
+    while pos < len(view):  # decode_node checked it: only length-delimited Data fields (1) remain
+        key, pos = read_varint(view, pos)
+        length, pos = read_varint(view, pos)
+        if key == 0x0A:
+            outer = (pos, pos + length)
+        pos += length
+    assert outer is not None
+    span = (outer[1], outer[1])
+    pos = outer[0]
+    while pos < outer[1]:
+        key, pos = read_varint(view, pos)
+        if key & 7 == 0:
+            _, pos = read_varint(view, pos)
+            continue
+        length, pos = read_varint(view, pos)
+        if key == 0x12:
+            span = (pos, pos + length)
+        pos += length
+    return span
+
+
+def _kubo_leaf_span(block: bytes | memoryview) -> tuple[int, int] | None:
+    """The span of a leaf encoded exactly as Kubo and aiprov encode one (`_leaf_parts`), found without copying.
+
+    None for any other encoding (the general parse then decides).
+    """
+    view = memoryview(block)
+    try:
+        if len(view) < 4 or view[0] != 0x0A:
+            return None
+        inner_len, pos = read_varint(view, 1)
+        if pos + inner_len != len(view) or bytes(view[pos : pos + 3]) != b"\x08\x02\x12":
+            return None
+        n, start = read_varint(view, pos + 3)
+    except InvalidInput:
+        return None
+    tail = b"\x18" + varint(n)
+    if start + n + len(tail) != len(view) or bytes(view[start + n :]) != tail:
+        return None
+    return start, start + n
+
+
 # files --------------------------------------------------------------------------------------------------------
 
 Block = tuple[Cid, tuple[bytes | memoryview, ...]]
