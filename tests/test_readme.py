@@ -4,12 +4,12 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,12 +37,6 @@ def use_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("\n## Use\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```bash\n(.+?)\n```", section, re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_use_section_has_the_local_the_server_and_the_chain_blocks() -> None:

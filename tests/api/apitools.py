@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support import free_port
 
 from aiprov.config import Container, Settings
 
 ADMIN = "root"
 READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def init_home(home: Path, database_url: str | None = None) -> tuple[Container, str]:

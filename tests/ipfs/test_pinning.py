@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from tests.clitools import cli_json
 from tests.conftest import MakeModel
 from tests.ipfs.fake_ipfs import TOKEN, fake_ipfs
 from tests.ipfs.jstools import ipfs_car
+from tests.support import free_port
 
 from aiprov.config import Container
 from aiprov.errors import BackendError, InvalidInput
@@ -40,13 +40,6 @@ def pushed(hub: Container, model: Path) -> VersionRecord:
 
 def pin_events(hub: Container) -> list[dict[str, object]]:
     return [e.details for e in hub.registry.usage("alice/m") if e.action == "ipfs.pin"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_kubo_dag_import_receives_the_car_and_the_pin_is_logged(hub: Container, model: Path, tmp_path: Path) -> None:
