@@ -269,10 +269,10 @@ def pull(
 
     Refused, with nothing written, when a row the registry serves about the version disagrees with its log.
     """
-    c = container(ctx)
-    c.verification.rows(ref).refuse("refused to pull")
+    from aiprov.hub import verified_pull
+
     with progress_bar("pulling") as progress:
-        v = c.registry.pull(ref, dest, force=force, progress=progress)
+        v = verified_pull(container(ctx), ref, dest, force=force, progress=progress)
     if json:
         print_json({**v.to_json(), "dest": str(dest)})
         return
