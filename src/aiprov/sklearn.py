@@ -137,12 +137,15 @@ def input_signature(estimator: Any, example: Any = None) -> dict[str, Any]:
 
 
 def _dtypes(example: Any) -> list[str]:
-    """One dtype name per column of a DataFrame, or the array's dtype repeated for each of its columns."""
+    """One dtype name per column: of a table (pandas or polars `dtypes`, a pyarrow `schema`), else the array's."""
     import numpy as np
 
     columns = getattr(example, "dtypes", None)
     if columns is not None and not isinstance(columns, np.dtype):  # a DataFrame: one dtype per column
         return [str(d) for d in columns]
+    schema = getattr(example, "schema", None)
+    if schema is not None and isinstance(getattr(schema, "types", None), list):  # a pyarrow Table
+        return [str(t) for t in schema.types]
     array = np.asarray(example)
     if array.ndim != 2:
         raise InvalidInput(f"the example has {array.ndim} dimensions, not 2 (rows of features)")
