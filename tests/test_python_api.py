@@ -310,22 +310,34 @@ def test_sklearn_push_refuses_what_is_not_a_fitted_estimator(local: Hub, iris: t
 # scripts: `python -`, errors without a traceback ---------------------------------------------------------------
 
 
-def test_evaluate_from_a_script_on_stdin_works(home: Path, make_model: MakeModel, classifier: Any) -> None:
-    """`python - <<EOF` used to kill the worker (it re-imported `<stdin>`); workers are fresh interpreters now."""
+@pytest.mark.parametrize("how", [("-",), ("-i", "-q")], ids=["python-stdin", "repl"])
+def test_evaluate_and_load_from_a_script_on_stdin_or_a_repl_work(
+    home: Path, make_model: MakeModel, classifier: Any, iris: tuple[Any, Any], how: tuple[str, ...]
+) -> None:
+    """`python - <<EOF` was reported to kill the worker (re-importing `<stdin>`): workers are fresh interpreters."""
     with Hub(home=home) as hub:
         hub.push(joblib_model(make_model, classifier), name="alice/iris")
-    script = textwrap.dedent(
-        """
-        from aiprov import Hub
-        with Hub() as hub:
-            print(hub.evaluate("alice/iris", benchmark="iris").metrics["accuracy"])
-        """
+    script = "\n".join(  # no indented block: a REPL needs a blank line after one
+        [
+            "from aiprov import Hub",
+            "hub = Hub()",
+            'print(repr(hub.evaluate("alice/iris", benchmark="iris").metrics["accuracy"]))',
+            'print(hub.load("alice/iris").predict([[5.1, 3.5, 1.4, 0.2]]))',
+            "hub.close()",
+            "",
+        ]
     )
-    result = python(script_env(home), "-", stdin=script)
+    result = python(script_env(home), *how, stdin=script)
     assert result.returncode == 0, result.stderr
-    assert 0.9 <= float(result.stdout.strip()) <= 1.0
+    _, x_test, _, y_test = train_test_split(*iris, test_size=0.25, random_state=0, shuffle=True, stratify=iris[1])
+    accuracy = accuracy_score(y_test, classifier.predict(x_test))
+    assert result.stdout.splitlines() == [
+        repr(float(accuracy)),
+        str(classifier.predict([[5.1, 3.5, 1.4, 0.2]]).tolist()),
+    ]
+    assert "Traceback" not in result.stderr
     with Hub(home=home) as hub:
-        assert hub.usage("alice/iris")[0].action == "evaluate"
+        assert [e.action for e in hub.usage("alice/iris")] == ["inference", "evaluate", "push"]
 
 
 def test_an_aiprov_error_in_a_script_is_one_diagnostic(home: Path) -> None:
