@@ -27,8 +27,16 @@ from aiprov.adapters.files import hash_model
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import ModelName
-from aiprov.errors import AiprovError, InvalidInput, ModelExecutionError, NotFound, UnsafeModelError, VerificationError
-from aiprov.hub import FailedVerification, Hub
+from aiprov.errors import (
+    AiprovError,
+    FailedVerification,
+    InvalidInput,
+    ModelExecutionError,
+    NotFound,
+    UnsafeModelError,
+    VerificationError,
+)
+from aiprov.hub import Hub
 
 SRC = Path(aiprov.__file__).resolve().parents[1]
 
@@ -150,6 +158,15 @@ def test_verify_returns_the_report_and_raises_naming_the_failed_check(
     assert isinstance(caught.value, VerificationError)
     assert [c.name for c in caught.value.report.failed] == ["bytes"]
     assert "bytes" in caught.value.message
+
+
+def test_a_server_verification_problem_stays_a_verification_error_with_the_hub_loaded() -> None:
+    from aiprov.remote.client import error_from_problem
+
+    body = {"title": "verification failed", "code": "verification_failed", "detail": "log entry 3 differs"}
+    error = error_from_problem(422, body, "http://hub/api/v1/x")
+    assert type(error) is VerificationError and error.message == "log entry 3 differs"
+    assert FailedVerification.code != VerificationError.code
 
 
 def test_show_of_an_unknown_or_malformed_reference_is_an_aiprov_error(local: Hub) -> None:

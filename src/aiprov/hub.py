@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiprov.errors import InvalidInput, VerificationError
+from aiprov.errors import FailedVerification, InvalidInput
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -70,7 +70,12 @@ class VerificationPort(Protocol):
     """`VerificationService` and `RemoteVerification`."""
 
     def verify(
-        self, ref: str, *, path: Path | None = None, bundle: bytes | None = None, public_key: Any = None
+        self,
+        ref: str,
+        *,
+        path: Path | None = None,
+        bundle: bytes | None = None,
+        public_key: signing.PublicKey | None = None,
     ) -> VerifyReport: ...
     def rows(self, ref: str) -> VerifyReport: ...
 
@@ -79,7 +84,12 @@ class EvaluationPort(Protocol):
     """`EvaluationService` and `RemoteEvaluations`."""
 
     def evaluate(
-        self, ref: str, *, benchmark: str | None = None, dataset: str | None = None, key: Any = None
+        self,
+        ref: str,
+        *,
+        benchmark: str | None = None,
+        dataset: str | None = None,
+        key: signing.PrivateKey | None = None,
     ) -> Evaluation: ...
 
 
@@ -280,14 +290,6 @@ def verified_pull(
     """`aiprov pull` and `Hub.pull`: the served rows checked against the log, then the files written verified."""
     services.verification.rows(ref).refuse("refused to pull")
     return services.registry.pull(ref, dest, force=force, progress=progress)
-
-
-class FailedVerification(VerificationError):
-    """`Hub.verify` found a check that failed; `report` holds every check."""
-
-    def __init__(self, message: str, report: VerifyReport) -> None:
-        super().__init__(message, hint="report.failed lists each failed check and why")
-        self.report = report
 
 
 class Model:
