@@ -222,6 +222,30 @@ def test_load_predicts_in_a_worker_process_like_the_estimator(
         model.predict([[1.0, 2.0]])  # the model's own refusal, raised in the worker, as one aiprov error
 
 
+def test_predict_proba_of_a_regressor_is_invalid_input_and_close_stops_the_workers(
+    home: Path, make_model: MakeModel, iris: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sklearn.linear_model import Ridge
+
+    monkeypatch.setenv("AIPROV_ACTOR", "alice")
+    x, y = iris
+    regressor = Ridge().fit(x, y)
+    hub = Hub(home=home)
+    with hub:
+        hub.push(joblib_model(make_model, regressor), name="alice/ridge")
+        model = hub.load("alice/ridge")
+        assert np.allclose(model.predict(x[:4]), regressor.predict(x[:4]))
+        with pytest.raises(InvalidInput, match="no class probabilities"):
+            model.predict_proba(x[:4])
+        assert hub._local is not None
+        (worker,) = hub._local.models.pool.pids()
+        os.kill(worker, 0)  # alive while the hub is open
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # stopped (and reaped) by close
+    with pytest.raises(InvalidInput, match="closed"):
+        model.predict(x[:1])
+
+
 def test_load_from_a_script_never_imports_the_model_library_in_the_caller(
     home: Path, make_model: MakeModel, classifier: Any
 ) -> None:
