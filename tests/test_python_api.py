@@ -337,6 +337,17 @@ def test_sklearn_push_records_feature_names_and_column_dtypes_of_a_table(local: 
     assert signature == {"n_features": 4, "feature_names": names, "dtypes": ["double", "double", "double", "float"]}
 
 
+def test_sklearn_push_without_a_hub_uses_the_home_of_the_environment(
+    home: Path, classifier: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIPROV_HOME", str(home))
+    monkeypatch.setenv("AIPROV_ACTOR", "carol")
+    result = aiprov.sklearn.push(classifier, name="carol/iris")
+    assert (result.version.ref, result.version.author) == ("carol/iris@1", "carol")
+    with Hub(home=home) as hub:
+        assert hub.show("carol/iris").manifest.digest == result.version.manifest.digest
+
+
 def test_sklearn_push_refuses_what_is_not_a_fitted_estimator(local: Hub, iris: tuple[Any, Any]) -> None:
     with pytest.raises(InvalidInput, match="not fitted"):
         aiprov.sklearn.push(LogisticRegression(), name="alice/unfitted", hub=local)
