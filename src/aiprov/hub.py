@@ -311,7 +311,7 @@ class Model:
         return self._run(rows, proba=False).predictions
 
     def predict_proba(self, rows: Rows) -> list[list[float]]:
-        """Class probabilities for `rows`, one list per row in the order of `classes`.
+        """Class probabilities for `rows`, one list per row, columns in the order of the model's `classes_`.
 
         Raises InvalidInput if the model gives no probabilities (a regressor), as `predict` otherwise.
         """
