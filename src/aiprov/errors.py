@@ -7,6 +7,11 @@ stable `code`. Adapters wrap what their libraries raise into this family.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiprov.services.verification import VerifyReport
+
 
 class AiprovError(Exception):
     """Base class: a failure with a human explanation."""
@@ -150,6 +155,17 @@ class VerificationError(AiprovError):
     http_status = 422
     title = "verification failed"
     code = "verification_failed"
+
+
+class FailedVerification(VerificationError):
+    """`aiprov.Hub.verify` ran every check and one or more failed; `report` holds them all."""
+
+    title = "verification checks failed"
+    code = "verification_checks_failed"
+
+    def __init__(self, message: str, report: VerifyReport) -> None:
+        super().__init__(message, hint="its report.failed lists each failed check and why")
+        self.report = report
 
 
 class UnsafeModelError(AiprovError):

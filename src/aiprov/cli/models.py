@@ -297,10 +297,10 @@ def pull(
 
         pull_from_gateways(ctx, ref, dest, from_ipfs or [], bundle, public_key, cid_version, force, timeout, json)
         return
-    c = container(ctx)
-    c.verification.rows(ref).refuse("refused to pull")
+    from aiprov.hub import verified_pull
+
     with progress_bar("pulling") as progress:
-        v = c.registry.pull(ref, dest, force=force, progress=progress)
+        v = verified_pull(container(ctx), ref, dest, force=force, progress=progress)
     if json:
         print_json({**v.to_json(), "dest": str(dest)})
         return
