@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from blobtools import Weed
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "blobs"))  # the one SeaweedFS launcher, shared with the tests
+# The one SeaweedFS launcher, shared with the tests (it imports `tests.support`, so the repository root too).
+sys.path[:0] = [str(HERE.parent / "tests" / "blobs"), str(HERE.parent)]
 MiB = 1024 * 1024
 FILES = 4
 FULL_MIB = 256

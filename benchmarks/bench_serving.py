@@ -13,10 +13,13 @@ and reports the medians, with the range of req/s: on a shared VM one run moves b
 `ratio` line per comparison with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a
 server or wrk failed.
 
-A third server, `floor`, is the ceiling of any Python endpoint on uvicorn here: a bare ASGI function (no framework,
-no model, no JSON parsing, no logging) on the same uvicorn, loop and HTTP parser as `aiprov serve`, pinned to the
-same core, answering every POST with a fixed body. It says how much of a target is left to the framework and the
-model, and whether a target can be met on uvicorn at all on this machine.
+A third server, `unlogged`, is aiprov's own app, protocol, token check and sandboxed worker as `aiprov serve` runs
+them, with predictions not logged: the difference to `aiprov` is what durable usage logging costs, measured in
+the same run (issue 14 asks for it); aiprov has no setting that turns logging off. A fourth, `floor`, is the
+ceiling of any Python endpoint on uvicorn here: a bare ASGI function (no framework, no model, no JSON parsing, no
+logging) on the same uvicorn, loop and HTTP parser as `aiprov serve`, pinned to the same core, answering every
+POST with a fixed body. It says how much of a target is left to the framework and the model, and whether a
+target can be met on uvicorn at all on this machine.
 """
 
 from __future__ import annotations
@@ -275,6 +278,51 @@ def bench_aiprov(
     return results, rss, note
 
 
+UNLOGGED_APP = """\
+import sys
+
+import uvicorn
+
+from aiprov.api import create_app
+from aiprov.api.connections import with_header_timeout
+from aiprov.cli.serve import KEEP_ALIVE_S
+from aiprov.config import Container, Settings
+from aiprov.services.inference import InferenceService
+
+container = Container(Settings(home=sys.argv[1], actor="bench"))
+s = container.settings
+# The one difference from `aiprov serve`: an inference service without a usage recorder, so nothing is logged.
+container._serving.inference = InferenceService(
+    container.checked_db, container.blobs, container.models, None, clock=container.clock, timeout_s=s.worker_timeout_s
+)
+http = with_header_timeout(s.header_timeout_s)
+uvicorn.run(
+    create_app(container), host="127.0.0.1", port=int(sys.argv[2]), http=http, access_log=False,
+    timeout_keep_alive=KEEP_ALIVE_S,
+)
+"""
+
+
+def bench_unlogged(home: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int) -> list[Result]:
+    """aiprov as `aiprov serve` runs it (same app, protocol, token check, sandboxed worker), its predictions not
+    logged: 1 row at 1 and 16 connections. What durable usage logging costs is the difference, in the same run.
+    """
+    (work / "unlogged_app.py").write_text(UNLOGGED_APP)
+    port = free_port()
+    log = work / "unlogged-serve.log"
+    env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
+    env.pop("AIPROV_HOME", None)
+    command = ["taskset", "-c", "0", sys.executable, str(work / "unlogged_app.py"), str(home), str(port)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
+    try:
+        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
+        return measure("unlogged", url, bodies, duration, work, proc.pid, runs, cases(duration)[:2])[0]
+    finally:
+        stop(proc)
+
+
 def bench_mlflow(
     model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
 ) -> tuple[list[Result], float]:
@@ -377,6 +425,9 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
     f, m, a = get("floor", "1 row", 16), get("mlflow", "1 row", 16), get("aiprov", "1 row", 16)
     line("floor / mlflow throughput, 1 row, 16 connections", f.rps / m.rps, "the best uvicorn gives", None)
     line("aiprov / floor throughput, 1 row, 16 connections", a.rps / f.rps, "reported", None)
+    u, m, a = get("unlogged", "1 row", 16), get("mlflow", "1 row", 16), get("aiprov", "1 row", 16)
+    line("unlogged / mlflow throughput, 1 row, 16 connections", u.rps / m.rps, "aiprov without usage logging", None)
+    line("aiprov / unlogged throughput, 1 row, 16 connections", a.rps / u.rps, "the cost of durable logging", None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -417,11 +468,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             home = prepare_aiprov(aiprov_model, work)  # first: every server is sent the same token
             mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration, runs)
             aiprov_rows, aiprov_rss, note = bench_aiprov(home, work, bodies, duration, runs)
+            unlogged_rows = bench_unlogged(home, work, bodies, duration, runs)
             floor_rows = bench_floor(work, bodies, duration, runs)
         except BenchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        report(aiprov_rows + mlflow_rows + floor_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
+        report(aiprov_rows + mlflow_rows + unlogged_rows + floor_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
         print(note)
     return 0
 
