@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
     from aiprov.core.note import Signer, Verifier
     from aiprov.ports import BlobStore
-    from aiprov.sandbox import SandboxedModels
+    from aiprov.sandbox import SandboxedModels, WorkerPool
     from aiprov.sandbox.spec import Limits
     from aiprov.scanning.limits import ScanLimits
     from aiprov.services.accounts import AccountService
@@ -306,6 +306,16 @@ class Container:
                     serving.usage_recorder = self.new_usage_recorder()
                 recorder = serving.usage_recorder
         return recorder
+
+    @property
+    def running_usage_recorder(self) -> UsageRecorder | None:
+        """The API's usage recorder if it was made (asking makes nothing): for monitoring."""
+        return self._serving.usage_recorder
+
+    @property
+    def running_worker_pool(self) -> WorkerPool | None:
+        """The model workers' pool if a model has run (asking starts nothing): for monitoring."""
+        return self.models.pool if "models" in self.__dict__ else None
 
     @property
     def inference(self) -> InferenceService:

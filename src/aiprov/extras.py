@@ -16,6 +16,7 @@ EXTRA_OF_MODULE = {
     "starlette": "api",
     "uvicorn": "api",
     "orjson": "api",
+    "prometheus_client": "api",
     "psycopg": "postgres",
     "psycopg_binary": "postgres",
     "web3": "chain",

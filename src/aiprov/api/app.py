@@ -17,6 +17,7 @@ from aiprov.api.routes import (
     accounts,
     datasets,
     gateway,
+    health,
     hf,
     hf_upload,
     inference,
@@ -46,6 +47,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (signatures.router, API_PREFIX),
     (pins.router, API_PREFIX),
     (gateway.router, ""),
+    (health.router, ""),
     (hf_upload.router, ""),
     (hf.router, ""),  # last: its `/{owner}/{name}/resolve/...` must not shadow any route above
 ]
@@ -119,6 +121,7 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(errors.CatchAll)  # added last: the outermost of ours, so it sees every route's exception
     for router, prefix in SELF_AUTHENTICATED:  # first: a request is matched against the routes in order
         app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(health.probes, responses=errors.PROBLEM_RESPONSES)  # no token: a probe has none
     for router, prefix in ROUTERS:
         app.include_router(
             router, prefix=prefix, dependencies=[Depends(get_caller)], responses=errors.PROBLEM_RESPONSES

@@ -38,7 +38,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the API (OpenAPI docs at /docs) until interrupted; a clean stop flushes what is pending."""
-    require("aiprov serve", "fastapi", "uvicorn", "orjson")
+    require("aiprov serve", "fastapi", "uvicorn", "orjson", "prometheus_client")
     import uvicorn
 
     from aiprov.api.connections import EnvHeadDeadlineProtocol, with_header_timeout
