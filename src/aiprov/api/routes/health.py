@@ -76,12 +76,9 @@ def _blobs(container: Container) -> None:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(request: Request) -> Response:
     """The Prometheus text exposition format (version 0.0.4)."""
-    registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
-    if registry is None:  # one per app: made on first scrape (concurrent first scrapes make the same thing)
-        registry = CollectorRegistry()
-        registry.register(_HubCollector(request.app.state.container))
-        registry.register(ProcessCollector(registry=None))
-        request.app.state.metrics_registry = registry
+    registry = CollectorRegistry()  # per scrape: two collectors, nothing to keep between scrapes
+    registry.register(_HubCollector(request.app.state.container))
+    registry.register(ProcessCollector(registry=None))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
