@@ -267,20 +267,15 @@ class UsageRecorder:
         done: asyncio.Future[None] = loop.create_future()
         if self.inline:
             await self._loop_queue(loop).put(usage, done, expected=expected)
-            try:
-                async with asyncio.timeout(self.commit_timeout_s):
-                    await done
-            except TimeoutError:
-                raise _not_committed(self.commit_timeout_s) from None
-            return
-        with self._cond:
-            if expected:
-                self._settle_expected()
-            room = len(self._queue) < self.max_queued
-            if room:
-                self._append(usage, (loop, done))
-        if not room:  # back-pressure: wait for room off the loop
-            await asyncio.to_thread(self._put, usage, (loop, done))
+        else:
+            with self._cond:
+                if expected:
+                    self._settle_expected()
+                room = len(self._queue) < self.max_queued
+                if room:
+                    self._append(usage, (loop, done))
+            if not room:  # back-pressure: wait for room off the loop
+                await asyncio.to_thread(self._put, usage, (loop, done))
         try:
             async with asyncio.timeout(self.commit_timeout_s):
                 await done
@@ -294,17 +289,14 @@ class UsageRecorder:
                 while len(self._queue) >= self.max_queued and not self._closed:
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        raise BackendError(
-                            "the usage log is not keeping up; the request was refused so its use is not lost",
-                            hint="try again shortly",
-                        )
+                        raise _not_keeping_up()
                     self._cond.wait(left)
             self._append(usage, waiter)
 
     def _append(self, usage: Usage, waiter: _Waiter) -> None:
         """Under `_cond`, with room in the queue. Raises BackendError if the recorder is closed."""
         if self._closed:
-            raise BackendError("the usage recorder is closed (the server is shutting down)")
+            raise _closed()
         if not self._queue or (self._lingering and len(self._queue) + 1 >= self.batch_size):
             self._cond.notify_all()  # the writer is idle (this event starts the next batch), or its batch is full
         self._queue.append((usage, waiter))
@@ -371,7 +363,7 @@ class UsageRecorder:
                     log.error("usage recorder: the database is down at shutdown; %d events lost", len(self._queue))
                     self.dropped += len(self._queue)
                     self._done += len(self._queue)
-                    lost = BackendError("the usage log could not be written; the use was not recorded")
+                    lost = _not_written()
                     _settle([waiter for _, waiter in self._queue], [lost] * len(self._queue))
                     self._queue.clear()
                     self._cond.notify_all()
@@ -507,13 +499,10 @@ class _LoopQueue:
         while len(self.items) >= recorder.max_queued and not recorder._closed:  # back-pressure: the log is down
             deadline = deadline or time.monotonic() + recorder.put_timeout_s
             if time.monotonic() >= deadline:
-                raise BackendError(
-                    "the usage log is not keeping up; the request was refused so its use is not lost",
-                    hint="try again shortly",
-                )
+                raise _not_keeping_up()
             await asyncio.sleep(0.01)
         if recorder._closed:
-            raise BackendError("the usage recorder is closed (the server is shutting down)")
+            raise _closed()
         self.items.append((usage, done))
         if self._handle is None:
             self._handle = self.loop.call_soon(self._flush)
@@ -562,7 +551,7 @@ class _LoopQueue:
             batch = self.items[: self.recorder.batch_size]
             outcomes = self.recorder._write(batch, self.writer, may_sign=False)
             if outcomes is None:
-                lost = BackendError("the usage log could not be written; the use was not recorded")
+                lost = _not_written()
                 outcomes = [lost] * len(batch)
                 with self.recorder._cond:
                     self.recorder.dropped += len(batch)
@@ -599,6 +588,20 @@ def _resolve(futures: list[tuple[asyncio.Future[None], AiprovError | None]]) -> 
             future.set_result(None)
         else:
             future.set_exception(outcome)
+
+
+def _not_keeping_up() -> BackendError:
+    return BackendError(
+        "the usage log is not keeping up; the request was refused so its use is not lost", hint="try again shortly"
+    )
+
+
+def _closed() -> BackendError:
+    return BackendError("the usage recorder is closed (the server is shutting down)")
+
+
+def _not_written() -> BackendError:
+    return BackendError("the usage log could not be written; the use was not recorded")
 
 
 def _not_committed(timeout: float) -> BackendError:

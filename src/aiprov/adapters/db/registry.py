@@ -108,6 +108,11 @@ def _serialize_writers(engine: Engine) -> None:
                 conn.exec_driver_sql("SELECT id FROM log_state WHERE id = 1 FOR UPDATE")
 
 
+def database_error(e: SQLAlchemyError) -> BackendError:
+    """The one-line error of a failed database call: the driver's own message for an operational error."""
+    return BackendError(f"database error: {e.orig if isinstance(e, OperationalError) else e}")
+
+
 def insert_events(conn: log.DriverSql, events: Sequence[Event]) -> int:
     """Append `events` to the log and the events table in `conn`'s write transaction; the first one's leaf index.
 
@@ -203,7 +208,7 @@ class EventWriter:
             raise
         except SQLAlchemyError as e:
             self.close()
-            raise BackendError(f"database error: {getattr(e, 'orig', None) or e}") from e
+            raise database_error(e) from e
         except self._driver_error as e:
             self.close()
             raise BackendError(f"database error: {e}") from e
@@ -275,10 +280,8 @@ class SqlRegistry:
                     self.before_commit(unit)
         except AiprovError:
             raise
-        except OperationalError as e:
-            raise BackendError(f"database error: {e.orig}") from e
         except SQLAlchemyError as e:
-            raise BackendError(f"database error: {e}") from e
+            raise database_error(e) from e
 
 
 class RegistryUnit:
