@@ -238,13 +238,40 @@ def prepare_aiprov(model_dir: Path, work: Path) -> Path:
     return home
 
 
+def serve_and_measure(
+    name: str,
+    command: list[str],
+    url: str,
+    work: Path,
+    bodies: dict[str, Path],
+    duration: float,
+    runs: int,
+    *,
+    env: dict[str, str] | None = None,
+    which: Sequence[tuple[str, int, float]] | None = None,
+) -> tuple[list[Result], float]:
+    """Start the server `command` (its output to `<name>-serve.log`), wait until `url` answers, `measure`, stop it."""
+    log = work / f"{name}-serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
+        return measure(name, url, bodies, duration, work, proc.pid, runs, which)
+    finally:
+        stop(proc)
+
+
+def aiprov_env() -> dict[str, str]:
+    """The environment of an aiprov server: one model worker unless AIPROV_WORKERS says otherwise, no AIPROV_HOME."""
+    env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
+    env.pop("AIPROV_HOME", None)
+    return env
+
+
 def bench_aiprov(
     home: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
 ) -> tuple[list[Result], float, str]:
     port = free_port()
-    log = work / "aiprov-serve.log"
-    env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
-    env.pop("AIPROV_HOME", None)
     command = [
         "taskset",
         "-c",
@@ -257,14 +284,8 @@ def bench_aiprov(
         str(port),
         "--no-access-log",
     ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
-    try:
-        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        results, rss = measure("aiprov", url, bodies, duration, work, proc.pid, runs)
-    finally:
-        stop(proc)
+    results, rss = serve_and_measure("aiprov", command, url, work, bodies, duration, runs, env=aiprov_env())
     with sqlite3.connect(home / "registry.db") as db:
         logged = db.execute("SELECT count(*) FROM events WHERE action = 'inference'").fetchone()[0]
         checkpoints = db.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0]
@@ -309,38 +330,23 @@ def bench_unlogged(home: Path, work: Path, bodies: dict[str, Path], duration: fl
     """
     (work / "unlogged_app.py").write_text(UNLOGGED_APP)
     port = free_port()
-    log = work / "unlogged-serve.log"
-    env = {**os.environ, "AIPROV_WORKERS": os.environ.get("AIPROV_WORKERS", "1")}
-    env.pop("AIPROV_HOME", None)
     command = ["taskset", "-c", "0", sys.executable, str(work / "unlogged_app.py"), str(home), str(port)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
-    try:
-        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure("unlogged", url, bodies, duration, work, proc.pid, runs, cases(duration)[:2])[0]
-    finally:
-        stop(proc)
+    which = cases(duration)[:2]
+    return serve_and_measure("unlogged", command, url, work, bodies, duration, runs, env=aiprov_env(), which=which)[0]
 
 
 def bench_mlflow(
     model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
 ) -> tuple[list[Result], float]:
     port = free_port()
-    log = work / "mlflow-serve.log"
     command = ["taskset", "-c", "0", str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
     command += ["--env-manager", "local"]
     # mlflow starts `uvicorn` by name: the venv's, even when this script was not run from an activated venv.
     path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns", "PATH": path}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/invocations"
-    try:
-        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure("mlflow", url, bodies, duration, work, proc.pid, runs)
-    finally:
-        stop(proc)
+    return serve_and_measure("mlflow", command, url, work, bodies, duration, runs, env=env)
 
 
 FLOOR_APP = """\
@@ -361,17 +367,10 @@ def bench_floor(work: Path, bodies: dict[str, Path], duration: float, runs: int)
     """The bare ASGI app on uvicorn: 1 row at 1 and 16 connections (its answer does not depend on the body)."""
     (work / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
-    log = work / "floor-serve.log"
     command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(work)]
     command += ["--port", str(port), "--lifespan", "off", "--no-access-log"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure("floor", url, bodies, duration, work, proc.pid, runs, cases(duration)[:2])[0]
-    finally:
-        stop(proc)
+    return serve_and_measure("floor", command, url, work, bodies, duration, runs, which=cases(duration)[:2])[0]
 
 
 def report(rows: list[Result], rss: dict[str, float]) -> None:
