@@ -472,6 +472,10 @@ class Container:
         if not verifier_file.exists():
             verifier_file.write_text(str(signer.verifier) + "\n")
 
+    def local(self, what: str) -> Container:
+        """Itself: a home can do everything (`HubServices.local`; a server's raises NotOnServer)."""
+        return self
+
     def close(self) -> None:
         """Write what the usage recorder holds, then stop the model workers and close the database."""
         if self._serving.usage_recorder is not None:

@@ -54,6 +54,13 @@ class InvalidInput(AiprovError):
     code = "invalid_input"
 
 
+class NotOnServer(InvalidInput):
+    """A command only a home can run (it needs the hub's database, key or disk), asked of a server."""
+
+    title = "not on a server"
+    code = "not_on_server"
+
+
 class NotFound(AiprovError):
     """A model, version, alias, blob or entry that does not exist."""
 

@@ -2,16 +2,15 @@
 
 Every method is one call to the same service method (or the same pair of calls) an `aiprov` command makes, on
 the same container the CLI builds: a `Container` for a home, a `RemoteContainer` for `server=`. Both satisfy
-`HubServices`, the interface this module declares and mypy checks on both sides. Errors are the `AiprovError`
+`aiprov.interface.HubServices`, which mypy checks on both sides. Errors are the `AiprovError`
 family, as the CLI prints them.
 """
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiprov.errors import FailedVerification, InvalidInput
 
@@ -19,90 +18,17 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from aiprov import signing
-    from aiprov.adapters.db.registry import ModelFilter
     from aiprov.adapters.files import ProgressFactory
     from aiprov.config import Container
-    from aiprov.records import EventRecord, ModelRecord, VersionRecord
+    from aiprov.interface import HubServices
+    from aiprov.records import EvaluationRecord, EventRecord, ModelRecord, VersionRecord
     from aiprov.sandbox import Prediction
     from aiprov.services.inference import InferenceService
-    from aiprov.services.registry import PushRequest, PushResult
+    from aiprov.services.registry import PushResult
     from aiprov.services.verification import VerifyReport
 
 Rows = Sequence[Sequence[Any]] | Any
 """Model input: a list of rows (each a list of numbers, strings, booleans or None) or a 2-D numpy array."""
-
-
-class Evaluation(Protocol):
-    """An evaluation as both sides report it: `EvaluationRecord` (local) and `RemoteEvaluation` (a server)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def dataset(self) -> str: ...
-    @property
-    def metrics(self) -> dict[str, float]: ...
-    @property
-    def split(self) -> dict[str, Any]: ...
-    @property
-    def duration_s(self) -> float: ...
-    @property
-    def leaf_index(self) -> int | None: ...
-    def to_json(self) -> dict[str, Any]: ...
-
-
-class RegistryPort(Protocol):
-    """What the Hub asks of a registry: `RegistryService` and `RemoteRegistry`."""
-
-    def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult: ...
-    def list(self, f: ModelFilter) -> builtins.list[ModelRecord]: ...
-    def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]: ...
-    def pull(
-        self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
-    ) -> VersionRecord: ...
-    def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]: ...
-
-
-class VerificationPort(Protocol):
-    """`VerificationService` and `RemoteVerification`."""
-
-    def verify(
-        self,
-        ref: str,
-        *,
-        path: Path | None = None,
-        bundle: bytes | None = None,
-        public_key: signing.PublicKey | None = None,
-    ) -> VerifyReport: ...
-    def rows(self, ref: str) -> VerifyReport: ...
-
-
-class EvaluationPort(Protocol):
-    """`EvaluationService` and `RemoteEvaluations`."""
-
-    def evaluate(
-        self,
-        ref: str,
-        *,
-        benchmark: str | None = None,
-        dataset: str | None = None,
-        key: signing.PrivateKey | None = None,
-    ) -> Evaluation: ...
-
-
-class HubServices(Protocol):
-    """The declared hub interface the CLI and the Python API share: `Container` and `RemoteContainer`."""
-
-    @property
-    def registry(self) -> RegistryPort: ...
-    @property
-    def verification(self) -> VerificationPort: ...
-    @property
-    def evaluation(self) -> EvaluationPort: ...
-    def close(self) -> None: ...
 
 
 class Hub:
@@ -254,7 +180,7 @@ class Hub:
 
     # running models -----------------------------------------------------------------------------------------
 
-    def evaluate(self, ref: str, *, benchmark: str | None = None, dataset: str | None = None) -> Evaluation:
+    def evaluate(self, ref: str, *, benchmark: str | None = None, dataset: str | None = None) -> EvaluationRecord:
         """Evaluate `ref` on a scikit-learn benchmark or a registered dataset, exactly one (`aiprov eval`).
 
         The model runs in a sandboxed worker (the server's, for a remote hub); the metrics are recorded and logged.

@@ -1,16 +1,44 @@
-"""Plain records that services return and interfaces print: the JSON shapes scripts depend on."""
+"""Plain records that services return and interfaces print: the JSON shapes scripts depend on.
+
+One record per concept, with both directions of its JSON form: `to_json` is what the API serves and `--json`
+prints, `from_json` is how the remote client reads it back (raising BackendError for a malformed document), so a
+record from a server is the same type as one from a home.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from aiprov.core.manifest import Manifest
+from aiprov.core.digest import Digest
+from aiprov.core.manifest import Manifest, ManifestEntry
+from aiprov.errors import BackendError, InvalidInput, VerificationError
 
 
 def iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time as `iso` writes it (`...Z`). Raises BackendError for anything else."""
+    try:
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError, AttributeError) as e:
+        raise BackendError(f"the server sent a malformed time {text!r}") from e
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@contextmanager
+def reading(what: str) -> Iterator[None]:
+    """Turn a missing key or a wrong type while reading a document into BackendError naming `what`."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, InvalidInput) as e:
+        raise BackendError(f"the server sent a malformed {what}: {e}") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +60,17 @@ class Lineage:
             "metadata": dict(self.metadata),
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Lineage:
+        value = value or {}
+        return cls(
+            parents=tuple(value.get("parents") or ()),
+            datasets=tuple(value.get("datasets") or ()),
+            code_revision=value.get("code_revision"),
+            params=dict(value.get("params") or {}),
+            metadata=dict(value.get("metadata") or {}),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class IpfsCids:
@@ -46,6 +85,15 @@ class IpfsCids:
 
     def of(self, version: int) -> str | None:
         return self.v1 if version == 1 else self.v0
+
+    @classmethod
+    def from_json(cls, version: dict[str, Any]) -> IpfsCids | None:
+        """The CIDs in a version's JSON (None when the hub has none for some file of it)."""
+        files = {str(f["path"]): (f.get("cid_v0"), f.get("cid_v1")) for f in version["files"]}
+        if not all(v0 and v1 for v0, v1 in files.values()):
+            return None
+        known = {path: (str(v0), str(v1)) for path, (v0, v1) in files.items()}
+        return cls(version.get("cid_v0"), version.get("cid_v1"), known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +138,37 @@ class VersionRecord:
             "single_file": self.single_file,
             "lineage": self.lineage.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> VersionRecord:
+        """A version as `aiprov show --json` prints it.
+
+        Raises VerificationError if the manifest does not hash to the digest the document gives, BackendError for
+        a malformed document.
+        """
+        with reading("version"):
+            owner, _, name = str(value["name"]).partition("/")
+            manifest = Manifest.build(
+                ManifestEntry(str(f["path"]), int(f["size"]), Digest(str(f["sha256"]))) for f in value["files"]
+            )
+            record = cls(
+                owner=owner,
+                name=name,
+                number=int(value["version"]),
+                manifest=manifest,
+                author=str(value["author"]),
+                created_at=parse_time(value["created_at"]),
+                lineage=Lineage.from_json(value.get("lineage")),
+                aliases=tuple(value.get("aliases") or ()),
+                single_file=bool(value.get("single_file")),
+                cids=IpfsCids.from_json(value),
+            )
+        if str(manifest.digest) != value["digest"]:
+            claimed = value["digest"]
+            raise VerificationError(
+                f"the server's manifest of {record.ref} hashes to {manifest.digest}, not the {claimed} it claims"
+            )
+        return record
 
     def _file_json(self, path: str, size: int, sha256: str) -> dict[str, Any]:
         cids = self.cids.files.get(path) if self.cids else None
@@ -145,6 +224,32 @@ class ModelRecord:
             "total_size": latest.total_size if latest else None,
         }
 
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ModelRecord:
+        """A model as `aiprov ls --json` prints it. Raises BackendError for a malformed document."""
+        with reading("model"):
+            owner, _, name = str(value["name"]).partition("/")
+            latest = None
+            if value.get("latest_version") is not None:
+                latest = VersionSummary(
+                    number=int(value["latest_version"]),
+                    digest=str(value["digest"]),
+                    author=str(value["author"]),
+                    total_size=int(value["total_size"]),
+                    file_count=int(value.get("file_count") or 0),
+                    created_at=parse_time(value["created_at"]),
+                )
+            return cls(
+                owner=owner,
+                name=name,
+                description=str(value.get("description") or ""),
+                license=value.get("license"),
+                tags=tuple(value.get("tags") or ()),
+                created_at=parse_time(value["created_at"]),
+                latest=latest,
+                version_count=int(value.get("versions") or 0),
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
@@ -169,6 +274,192 @@ class EventRecord:
             "details": self.details,
             "leaf_index": self.leaf_index,
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> EventRecord:
+        with reading("event"):
+            return cls(
+                id=int(value["id"]),
+                time=parse_time(value["time"]),
+                actor=str(value["actor"]),
+                action=str(value["action"]),
+                subject=str(value["subject"]),
+                model=value.get("model"),
+                details=dict(value.get("details") or {}),
+                leaf_index=None if value.get("leaf_index") is None else int(value["leaf_index"]),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    """A registered dataset: one CSV or Parquet file, its target column and task."""
+
+    owner: str
+    name: str
+    digest: str
+    format: str
+    target: str
+    task: str
+    rows: int
+    features: tuple[str, ...]
+    size: int
+    author: str
+    created_at: datetime
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.full_name,
+            "digest": self.digest,
+            "format": self.format,
+            "target": self.target,
+            "task": self.task,
+            "rows": self.rows,
+            "features": list(self.features),
+            "size": self.size,
+            "author": self.author,
+            "created_at": iso(self.created_at),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> DatasetRecord:
+        with reading("dataset"):
+            owner, _, name = str(value["name"]).partition("/")
+            return cls(
+                owner=owner,
+                name=name,
+                digest=str(value["digest"]),
+                format=str(value["format"]),
+                target=str(value["target"]),
+                task=str(value["task"]),
+                rows=int(value["rows"]),
+                features=tuple(str(f) for f in value["features"]),
+                size=int(value["size"]),
+                author=str(value["author"]),
+                created_at=parse_time(value["created_at"]),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRecord:
+    """A recorded evaluation: which version, on which data and split, with which packages, scored what."""
+
+    id: int
+    model: str
+    version: int
+    digest: str
+    dataset: str
+    dataset_digest: str
+    task: str
+    split: dict[str, Any]
+    metrics: dict[str, float]
+    packages: dict[str, str]
+    duration_s: float
+    evaluator: str
+    created_at: datetime
+    leaf_index: int
+    key_fingerprint: str | None = None
+    attestation: str | None = None
+    """The signed in-toto statement (a DSSE envelope, as JSON text), when the evaluation was signed."""
+
+    def summary(self) -> dict[str, Any]:
+        """What `show` lists per evaluation."""
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "split": self.split,
+            "metrics": self.metrics,
+            "evaluator": self.evaluator,
+            "created_at": iso(self.created_at),
+            "leaf_index": self.leaf_index,
+            "signed": self.attestation is not None,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "model": self.model,
+            "version": self.version,
+            "digest": self.digest,
+            "task": self.task,
+            "packages": self.packages,
+            "duration_s": self.duration_s,
+            "key_fingerprint": self.key_fingerprint,
+            "attestation": None if self.attestation is None else json.loads(self.attestation),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> EvaluationRecord:
+        """An evaluation as `to_json` writes it (the attestation kept as the JSON it was served as)."""
+        with reading("evaluation"):
+            attestation = value.get("attestation")
+            return cls(
+                id=int(value["id"]),
+                model=str(value["model"]),
+                version=int(value["version"]),
+                digest=str(value["digest"]),
+                dataset=str(value["dataset"]),
+                dataset_digest=str(value["dataset_digest"]),
+                task=str(value["task"]),
+                split=dict(value.get("split") or {}),
+                metrics={str(k): float(v) for k, v in (value.get("metrics") or {}).items()},
+                packages={str(k): str(v) for k, v in (value.get("packages") or {}).items()},
+                duration_s=float(value.get("duration_s") or 0.0),
+                evaluator=str(value["evaluator"]),
+                created_at=parse_time(value["created_at"]),
+                leaf_index=int(value["leaf_index"]),
+                key_fingerprint=value.get("key_fingerprint"),
+                attestation=None if attestation is None else json.dumps(attestation),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Reproduction:
+    """A re-run of a recorded evaluation: its metrics now, and every difference from the record."""
+
+    original: EvaluationRecord
+    metrics: dict[str, float]
+    dataset_digest: str
+    packages: dict[str, str]
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.original.id,
+            "model": self.original.model,
+            "version": self.original.version,
+            "digest": self.original.digest,
+            "dataset": self.original.dataset,
+            "dataset_digest": self.dataset_digest,
+            "identical": self.identical,
+            "recorded": self.original.metrics,
+            "metrics": self.metrics,
+            "differences": self.differences,
+            "packages": self.packages,
+            "recorded_packages": self.original.packages,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any], original: EvaluationRecord) -> Reproduction:
+        """A re-run as `to_json` writes it, of the evaluation `original` (read separately: the report names it)."""
+        with reading("reproduction"):
+            if int(value["id"]) != original.id:
+                raise ValueError(f"it is of evaluation {value['id']}, not {original.id}")
+            return cls(
+                original=original,
+                metrics={str(k): float(v) for k, v in value["metrics"].items()},
+                dataset_digest=str(value.get("dataset_digest") or original.dataset_digest),
+                packages={str(k): str(v) for k, v in (value.get("packages") or {}).items()},
+                differences=[dict(d) for d in value.get("differences") or ()],
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,7 +109,9 @@ def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, 
     assert code == 11 and "bob may not write under alice/" in err
     assert remote(server, "not-a-token", "ls")[0] == 10
     code, _, err = remote(server, alice, "gc")
-    assert code == 2 and "does not work against a server" in err  # said so, no traceback
+    assert code == 2 and "`aiprov gc` runs on the hub's own machine, not against a server" in err  # no traceback
+    code, _, err = remote(server, alice, "gc", "--json")
+    assert code == 2 and json.loads(err)["code"] == "not_on_server"
 
 
 def test_remote_push_of_an_unsafe_model_is_refused_and_kept_as_evidence(server: Server, make_model: Any) -> None:

@@ -94,8 +94,9 @@ def test_cli_rescan_exits_7_when_confirmed_and_0_when_cleared(
     assert '"outcome": "cleared"' in cleared.output
 
 
-def test_rescan_against_a_server_is_an_explicit_error() -> None:
-    from aiprov.remote.services import RemoteRegistry
+def test_rescan_against_a_server_is_an_explicit_error(tmp_path: Path) -> None:
+    from aiprov.cli.main import app
 
-    with pytest.raises(InvalidInput, match="rescan does not work against a server"):
-        RemoteRegistry(client=None).rescan("alice/x")  # type: ignore[arg-type]
+    result = CliRunner().invoke(app, ["--server", "http://127.0.0.1:9", "--home", str(tmp_path), "rescan", "alice/x"])
+    assert result.exit_code == 2
+    assert "`aiprov rescan` runs on the hub's own machine, not against a server" in result.output

@@ -99,6 +99,7 @@ class ReproductionOut(Wire):
     version: int
     digest: str
     dataset: str
+    dataset_digest: str = Field(description="The digest of the data the re-run scored (it differs if the data did).")
     identical: bool = Field(description="True when every metric, the dataset digest and the split are the same.")
     recorded: dict[str, float]
     metrics: dict[str, float]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.cli.common import handle_errors, local_container, out_console, print_json
 
 if TYPE_CHECKING:
     from aiprov.services.accounts import NewToken
@@ -46,7 +46,7 @@ def add(
     json: JsonOpt = False,
 ) -> None:
     """Add a user and print its first API token, once."""
-    made = container(ctx).accounts.add_user(name, admin=admin, scopes=scope or [])
+    made = local_container(ctx).accounts.add_user(name, admin=admin, scopes=scope or [])
     _print_new(made, json)
 
 
@@ -54,7 +54,7 @@ def add(
 @handle_errors
 def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
     """List users and their tokens (ids and scopes; a token itself is never stored)."""
-    users = container(ctx).accounts.users()
+    users = local_container(ctx).accounts.users()
     if json:
         print_json([u.to_json() for u in users])
         return
@@ -86,7 +86,7 @@ def token_add(
     json: JsonOpt = False,
 ) -> None:
     """Make another token for a user (e.g. to rotate one) and print it, once."""
-    made = container(ctx).accounts.add_token(user, scope or [])
+    made = local_container(ctx).accounts.add_token(user, scope or [])
     _print_new(made, json)
 
 
@@ -98,7 +98,7 @@ def revoke(
     json: JsonOpt = False,
 ) -> None:
     """Revoke a token: the server refuses it from the next request on."""
-    record = container(ctx).accounts.revoke(token_id)
+    record = local_container(ctx).accounts.revoke(token_id)
     if json:
         print_json(record.to_json())
         return

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aiprov.cli.common import CliState, container, handle_errors, out_console, print_json
+from aiprov.cli.common import CliState, handle_errors, local_container, out_console, print_json
 from aiprov.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def register(app: typer.Typer) -> None:
 
 def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
     """The anchoring service, signing with the key in `key_file` when given."""
-    hub = container(ctx)
-    if not hasattr(hub, "anchoring"):
-        raise InvalidInput("chain commands run against a local home, not --server")
+    hub = local_container(ctx)
     if key_file is None:
         return hub.anchoring()
     try:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from aiprov.extras import extra_of, missing
 
 if TYPE_CHECKING:
     from aiprov.config import Container
+    from aiprov.interface import HubServices
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,7 +39,7 @@ class CliState:
     """What the root callback knows; the container is built on first use, so `hash` never loads settings."""
 
     home: Path | None
-    built: Container | None = None
+    built: HubServices | None = None
     server: str | None = None
     """The aiprov server to run against (`--server`, AIPROV_SERVER) instead of a local home."""
     token: str | None = None
@@ -48,11 +49,11 @@ class CliState:
             self.built.close()
 
 
-def container(ctx: typer.Context) -> Container:
-    """The process's container, wired from the environment and `--home` the first time a command asks.
+def container(ctx: typer.Context) -> HubServices:
+    """The process's hub, wired from the environment and `--home` the first time a command asks.
 
-    With `--server` it is a `RemoteContainer`: the same service methods the commands call, over the server's API
-    (a command it cannot serve raises InvalidInput).
+    A `Container` for a home, or with `--server` a `RemoteContainer`: the same service methods over the server's
+    API. Both satisfy `HubServices`; what only a home can do is `local_container`.
     """
     state = ctx.find_root().obj
     assert isinstance(state, CliState), "the root callback sets the CLI state"
@@ -62,14 +63,18 @@ def container(ctx: typer.Context) -> Container:
             from aiprov.remote import RemoteContainer
 
             settings = load_settings(state.home)
-            remote = RemoteContainer(state.server, state.token, home=settings.home, log_key=settings.log_verifier_key)
-            # Duck-typed: it has the attributes the commands use, with the same signatures.
-            state.built = cast("Container", remote)
+            key = settings.log_verifier_key
+            state.built = RemoteContainer(state.server, state.token, home=settings.home, log_key=key)
         else:
             from aiprov.config import load_container
 
             state.built = load_container(state.home)
     return state.built
+
+
+def local_container(ctx: typer.Context) -> Container:
+    """The home's container, for a command only a home can run. Raises NotOnServer (naming it) under `--server`."""
+    return container(ctx).local(f"`{ctx.command_path}`")
 
 
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -14,7 +14,7 @@ from aiprov.cli.models import plain
 from aiprov.errors import InvalidInput, VerificationError
 
 if TYPE_CHECKING:
-    from aiprov.services.evaluation import Reproduction
+    from aiprov.records import Reproduction
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.cli.common import handle_errors, local_container, out_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def init(ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Create the aiprov home (SQLite registry, blob folder), or upgrade its schema. Safe to run again."""
-    c = container(ctx)
+    c = local_container(ctx)
     before = c.init()
     from aiprov.adapters.db.engine import SCHEMA_HEAD
 
@@ -53,7 +53,7 @@ def gc(
     """
     from aiprov.services.gc import parse_age
 
-    report = container(ctx).gc.collect(older_than_s=parse_age(older_than), dry_run=dry_run)
+    report = local_container(ctx).gc.collect(older_than_s=parse_age(older_than), dry_run=dry_run)
     if json:
         print_json(report.to_json())
         return

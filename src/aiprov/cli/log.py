@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.cli.common import container, handle_errors, local_container, out_console, print_json
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (hashes are lowercase hex).")]
 
@@ -120,7 +120,7 @@ def export_tiles(
     json: JsonOpt = False,
 ) -> None:
     """Write the log as C2SP tlog-tiles, for any tiles client or a static web server or bucket."""
-    signed, written = container(ctx).log.export_tiles(directory)
+    signed, written = local_container(ctx).log.export_tiles(directory)
     if json:
         print_json({"directory": str(directory), "size": signed.checkpoint.size, "files_written": written})
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from aiprov.cli.common import container, handle_errors, out_console, print_json
+from aiprov.cli.common import handle_errors, local_container, out_console, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -28,7 +28,7 @@ def quickstart(
     from aiprov.services.demo import DEMO_DESCRIPTION, DEMO_NAME, DEMO_PARAMS, train_demo_model
     from aiprov.services.registry import PushRequest
 
-    c = container(ctx)
+    c = local_container(ctx)
     c.init()
 
     def say(text: str) -> None:

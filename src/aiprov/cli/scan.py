@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from aiprov.cli.common import container, fail, handle_errors, out_console, print_json
+from aiprov.cli.common import fail, handle_errors, local_container, out_console, print_json
 from aiprov.errors import AiprovError, UnsafeModelError
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
@@ -66,7 +66,7 @@ def rescan(
     Cleared files become a new version of the model (exit 0, or 1 if a file is unsupported); confirmed ones stay
     in quarantine (exit 7).
     """
-    result = container(ctx).registry.rescan(target)
+    result = local_container(ctx).registry.rescan(target)
     if json:
         print_json(result.to_json())
     elif result.version is not None:

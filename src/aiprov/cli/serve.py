@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from aiprov.cli.common import container, err_console, handle_errors
+from aiprov.cli.common import err_console, handle_errors, local_container
 from aiprov.extras import require
 
 KEEP_ALIVE_S = 5
@@ -43,7 +43,7 @@ def serve(
 
     from aiprov.api.connections import EnvHeadDeadlineProtocol, with_header_timeout
 
-    c = container(ctx)
+    c = local_container(ctx)
     c.checked_db  # noqa: B018 - a missing home or an old schema is a one-line error here, not a crash in a worker
     c.log_signer  # noqa: B018 - likewise a missing log key
     options = {

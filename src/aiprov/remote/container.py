@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from aiprov.errors import NotOnServer
 from aiprov.remote.client import HubClient
 from aiprov.remote.ipfs import RemoteIpfs
 from aiprov.remote.services import (
@@ -16,19 +18,19 @@ from aiprov.remote.services import (
     RemoteSignatures,
     RemoteVerification,
     ServerPins,
-    Unsupported,
 )
 
+if TYPE_CHECKING:
+    from aiprov.config import Container
 
-class RemoteContainer(Unsupported):
+
+class RemoteContainer:
     """The services of a hub at `url`, seen through its API with `token` (None: anonymous reads only).
 
     `home` keeps what this client trusts of each server (its pinned log key and last verified checkpoint);
     `log_key` pins the log key outright. Commands that need more than the API offers (init, quickstart, gc,
-    eval --key, tile export) raise InvalidInput.
+    eval --key, tile export) ask for `local(...)`, which raises NotOnServer.
     """
-
-    what = "the command's"
 
     def __init__(self, url: str, token: str | None, *, home: Path, log_key: str | None = None) -> None:
         self.url = url
@@ -67,6 +69,13 @@ class RemoteContainer(Unsupported):
     def log_signer(self) -> RemoteLogKey:
         """Only its `verifier`: the server's log key, as `aiprov log key` prints it."""
         return RemoteLogKey(self.log.verifier)
+
+    def local(self, what: str) -> Container:
+        """Never: a server's own container is on its machine. Raises NotOnServer naming `what`."""
+        raise NotOnServer(
+            f"{what} runs on the hub's own machine, not against a server",
+            hint="run it where the hub's home is, without --server",
+        )
 
     def close(self) -> None:
         self.client.close()

@@ -19,7 +19,7 @@ from aiprov.core.unixfs import Cid
 from aiprov.errors import IntegrityError, InvalidInput
 from aiprov.records import VersionRecord
 from aiprov.remote.client import HubClient
-from aiprov.remote.services import RemoteRegistry, Unsupported, model_path
+from aiprov.remote.services import RemoteRegistry, model_path
 from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult, check_version
 from aiprov.services.registry import PushRequest
 
@@ -27,10 +27,8 @@ CAR = "application/vnd.ipld.car"
 CHUNK = 1024 * 1024
 
 
-class RemoteIpfs(Unsupported):
+class RemoteIpfs:
     """`IpfsService` against a server (see the module's docstring)."""
-
-    what = "ipfs"
 
     def __init__(self, registry: RemoteRegistry, client: HubClient) -> None:
         self.registry = registry

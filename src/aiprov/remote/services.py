@@ -12,7 +12,6 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -34,7 +33,15 @@ from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path, refuse_git_paths
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Busy, Conflict, IntegrityError, InvalidInput, VerificationError
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord, VersionSummary
+from aiprov.records import (
+    DatasetRecord,
+    EvaluationRecord,
+    EventRecord,
+    ModelRecord,
+    Reproduction,
+    VersionRecord,
+    parse_time,
+)
 from aiprov.remote.client import HubClient
 from aiprov.scanning.report import FileReport, Finding, ScanReport
 
@@ -55,122 +62,7 @@ DOWNLOAD_ATTEMPTS = 4
 """A cut download is continued (`Range: bytes=N-`) this many times before giving up."""
 
 
-class Unsupported:
-    """What a remote container cannot do yet: any other attribute is an InvalidInput the CLI prints."""
-
-    what = "this"
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise InvalidInput(
-            f"{self.what} {name.replace('_', ' ')} does not work against a server yet",
-            hint="run it on the hub's machine, without --server",
-        )
-
-
 # records from the wire -----------------------------------------------------------------------------------------
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 time from the API (`...Z`). Raises BackendError for anything else."""
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (TypeError, ValueError) as e:
-        raise BackendError(f"the server sent a malformed time {text!r}") from e
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _cids_from_json(value: dict[str, Any]) -> IpfsCids | None:
-    """The IPFS CIDs a server reported (None from a server that has none for this version)."""
-    files = {str(f["path"]): (f.get("cid_v0"), f.get("cid_v1")) for f in value["files"]}
-    if not all(v0 and v1 for v0, v1 in files.values()):
-        return None
-    known = {path: (str(v0), str(v1)) for path, (v0, v1) in files.items()}
-    return IpfsCids(value.get("cid_v0"), value.get("cid_v1"), known)
-
-
-def version_from_json(value: dict[str, Any]) -> VersionRecord:
-    """A version as `aiprov show --json` prints it.
-
-    Raises VerificationError if the manifest does not hash to the digest the server gave, BackendError for a
-    malformed document.
-    """
-    try:
-        owner, _, name = str(value["name"]).partition("/")
-        manifest = Manifest.build(
-            ManifestEntry(str(f["path"]), int(f["size"]), Digest(str(f["sha256"]))) for f in value["files"]
-        )
-        lineage = value.get("lineage") or {}
-        record = VersionRecord(
-            owner=owner,
-            name=name,
-            number=int(value["version"]),
-            manifest=manifest,
-            author=str(value["author"]),
-            created_at=parse_time(value["created_at"]),
-            lineage=Lineage(
-                parents=tuple(lineage.get("parents") or ()),
-                datasets=tuple(lineage.get("datasets") or ()),
-                code_revision=lineage.get("code_revision"),
-                params=dict(lineage.get("params") or {}),
-                metadata=dict(lineage.get("metadata") or {}),
-            ),
-            aliases=tuple(value.get("aliases") or ()),
-            single_file=bool(value.get("single_file")),
-            cids=_cids_from_json(value),
-        )
-    except (KeyError, TypeError, ValueError, InvalidInput) as e:
-        raise BackendError(f"the server sent a malformed version: {e}") from e
-    if str(manifest.digest) != value["digest"]:
-        raise VerificationError(
-            f"the server's manifest of {record.ref} hashes to {manifest.digest}, not the {value['digest']} it claims"
-        )
-    return record
-
-
-def model_from_json(value: dict[str, Any]) -> ModelRecord:
-    """A model as `aiprov ls --json` prints it. Raises BackendError for a malformed document."""
-    try:
-        owner, _, name = str(value["name"]).partition("/")
-        latest = None
-        if value.get("latest_version") is not None:
-            latest = VersionSummary(
-                number=int(value["latest_version"]),
-                digest=str(value["digest"]),
-                author=str(value["author"]),
-                total_size=int(value["total_size"]),
-                file_count=int(value.get("file_count") or 0),
-                created_at=parse_time(value["created_at"]),
-            )
-        return ModelRecord(
-            owner=owner,
-            name=name,
-            description=str(value.get("description") or ""),
-            license=value.get("license"),
-            tags=tuple(value.get("tags") or ()),
-            created_at=parse_time(value["created_at"]),
-            latest=latest,
-            version_count=int(value.get("versions") or 0),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise BackendError(f"the server sent a malformed model: {e}") from e
-
-
-def event_from_json(value: dict[str, Any]) -> EventRecord:
-    try:
-        return EventRecord(
-            id=int(value["id"]),
-            time=parse_time(value["time"]),
-            actor=str(value["actor"]),
-            action=str(value["action"]),
-            subject=str(value["subject"]),
-            model=value.get("model"),
-            details=dict(value.get("details") or {}),
-            leaf_index=None if value.get("leaf_index") is None else int(value["leaf_index"]),
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise BackendError(f"the server sent a malformed event: {e}") from e
 
 
 def scan_from_json(value: dict[str, Any]) -> ScanReport:
@@ -195,10 +87,8 @@ def model_path(name: str) -> str:
 # registry ------------------------------------------------------------------------------------------------------
 
 
-class RemoteRegistry(Unsupported):
+class RemoteRegistry:
     """`RegistryService`'s commands against a server."""
-
-    what = "registry"
 
     def __init__(self, client: HubClient) -> None:
         self.client = client
@@ -237,7 +127,7 @@ class RemoteRegistry(Unsupported):
         }
         result = self.client.json("POST", f"{model_path(str(name))}/versions", json=body)
         return PushResult(
-            version_from_json(result),
+            VersionRecord.from_json(result),
             bool(result.get("deduplicated")),
             new_blobs,
             new_bytes,
@@ -291,7 +181,7 @@ class RemoteRegistry(Unsupported):
         }
         if f.min_metrics:
             params["min"] = [f"{metric}={value!r}" for metric, value in f.min_metrics]
-        return [model_from_json(m) for m in self.client.json("GET", "/models", params=params)]
+        return [ModelRecord.from_json(m) for m in self.client.json("GET", "/models", params=params)]
 
     def show_json(self, ref: str) -> dict[str, Any]:
         """The server's `show --json` document of `ref`. Raises NotFound, InvalidInput."""
@@ -301,7 +191,7 @@ class RemoteRegistry(Unsupported):
 
     def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:
         detail = self.show_json(ref)
-        version = version_from_json(detail)
+        version = VersionRecord.from_json(detail)
         model = ModelRecord(
             owner=version.owner,
             name=version.name,
@@ -315,18 +205,18 @@ class RemoteRegistry(Unsupported):
         return model, version
 
     def versions(self, name: str) -> builtins.list[VersionRecord]:
-        return [version_from_json(v) for v in self.client.json("GET", f"{model_path(name)}/versions")]
+        return [VersionRecord.from_json(v) for v in self.client.json("GET", f"{model_path(name)}/versions")]
 
     def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
         """Events about a model or one version, newest first (a version's are picked from its model's events)."""
         parsed = Ref.parse(ref)
         if parsed.model is not None and parsed.number is None and parsed.alias is None:
             events = self.client.json("GET", f"{model_path(str(parsed.model))}/events", params={"limit": limit})
-            return [event_from_json(e) for e in events]
+            return [EventRecord.from_json(e) for e in events]
         _, version = self.show(ref)
         events = self.client.json("GET", f"{model_path(version.full_name)}/events", params={"limit": 10_000})
         subject = str(version.manifest.digest)
-        return [event_from_json(e) for e in events if e.get("subject") == subject][:limit]
+        return [EventRecord.from_json(e) for e in events if e.get("subject") == subject][:limit]
 
     def alias(self, ref: str, alias: str) -> tuple[VersionRecord, int | None]:
         _, version = self.show(ref)
@@ -334,7 +224,7 @@ class RemoteRegistry(Unsupported):
             "PUT", f"{model_path(version.full_name)}/aliases/{quote(alias)}", json={"version": str(version.number)}
         )
         previous = body.get("previous")
-        return version_from_json(body), None if previous is None else int(previous)
+        return VersionRecord.from_json(body), None if previous is None else int(previous)
 
     def pull(
         self, ref: str, dest: Path, *, force: bool = False, progress: ProgressFactory | None = None
@@ -409,73 +299,17 @@ def _read_from(file: LocalFile, offset: int, progress: Progress | None) -> Itera
 # evaluations, log, verification --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteEvaluation:
-    """An evaluation as the server reports it: what `show` prints of one."""
-
-    data: dict[str, Any]
-
-    @property
-    def id(self) -> int:
-        return int(self.data["id"])
-
-    @property
-    def dataset(self) -> str:
-        return str(self.data["dataset"])
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return dict(self.data.get("metrics") or {})
-
-    @property
-    def attestation(self) -> Any:
-        return self.data.get("attestation") or (True if self.data.get("signed") else None)
-
-    @property
-    def model(self) -> str:
-        return str(self.data["model"])
-
-    @property
-    def version(self) -> int:
-        return int(self.data["version"])
-
-    @property
-    def split(self) -> dict[str, Any]:
-        return dict(self.data.get("split") or {})
-
-    @property
-    def duration_s(self) -> float:
-        return float(self.data.get("duration_s") or 0.0)
-
-    @property
-    def key_fingerprint(self) -> str | None:
-        return self.data.get("key_fingerprint")
-
-    @property
-    def leaf_index(self) -> int | None:
-        return self.data.get("leaf_index")
-
-    def summary(self) -> dict[str, Any]:
-        keys = ("id", "dataset", "dataset_digest", "split", "metrics", "evaluator", "created_at", "leaf_index")
-        return {**{k: self.data.get(k) for k in keys}, "signed": bool(self.data.get("signed"))}
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-class RemoteEvaluations(Unsupported):
-    what = "evaluation"
-
+class RemoteEvaluations:
     def __init__(self, client: HubClient) -> None:
         self.client = client
 
-    def of_version(self, ref: str) -> builtins.list[RemoteEvaluation]:
+    def of_version(self, ref: str) -> builtins.list[EvaluationRecord]:
         parsed = Ref.parse(ref)
         if parsed.model is None or parsed.number is None:
             raise InvalidInput(f"{ref!r} is not OWNER/NAME@N")
         path = f"{model_path(str(parsed.model))}/evaluations"
         found = self.client.json("GET", path, params={"version": parsed.number})
-        return [RemoteEvaluation(e) for e in found]
+        return [EvaluationRecord.from_json(e) for e in found]
 
     def evaluate(
         self,
@@ -484,7 +318,7 @@ class RemoteEvaluations(Unsupported):
         benchmark: str | None = None,
         dataset: str | None = None,
         key: signing.PrivateKey | None = None,
-    ) -> RemoteEvaluation:
+    ) -> EvaluationRecord:
         """Run the evaluation on the server (in its sandboxed workers); the caller is recorded as the evaluator."""
         if key is not None:
             raise InvalidInput(
@@ -500,69 +334,25 @@ class RemoteEvaluations(Unsupported):
         params = {} if version is None else {"version": str(version)}
         body = {"benchmark": benchmark} if benchmark is not None else {"dataset": dataset}
         document = self.client.json("POST", f"{model_path(str(parsed.model))}/evaluations", json=body, params=params)
-        return RemoteEvaluation(document)
+        return EvaluationRecord.from_json(document)
 
-    def reproduce(self, evaluation_id: int) -> RemoteReproduction:
+    def get(self, evaluation_id: int) -> EvaluationRecord:
+        return EvaluationRecord.from_json(self.client.json("GET", f"/evaluations/{evaluation_id}"))
+
+    def reproduce(self, evaluation_id: int) -> Reproduction:
         """Have the server re-run evaluation `evaluation_id` on its workers and compare (nothing is recorded)."""
-        return RemoteReproduction(self.client.json("POST", f"/evaluations/{evaluation_id}/reproduce"))
+        original = self.get(evaluation_id)
+        return Reproduction.from_json(self.client.json("POST", f"/evaluations/{evaluation_id}/reproduce"), original)
 
 
-@dataclass(frozen=True, slots=True)
-class RemoteReproduction:
-    """A re-run of an evaluation as the server reports it (what `eval --reproduce` prints)."""
-
-    data: dict[str, Any]
-
-    @property
-    def original(self) -> RemoteEvaluation:
-        return RemoteEvaluation({**self.data, "metrics": self.data["recorded"]})
-
-    @property
-    def identical(self) -> bool:
-        return bool(self.data["identical"])
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return dict(self.data["metrics"])
-
-    @property
-    def differences(self) -> builtins.list[dict[str, Any]]:
-        return list(self.data["differences"])
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteDataset:
-    """A dataset as the server reports it (`aiprov dataset ls --json`)."""
-
-    data: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def full_name(self) -> str:
-        return str(self.data["name"])
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.data.items() if k != "new"}
-
-
-class RemoteDatasets(Unsupported):
+class RemoteDatasets:
     """`DatasetService` against a server: the file is uploaded as a blob (streamed, resumable), then registered."""
-
-    what = "dataset"
 
     def __init__(self, registry: RemoteRegistry) -> None:
         self.registry = registry
         self.client = registry.client
 
-    def add(self, path: Path, name: str, target: str, task: str | None = None) -> tuple[RemoteDataset, bool]:
+    def add(self, path: Path, name: str, target: str, task: str | None = None) -> tuple[DatasetRecord, bool]:
         ModelName.parse(name)
         files = model_files(path)
         if len(files) != 1 or not path.is_file():
@@ -571,20 +361,18 @@ class RemoteDatasets(Unsupported):
         self.registry.upload_blob(entry.sha256, files[0], None)
         body = {"name": name, "digest": str(entry.sha256), "target": target, "task": task}
         document = self.client.json("POST", "/datasets", json=body)
-        return RemoteDataset(document), bool(document.get("new"))
+        return DatasetRecord.from_json(document), bool(document.get("new"))
 
-    def get(self, name: str) -> RemoteDataset:
+    def get(self, name: str) -> DatasetRecord:
         parsed = ModelName.parse(name)
-        return RemoteDataset(self.client.json("GET", f"/datasets/{quote(parsed.owner)}/{quote(parsed.name)}"))
+        return DatasetRecord.from_json(self.client.json("GET", f"/datasets/{quote(parsed.owner)}/{quote(parsed.name)}"))
 
-    def list(self) -> builtins.list[RemoteDataset]:
-        return [RemoteDataset(d) for d in self.client.json("GET", "/datasets")]
+    def list(self) -> builtins.list[DatasetRecord]:
+        return [DatasetRecord.from_json(d) for d in self.client.json("GET", "/datasets")]
 
 
-class RemoteSignatures(Unsupported):
+class RemoteSignatures:
     """`SignatureService.sign` against a server: signed here (the private key never travels), recorded there."""
-
-    what = "signature"
 
     def __init__(self, registry: RemoteRegistry) -> None:
         self.registry = registry
@@ -614,10 +402,8 @@ class RemoteCheckpoint:
     note: str
 
 
-class RemoteLog(Unsupported):
+class RemoteLog:
     """`LogService`'s reads against a server; entries and proofs are checked before they are returned."""
-
-    what = "log"
 
     def __init__(self, client: HubClient) -> None:
         self.client = client
@@ -678,7 +464,7 @@ class RemoteLogKey:
     verifier: Verifier
 
 
-class RemoteVerification(Unsupported):
+class RemoteVerification:
     """`aiprov verify` against a server, trusting nothing it says.
 
     The manifest is hashed here, signatures are checked here, and the registration event is proven in the log
@@ -686,8 +472,6 @@ class RemoteVerification(Unsupported):
     first use, kept in `pins`), consistent with the last checkpoint this client verified from that server. Only
     "stored bytes" is the server's word (it re-hashed its blobs); `--path` checks a local copy instead.
     """
-
-    what = "verification"
 
     def __init__(self, registry: RemoteRegistry, log: RemoteLog, pins: ServerPins) -> None:
         self.registry = registry

@@ -22,7 +22,7 @@ from aiprov.core.names import ModelName
 from aiprov.errors import Conflict, InvalidInput, NotFound, UnsafeModelError
 from aiprov.extras import missing
 from aiprov.ports import BlobStore
-from aiprov.records import iso
+from aiprov.records import DatasetRecord
 from aiprov.scanning import ScanLimits, scan_stream
 
 TASKS = ("classification", "regression")
@@ -57,39 +57,6 @@ class TestSet:
     split: dict[str, Any]
     x: Any
     y: Any
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetRecord:
-    owner: str
-    name: str
-    digest: str
-    format: str
-    target: str
-    task: str
-    rows: int
-    features: tuple[str, ...]
-    size: int
-    author: str
-    created_at: datetime
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.owner}/{self.name}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.full_name,
-            "digest": self.digest,
-            "format": self.format,
-            "target": self.target,
-            "task": self.task,
-            "rows": self.rows,
-            "features": list(self.features),
-            "size": self.size,
-            "author": self.author,
-            "created_at": iso(self.created_at),
-        }
 
 
 def benchmark_name(text: str) -> str:

@@ -15,7 +15,6 @@ import math
 import platform
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
 from typing import Any
@@ -26,7 +25,7 @@ from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
-from aiprov.records import iso
+from aiprov.records import EvaluationRecord, Reproduction, iso
 from aiprov.sandbox.models import SandboxedModels
 from aiprov.sandbox.spec import Prediction
 from aiprov.services.datasets import DatasetService, TestSet, benchmark
@@ -40,83 +39,6 @@ METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 
 PACKAGES = ("aiprov", "scikit-learn", "numpy", "scipy", "joblib", "skops", "onnxruntime", "pyarrow")
 """Recorded with each evaluation (those installed): what a re-run needs to reproduce the metrics exactly."""
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationRecord:
-    id: int
-    model: str
-    version: int
-    digest: str
-    dataset: str
-    dataset_digest: str
-    task: str
-    split: dict[str, Any]
-    metrics: dict[str, float]
-    packages: dict[str, str]
-    duration_s: float
-    evaluator: str
-    created_at: datetime
-    leaf_index: int
-    key_fingerprint: str | None = None
-    attestation: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """What `show` lists per evaluation."""
-        return {
-            "id": self.id,
-            "dataset": self.dataset,
-            "dataset_digest": self.dataset_digest,
-            "split": self.split,
-            "metrics": self.metrics,
-            "evaluator": self.evaluator,
-            "created_at": iso(self.created_at),
-            "leaf_index": self.leaf_index,
-            "signed": self.attestation is not None,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary(),
-            "model": self.model,
-            "version": self.version,
-            "digest": self.digest,
-            "task": self.task,
-            "packages": self.packages,
-            "duration_s": self.duration_s,
-            "key_fingerprint": self.key_fingerprint,
-            "attestation": None if self.attestation is None else json.loads(self.attestation),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Reproduction:
-    """A re-run of a recorded evaluation: its metrics now, and every difference from the record."""
-
-    original: EvaluationRecord
-    metrics: dict[str, float]
-    dataset_digest: str
-    packages: dict[str, str]
-    differences: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def identical(self) -> bool:
-        return not self.differences
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.original.id,
-            "model": self.original.model,
-            "version": self.original.version,
-            "digest": self.original.digest,
-            "dataset": self.original.dataset,
-            "identical": self.identical,
-            "recorded": self.original.metrics,
-            "metrics": self.metrics,
-            "differences": self.differences,
-            "packages": self.packages,
-            "recorded_packages": self.original.packages,
-        }
 
 
 def parse_min(pairs: Iterable[str]) -> tuple[tuple[str, float], ...]:

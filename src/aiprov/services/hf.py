@@ -16,7 +16,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiprov.adapters.hf_cache import Snapshot
 from aiprov.core.digest import Digest
@@ -27,7 +27,10 @@ from aiprov.errors import Conflict, HfNotFound, InvalidInput, NotFound
 from aiprov.ports import BlobStore, ChainReader
 from aiprov.records import ModelRecord, VersionRecord
 from aiprov.services.registry import PushRequest, PushResult, RegistryService
-from aiprov.services.verification import VerificationService, VerifyReport
+from aiprov.services.verification import VerifyReport
+
+if TYPE_CHECKING:
+    from aiprov.interface import HubRegistry, HubVerification
 
 REPO_NOT_FOUND = "RepoNotFound"
 REVISION_NOT_FOUND = "RevisionNotFound"
@@ -110,8 +113,8 @@ class SnapshotCheck:
 
 
 def verify_snapshots(
-    registry: RegistryService,
-    verification: VerificationService,
+    registry: HubRegistry,
+    verification: HubVerification,
     snapshots: list[Snapshot],
     chain: ChainReader | None = None,
 ) -> list[SnapshotCheck]:
