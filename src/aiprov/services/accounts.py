@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from aiprov.adapters.db import accounts as db
-from aiprov.adapters.db.registry import SqlRegistry, utc
+from aiprov.adapters.db.registry import SqlRegistry
+from aiprov.adapters.db.times import utc
 from aiprov.core.names import ModelName
 from aiprov.errors import InvalidInput, NotFound, Unauthorized
 from aiprov.records import iso

@@ -15,8 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry, utc
-from aiprov.adapters.db.schema import DatasetRow
+from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
 from aiprov.errors import Conflict, InvalidInput, NotFound, UnsafeModelError
@@ -245,14 +244,14 @@ class DatasetService:
     ) -> tuple[DatasetRecord, bool]:
         now = self.clock()
         with self.db.unit(write=True) as u:
-            existing = u.dataset_row(str(parsed))
+            existing = u.dataset(str(parsed))
             if existing is not None:
                 if existing.digest != str(digest):
                     raise Conflict(
                         f"dataset {parsed} is already registered with other bytes ({existing.digest})",
                         hint="datasets are immutable: register the new file under another name",
                     )
-                return _record(existing), False
+                return existing, False
             record = DatasetRecord(
                 owner=parsed.owner,
                 name=parsed.name,
@@ -274,37 +273,21 @@ class DatasetService:
                 details={k: v for k, v in record.to_json().items() if k not in ("digest", "author", "created_at")},
                 now=now,
             )
-            u.add_dataset(
-                DatasetRow(
-                    owner=record.owner,
-                    name=record.name,
-                    full_name=record.full_name,
-                    digest=record.digest,
-                    format=record.format,
-                    target=record.target,
-                    task=record.task,
-                    rows=record.rows,
-                    features=list(record.features),
-                    size=record.size,
-                    author=record.author,
-                    created_at=now,
-                    leaf_index=index,
-                )
-            )
+            u.add_dataset(record, index)
         return record, True
 
     def get(self, name: str) -> DatasetRecord:
         """The dataset named OWNER/NAME. Raises NotFound, InvalidInput."""
         parsed = ModelName.parse(name)
         with self.db.unit() as u:
-            row = u.dataset_row(str(parsed))
-            if row is None:
-                raise NotFound(f"no dataset named {parsed}", hint="`aiprov dataset ls` lists them")
-            return _record(row)
+            record = u.dataset(str(parsed))
+        if record is None:
+            raise NotFound(f"no dataset named {parsed}", hint="`aiprov dataset ls` lists them")
+        return record
 
     def list(self) -> list[DatasetRecord]:
         with self.db.unit() as u:
-            return [_record(r) for r in u.dataset_rows()]
+            return u.datasets()
 
     def test_set(self, name: str) -> TestSet:
         """All rows of dataset `name`, read from the blob store and verified against its digest.
@@ -328,19 +311,3 @@ class DatasetService:
 def _check_task(task: str | None) -> None:
     if task is not None and task not in TASKS:
         raise InvalidInput(f"task {task!r} is not one of {', '.join(TASKS)}")
-
-
-def _record(r: DatasetRow) -> DatasetRecord:
-    return DatasetRecord(
-        owner=r.owner,
-        name=r.name,
-        digest=r.digest,
-        format=r.format,
-        target=r.target,
-        task=r.task,
-        rows=r.rows,
-        features=tuple(r.features),
-        size=r.size,
-        author=r.author,
-        created_at=utc(r.created_at),
-    )

@@ -19,8 +19,7 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry, utc
-from aiprov.adapters.db.schema import EvaluationRow, ModelRow, VersionRow
+from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
@@ -234,9 +233,11 @@ class EvaluationService:
                 details=details,
                 now=now,
             )
-            row = EvaluationRow(
-                version_id=version.id,
-                model_digest=result["digest"],
+            made = EvaluationRecord(
+                id=0,
+                model=record.full_name,
+                version=record.number,
+                digest=result["digest"],
                 dataset=data.name,
                 dataset_digest=data.digest,
                 task=data.task,
@@ -246,12 +247,11 @@ class EvaluationService:
                 duration_s=duration,
                 evaluator=self.actor,
                 created_at=now,
-                attestation=bundle,
-                key_fingerprint=fingerprint,
                 leaf_index=index,
+                key_fingerprint=fingerprint,
+                attestation=bundle,
             )
-            u.add_evaluation(row)
-            return _record(model, version, row)
+            return u.add_evaluation(version, made)
 
     def _test_set(self, benchmark_name: str | None, dataset: str | None) -> TestSet:
         if (benchmark_name is None) == (dataset is None):
@@ -270,13 +270,13 @@ class EvaluationService:
     def get(self, evaluation_id: int) -> EvaluationRecord:
         """The evaluation with id `evaluation_id`. Raises NotFound."""
         with self.db.unit() as u:
-            return _record(*u.evaluation_row(evaluation_id))
+            return u.evaluation(evaluation_id)
 
     def of_version(self, ref: str) -> builtins.list[EvaluationRecord]:
         """Every evaluation of version `ref`, oldest first. Raises NotFound, InvalidInput."""
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
-            return [_record(model, version, r) for r in u.evaluations_of(version)]
+            return u.evaluations_of(model, version)
 
     def reproduce(self, evaluation_id: int) -> Reproduction:
         """Re-run evaluation `evaluation_id` on the same bytes, data and split, and compare; nothing is recorded.
@@ -302,24 +302,3 @@ class EvaluationService:
             if before != after:
                 differences.append({"field": f"metrics.{name}", "recorded": before, "now": after})
         return Reproduction(original, metrics, data.digest, installed_packages(), differences)
-
-
-def _record(model: ModelRow, version: VersionRow, r: EvaluationRow) -> EvaluationRecord:
-    return EvaluationRecord(
-        id=r.id,
-        model=model.full_name,
-        version=version.number,
-        digest=r.model_digest,
-        dataset=r.dataset,
-        dataset_digest=r.dataset_digest,
-        task=r.task,
-        split=dict(r.split),
-        metrics=dict(r.metrics),
-        packages=dict(r.packages),
-        duration_s=r.duration_s,
-        evaluator=r.evaluator,
-        created_at=utc(r.created_at),
-        leaf_index=r.leaf_index,
-        key_fingerprint=r.key_fingerprint,
-        attestation=r.attestation,
-    )

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from aiprov import signing
-from aiprov.adapters.db.registry import SqlRegistry, utc
+from aiprov.adapters.db.registry import SqlRegistry
+from aiprov.adapters.db.times import utc
 from aiprov.adapters.files import hash_files, model_files, parallel_map
 from aiprov.adapters.hf_cache import snapshot_files
 from aiprov.core import merkle

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from aiprov.adapters.db import log
+from aiprov.adapters.db.evaluations import EvaluationRows
 from aiprov.adapters.db.schema import (
     AliasRow,
     DatasetRow,
@@ -33,6 +34,7 @@ from aiprov.adapters.db.schema import (
     VersionFileRow,
     VersionRow,
 )
+from aiprov.adapters.db.times import utc
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
@@ -56,11 +58,6 @@ _EVENTS = cast(Table, EventRow.__table__)
 
 def _same(value: Any) -> Any:
     return value
-
-
-def utc(t: datetime) -> datetime:
-    """A datetime read back from the database, as UTC (SQLite returns naive ones)."""
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def _glob_to_like(glob: str) -> str:
@@ -284,8 +281,8 @@ class SqlRegistry:
             raise database_error(e) from e
 
 
-class RegistryUnit:
-    """The registry's reads and writes within one transaction."""
+class RegistryUnit(EvaluationRows):
+    """The registry's reads and writes within one transaction (datasets and evaluations: `EvaluationRows`)."""
 
     def __init__(self, session: Session, write: bool = False) -> None:
         self.s = session
@@ -699,52 +696,6 @@ class RegistryUnit:
             .order_by(EventRow.leaf_index)
         )
         return list(self.s.scalars(query))
-
-    # datasets and evaluations ---------------------------------------------------------------------------
-
-    def dataset_row(self, full_name: str) -> DatasetRow | None:
-        return self.s.scalars(select(DatasetRow).where(DatasetRow.full_name == full_name)).one_or_none()
-
-    def dataset_rows(self) -> list[DatasetRow]:
-        return list(self.s.scalars(select(DatasetRow).order_by(DatasetRow.full_name)))
-
-    def add_dataset(self, row: DatasetRow) -> None:
-        self.s.add(row)
-        try:
-            self.s.flush()
-        except SqlIntegrityError as e:
-            raise Conflict(f"dataset {row.full_name} was registered meanwhile; try again") from e
-
-    def add_evaluation(self, row: EvaluationRow) -> int:
-        """Record an evaluation and one row per numeric metric (what `ls --min` filters on); return its id."""
-        self.s.add(row)
-        self.s.flush()
-        self.s.add_all(
-            EvaluationMetricRow(evaluation_id=row.id, name=name, value=float(value))
-            for name, value in row.metrics.items()
-            if isinstance(value, int | float)
-        )
-        self.s.flush()
-        return row.id
-
-    def evaluation_row(self, evaluation_id: int) -> tuple[ModelRow, VersionRow, EvaluationRow]:
-        """An evaluation with the version and model it evaluated. Raises NotFound."""
-        row = self.s.execute(
-            select(ModelRow, VersionRow, EvaluationRow)
-            .join(VersionRow, VersionRow.model_id == ModelRow.id)
-            .join(EvaluationRow, EvaluationRow.version_id == VersionRow.id)
-            .where(EvaluationRow.id == evaluation_id)
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"no evaluation {evaluation_id}")
-        return row[0], row[1], row[2]
-
-    def evaluations_of(self, version: VersionRow) -> list[EvaluationRow]:
-        return list(
-            self.s.scalars(
-                select(EvaluationRow).where(EvaluationRow.version_id == version.id).order_by(EvaluationRow.id)
-            )
-        )
 
     # events -----------------------------------------------------------------------------------------------
 
