@@ -504,3 +504,269 @@ class ChainRegistration:
             "metadata_digest": self.metadata_digest.hex(),
             "uri": self.uri,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    """A publisher's statement of what a version scores on a dataset and split; its id is its log index.
+
+    Claimed `metrics` are compared by audits within `tolerance` (absolute, in the metric's units). `packages` is the
+    publisher's environment when it claimed; `attestation` the signed in-toto statement, when signed.
+    """
+
+    id: int
+    model: str
+    version: int
+    digest: str
+    dataset: str
+    dataset_digest: str
+    task: str
+    split: dict[str, Any]
+    metrics: dict[str, float]
+    tolerance: float
+    packages: dict[str, str]
+    publisher: str
+    created_at: datetime
+    key_fingerprint: str | None = None
+    attestation: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The `claim` event's details (everything but who, when and which digest)."""
+        out: dict[str, Any] = {
+            "version": self.version,
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "task": self.task,
+            "split": self.split,
+            "metrics": self.metrics,
+            "tolerance": self.tolerance,
+            "packages": self.packages,
+        }
+        if self.attestation is not None:
+            out["attestation"] = self.attestation
+            out["key_fingerprint"] = self.key_fingerprint
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "digest": self.digest,
+            "publisher": self.publisher,
+            "created_at": iso(self.created_at),
+            **self.details(),
+            "key_fingerprint": self.key_fingerprint,
+            "attestation": None if self.attestation is None else json.loads(self.attestation),
+        }
+
+    @classmethod
+    def from_event(cls, leaf_index: int, event: Any) -> ClaimRecord:
+        """The claim a `claim` event (an `aiprov.core.events.Event`) at `leaf_index` records."""
+        d = event.details
+        with reading("claim"):
+            return cls(
+                id=leaf_index,
+                model=str(event.model),
+                version=int(d["version"]),
+                digest=str(event.subject),
+                dataset=str(d["dataset"]),
+                dataset_digest=str(d["dataset_digest"]),
+                task=str(d["task"]),
+                split=dict(d["split"]),
+                metrics={str(k): float(v) for k, v in d["metrics"].items()},
+                tolerance=float(d["tolerance"]),
+                packages={str(k): str(v) for k, v in (d.get("packages") or {}).items()},
+                publisher=str(event.actor),
+                created_at=event.time,
+                key_fingerprint=d.get("key_fingerprint"),
+                attestation=d.get("attestation"),
+            )
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ClaimRecord:
+        with reading("claim"):
+            attestation = value.get("attestation")
+            return cls(
+                id=int(value["id"]),
+                model=str(value["model"]),
+                version=int(value["version"]),
+                digest=str(value["digest"]),
+                dataset=str(value["dataset"]),
+                dataset_digest=str(value["dataset_digest"]),
+                task=str(value["task"]),
+                split=dict(value["split"]),
+                metrics={str(k): float(v) for k, v in value["metrics"].items()},
+                tolerance=float(value["tolerance"]),
+                packages={str(k): str(v) for k, v in (value.get("packages") or {}).items()},
+                publisher=str(value["publisher"]),
+                created_at=parse_time(value["created_at"]),
+                key_fingerprint=value.get("key_fingerprint"),
+                attestation=None if attestation is None else json.dumps(attestation),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """An independent re-run of a claim or an evaluation from its digests, and its verdict; id = log index.
+
+    `target` is `claim` (`target_id` the claim's log index) or `evaluation` (`target_id` the evaluation's id,
+    `target_leaf` its log index). `differences` has one row per claimed metric; `environment_mismatch` one per
+    package whose version differs from the claim's (or evaluation's) environment.
+    """
+
+    id: int
+    target: str
+    target_id: int
+    target_leaf: int
+    model: str
+    version: int
+    digest: str
+    dataset: str
+    dataset_digest: str
+    split: dict[str, Any]
+    claimed: dict[str, float]
+    tolerance: float
+    metrics: dict[str, float]
+    verdict: str
+    differences: list[dict[str, Any]]
+    packages: dict[str, str]
+    environment_mismatch: list[dict[str, Any]]
+    publisher: str
+    auditor: str
+    duration_s: float
+    created_at: datetime
+    key_fingerprint: str | None = None
+    attestation: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The `audit` event's details."""
+        out: dict[str, Any] = {
+            "target": self.target,
+            "claim_id" if self.target == "claim" else "evaluation_id": self.target_id,
+            "version": self.version,
+            "dataset": self.dataset,
+            "dataset_digest": self.dataset_digest,
+            "split": self.split,
+            "claimed": self.claimed,
+            "tolerance": self.tolerance,
+            "metrics": self.metrics,
+            "verdict": self.verdict,
+            "differences": self.differences,
+            "packages": self.packages,
+            "environment_mismatch": self.environment_mismatch,
+            "publisher": self.publisher,
+            "duration_s": self.duration_s,
+        }
+        if self.target == "evaluation":
+            out["evaluation_leaf"] = self.target_leaf
+        if self.attestation is not None:
+            out["attestation"] = self.attestation
+            out["key_fingerprint"] = self.key_fingerprint
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "digest": self.digest,
+            "auditor": self.auditor,
+            "created_at": iso(self.created_at),
+            **self.details(),
+            "target_id": self.target_id,
+            "target_leaf": self.target_leaf,
+            "key_fingerprint": self.key_fingerprint,
+            "attestation": None if self.attestation is None else json.loads(self.attestation),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> AuditRecord:
+        with reading("audit"):
+            attestation = value.get("attestation")
+            return cls(
+                id=int(value["id"]),
+                target=str(value["target"]),
+                target_id=int(value["target_id"]),
+                target_leaf=int(value["target_leaf"]),
+                model=str(value["model"]),
+                version=int(value["version"]),
+                digest=str(value["digest"]),
+                dataset=str(value["dataset"]),
+                dataset_digest=str(value["dataset_digest"]),
+                split=dict(value["split"]),
+                claimed={str(k): float(v) for k, v in value["claimed"].items()},
+                tolerance=float(value["tolerance"]),
+                metrics={str(k): float(v) for k, v in value["metrics"].items()},
+                verdict=str(value["verdict"]),
+                differences=[dict(d) for d in value["differences"]],
+                packages={str(k): str(v) for k, v in value["packages"].items()},
+                environment_mismatch=[dict(d) for d in value["environment_mismatch"]],
+                publisher=str(value["publisher"]),
+                auditor=str(value["auditor"]),
+                duration_s=float(value["duration_s"]),
+                created_at=parse_time(value["created_at"]),
+                key_fingerprint=value.get("key_fingerprint"),
+                attestation=None if attestation is None else json.dumps(attestation),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """A rating (`stars` 1..5) or a flag (`reason`) of a version by an account; id = log index."""
+
+    id: int
+    kind: str
+    """`rate` or `flag`."""
+    model: str
+    version: int
+    digest: str
+    account: str
+    created_at: datetime
+    stars: int | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "model": self.model,
+            "version": self.version,
+            "digest": self.digest,
+            "account": self.account,
+            "created_at": iso(self.created_at),
+            "stars": self.stars,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> FeedbackRecord:
+        with reading("rating or flag"):
+            return cls(
+                id=int(value["id"]),
+                kind=str(value["kind"]),
+                model=str(value["model"]),
+                version=int(value["version"]),
+                digest=str(value["digest"]),
+                account=str(value["account"]),
+                created_at=parse_time(value["created_at"]),
+                stars=None if value.get("stars") is None else int(value["stars"]),
+                reason=None if value.get("reason") is None else str(value["reason"]),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ReputationRecord:
+    """An account's reputation (`aiprov.core.reputation`), as of log size `log_size`."""
+
+    account: str
+    score: int
+    breakdown: dict[str, Any]
+    log_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"account": self.account, "score": self.score, **self.breakdown, "log_size": self.log_size}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> ReputationRecord:
+        with reading("reputation"):
+            rest = {k: v for k, v in value.items() if k not in ("account", "score", "log_size")}
+            return cls(str(value["account"]), int(value["score"]), rest, int(value["log_size"]))

@@ -697,6 +697,16 @@ class RegistryUnit(EvaluationRows):
         )
         return list(self.s.scalars(query))
 
+    def event_at(self, leaf_index: int) -> EventRecord | None:
+        """The event at log index `leaf_index`, None if the log has none there."""
+        row = self.s.scalars(select(EventRow).where(EventRow.leaf_index == leaf_index)).one_or_none()
+        return None if row is None else _event_record(row)
+
+    def events_in_log_order(self, actions: Sequence[str]) -> list[EventRecord]:
+        """Every event with one of `actions`, in log order (what reputation is computed from)."""
+        query = select(EventRow).where(EventRow.action.in_(actions)).order_by(EventRow.leaf_index)
+        return [_event_record(r) for r in self.s.scalars(query)]
+
     # events -----------------------------------------------------------------------------------------------
 
     def add_event(

@@ -1,0 +1,119 @@
+"""Reputation, from the hub's events table (fast) or from the log's tiles alone (trusting only the log key).
+
+Both feed the same entries to `aiprov.core.reputation.scores`, so they agree exactly when the table is faithful
+to the log; `from_log` is how anyone checks that without the hub's database.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable
+
+from aiprov.adapters.db import log as db_log
+from aiprov.adapters.db.registry import SqlRegistry
+from aiprov.core import merkle, reputation, tiles
+from aiprov.core.events import Event
+from aiprov.core.note import Verifier
+from aiprov.errors import InvalidInput, VerificationError
+from aiprov.records import EventRecord, ReputationRecord
+from aiprov.services.transparency import open_checkpoint
+
+
+def records(people: dict[str, reputation.Reputation], log_size: int) -> builtins.list[ReputationRecord]:
+    """Reputation records, highest score first."""
+    out = []
+    for r in reputation.ranked(people):
+        document = r.to_json()
+        breakdown = {k: v for k, v in document.items() if k not in ("account", "score")}
+        out.append(ReputationRecord(r.account, r.score, breakdown, log_size))
+    return out
+
+
+def pick(found: builtins.list[ReputationRecord], account: str, log_size: int) -> ReputationRecord:
+    """`account`'s record; an account the log never mentions has the zero reputation."""
+    for r in found:
+        if r.account == account:
+            return r
+    return records({account: reputation.Reputation(account)}, log_size)[0]
+
+
+def verified_entries(
+    note: str, verifier: Verifier, fetch: Callable[[str], bytes]
+) -> tuple[int, builtins.list[tuple[int, Event]]]:
+    """Every entry of the log up to the checkpoint `note`, read as C2SP entry bundles through `fetch(path)`.
+
+    The checkpoint must be signed by `verifier`, and the leaf hashes of all the entries must rebuild its root
+    (RFC 9162 §2.1.1), which proves every entry is the log's. Returns (tree size, [(index, event)]) with only the
+    events reputation reads decoded. Raises VerificationError (bad signature, a bundle of other entries),
+    InvalidInput (a malformed bundle or entry).
+    """
+    checkpoint = open_checkpoint(note, verifier)
+    edge = merkle.CompactRange()
+    out: builtins.list[tuple[int, Event]] = []
+    for bundle in tiles.entry_bundles_for_size(checkpoint.size):
+        entries = tiles.decode_entry_bundle(fetch(bundle.path), bundle.width)
+        for offset, data in enumerate(entries):
+            edge.append(merkle.leaf_hash(data))
+            index = bundle.first_entry + offset
+            if any(f'"action":"{a}"'.encode() in data for a in reputation.ACTIONS):
+                event = Event.from_entry(data)
+                if event.action in reputation.ACTIONS:
+                    out.append((index, event))
+    if edge.root() != checkpoint.root_hash:
+        raise VerificationError(
+            f"the log's entries do not hash to the root of its signed checkpoint of size {checkpoint.size}"
+        )
+    return checkpoint.size, out
+
+
+def _events(rows: Iterable[EventRecord]) -> builtins.list[tuple[int, Event]]:
+    return [
+        (r.leaf_index, Event(r.time, r.actor, r.action, r.subject, r.model, r.details))
+        for r in rows
+        if r.leaf_index is not None
+    ]
+
+
+class ReputationService:
+    """Reputations of this hub's accounts: from its events table, or recomputed from its log's tiles."""
+
+    def __init__(
+        self,
+        db: SqlRegistry,
+        tile: Callable[[str], bytes],
+        checkpoint: Callable[[], str],
+        verifier: Callable[[], Verifier],
+    ) -> None:
+        self.db = db
+        self._tile = tile
+        self._checkpoint = checkpoint
+        self._verifier = verifier
+
+    def all(self) -> builtins.list[ReputationRecord]:
+        """Every account the log mentions, highest score first."""
+        with self.db.unit() as u:
+            size = db_log.size(u.conn)
+            rows = u.events_in_log_order(reputation.ACTIONS)
+        return records(reputation.scores(_events(rows)), size)
+
+    def of(self, account: str) -> ReputationRecord:
+        _check_account(account)
+        found = self.all()
+        return pick(found, account, found[0].log_size if found else self._size())
+
+    def from_log(self, account: str | None = None) -> builtins.list[ReputationRecord]:
+        """As `all` (or just `account`), recomputed from the log's tiles, proven against the trusted log key."""
+        if account is not None:
+            _check_account(account)
+        size, entries = verified_entries(self._checkpoint(), self._verifier(), self._tile)
+        found = records(reputation.scores(entries), size)
+        return [pick(found, account, size)] if account is not None else found
+
+    def _size(self) -> int:
+        with self.db.unit() as u:
+            return db_log.size(u.conn)
+
+
+def _check_account(account: str) -> None:
+    if not account or len(account) > 128 or not account.isprintable():
+        raise InvalidInput(f"{account!r} is not an account name")
