@@ -36,6 +36,9 @@ SERVICES = {
     "signatures": interface.HubSignatures,
     "verification": interface.HubVerification,
     "ipfs": interface.HubIpfs,
+    "claims": interface.HubClaims,
+    "audits": interface.HubAudits,
+    "reputation": interface.HubReputation,
 }
 
 SERVICE_MODULES = (
@@ -46,9 +49,13 @@ SERVICE_MODULES = (
     "aiprov.services.signatures",
     "aiprov.services.verification",
     "aiprov.services.ipfs",
+    "aiprov.services.claims",
+    "aiprov.services.audits",
+    "aiprov.services.reputation",
     "aiprov.core.note",
     "aiprov.remote.services",
     "aiprov.remote.ipfs",
+    "aiprov.remote.audits",
 )
 
 

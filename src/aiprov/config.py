@@ -29,12 +29,15 @@ if TYPE_CHECKING:
     from aiprov.scanning.limits import ScanLimits
     from aiprov.services.accounts import AccountService
     from aiprov.services.anchoring import AnchorService, ChainConfig
+    from aiprov.services.audits import AuditService
+    from aiprov.services.claims import ClaimService
     from aiprov.services.datasets import DatasetService
     from aiprov.services.evaluation import EvaluationService
     from aiprov.services.gc import GcService
     from aiprov.services.inference import InferenceService
     from aiprov.services.ipfs import IpfsService
     from aiprov.services.registry import RegistryService
+    from aiprov.services.reputation import ReputationService
     from aiprov.services.signatures import SignatureService
     from aiprov.services.transparency import LogService
     from aiprov.services.usage import UsageRecorder
@@ -274,11 +277,13 @@ class Container:
         for name in ("log_signer", "verification"):
             if name in self.__dict__:
                 child.__dict__[name] = self.__dict__[name]
-        for name in ("registry", "signatures", "datasets", "evaluation", "accounts"):
+        for name in ("registry", "signatures", "datasets", "evaluation", "accounts", "claims", "audits"):
             service = copy.copy(getattr(self, name))
             service.actor = actor
             child.__dict__[name] = service
         child.evaluation.datasets = child.datasets
+        child.claims.datasets = child.datasets
+        child.audits.datasets = child.datasets
         return child
 
     def new_usage_recorder(self, **options: Any) -> UsageRecorder:
@@ -391,6 +396,29 @@ class Container:
 
         return EvaluationService(
             self.checked_db, self.datasets, lambda: self.models, clock=self.clock, actor=self.settings.actor
+        )
+
+    @cached_property
+    def claims(self) -> ClaimService:
+        from aiprov.services.claims import ClaimService
+
+        return ClaimService(self.checked_db, self.datasets, clock=self.clock, actor=self.settings.actor)
+
+    @cached_property
+    def audits(self) -> AuditService:
+        from aiprov.services.audits import AuditService
+
+        return AuditService(
+            self.checked_db, self.datasets, lambda: self.models, clock=self.clock, actor=self.settings.actor
+        )
+
+    @cached_property
+    def reputation(self) -> ReputationService:
+        """Reputations from the events table, or (`from_log`) from this hub's own tiles and the trusted log key."""
+        from aiprov.services.reputation import ReputationService
+
+        return ReputationService(
+            self.checked_db, self.log.tile, lambda: self.log.latest().note, lambda: self.trusted_log_verifier
         )
 
     @cached_property

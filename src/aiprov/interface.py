@@ -24,11 +24,15 @@ if TYPE_CHECKING:
     from aiprov.core.note import Verifier
     from aiprov.ports import ChainReader
     from aiprov.records import (
+        AuditRecord,
+        ClaimRecord,
         DatasetRecord,
         EvaluationRecord,
         EventRecord,
+        FeedbackRecord,
         ModelRecord,
         Reproduction,
+        ReputationRecord,
         VersionRecord,
     )
     from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult
@@ -90,6 +94,43 @@ class HubEvaluations(Protocol):
     def reproduce(self, evaluation_id: int) -> Reproduction: ...
 
 
+class HubClaims(Protocol):
+    """Claims, ratings and flags: `ClaimService` and `RemoteClaims` (which signs here: the key never travels)."""
+
+    def claim(
+        self,
+        ref: str,
+        *,
+        metrics: builtins.list[str],
+        benchmark: str | None = None,
+        dataset: str | None = None,
+        tolerance: float = ...,
+        key: signing.PrivateKey | None = None,
+    ) -> ClaimRecord: ...
+    def get(self, claim_id: int) -> ClaimRecord: ...
+    def of_version(self, ref: str) -> builtins.list[ClaimRecord]: ...
+    def rate(self, ref: str, stars: int) -> FeedbackRecord: ...
+    def flag(self, ref: str, reason: str) -> FeedbackRecord: ...
+
+
+class HubAudits(Protocol):
+    """`AuditService` and `RemoteAudits` (which re-runs on this machine and submits only the result)."""
+
+    def audit(
+        self, claim_id: int | None = None, *, evaluation_id: int | None = None, key: signing.PrivateKey | None = None
+    ) -> AuditRecord: ...
+    def get(self, audit_id: int) -> AuditRecord: ...
+    def of_claim(self, claim_id: int) -> builtins.list[AuditRecord]: ...
+
+
+class HubReputation(Protocol):
+    """`ReputationService` and `RemoteReputation` (whose `from_log` reads the server's tiles, proven here)."""
+
+    def all(self) -> builtins.list[ReputationRecord]: ...
+    def of(self, account: str) -> ReputationRecord: ...
+    def from_log(self, account: str | None = None) -> builtins.list[ReputationRecord]: ...
+
+
 class HubDatasets(Protocol):
     """`DatasetService` and `RemoteDatasets`."""
 
@@ -148,6 +189,12 @@ class HubServices(Protocol):
     def verification(self) -> HubVerification: ...
     @property
     def ipfs(self) -> HubIpfs: ...
+    @property
+    def claims(self) -> HubClaims: ...
+    @property
+    def audits(self) -> HubAudits: ...
+    @property
+    def reputation(self) -> HubReputation: ...
     def local(self, what: str) -> Container:
         """The home's own container, for what only a home can do. Raises NotOnServer against a server."""
         ...

@@ -15,6 +15,7 @@ from aiprov.api.fastpath import InferenceFastPath
 from aiprov.api.limits import BodyLimit
 from aiprov.api.routes import (
     accounts,
+    audits,
     datasets,
     gateway,
     health,
@@ -44,6 +45,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (uploads.router, API_PREFIX),
     (inference.router, API_PREFIX),
     (datasets.router, API_PREFIX),
+    (audits.router, API_PREFIX),
     (signatures.router, API_PREFIX),
     (pins.router, API_PREFIX),
     (gateway.router, ""),

@@ -303,3 +303,27 @@ class DatasetOut(Wire):
     author: str
     created_at: str
     new: bool | None = None
+
+
+class ClaimSubmit(Wire):
+    """A claim built (and, when signed, signed) by its publisher: the `aiprov claim --json` document."""
+
+    claim: dict[str, Any] = Field(description="The claim, as `aiprov claim --json` prints it (id ignored).")
+    public_key: str | None = Field(default=None, max_length=4096, description="PEM key verifying its attestation.")
+
+
+class AuditSubmit(Wire):
+    """An audit run by its auditor on its own machine: the `aiprov audit --json` document."""
+
+    audit: dict[str, Any] = Field(description="The audit, as `aiprov audit --json` prints it (id ignored).")
+    public_key: str | None = Field(default=None, max_length=4096, description="PEM key verifying its attestation.")
+
+
+class RatingIn(Wire):
+    ref: str = Field(min_length=1, max_length=300, description="The version: OWNER/NAME[@N|@ALIAS] or a digest.")
+    stars: int = Field(ge=1, le=5)
+
+
+class FlagIn(Wire):
+    ref: str = Field(min_length=1, max_length=300, description="The version: OWNER/NAME[@N|@ALIAS] or a digest.")
+    reason: str = Field(min_length=1, max_length=500)

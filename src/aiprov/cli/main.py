@@ -8,7 +8,21 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import accounts, chain, doctor, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
+from aiprov.cli import (
+    accounts,
+    audits,
+    chain,
+    doctor,
+    evaluate,
+    home,
+    ipfs,
+    log,
+    models,
+    quickstart,
+    scan,
+    serve,
+    signing,
+)
 from aiprov.cli.common import AiprovGroup, CliState
 
 app = typer.Typer(
@@ -41,7 +55,7 @@ def root(
             "--server",
             envvar="AIPROV_SERVER",
             help="Run against the aiprov server at this URL instead of a local home (push, ls, show, pull, alias, "
-            "usage, sign, verify, eval, dataset, log).",
+            "usage, sign, verify, eval, dataset, log, claim, audit, rate, flag, reputation).",
         ),
     ] = None,
     token: Annotated[
@@ -64,6 +78,7 @@ signing.register(app)
 log.register(app)
 quickstart.register(app)
 evaluate.register(app)
+audits.register(app)
 scan.register(app)
 accounts.register(app)
 serve.register(app)

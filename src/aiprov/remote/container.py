@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiprov.errors import NotOnServer
+from aiprov.remote.audits import RemoteAudits, RemoteClaims, RemoteReputation
 from aiprov.remote.client import HubClient
 from aiprov.remote.ipfs import RemoteIpfs
 from aiprov.remote.services import (
@@ -34,6 +35,7 @@ class RemoteContainer:
 
     def __init__(self, url: str, token: str | None, *, home: Path, log_key: str | None = None) -> None:
         self.url = url
+        self.home = home
         self.client = HubClient(url, token)
         self.pins = ServerPins(url, home, log_key)
 
@@ -64,6 +66,19 @@ class RemoteContainer:
     @cached_property
     def ipfs(self) -> RemoteIpfs:
         return RemoteIpfs(self.registry, self.client)
+
+    @cached_property
+    def claims(self) -> RemoteClaims:
+        return RemoteClaims(self.registry)
+
+    @cached_property
+    def audits(self) -> RemoteAudits:
+        """Audits run on this machine (its home's sandbox settings) against what the server serves publicly."""
+        return RemoteAudits(self.claims, self.home)
+
+    @cached_property
+    def reputation(self) -> RemoteReputation:
+        return RemoteReputation(self.client, self.log, self.pins)
 
     @cached_property
     def log_signer(self) -> RemoteLogKey:

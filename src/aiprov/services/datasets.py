@@ -295,10 +295,7 @@ class DatasetService:
         Raises NotFound, IntegrityError (the stored bytes were altered), InvalidInput.
         """
         record = self.get(name)
-        _, table = _read_table(self._read(Digest.parse(record.digest)), record.full_name)
-        x, y, _, _ = _columns(table, record.target, record.full_name)
-        split = {"method": "whole", "rows": record.rows, "test_rows": record.rows}
-        return TestSet(record.full_name, record.digest, record.task, split, x, y)
+        return dataset_test_set(record, self._read(Digest.parse(record.digest)))
 
     def _read(self, digest: Digest) -> bytes:
         """A dataset's bytes, verified against `digest` (datasets are parsed whole, so they are read whole)."""
@@ -306,6 +303,21 @@ class DatasetService:
         for chunk in self.blobs.read(digest):
             data.write(chunk)
         return data.getvalue()
+
+
+def dataset_test_set(record: DatasetRecord, data: bytes) -> TestSet:
+    """All rows of the dataset `record` from its bytes `data` (already checked against its digest), parsed as data.
+
+    Raises InvalidInput when they do not parse as the record says.
+    """
+    _, table = _read_table(data, record.full_name)
+    x, y, _, _ = _columns(table, record.target, record.full_name)
+    return TestSet(record.full_name, record.digest, record.task, whole_split(record), x, y)
+
+
+def whole_split(record: DatasetRecord) -> dict[str, Any]:
+    """The split of a user dataset: it is evaluated whole."""
+    return {"method": "whole", "rows": record.rows, "test_rows": record.rows}
 
 
 def _check_task(task: str | None) -> None:

@@ -66,6 +66,17 @@ def verified_entries(
     return checkpoint.size, out
 
 
+def recompute(
+    note: str, verifier: Verifier, fetch: Callable[[str], bytes], account: str | None = None
+) -> builtins.list[ReputationRecord]:
+    """Every reputation (or `account`'s) from the log's tiles (`verified_entries`), without any database."""
+    if account is not None:
+        _check_account(account)
+    size, entries = verified_entries(note, verifier, fetch)
+    found = records(reputation.scores(entries), size)
+    return [pick(found, account, size)] if account is not None else found
+
+
 def _events(rows: Iterable[EventRecord]) -> builtins.list[tuple[int, Event]]:
     return [
         (r.leaf_index, Event(r.time, r.actor, r.action, r.subject, r.model, r.details))
@@ -103,11 +114,7 @@ class ReputationService:
 
     def from_log(self, account: str | None = None) -> builtins.list[ReputationRecord]:
         """As `all` (or just `account`), recomputed from the log's tiles, proven against the trusted log key."""
-        if account is not None:
-            _check_account(account)
-        size, entries = verified_entries(self._checkpoint(), self._verifier(), self._tile)
-        found = records(reputation.scores(entries), size)
-        return [pick(found, account, size)] if account is not None else found
+        return recompute(self._checkpoint(), self._verifier(), self._tile, account)
 
     def _size(self) -> int:
         with self.db.unit() as u:
