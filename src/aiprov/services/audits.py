@@ -245,7 +245,7 @@ class AuditService:
         made = build(
             target, metrics, duration, auditor=self.actor, packages=self.environment(), now=self.clock(), key=key
         )
-        return self.record(made)
+        return self.record(made, None if key is None else key.public_key())
 
     def _dataset(self, target: AuditTarget) -> TestSet:
         return self.datasets.test_set(target.dataset)
