@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.audits.audittools import iris_model, log_size, run, run_json
 
 from aiprov.config import Container, Settings
 from aiprov.records import AuditRecord
 from aiprov.services.audits import AUDIT_PREDICATE, verify_audit
 from aiprov.services.claims import build_claim
 from aiprov.services.datasets import benchmark
-from tests.audits.audittools import iris_model, log_size, run, run_json
 
 
 @pytest.fixture
