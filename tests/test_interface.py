@@ -112,11 +112,12 @@ def test_each_side_has_every_member_of_every_service_with_the_declared_parameter
 
 
 def test_no_class_of_the_remote_client_falls_back_on_getattr() -> None:
+    import aiprov.remote.audits
     import aiprov.remote.container
     import aiprov.remote.ipfs
     import aiprov.remote.services
 
-    for module in (aiprov.remote.services, aiprov.remote.container, aiprov.remote.ipfs):
+    for module in (aiprov.remote.services, aiprov.remote.container, aiprov.remote.ipfs, aiprov.remote.audits):
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ == module.__name__:
                 assert "__getattr__" not in vars(cls), f"{module.__name__}.{name} has an attribute fallback"

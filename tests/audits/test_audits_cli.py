@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.audits.audittools import iris_model, log_size, run, run_json
+from tests.support.audits import iris_model, log_size, run, run_json
 
 from aiprov.config import Container, Settings
 from aiprov.records import AuditRecord
