@@ -207,3 +207,21 @@ def test_reputation_from_the_hub_and_from_the_log_agree_exactly(
             home, "bob", "reputation", account, "--from-log"
         )
     assert run_json(home, "bob", "reputation", "nobody")["score"] == 0
+
+
+def test_show_displays_claims_and_the_authors_reputation_and_ls_sorts_by_it(
+    home: Path, iris: dict[str, float], tmp_path: Path
+) -> None:
+    assert run(home, "bob", "push", str(iris_model(tmp_path / "b", good=True)), "--name", "bob/iris")[0] == 0
+    claim = run_json(
+        home, "bob", "claim", "bob/iris", "--benchmark", "iris", "--metric", f"accuracy={iris['accuracy']!r}"
+    )
+    run_json(home, "carol", "audit", str(claim["id"]))
+    shown = run_json(home, "alice", "show", "bob/iris")
+    assert shown["author_reputation"] == 10 and [c["id"] for c in shown["claims"]] == [claim["id"]]
+    code, out, _ = run(home, "alice", "show", "bob/iris")
+    assert code == 0 and "(reputation 10)" in out and f"claim {claim['id']}" in out
+    assert [m["name"] for m in run_json(home, "alice", "ls")] == ["alice/iris", "bob/iris"]
+    assert [m["name"] for m in run_json(home, "alice", "ls", "--sort", "reputation")] == ["bob/iris", "alice/iris"]
+    code, _, err = run(home, "alice", "ls", "--sort", "size")
+    assert code == 2 and "cannot sort by 'size'" in err

@@ -12,6 +12,7 @@ from rich.table import Table
 from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
 from aiprov.cli.ipfs import DEFAULT_TIMEOUT_S
 from aiprov.core.text import printable
+from aiprov.errors import InvalidInput
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -148,16 +149,24 @@ def ls(
             "--min", help="METRIC=VALUE: the latest version has an evaluation with METRIC >= VALUE (repeatable)."
         ),
     ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option("--sort", help="`reputation`: by the latest version's author's reputation, highest first."),
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
     """List models with their latest version."""
     from aiprov.adapters.db.registry import ModelFilter
     from aiprov.services.evaluation import parse_min
 
+    if sort not in (None, "name", "reputation"):
+        raise InvalidInput(f"cannot sort by {sort!r}", hint="--sort name or --sort reputation")
     minimums = parse_min(min_ or [])
-    models = container(ctx).registry.list(
-        ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums)
-    )
+    c = container(ctx)
+    models = c.registry.list(ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums))
+    if sort == "reputation":
+        scores = {r.account: r.score for r in c.reputation.all()}
+        models.sort(key=lambda m: (-scores.get(m.latest.author, 0) if m.latest else 0, m.full_name))
     if json:
         print_json([m.to_json() for m in models])
         return
@@ -193,6 +202,8 @@ def show(
     c = container(ctx)
     model, v = c.registry.show(ref)
     evaluations = c.evaluation.of_version(f"{v.full_name}@{v.number}")
+    claims = c.claims.of_version(f"{v.full_name}@{v.number}")
+    reputation = c.reputation.of(v.author)
     # Every row shown is held to the log entry that established it; a row that disagrees is marked, not hidden.
     mismatches = c.verification.rows(ref).failed
     if json:
@@ -204,6 +215,10 @@ def show(
                 "tags": list(model.tags),
                 "versions": model.version_count,
                 "evaluations": [e.summary() for e in evaluations],
+                "claims": [
+                    {"id": k.id, "dataset": k.dataset, "metrics": k.metrics, "tolerance": k.tolerance} for k in claims
+                ],
+                "author_reputation": reputation.score,
                 "log_mismatches": [m.to_json() for m in mismatches],
             }
         )
@@ -222,7 +237,7 @@ def show(
     if v.cids is not None and v.cids.v0 is not None:
         fields.add_row("ipfs", v.cids.v0)
         fields.add_row("CIDv1", v.cids.v1 or "-")
-    fields.add_row("author", f"{escape(v.author)}{mark('actor')}")
+    fields.add_row("author", f"{escape(v.author)}{mark('actor')}  (reputation {reputation.score})")
     fields.add_row("created", f"{v.created_at:%Y-%m-%d %H:%M:%S} UTC")
     for label, value, checks in (
         ("about", model.description, ("metadata",)),
@@ -242,6 +257,9 @@ def show(
         metrics = "  ".join(f"{k} {val:.4f}" for k, val in ev.metrics.items())
         signed = " (signed)" if ev.attestation else ""
         fields.add_row(f"eval {ev.id}", f"{escape(ev.dataset)}{signed}: {metrics}")
+    for k in claims:
+        stated = "  ".join(f"{name} {val:.4f}" for name, val in k.metrics.items())
+        fields.add_row(f"claim {k.id}", f"{escape(k.dataset)}: {stated} (± {k.tolerance:g})")
     out_console.print(fields, soft_wrap=False)
     # Each path on its own line, whole: at 80 columns a table squeezed it to a few characters beside the digest.
     out_console.print(f"files    {len(v.manifest.entries)}, {_size(v.manifest.total_size)}")
