@@ -529,6 +529,8 @@ class ClaimRecord:
     created_at: datetime
     key_fingerprint: str | None = None
     attestation: str | None = None
+    public_key: str | None = None
+    """The PEM public key that verifies `attestation`, kept with it so the log alone can check the signature."""
 
     def details(self) -> dict[str, Any]:
         """The `claim` event's details (everything but who, when and which digest)."""
@@ -545,6 +547,7 @@ class ClaimRecord:
         if self.attestation is not None:
             out["attestation"] = self.attestation
             out["key_fingerprint"] = self.key_fingerprint
+            out["public_key"] = self.public_key
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -556,6 +559,7 @@ class ClaimRecord:
             "created_at": iso(self.created_at),
             **self.details(),
             "key_fingerprint": self.key_fingerprint,
+            "public_key": self.public_key,
             "attestation": None if self.attestation is None else json.loads(self.attestation),
         }
 
@@ -580,6 +584,7 @@ class ClaimRecord:
                 created_at=event.time,
                 key_fingerprint=d.get("key_fingerprint"),
                 attestation=d.get("attestation"),
+                public_key=d.get("public_key"),
             )
 
     @classmethod
@@ -602,6 +607,7 @@ class ClaimRecord:
                 created_at=parse_time(value["created_at"]),
                 key_fingerprint=value.get("key_fingerprint"),
                 attestation=None if attestation is None else json.dumps(attestation),
+                public_key=None if value.get("public_key") is None else str(value["public_key"]),
             )
 
 
@@ -637,6 +643,8 @@ class AuditRecord:
     created_at: datetime
     key_fingerprint: str | None = None
     attestation: str | None = None
+    public_key: str | None = None
+    """The PEM public key that verifies `attestation`, kept with it so the log alone can check the signature."""
 
     def details(self) -> dict[str, Any]:
         """The `audit` event's details."""
@@ -662,6 +670,7 @@ class AuditRecord:
         if self.attestation is not None:
             out["attestation"] = self.attestation
             out["key_fingerprint"] = self.key_fingerprint
+            out["public_key"] = self.public_key
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -675,6 +684,7 @@ class AuditRecord:
             "target_id": self.target_id,
             "target_leaf": self.target_leaf,
             "key_fingerprint": self.key_fingerprint,
+            "public_key": self.public_key,
             "attestation": None if self.attestation is None else json.loads(self.attestation),
         }
 
@@ -706,6 +716,7 @@ class AuditRecord:
                 created_at=parse_time(value["created_at"]),
                 key_fingerprint=value.get("key_fingerprint"),
                 attestation=None if attestation is None else json.dumps(attestation),
+                public_key=None if value.get("public_key") is None else str(value["public_key"]),
             )
 
 

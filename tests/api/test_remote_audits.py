@@ -86,9 +86,9 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     signed_lie["differences"] = [{**bob["differences"][0], "measured": 0.5, "delta": 0.5 - measured["accuracy"]}]
     signed_lie["differences"][0]["ok"] = False
     signed_lie["verdict"] = "refuted"
-    pem = (tmp_path / "b.pem.pub").read_text()
+    assert bob["public_key"] == (tmp_path / "b.pem.pub").read_text()
     bob_http = server.client(tokens["bob"])
-    body = assert_problem(bob_http.post("/api/v1/audits", json={"audit": signed_lie, "public_key": pem}), 422)
+    body = assert_problem(bob_http.post("/api/v1/audits", json={"audit": signed_lie}), 422)
     assert "does not match" in body["detail"]
 
     # Ratings and flags, with the API's checks.

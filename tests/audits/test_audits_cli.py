@@ -130,12 +130,13 @@ def test_a_signed_audit_is_an_in_toto_statement_the_auditors_key_verifies(
     claim = run_json(home, "alice", "claim", "alice/iris", "--benchmark", "iris", "--metric", "accuracy=0.5")
     document = run_json(home, "bob", "audit", str(claim["id"]), "--key", str(key), code=6)
     record = AuditRecord.from_json(document)
-    verify_audit(record, public)
+    assert record.public_key == Path(f"{key}.pub").read_text()  # in the log entry with the signature
+    verify_audit(record)
     statement = json.loads(signing.open_bundle(record.attestation.encode(), public).envelope.payload)  # type: ignore[union-attr]
     assert statement["predicateType"] == AUDIT_PREDICATE and statement["predicate"]["verdict"] == "refuted"
     forged = dataclasses.replace(record, verdict="confirmed")
     with pytest.raises(Exception, match="does not match"):
-        verify_audit(forged, public)
+        verify_audit(forged)
 
 
 def test_an_audit_reports_library_versions_that_differ_from_the_publishers(home: Path, iris: dict[str, float]) -> None:

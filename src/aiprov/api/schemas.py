@@ -308,15 +308,17 @@ class DatasetOut(Wire):
 class ClaimSubmit(Wire):
     """A claim built (and, when signed, signed) by its publisher: the `aiprov claim --json` document."""
 
-    claim: dict[str, Any] = Field(description="The claim, as `aiprov claim --json` prints it (id ignored).")
-    public_key: str | None = Field(default=None, max_length=4096, description="PEM key verifying its attestation.")
+    claim: dict[str, Any] = Field(
+        description="The claim, as `aiprov claim --json` prints it (id ignored; a signed one with its public key)."
+    )
 
 
 class AuditSubmit(Wire):
     """An audit run by its auditor on its own machine: the `aiprov audit --json` document."""
 
-    audit: dict[str, Any] = Field(description="The audit, as `aiprov audit --json` prints it (id ignored).")
-    public_key: str | None = Field(default=None, max_length=4096, description="PEM key verifying its attestation.")
+    audit: dict[str, Any] = Field(
+        description="The audit, as `aiprov audit --json` prints it (id ignored; a signed one with its public key)."
+    )
 
 
 class RatingIn(Wire):

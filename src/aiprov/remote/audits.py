@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from aiprov.core.names import ModelName, Ref
@@ -29,13 +29,6 @@ if TYPE_CHECKING:
     from aiprov.sandbox.models import SandboxedModels
     from aiprov.services.audits import AuditTarget
     from aiprov.services.datasets import TestSet
-
-
-def _signed_body(key_name: str, document: dict[str, Any], key: signing.PrivateKey | None) -> dict[str, Any]:
-    from aiprov import signing
-
-    pem = None if key is None else signing.public_key_pem(key.public_key()).decode()
-    return {key_name: document, "public_key": pem}
 
 
 class _Caller:
@@ -89,8 +82,7 @@ class RemoteClaims:
         made = build_claim(
             version, *spec, metrics, tolerance, publisher=self.caller.name("claiming"), now=datetime.now(UTC), key=key
         )
-        body = _signed_body("claim", made.to_json(), key)
-        return ClaimRecord.from_json(self.client.json("POST", "/claims", json=body))
+        return ClaimRecord.from_json(self.client.json("POST", "/claims", json={"claim": made.to_json()}))
 
     def _dataset(self, name: str) -> DatasetRecord:
         parsed = ModelName.parse(name)
@@ -161,8 +153,7 @@ class RemoteAudits:
         made = audits.build(
             target, metrics, duration, auditor=auditor, packages=installed_packages(), now=datetime.now(UTC), key=key
         )
-        body = _signed_body("audit", made.to_json(), key)
-        return AuditRecord.from_json(self.client.json("POST", "/audits", json=body))
+        return AuditRecord.from_json(self.client.json("POST", "/audits", json={"audit": made.to_json()}))
 
     def _data(self, target: AuditTarget) -> TestSet:
         from aiprov.services import datasets

@@ -30,7 +30,7 @@ from aiprov.records import AuditRecord, ClaimRecord, EvaluationRecord, VersionRe
 from aiprov.sandbox.models import SandboxedModels
 from aiprov.services.datasets import DatasetService, TestSet, benchmark
 from aiprov.services.evaluation import compute_metrics, installed_packages, sign_statement
-from aiprov.signing import PrivateKey, PublicKey, key_fingerprint, open_bundle
+from aiprov.signing import PrivateKey, key_fingerprint, open_bundle, public_key_from_pem, public_key_pem
 
 AUDIT_PREDICATE = "https://aiprov.dev/audit/v1"
 
@@ -162,13 +162,14 @@ def build(
     if key is None:
         return made
     bundle = sign_statement(audit_statement(made), key).decode()
-    return dataclasses.replace(made, attestation=bundle, key_fingerprint=key_fingerprint(key))
+    pem = public_key_pem(key.public_key()).decode()
+    return dataclasses.replace(made, attestation=bundle, key_fingerprint=key_fingerprint(key), public_key=pem)
 
 
 def audit_statement(record: AuditRecord) -> dict[str, Any]:
     """The in-toto Statement v1 of an audit: the audited version as subject, the re-run and verdict as predicate."""
     document = record.to_json()
-    predicate = {k: v for k, v in document.items() if k not in ("id", "attestation", "key_fingerprint")}
+    predicate = {k: v for k, v in document.items() if k not in ("id", "attestation", "key_fingerprint", "public_key")}
     return {
         "_type": attestation.STATEMENT_TYPE,
         "subject": [
@@ -179,14 +180,15 @@ def audit_statement(record: AuditRecord) -> dict[str, Any]:
     }
 
 
-def verify_audit(record: AuditRecord, public_key: PublicKey) -> None:
-    """Check the record's attestation is `public_key`'s signature over exactly this audit.
+def verify_audit(record: AuditRecord) -> None:
+    """Check the record's attestation is its public key's signature over exactly this audit.
 
-    Raises InvalidInput (no or malformed bundle), VerificationError (bad signature, or a statement of another
-    audit or with other numbers).
+    Raises InvalidInput (no attestation or key, a malformed one), VerificationError (bad signature, or a statement
+    of another audit or with other numbers).
     """
-    if record.attestation is None:
-        raise InvalidInput("the audit carries no attestation to verify")
+    if record.attestation is None or record.public_key is None:
+        raise InvalidInput("a signed audit carries its attestation and the public key that verifies it")
+    public_key = public_key_from_pem(record.public_key.encode())
     payload = open_bundle(record.attestation.encode(), public_key).envelope.payload
     if json.loads(payload) != json.loads(canonical_json(audit_statement(record))):
         raise VerificationError("the signed audit statement does not match the audit submitted with it")
@@ -245,16 +247,16 @@ class AuditService:
         made = build(
             target, metrics, duration, auditor=self.actor, packages=self.environment(), now=self.clock(), key=key
         )
-        return self.record(made, None if key is None else key.public_key())
+        return self.record(made)
 
     def _dataset(self, target: AuditTarget) -> TestSet:
         return self.datasets.test_set(target.dataset)
 
-    def record(self, made: AuditRecord, public_key: PublicKey | None = None) -> AuditRecord:
+    def record(self, made: AuditRecord) -> AuditRecord:
         """Log an audit (built here, or submitted by a remote auditor); the returned record carries its id.
 
         The audit must be of a known target with the target's digests and claimed numbers, by someone other than
-        its publisher, with a verdict that follows from its numbers; a signed one must verify with `public_key`.
+        its publisher, with a verdict that follows from its numbers; a signed one must verify with the key it carries.
         Raises InvalidInput, NotFound, Forbidden, VerificationError.
         """
         claim_id, evaluation_id = (made.target_id, None) if made.target == "claim" else (None, made.target_id)
@@ -266,13 +268,11 @@ class AuditService:
             target, made.metrics, made.duration_s, auditor=made.auditor, packages=made.packages,
             now=made.created_at, key=None,
         )  # fmt: skip
-        unsigned = dataclasses.replace(made, attestation=None, key_fingerprint=None)
+        unsigned = dataclasses.replace(made, attestation=None, key_fingerprint=None, public_key=None)
         if unsigned != expected:
             raise InvalidInput(f"the audit does not match {target.kind} {target.id} or its verdict does not follow")
-        if made.attestation is not None:
-            if public_key is None:
-                raise InvalidInput("a signed audit needs the public key that verifies it")
-            verify_audit(made, public_key)
+        if made.attestation is not None or made.public_key is not None:
+            verify_audit(made)
         with self.db.unit(write=True) as u:
             index = u.add_event(
                 actor=made.auditor,

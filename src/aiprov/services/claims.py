@@ -24,7 +24,7 @@ from aiprov.errors import InvalidInput, NotFound, VerificationError
 from aiprov.records import ClaimRecord, FeedbackRecord, VersionRecord
 from aiprov.services.datasets import DatasetService, TestSet, benchmark
 from aiprov.services.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS, installed_packages, sign_statement
-from aiprov.signing import PrivateKey, PublicKey, key_fingerprint, open_bundle
+from aiprov.signing import PrivateKey, key_fingerprint, open_bundle, public_key_from_pem, public_key_pem
 
 CLAIM_PREDICATE = "https://aiprov.dev/claim/v1"
 
@@ -140,12 +140,18 @@ def build_claim(
     if key is None:
         return made
     bundle = sign_statement(claim_statement(made.to_json()), key).decode()
-    return dataclasses.replace(made, attestation=bundle, key_fingerprint=key_fingerprint(key))
+    pem = public_key_pem(key.public_key()).decode()
+    return dataclasses.replace(made, attestation=bundle, key_fingerprint=key_fingerprint(key), public_key=pem)
 
 
-def verify_claim(made: ClaimRecord, public_key: PublicKey) -> None:
-    """Check the claim's attestation is `public_key`'s signature over exactly this claim. Raises VerificationError."""
-    assert made.attestation is not None
+def verify_claim(made: ClaimRecord) -> None:
+    """Check the claim's attestation is its public key's signature over exactly this claim.
+
+    Raises InvalidInput (no key, a malformed key or bundle), VerificationError.
+    """
+    if made.attestation is None or made.public_key is None:
+        raise InvalidInput("a signed claim carries its attestation and the public key that verifies it")
+    public_key = public_key_from_pem(made.public_key.encode())
     payload = open_bundle(made.attestation.encode(), public_key).envelope.payload
     if json.loads(payload) != json.loads(canonical_json(claim_statement(made.to_json()))):
         raise VerificationError("the signed claim statement does not match the claim submitted with it")
@@ -193,13 +199,13 @@ class ClaimService:
             record, data.name, data.digest, data.task, data.split, metrics, tolerance,
             publisher=self.actor, now=self.clock(), key=key,
         )  # fmt: skip
-        return self.record(made, None if key is None else key.public_key())
+        return self.record(made)
 
-    def record(self, made: ClaimRecord, public_key: PublicKey | None = None) -> ClaimRecord:
+    def record(self, made: ClaimRecord) -> ClaimRecord:
         """Log a claim built here or by a remote publisher; the returned record carries its id (its log index).
 
         It must name a registered version by its digest, with the data's digest, task and split as this hub has
-        them, valid metrics and tolerance; a signed one must verify with `public_key`. Raises InvalidInput,
+        them, valid metrics and tolerance; a signed one must verify with the public key it carries. Raises InvalidInput,
         NotFound, VerificationError.
         """
         check_tolerance(made.tolerance)
@@ -208,10 +214,8 @@ class ClaimService:
         if (data.digest, data.task, data.split) != (made.dataset_digest, made.task, made.split):
             raise InvalidInput(f"the claim's data is not {made.dataset} as this hub has it (digest, task or split)")
         parse_metrics([f"{k}={v!r}" for k, v in made.metrics.items()], made.task)
-        if made.attestation is not None:
-            if public_key is None:
-                raise InvalidInput("a signed claim needs the public key that verifies it")
-            verify_claim(made, public_key)
+        if made.attestation is not None or made.public_key is not None:
+            verify_claim(made)
         with self.db.unit(write=True) as u:
             _, version = u.resolve(Ref.parse(f"{made.model}@{made.version}"))
             if version.digest != made.digest:

@@ -24,14 +24,6 @@ router = APIRouter(tags=["audits"], route_class=JsonRoute)
 LogIndex = Annotated[int, Path(ge=0, le=2**62, description="A log index (a claim's or audit's id).")]
 
 
-def _public_key(pem: str | None) -> Any:
-    if pem is None:
-        return None
-    from aiprov import signing
-
-    return signing.public_key_from_pem(pem.encode())
-
-
 def _document(reader: Any, value: dict[str, Any], what: str) -> Any:
     try:
         return reader(value)
@@ -58,7 +50,7 @@ def add_claim(body: ClaimSubmit, container: ContainerDep, caller: CallerDep) -> 
     made: ClaimRecord = _document(ClaimRecord.from_json, {"id": 0, **body.claim}, "claim")
     if made.publisher != name:
         raise Forbidden(f"{name} may not claim as {made.publisher}", hint="a token speaks only for its own account")
-    return acting(container, caller).claims.record(made, _public_key(body.public_key)).to_json()
+    return acting(container, caller).claims.record(made).to_json()
 
 
 @router.get("/claims/{claim_id}/audits", summary="A claim's audits")
@@ -79,7 +71,7 @@ def add_audit(body: AuditSubmit, container: ContainerDep, caller: CallerDep) -> 
     made: AuditRecord = _document(AuditRecord.from_json, document, "audit")
     if made.auditor != name:
         raise Forbidden(f"{name} may not submit an audit by {made.auditor}", hint="an account signs only its audits")
-    return acting(container, caller).audits.record(made, _public_key(body.public_key)).to_json()
+    return acting(container, caller).audits.record(made).to_json()
 
 
 @router.post("/ratings", status_code=status.HTTP_201_CREATED, summary="Rate a version (1 to 5 stars)")
