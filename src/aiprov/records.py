@@ -550,6 +550,16 @@ class ClaimRecord:
             out["public_key"] = self.public_key
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """What `show` lists per claim."""
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "metrics": self.metrics,
+            "tolerance": self.tolerance,
+            "publisher": self.publisher,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -108,14 +108,24 @@ class ReproductionOut(Wire):
     recorded_packages: dict[str, str]
 
 
+class ClaimSummaryOut(Wire):
+    id: int = Field(description="The claim's id: its log index.")
+    dataset: str
+    metrics: dict[str, float]
+    tolerance: float
+    publisher: str
+
+
 class VersionDetailOut(VersionOut):
-    """`aiprov show --json`: the version with its model's metadata and evaluations."""
+    """`aiprov show --json`: the version with its model's metadata, evaluations, claims and author's reputation."""
 
     description: str
     license: str | None
     tags: list[str]
     versions: int
     evaluations: list[EvaluationSummaryOut]
+    claims: list[ClaimSummaryOut]
+    author_reputation: int = Field(description="The author's reputation score (see docs/audits.md).")
 
 
 class AliasIn(Wire):

@@ -215,9 +215,7 @@ def show(
                 "tags": list(model.tags),
                 "versions": model.version_count,
                 "evaluations": [e.summary() for e in evaluations],
-                "claims": [
-                    {"id": k.id, "dataset": k.dataset, "metrics": k.metrics, "tolerance": k.tolerance} for k in claims
-                ],
+                "claims": [k.summary() for k in claims],
                 "author_reputation": reputation.score,
                 "log_mismatches": [m.to_json() for m in mismatches],
             }

@@ -48,6 +48,8 @@ def _detail(c: Container, ref: str) -> dict[str, Any]:
         "tags": list(model.tags),
         "versions": model.version_count,
         "evaluations": [e.summary() for e in evaluations],
+        "claims": [k.summary() for k in c.claims.of_version(f"{v.full_name}@{v.number}")],
+        "author_reputation": c.reputation.of(v.author).score,
     }
 
 
