@@ -235,7 +235,10 @@ class ClaimService:
         with self.db.unit() as u:
             event = u.event_at(claim_id) if claim_id >= 0 else None
         if event is None or event.action != "claim":
-            raise NotFound(f"no claim {claim_id}", hint="a claim's id is its log index (`aiprov claims REF`)")
+            raise NotFound(
+                f"no claim {claim_id}",
+                hint="a claim's id is its log index (`aiprov show REF` lists a version's claims)",
+            )
         return ClaimRecord.from_event(claim_id, event)
 
     def of_version(self, ref: str) -> builtins.list[ClaimRecord]:
