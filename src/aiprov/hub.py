@@ -21,7 +21,15 @@ if TYPE_CHECKING:
     from aiprov.adapters.files import ProgressFactory
     from aiprov.config import Container
     from aiprov.interface import HubServices
-    from aiprov.records import EvaluationRecord, EventRecord, ModelRecord, VersionRecord
+    from aiprov.records import (
+        AuditRecord,
+        ClaimRecord,
+        EvaluationRecord,
+        EventRecord,
+        ModelRecord,
+        ReputationRecord,
+        VersionRecord,
+    )
     from aiprov.sandbox import Prediction
     from aiprov.services.inference import InferenceService
     from aiprov.services.registry import PushResult
@@ -188,6 +196,32 @@ class Hub:
         ModelExecutionError and its subclasses.
         """
         return self._services.evaluation.evaluate(ref, benchmark=benchmark, dataset=dataset)
+
+    def claim(
+        self,
+        ref: str,
+        metrics: dict[str, float],
+        *,
+        benchmark: str | None = None,
+        dataset: str | None = None,
+        tolerance: float = 0.005,
+    ) -> ClaimRecord:
+        """Claim that `ref` scores `metrics` on the data, within `tolerance` (`aiprov claim`). Raises InvalidInput."""
+        pairs = [f"{name}={value!r}" for name, value in metrics.items()]
+        claims = self._services.claims
+        return claims.claim(ref, metrics=pairs, benchmark=benchmark, dataset=dataset, tolerance=tolerance)
+
+    def audit(self, claim_id: int | None = None, *, evaluation_id: int | None = None) -> AuditRecord:
+        """Re-run a claim (or evaluation) here, in a sandboxed worker, and record the verdict (`aiprov audit`).
+
+        Raises Forbidden (your own claim), NotFound, VerificationError (other data), as `evaluate` otherwise.
+        """
+        return self._services.audits.audit(claim_id, evaluation_id=evaluation_id)
+
+    def reputation(self, account: str, *, from_log: bool = False) -> ReputationRecord:
+        """`account`'s reputation (`aiprov reputation`); `from_log` recomputes it from the proven log tiles."""
+        service = self._services.reputation
+        return service.from_log(account)[0] if from_log else service.of(account)
 
     def load(self, ref: str) -> Model:
         """The version `ref` names, verified, scanned and loaded in a sandboxed worker process (never this one).

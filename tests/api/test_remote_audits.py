@@ -79,6 +79,11 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     lie = {**carol, "verdict": "refuted"}
     assert "does not match" in assert_problem(carol_http.post("/api/v1/audits", json={"audit": lie}), 422)["detail"]
     assert_problem(carol_http.post("/api/v1/audits", json={"audit": {"verdict": "x"}}), 422)
+    assert_problem(
+        carol_http.post("/api/v1/audits", json={"audit": {**carol, "claim_id": 2**70, "target_id": 2**70}}), 404
+    )
+    assert_problem(carol_http.post("/api/v1/audits", json={"audit": {**carol, "target": "version"}}), 422)
+    assert_problem(carol_http.post("/api/v1/audits", json={"audit": {**carol, "split": "x"}}), 422)
     assert_problem(server.client().post("/api/v1/audits", json={"audit": carol}), 401)
     assert_problem(server.client().get("/api/v1/claims/999999"), 404)
     assert_problem(server.client().get("/api/v1/audits/0"), 404)

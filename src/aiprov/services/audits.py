@@ -39,6 +39,9 @@ EVALUATION_TOLERANCE = 0.0
 
 VERDICTS = ("confirmed", "refuted")
 
+MAX_ID = 2**62
+"""Ids (log indices, evaluation ids) above this name nothing (and would overflow a database integer)."""
+
 
 @dataclass(frozen=True, slots=True)
 class AuditTarget:
@@ -218,11 +221,14 @@ class AuditService:
         """The claim or evaluation to audit (exactly one). Raises InvalidInput, NotFound."""
         if (claim_id is None) == (evaluation_id is None):
             raise InvalidInput("audit one claim or one evaluation", hint="aiprov audit CLAIM_ID, or --eval ID")
+        wanted = claim_id if claim_id is not None else evaluation_id
+        if wanted is None or not 0 <= wanted <= MAX_ID:
+            raise NotFound(f"no {'claim' if claim_id is not None else 'evaluation'} {wanted}")
         with self.db.unit() as u:
             if evaluation_id is not None:
                 return AuditTarget.of_evaluation(u.evaluation(evaluation_id))
             assert claim_id is not None
-            event = u.event_at(claim_id) if claim_id >= 0 else None
+            event = u.event_at(claim_id)
         if event is None or event.action != "claim":
             raise NotFound(f"no claim {claim_id}", hint="a claim's id is its log index")
         return AuditTarget.of_claim(ClaimRecord.from_event(claim_id, event))

@@ -233,7 +233,7 @@ class ClaimService:
     def get(self, claim_id: int) -> ClaimRecord:
         """The claim at log index `claim_id`. Raises NotFound."""
         with self.db.unit() as u:
-            event = u.event_at(claim_id) if claim_id >= 0 else None
+            event = u.event_at(claim_id) if 0 <= claim_id <= 2**62 else None
         if event is None or event.action != "claim":
             raise NotFound(
                 f"no claim {claim_id}",
