@@ -226,3 +226,17 @@ def test_show_displays_claims_and_the_authors_reputation_and_ls_sorts_by_it(
     assert [m["name"] for m in run_json(home, "alice", "ls", "--sort", "reputation")] == ["bob/iris", "alice/iris"]
     code, _, err = run(home, "alice", "ls", "--sort", "size")
     assert code == 2 and "cannot sort by 'size'" in err
+
+
+def test_the_python_api_claims_audits_and_reads_reputation(
+    home: Path, iris: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiprov import Hub
+
+    monkeypatch.setenv("AIPROV_ACTOR", "alice")
+    with Hub(home) as alice:
+        claim = alice.claim("alice/iris", {"accuracy": iris["accuracy"]}, benchmark="iris")
+    monkeypatch.setenv("AIPROV_ACTOR", "bob")
+    with Hub(home) as bob:
+        assert bob.audit(claim.id).verdict == "confirmed"
+        assert bob.reputation("alice").score == bob.reputation("alice", from_log=True).score == 10
