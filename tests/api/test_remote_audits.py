@@ -58,6 +58,10 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
         carol["id"],
     ]
 
+    evaluation = call("carol", "show", "alice/iris")["evaluations"][0]
+    reproduced = call("carol", "audit", "--eval", str(evaluation["id"]))
+    assert (reproduced["verdict"], reproduced["metrics"]) == ("confirmed", evaluation["metrics"])
+
     # The swap: a poor model under the same name, claimed with the good one's numbers.
     call("alice", "push", str(iris_model(tmp_path / "poor", good=False)), "--name", "alice/iris")
     swapped = call(
@@ -109,8 +113,9 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     on_server = json.loads(server.cli("reputation", "--json").stdout)
     assert from_hub == from_log == on_server
     by = {r["account"]: r for r in from_hub}
-    assert by["alice"]["claims"] == {"confirmed": 1, "refuted": 1, "pending": 0}
-    assert by["alice"]["score"] == 10 - 20 + 2 - 1
+    assert by["alice"]["claims"] == {"confirmed": 2, "refuted": 1, "pending": 0}  # the claim and the audited evaluation
+    assert by["alice"]["score"] == 10 + 10 - 20 + 2 - 1
+    assert by["carol"]["score"] == 3 + 3
     assert by["bob"]["audits"]["agreed"] == 2 and by["bob"]["score"] == 6
     assert call("dave", "reputation", "alice") == call("dave", "reputation", "alice", "--from-log") == by["alice"]
 
