@@ -418,7 +418,11 @@ class Container:
         from aiprov.services.reputation import ReputationService
 
         return ReputationService(
-            self.checked_db, self.log.tile, lambda: self.log.latest().note, lambda: self.trusted_log_verifier
+            self.checked_db,
+            self.log.tile,
+            lambda: self.log.latest().note,
+            lambda: self.trusted_log_verifier,
+            self.settings.trusted_checkpoint_file,
         )
 
     @cached_property

@@ -9,7 +9,8 @@ import pytest
 
 from aiprov.config import Container
 from aiprov.core import tiles
-from aiprov.core.note import Signer
+from aiprov.core.checkpoint import Checkpoint
+from aiprov.core.note import Signer, sign_note
 from aiprov.errors import VerificationError
 from aiprov.services.reputation import recompute
 
@@ -59,3 +60,24 @@ def test_an_altered_entry_or_another_key_is_refused(make_container: Callable[...
         recompute(note, hub.trusted_log_verifier, altered)
     with pytest.raises(VerificationError):
         recompute(note, Signer.generate(hub.trusted_log_verifier.name).verifier, hub.log.tile)
+
+
+def test_a_log_that_does_not_extend_the_trusted_checkpoint_is_refused(make_container: Callable[..., Container]) -> None:
+    hub = make_container()
+    fill(hub)
+    earlier = hub.log.latest().note
+    with hub.db.unit(write=True) as u:
+        u.add_event(
+            actor="x", action="flag", subject="sha256:" + "a" * 64, model="alice/m", details={}, now=datetime.now(UTC)
+        )
+    note, verifier = hub.log.latest().note, hub.trusted_log_verifier
+    assert recompute(note, verifier, hub.log.tile, trusted=earlier)  # it only grew
+    signer = hub.log_signer
+
+    def forged(size: int) -> str:
+        return sign_note(Checkpoint(signer.name, size, b"\x07" * 32).to_body(), [signer])
+
+    with pytest.raises(VerificationError, match="not the trusted checkpoint's"):
+        recompute(note, verifier, hub.log.tile, trusted=forged(5))
+    with pytest.raises(VerificationError, match="shrank"):
+        recompute(note, verifier, hub.log.tile, trusted=forged(10_000))

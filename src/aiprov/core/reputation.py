@@ -19,7 +19,7 @@ Rules, in points (integers, so no rounding can differ between machines):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,7 +191,7 @@ def _target_key(details: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def _settle(target: _Target, of: Any) -> None:
+def _settle(target: _Target, of: Callable[[str], Reputation]) -> None:
     verdicts = dict(target.verdicts)
     outcome: str | None = None
     decided_at = max((i for _, i in verdicts.values()), default=target.index)

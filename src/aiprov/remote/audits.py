@@ -76,7 +76,7 @@ class RemoteClaims:
             spec = (data.name, data.digest, data.task, data.split)
         else:
             assert dataset is not None
-            record = self._dataset(dataset)
+            record = self.dataset(dataset)
             spec = (record.full_name, record.digest, record.task, datasets.whole_split(record))
         _, version = self.registry.show(ref)
         made = build_claim(
@@ -84,7 +84,7 @@ class RemoteClaims:
         )
         return ClaimRecord.from_json(self.client.json("POST", "/claims", json={"claim": made.to_json()}))
 
-    def _dataset(self, name: str) -> DatasetRecord:
+    def dataset(self, name: str) -> DatasetRecord:
         parsed = ModelName.parse(name)
         return DatasetRecord.from_json(self.client.json("GET", f"/datasets/{quote(parsed.owner)}/{quote(parsed.name)}"))
 
@@ -160,7 +160,7 @@ class RemoteAudits:
 
         if target.dataset.startswith("sklearn:"):
             return datasets.benchmark(target.dataset)
-        record = self.claims._dataset(target.dataset)
+        record = self.claims.dataset(target.dataset)
         if record.digest != target.dataset_digest:
             raise IntegrityError(f"the server's {record.full_name} is {record.digest}, not {target.dataset_digest}")
         data = self._blob(record.digest)
@@ -220,7 +220,8 @@ class RemoteReputation:
 
         verifier, _ = self.pins.verifier(self.log)
         note = self._get("checkpoint").decode()
-        return reputation.recompute(note, verifier, self._get, account)
+        trusted = reputation.read_trusted(self.pins.trusted_checkpoint_file)
+        return reputation.recompute(note, verifier, self._get, account, trusted)
 
     def _get(self, path: str) -> bytes:
         """A tlog-tiles resource (`checkpoint`, `tile/...`) served at the server's root."""

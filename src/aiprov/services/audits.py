@@ -243,7 +243,8 @@ class AuditService:
         """
         target = self.target(claim_id, evaluation_id)
         check_not_own(target, self.actor)
-        data = benchmark(target.dataset) if target.dataset.startswith("sklearn:") else self._dataset(target)
+        sklearn = target.dataset.startswith("sklearn:")
+        data = benchmark(target.dataset) if sklearn else self.datasets.test_set(target.dataset)
         check_data(target, data)
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(target.digest))
@@ -254,9 +255,6 @@ class AuditService:
             target, metrics, duration, auditor=self.actor, packages=self.environment(), now=self.clock(), key=key
         )
         return self.record(made)
-
-    def _dataset(self, target: AuditTarget) -> TestSet:
-        return self.datasets.test_set(target.dataset)
 
     def record(self, made: AuditRecord) -> AuditRecord:
         """Log an audit (built here, or submitted by a remote auditor); the returned record carries its id.

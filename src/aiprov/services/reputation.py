@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from aiprov.adapters.db import log as db_log
 from aiprov.adapters.db.registry import SqlRegistry
@@ -38,27 +39,35 @@ def pick(found: builtins.list[ReputationRecord], account: str, log_size: int) ->
 
 
 def verified_entries(
-    note: str, verifier: Verifier, fetch: Callable[[str], bytes]
+    note: str, verifier: Verifier, fetch: Callable[[str], bytes], trusted: str | None = None
 ) -> tuple[int, builtins.list[tuple[int, Event]]]:
     """Every entry of the log up to the checkpoint `note`, read as C2SP entry bundles through `fetch(path)`.
 
     The checkpoint must be signed by `verifier`, and the leaf hashes of all the entries must rebuild its root
-    (RFC 9162 §2.1.1), which proves every entry is the log's. Returns (tree size, [(index, event)]) with only the
-    events reputation reads decoded. Raises VerificationError (bad signature, a bundle of other entries),
-    InvalidInput (a malformed bundle or entry).
+    (RFC 9162 §2.1.1), which proves every entry is the log's. With `trusted` (a checkpoint note this client
+    verified before), the first entries must also rebuild its root: the log only grew since. Returns (tree size,
+    [(index, event)]) with only the events reputation reads decoded. Raises VerificationError (bad signature, a
+    bundle of other entries, a rewritten history), InvalidInput (a malformed bundle or entry).
     """
     checkpoint = open_checkpoint(note, verifier)
+    before = None if trusted is None else open_checkpoint(trusted, verifier)
+    if before is not None and before.size > checkpoint.size:
+        raise VerificationError(f"the log shrank from the trusted size {before.size} to {checkpoint.size}")
     edge = merkle.CompactRange()
     out: builtins.list[tuple[int, Event]] = []
     for bundle in tiles.entry_bundles_for_size(checkpoint.size):
         entries = tiles.decode_entry_bundle(fetch(bundle.path), bundle.width)
         for offset, data in enumerate(entries):
+            if before is not None and edge.size == before.size and edge.root() != before.root_hash:
+                raise VerificationError(f"the log's first {before.size} entries are not the trusted checkpoint's")
             edge.append(merkle.leaf_hash(data))
             index = bundle.first_entry + offset
             if any(f'"action":"{a}"'.encode() in data for a in reputation.ACTIONS):
                 event = Event.from_entry(data)
                 if event.action in reputation.ACTIONS:
                     out.append((index, event))
+    if before is not None and before.size == checkpoint.size and before.root_hash != checkpoint.root_hash:
+        raise VerificationError(f"the log's root at size {before.size} differs from the trusted one")
     if edge.root() != checkpoint.root_hash:
         raise VerificationError(
             f"the log's entries do not hash to the root of its signed checkpoint of size {checkpoint.size}"
@@ -67,12 +76,16 @@ def verified_entries(
 
 
 def recompute(
-    note: str, verifier: Verifier, fetch: Callable[[str], bytes], account: str | None = None
+    note: str,
+    verifier: Verifier,
+    fetch: Callable[[str], bytes],
+    account: str | None = None,
+    trusted: str | None = None,
 ) -> builtins.list[ReputationRecord]:
     """Every reputation (or `account`'s) from the log's tiles (`verified_entries`), without any database."""
     if account is not None:
         _check_account(account)
-    size, entries = verified_entries(note, verifier, fetch)
+    size, entries = verified_entries(note, verifier, fetch, trusted)
     found = records(reputation.scores(entries), size)
     return [pick(found, account, size)] if account is not None else found
 
@@ -94,11 +107,13 @@ class ReputationService:
         tile: Callable[[str], bytes],
         checkpoint: Callable[[], str],
         verifier: Callable[[], Verifier],
+        trusted_file: Path | None = None,
     ) -> None:
         self.db = db
         self._tile = tile
         self._checkpoint = checkpoint
         self._verifier = verifier
+        self.trusted_file = trusted_file
 
     def all(self) -> builtins.list[ReputationRecord]:
         """Every account the log mentions, highest score first."""
@@ -114,11 +129,19 @@ class ReputationService:
 
     def from_log(self, account: str | None = None) -> builtins.list[ReputationRecord]:
         """As `all` (or just `account`), recomputed from the log's tiles, proven against the trusted log key."""
-        return recompute(self._checkpoint(), self._verifier(), self._tile, account)
+        return recompute(self._checkpoint(), self._verifier(), self._tile, account, read_trusted(self.trusted_file))
 
     def _size(self) -> int:
         with self.db.unit() as u:
             return db_log.size(u.conn)
+
+
+def read_trusted(path: Path | None) -> str | None:
+    """The checkpoint note this client last verified (`aiprov verify` keeps it), None before the first."""
+    try:
+        return None if path is None else path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _check_account(account: str) -> None:

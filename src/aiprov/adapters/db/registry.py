@@ -697,6 +697,8 @@ class RegistryUnit(EvaluationRows):
         )
         return list(self.s.scalars(query))
 
+    # events -----------------------------------------------------------------------------------------------
+
     def event_at(self, leaf_index: int) -> EventRecord | None:
         """The event at log index `leaf_index`, None if the log has none there."""
         row = self.s.scalars(select(EventRow).where(EventRow.leaf_index == leaf_index)).one_or_none()
@@ -706,8 +708,6 @@ class RegistryUnit(EvaluationRows):
         """Every event with one of `actions`, in log order (what reputation is computed from)."""
         query = select(EventRow).where(EventRow.action.in_(actions)).order_by(EventRow.leaf_index)
         return [_event_record(r) for r in self.s.scalars(query)]
-
-    # events -----------------------------------------------------------------------------------------------
 
     def add_event(
         self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
