@@ -153,3 +153,34 @@ def test_a_claim_must_be_the_callers_and_match_the_hubs_data(server: Server, tmp
     assert [c["id"] for c in server.client().get("/api/v1/claims", params={"ref": "alice/iris"}).json()] == [
         claim["id"]
     ]
+
+
+def test_a_remote_audit_of_a_dataset_claim_fetches_the_dataset_by_digest(server: Server, tmp_path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    tokens = {name: server.add_user(name) for name in ("alice", "bob")}
+    homes = {name: tmp_path / f"{name}-home" for name in tokens}
+
+    def call(name: str, *args: str, code: int = 0) -> Any:
+        return as_user_json(server, homes[name], tokens[name], *args, code=code)
+
+    x, y = load_iris(return_X_y=True)
+    csv = tmp_path / "iris.csv"
+    rows = [
+        "f0,f1,f2,f3,y",
+        *(",".join([*(repr(float(v)) for v in row), str(int(t))]) for row, t in zip(x, y, strict=True)),
+    ]
+    csv.write_text("\n".join(rows) + "\n")
+    call("alice", "dataset", "add", str(csv), "--name", "alice/iris-all", "--target", "y", "--task", "classification")
+    call("alice", "push", str(iris_model(tmp_path / "good", good=True)), "--name", "alice/iris")
+    measured = call("alice", "eval", "alice/iris", "--dataset", "alice/iris-all")["metrics"]
+    claim = call(
+        "alice", "claim", "alice/iris", "--dataset", "alice/iris-all", "--metric", f"f1_macro={measured['f1_macro']!r}"
+    )
+    assert claim["split"] == {"method": "whole", "rows": 150, "test_rows": 150}
+    audit = call("bob", "audit", str(claim["id"]))
+    assert (audit["verdict"], audit["metrics"], audit["dataset_digest"]) == (
+        "confirmed",
+        measured,
+        claim["dataset_digest"],
+    )
