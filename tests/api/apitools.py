@@ -127,9 +127,6 @@ class Hub:
     container: Container
     tokens: dict[str, str]
 
-    def as_user(self, name: str) -> Container:
-        return self.container.for_actor(name)
-
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -148,4 +145,4 @@ def push(container: Container, path: Path, name: str, **request: Any) -> Any:
     """Push the model at `path` as `name` (OWNER/NAME) in-process, as OWNER; return the PushResult."""
     from aiprov.services.registry import PushRequest
 
-    return container.for_actor(name.split("/")[0]).registry.push(path, PushRequest(name=name, **request))
+    return container.registry.push(path, PushRequest(name=name, **request), actor=name.split("/")[0])

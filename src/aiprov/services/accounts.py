@@ -120,7 +120,7 @@ CACHE_SIZE = 10_000
 
 
 class AccountService:
-    """Users and tokens. Copies made for another actor (`Container.for_actor`) share the token cache."""
+    """Users and tokens. Each change is logged as the work of `actor` (an API caller), by default the hub's own."""
 
     def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str, cache_s: float = 5.0) -> None:
         self.db = db
@@ -130,7 +130,9 @@ class AccountService:
         self._checked: dict[str, tuple[float, str, Principal]] = {}
         """Token hash -> (monotonic expiry, token id, principal); dict operations are atomic, so no lock."""
 
-    def add_user(self, name: str, *, admin: bool = False, scopes: Iterable[str] = ()) -> NewToken:
+    def add_user(
+        self, name: str, *, admin: bool = False, scopes: Iterable[str] = (), actor: str | None = None
+    ) -> NewToken:
         """Create user `name` (a valid owner name: it is the user's namespace) with a first token.
 
         Raises InvalidInput (bad name or scopes), Conflict (the user exists), BackendError.
@@ -142,7 +144,7 @@ class AccountService:
             user = db.add_user(u.s, name, admin, now)
             made = self._make_token(u.s, user, granted, admin)
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="user-added",
                 subject=f"user:{name}",
                 model=None,
@@ -151,7 +153,7 @@ class AccountService:
             )
         return made
 
-    def add_token(self, name: str, scopes: Iterable[str] = ()) -> NewToken:
+    def add_token(self, name: str, scopes: Iterable[str] = (), *, actor: str | None = None) -> NewToken:
         """Make another token for user `name`. Raises NotFound, InvalidInput (scopes), BackendError."""
         now = self.clock()
         with self.db.unit(write=True) as u:
@@ -161,7 +163,7 @@ class AccountService:
             granted = check_scopes(scopes, user.admin)
             made = self._make_token(u.s, user, granted, user.admin)
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="token-added",
                 subject=f"token:{made.token_id}",
                 model=None,
@@ -176,7 +178,7 @@ class AccountService:
         db.add_token(s, user, token_id, hash_token(token), ",".join(scopes), self.clock())
         return NewToken(user.name, token_id, token, scopes, admin and "admin" in scopes)
 
-    def revoke(self, token_id: str, *, of_user: str | None = None) -> TokenRecord:
+    def revoke(self, token_id: str, *, of_user: str | None = None, actor: str | None = None) -> TokenRecord:
         """Revoke a token by its id; the next request with it is refused. Revoking twice is harmless.
 
         With `of_user`, only a token of that user may be revoked (another's is NotFound, not a hint it exists).
@@ -192,7 +194,7 @@ class AccountService:
             if row.revoked_at is None:
                 row.revoked_at = now
                 u.add_event(
-                    actor=self.actor,
+                    actor=self.actor if actor is None else actor,
                     action="token-revoked",
                     subject=f"token:{row.token_id}",
                     model=None,
