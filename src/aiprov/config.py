@@ -20,7 +20,7 @@ from aiprov.errors import Conflict, InvalidInput, NotFound
 from aiprov.extras import missing
 
 if TYPE_CHECKING:
-    from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
+    from aiprov.adapters.db.registry import SqlRegistry, SqlRegistryUnit
     from aiprov.core.note import Signer, Verifier
     from aiprov.ports import BlobStore
     from aiprov.sandbox import SandboxedModels, WorkerPool
@@ -313,8 +313,8 @@ class Container:
                 service = serving.inference
         return service
 
-    def _publish_checkpoint(self, unit: RegistryUnit) -> None:
-        self.log.publish_in(unit.conn)
+    def _publish_checkpoint(self, unit: SqlRegistryUnit) -> None:
+        self.log.publish_in(unit)
 
     @cached_property
     def log_signer(self) -> Signer:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aiprov import signing
-    from aiprov.adapters.db.registry import ModelFilter
     from aiprov.adapters.files import ProgressFactory
     from aiprov.config import Container
     from aiprov.core.events import Event
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
         DatasetRecord,
         EvaluationRecord,
         EventRecord,
+        ModelFilter,
         ModelRecord,
         Reproduction,
         VersionRecord,

@@ -15,12 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
 from aiprov.errors import Conflict, InvalidInput, NotFound, UnsafeModelError
 from aiprov.extras import missing
-from aiprov.ports import BlobStore
+from aiprov.ports import BlobStore, RegistryStore
 from aiprov.records import DatasetRecord
 from aiprov.scanning import ScanLimits, scan_stream
 
@@ -164,7 +163,7 @@ def _columns(table: Any, target: str, source: str) -> tuple[Any, Any, tuple[str,
 class DatasetService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         *,
         clock: Callable[[], datetime],

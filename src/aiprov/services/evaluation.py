@@ -19,11 +19,11 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
+from aiprov.ports import RegistryStore
 from aiprov.records import EvaluationRecord, Reproduction, iso
 from aiprov.sandbox.models import SandboxedModels
 from aiprov.sandbox.spec import Prediction
@@ -170,7 +170,7 @@ def verify_evaluation(bundle: bytes, public_key: PublicKey) -> dict[str, Any]:
 class EvaluationService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         datasets: DatasetService,
         models: Callable[[], SandboxedModels],
         *,

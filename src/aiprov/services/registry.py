@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
     HashingSink,
     LocalFile,
@@ -33,8 +32,8 @@ from aiprov.core.names import ModelName, Ref, check_alias
 from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
-from aiprov.ports import BlobStore, BlobWriter
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
+from aiprov.ports import BlobStore, BlobWriter, RegistryStore
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
@@ -241,7 +240,7 @@ def _keep(source: Path, target: Path, *, link: bool) -> None:
 class RegistryService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         *,
         clock: Callable[[], datetime],

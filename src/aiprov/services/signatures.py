@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiprov import signing
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
+from aiprov.ports import RegistryStore
 from aiprov.records import VersionRecord
 
 
@@ -23,7 +23,7 @@ class SignResult:
 
 
 class SignatureService:
-    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(self, db: RegistryStore, *, clock: Callable[[], datetime], actor: str) -> None:
         self.db = db
         self.clock = clock
         self.actor = actor

@@ -64,7 +64,7 @@ def list_models(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Models with their latest version, like `aiprov ls --json`."""
-    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.records import ModelFilter
     from aiprov.services.evaluation import parse_min
 
     f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=parse_min(min_ or []))
