@@ -9,8 +9,7 @@ import joblib
 import pytest
 from apitools import Hub, assert_problem, bearer, push
 from fastapi.testclient import TestClient
-
-from clitools import cli_json
+from tests.support.cli import cli_json
 
 
 @pytest.fixture
