@@ -292,8 +292,8 @@ def tiny_models(root: Path, count: int) -> list[Path]:
 
 
 def bench_registry(data_dir: Path, sizes: Sizes) -> list[Row]:
-    from aiprov.adapters.db.registry import ModelFilter
     from aiprov.config import Container, Settings
+    from aiprov.records import ModelFilter
     from aiprov.services.registry import PushRequest
 
     models = tiny_models(data_dir, sizes.versions)

@@ -97,7 +97,7 @@ def make_container(tmp_path: Path) -> Iterator[Callable[..., Container]]:
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A home made by `aiprov init`, for CLI tests."""
-    from tests.clitools import cli
+    from tests.support.cli import cli
 
     h = tmp_path / "home"
     assert cli(h, "init")[0] == 0

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from tests.clitools import cli, cli_json, runner
 from tests.conftest import MakeModel
-
-from aiprov.cli.main import app
+from tests.support.cli import cli, cli_json, run
 
 
 def state(home: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -149,9 +147,9 @@ def test_real_process_prints_no_traceback(home: Path) -> None:
 
 
 def test_help_lists_every_command() -> None:
-    result = runner.invoke(app, ["--help"])
+    help_text = run("--help").out
     for command in ("init", "push", "hash", "ls", "show", "pull", "alias", "usage", "quickstart"):
-        assert command in result.stdout
+        assert command in help_text
 
 
 @pytest.mark.slow
@@ -166,10 +164,9 @@ def test_quickstart_registers_the_demo_and_dedups_on_rerun(tmp_path: Path) -> No
 
 
 def test_invalid_configuration_is_one_line_not_a_traceback(home: Path) -> None:
-    result = runner.invoke(app, ["--home", str(home), "ls"], env={"AIPROV_WORKERS": "0"})
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: invalid configuration: AIPROV_WORKERS")
-    assert len(result.stderr.strip().splitlines()) == 1
+    result = cli(home, "ls", env={"AIPROV_WORKERS": "0"})
+    assert result.code == 2
+    assert result.error().startswith("error: invalid configuration: AIPROV_WORKERS")
 
 
 def test_show_escapes_control_characters_in_stored_text(home: Path, make_model: MakeModel) -> None:

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli
 from tests.conftest import MakeModel
+from tests.support.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_PATH = "weights/checkpoints/epoch-0001/model.bin"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from tests.clitools import cli
 from tests.conftest import MakeModel
+from tests.support.cli import cli
 
 import aiprov
 from aiprov.cli.main import app

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli, cli_json
 from tests.conftest import MakeModel
+from tests.support.cli import cli, cli_json
 
 from aiprov.core import merkle
 from aiprov.core.checkpoint import Checkpoint

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from clitools import cli
+from tests.support.cli import cli
 
 DIGITS = st.characters(categories=["Nd", "No", "Nl"])
 """Decimal digits of every script, superscripts, fractions, Roman numerals: `int()` takes some, `isdigit()` more."""

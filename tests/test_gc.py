@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli, cli_json
 from tests.conftest import MakeModel
+from tests.support.cli import cli, cli_json
 
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.config import Container
 from aiprov.core.digest import Digest
+from aiprov.records import ModelFilter
 from aiprov.services.registry import PushRequest
 
 

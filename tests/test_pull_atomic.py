@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.clitools import cli, cli_json
 from tests.conftest import MakeModel
+from tests.support.cli import cli, cli_json
 
 FILES = {"config.json": b'{"layers": 2}', "weights/w.bin": b"\x01" * 100_000}
 

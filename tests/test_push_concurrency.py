@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.clitools import at_once_json, cli_json
+from tests.support.cli import at_once_json, cli_json
 
 PUSHES = 8
 FILES = {

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from tests.conftest import MakeModel
 
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.adapters.files import CHUNK_SIZE
 from aiprov.config import Container
 from aiprov.errors import InvalidInput, UnsafeModelError
+from aiprov.records import ModelFilter
 from aiprov.services import registry as registry_module
 from aiprov.services.registry import PushRequest
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import MakeModel
 
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.config import Container
 from aiprov.errors import InvalidInput, NotFound
+from aiprov.records import ModelFilter
 from aiprov.services.registry import PushRequest
 
 

@@ -12,13 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from tests.conftest import MakeModel
-from typer.testing import CliRunner
-
-from aiprov.cli.main import app
+from tests.support.cli import cli as support_cli
 
 Cli = Callable[..., tuple[int, str, str]]
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -29,8 +25,7 @@ def cli(tmp_path: Path, database_url: str | None) -> Cli:
         env["AIPROV_DATABASE_URL"] = database_url
 
     def run(*args: str) -> tuple[int, str, str]:
-        result = runner.invoke(app, ["--home", str(tmp_path / "home"), *args], env=env)
-        return result.exit_code, result.stdout, result.stderr
+        return support_cli(tmp_path / "home", *args, env=env)
 
     return run
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from tests.conftest import MakeModel
+from tests.support.tamper import rewrite_history
 
 from aiprov import signing
 from aiprov.adapters.db import log
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.config import Container
 from aiprov.core.note import Signer
 from aiprov.errors import BackendError
+from aiprov.records import ModelFilter
 from aiprov.services.registry import PushRequest
 from aiprov.services.transparency import LogService
 from aiprov.services.verification import VerifyReport
@@ -79,19 +80,6 @@ def test_rewritten_event_row_is_caught(hub: Container, pushed: Path) -> None:
         conn.execute(text("UPDATE events SET actor = 'mallory' WHERE action = 'push'"))
     problems = failed(hub.verification.verify("alice/m"))
     assert "log.entry" in problems and "row was altered" in problems["log.entry"]
-
-
-def rewrite_history(hub: Container, index: int, new_entry: bytes) -> None:
-    """What a malicious operator with the log key could do: rebuild the whole tree with one entry changed."""
-    with hub.db.engine.begin() as conn:
-        entries = log.entries(conn, 0, log.size(conn))
-        for table in ("log_bundles", "log_tiles", "log_checkpoints"):
-            conn.execute(text(f"DELETE FROM {table}"))
-        conn.execute(text("UPDATE log_state SET size = 0, edge = :e"), {"e": b""})
-    entries[index] = new_entry
-    with hub.db.unit(write=True) as u:
-        log.append(u.conn, entries)
-    hub.log.publish()
 
 
 def test_rewritten_history_fails_consistency_with_the_trusted_checkpoint(

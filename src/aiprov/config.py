@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import getpass
 import os
 import socket
@@ -21,7 +20,7 @@ from aiprov.errors import Conflict, InvalidInput, NotFound
 from aiprov.extras import missing
 
 if TYPE_CHECKING:
-    from aiprov.adapters.db.registry import RegistryUnit, SqlRegistry
+    from aiprov.adapters.db.registry import SqlRegistry, SqlRegistryUnit
     from aiprov.core.note import Signer, Verifier
     from aiprov.ports import BlobStore
     from aiprov.sandbox import SandboxedModels, WorkerPool
@@ -184,7 +183,7 @@ def utc_now() -> datetime:
 
 @dataclass
 class _Serving:
-    """The API's long-lived parts: made on first use by whichever request thread comes first, shared by `for_actor`."""
+    """The API's long-lived parts: made on first use by whichever request thread comes first."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     usage_recorder: UsageRecorder | None = None
@@ -263,29 +262,6 @@ class Container:
             self.registry, api_url=s.ipfs_api, pinning_url=s.ipfs_pinning_url, pinning_token=s.ipfs_pinning_token
         )
 
-    def for_actor(self, actor: str) -> Container:
-        """A container acting as `actor` (an API caller), sharing this one's database, blobs, log and workers.
-
-        Its services record `actor` as the author of what they write.
-
-        Cheap (a few object copies, no query), so the API makes one per write request. Never `close()` it: the
-        resources belong to this container. Raises what building the services raises (NotFound, SchemaError).
-        """
-        child = Container(self.settings.model_copy(update={"actor": actor}), clock=self.clock, _serving=self._serving)
-        for name in ("blobs", "db", "checked_db", "log", "models"):
-            child.__dict__[name] = getattr(self, name)  # built here once, shared (the worker pool starts lazily)
-        for name in ("log_signer", "verification"):
-            if name in self.__dict__:
-                child.__dict__[name] = self.__dict__[name]
-        for name in ("registry", "signatures", "datasets", "evaluation", "accounts", "claims", "audits"):
-            service = copy.copy(getattr(self, name))
-            service.actor = actor
-            child.__dict__[name] = service
-        child.evaluation.datasets = child.datasets
-        child.claims.datasets = child.datasets
-        child.audits.datasets = child.datasets
-        return child
-
     def new_usage_recorder(self, **options: Any) -> UsageRecorder:
         """A usage recorder writing to this hub's log (the largest batch from the settings unless `options` give it).
 
@@ -340,8 +316,8 @@ class Container:
                 service = serving.inference
         return service
 
-    def _publish_checkpoint(self, unit: RegistryUnit) -> None:
-        self.log.publish_in(unit.conn)
+    def _publish_checkpoint(self, unit: SqlRegistryUnit) -> None:
+        self.log.publish_in(unit)
 
     @cached_property
     def log_signer(self) -> Signer:

@@ -150,7 +150,7 @@ class Hub:
         `name` is an OWNER/NAME glob; `min_metrics` maps a metric to the least value an evaluation of the latest
         version must reach. Raises InvalidInput (an unknown metric).
         """
-        from aiprov.adapters.db.registry import ModelFilter
+        from aiprov.records import ModelFilter
         from aiprov.services.evaluation import parse_min
 
         minimums = parse_min(f"{metric}={value!r}" for metric, value in (min_metrics or {}).items())

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from aiprov import signing
-    from aiprov.adapters.db.registry import ModelFilter
     from aiprov.adapters.files import ProgressFactory
     from aiprov.config import Container
     from aiprov.core.events import Event
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         EvaluationRecord,
         EventRecord,
         FeedbackRecord,
+        ModelFilter,
         ModelRecord,
         Reproduction,
         ReputationRecord,

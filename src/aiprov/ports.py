@@ -1,13 +1,216 @@
-"""Ports: the typed interfaces services depend on. Adapters implement them; each has one contract test."""
+"""Ports: the typed interfaces services depend on. Adapters implement them; each has one contract test.
+
+- `RegistryStore` / `RegistryUnit`: the registry database, one transaction at a time (`adapters.db.registry`,
+  tested on SQLite and PostgreSQL by tests/test_registry.py and tests/test_migrations.py);
+- `LogStore` / `LogUnit`: the transparency log's part of the same transactions (tests/test_log_store.py);
+- `BlobStore` / `BlobWriter`: content-addressed bytes (local folder or S3; tests/blobs/test_blob_contract.py);
+- `ChainReader`: anchored checkpoints and registrations on an EVM chain (tests/chain/).
+
+A unit hands out model and version *handles* (`resolve`) that a service passes back in and reads only through
+`ModelHandle` and `VersionHandle`; everything else leaves the database as a record of `aiprov.records`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiprov.core.digest import Digest
 from aiprov.records import AnchoredCheckpoint, ChainRegistration
+
+if TYPE_CHECKING:
+    from aiprov.core.events import Event
+    from aiprov.core.manifest import Manifest
+    from aiprov.core.merkle import CompactRange, Node
+    from aiprov.core.names import ModelName, Ref
+    from aiprov.core.unixfs import BlockPlace
+    from aiprov.records import (
+        DatasetRecord,
+        EvaluationRecord,
+        EventRecord,
+        IpfsCids,
+        Lineage,
+        ModelFilter,
+        ModelRecord,
+        SignatureRecord,
+        TokenGrant,
+        TokenRecord,
+        UserRecord,
+        VersionRecord,
+    )
+
+
+# the registry and the log --------------------------------------------------------------------------------------
+
+
+class ModelHandle(Protocol):
+    """A model as a unit hands it out: what services may read of it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def full_name(self) -> str: ...
+
+
+class VersionHandle(Protocol):
+    """A version as a unit hands it out: what services may read of it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def model_id(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def digest(self) -> str:
+        """The manifest digest, `sha256:<hex>`."""
+        ...
+
+
+class LogUnit(Protocol):
+    """The transparency log inside one transaction: entries, Merkle nodes, tiles and signed checkpoints."""
+
+    def log_size(self) -> int: ...
+    def log_edge(self) -> CompactRange: ...
+    def log_entry(self, index: int) -> tuple[bytes, bytes]:
+        """(data, leaf hash) of entry `index`. Raises NotFound."""
+        ...
+
+    def log_nodes(self, wanted: Iterable[Node]) -> dict[Node, bytes]: ...
+    def log_tile(self, level: int, index: int, width: int) -> bytes: ...
+    def log_bundle(self, index: int, width: int) -> list[bytes]: ...
+    def latest_checkpoint(self) -> tuple[int, str] | None: ...
+    def add_checkpoint(self, size: int, root_hash: bytes, note: str, time: datetime) -> None: ...
+
+
+class LogStore(Protocol):
+    """Transactions over the log (the registry database: entries are appended with the state they record)."""
+
+    def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> AbstractContextManager[LogUnit]: ...
+
+
+class RegistryUnit(LogUnit, Protocol):
+    """The registry's reads and writes within one transaction; every write also appends its event to the log."""
+
+    # models and versions
+    def model_row(self, name: ModelName) -> ModelHandle | None: ...
+    def require_model(self, name: ModelName) -> ModelHandle: ...
+    def upsert_model(
+        self, name: ModelName, description: str | None, license: str | None, tags: Sequence[str], now: datetime
+    ) -> ModelHandle: ...
+    def version_by_digest(self, model: ModelHandle, digest: str) -> VersionHandle | None: ...
+    def versions_by_digest_prefix(self, model: ModelHandle, prefix: str, limit: int = 2) -> Sequence[VersionHandle]: ...
+    def add_version(
+        self,
+        model: ModelHandle,
+        manifest: Manifest,
+        author: str,
+        lineage: Lineage,
+        now: datetime,
+        single_file: bool,
+        cids: IpfsCids | None = None,
+    ) -> VersionHandle: ...
+    def resolve(self, ref: Ref) -> tuple[ModelHandle, VersionHandle]:
+        """The model and version `ref` names. Raises NotFound, InvalidInput."""
+        ...
+
+    def set_alias(self, model: ModelHandle, alias: str, version: VersionHandle) -> int | None: ...
+    def version_record(self, model: ModelHandle, version: VersionHandle) -> VersionRecord: ...
+    def versions(self, model: ModelHandle) -> list[VersionRecord]: ...
+    def model_record(self, model: ModelHandle) -> ModelRecord: ...
+    def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]: ...
+    def blob_in_use(self, sha256_hex: str) -> bool: ...
+    def versions_sharing_blob(self, sha256_hex: str) -> int: ...
+    # IPFS blocks and CIDs
+    def add_block_places(self, places: Iterable[tuple[str, BlockPlace]]) -> None: ...
+    def block_place(self, cid: str) -> tuple[str, BlockPlace] | None: ...
+    def set_cids(self, version: VersionHandle, cids: IpfsCids) -> None: ...
+    def by_cid(self, cid: str) -> Sequence[tuple[ModelHandle, VersionHandle, str | None]]: ...
+    # signatures
+    def add_signature(
+        self, version: VersionHandle, bundle: str, public_key: str, fingerprint: str, signer: str, now: datetime
+    ) -> bool: ...
+    def signatures(self, version: VersionHandle) -> list[SignatureRecord]: ...
+    # events
+    def registration_event(self, model: ModelHandle, version: VersionHandle) -> tuple[int, Event]: ...
+    def event_leaves(self, model: str, actions: Sequence[str]) -> list[int]: ...
+    def event_at(self, leaf_index: int) -> EventRecord | None: ...
+    def events_in_log_order(self, actions: Sequence[str]) -> list[EventRecord]: ...
+    def add_event(
+        self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
+    ) -> int:
+        """Record an event and append it to the log in this transaction; its leaf index."""
+        ...
+
+    def add_events(self, events: Sequence[Event]) -> int: ...
+    def events(
+        self,
+        *,
+        model: str | None = None,
+        subject: str | None = None,
+        actor: str | None = None,
+        actions: Sequence[str] | None = None,
+        limit: int = 1000,
+    ) -> list[EventRecord]: ...
+    # accounts
+    def user(self, name: str) -> UserRecord | None: ...
+    def users(self) -> list[UserRecord]: ...
+    def add_user(self, name: str, admin: bool, now: datetime) -> UserRecord:
+        """Raises Conflict if the name is taken."""
+        ...
+
+    def add_token(
+        self, user: str, token_id: str, token_hash: str, scopes: tuple[str, ...], now: datetime
+    ) -> TokenRecord: ...
+    def token(self, token_id: str) -> TokenRecord | None: ...
+    def revoke_token(self, token_id: str, now: datetime) -> TokenRecord: ...
+    def token_grant(self, token_hash: str) -> TokenGrant | None: ...
+    # datasets and evaluations
+    def dataset(self, full_name: str) -> DatasetRecord | None: ...
+    def datasets(self) -> list[DatasetRecord]: ...
+    def add_dataset(self, record: DatasetRecord, leaf_index: int) -> None: ...
+    def add_evaluation(self, version: VersionHandle, record: EvaluationRecord) -> EvaluationRecord: ...
+    def evaluation(self, evaluation_id: int) -> EvaluationRecord: ...
+    def evaluations_of(self, model: ModelHandle, version: VersionHandle) -> list[EvaluationRecord]: ...
+
+
+class RegistryStore(Protocol):
+    """The registry database: transactions, committed when the block ends and rolled back if it raises."""
+
+    def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> AbstractContextManager[RegistryUnit]:
+        """A transaction; only a `write` unit may change anything, and write units run one at a time."""
+        ...
+
+
+class EventAppender(Protocol):
+    """Appends batches of events to the log on a connection of its own (the usage recorder's fast path)."""
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Append `events` in one transaction; the first one's leaf index."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EventStore(RegistryStore, Protocol):
+    """The registry as the usage recorder needs it: transactions, and appenders with their own connections."""
+
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect name: `sqlite` or `postgresql`."""
+        ...
+
+    def event_writer(self, *, busy_timeout_ms: int | None = None) -> EventAppender: ...
+
+
+# blobs ---------------------------------------------------------------------------------------------------------
 
 
 class ChainReader(Protocol):

@@ -791,3 +791,67 @@ class ReputationRecord:
         with reading("reputation"):
             rest = {k: v for k, v in value.items() if k not in ("account", "score", "log_size")}
             return cls(str(value["account"]), int(value["score"]), rest, int(value["log_size"]))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFilter:
+    """Which models `ls` lists: every given criterion must hold."""
+
+    author: str | None = None
+    name_glob: str | None = None
+    tag: str | None = None
+    search: str | None = None
+    min_metrics: tuple[tuple[str, float], ...] = ()
+    """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
+
+
+# accounts ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token as anyone may see it: its public id, never its secret."""
+
+    token_id: str
+    user: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "token_id": self.token_id,
+            "user": self.user,
+            "scopes": list(self.scopes),
+            "created_at": iso(self.created_at),
+            "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user of the hub, with its tokens (`()` where only the user was asked for)."""
+
+    name: str
+    admin: bool
+    created_at: datetime
+    tokens: tuple[TokenRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "admin": self.admin,
+            "created_at": iso(self.created_at),
+            "tokens": [t.to_json() for t in self.tokens],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """What a token's hash unlocks: its user, whether that user is an admin, and the token's own state."""
+
+    user: str
+    admin: bool
+    token_id: str
+    scopes: tuple[str, ...]
+    revoked: bool

@@ -14,11 +14,13 @@ settings. `server.log_text()` is the server's stderr, for assertions or a failed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from apitools import ADMIN, Hub, Server, init_home, start_server
+from apitools import ADMIN, FEATURES, Hub, InProcess, Server, init_home, start_server
 from fastapi.testclient import TestClient
 
 from aiprov.api import create_app
@@ -55,6 +57,29 @@ def server(make_server: Callable[..., Server]) -> Server:
 
 
 @pytest.fixture
+def inprocess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+    """A hub served in this process (`InProcess`): `--server` commands and `Hub(server=…)` reach its app through
+    `TestClient` instead of a socket, with the app's lifespan on (usage recorder, workers) as under `aiprov serve`.
+    """
+    from aiprov.remote import client as remote_client
+
+    home = tmp_path / "served" / "home"
+    container, token = init_home(home)
+    app = create_app(container)
+    served = InProcess("http://inprocess.test", home, token, app)
+    real_connect = remote_client.connect
+
+    def connect(url: str, headers: dict[str, str], timeout_s: float) -> Any:
+        if url != served.base_url:
+            return real_connect(url, headers, timeout_s)
+        return TestClient(app, base_url=url, headers=headers)
+
+    monkeypatch.setattr(remote_client, "connect", connect)
+    with TestClient(app):  # runs the lifespan: startup now, shutdown (and the container's close) at teardown
+        yield served
+
+
+@pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     container, root = init_home(tmp_path / "home")
     tokens = {ADMIN: root}
@@ -68,3 +93,18 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 def client(hub: Hub) -> Iterator[TestClient]:
     """A TestClient over `create_app(hub.container)` (no lifespan: the hub fixture closes the container)."""
     yield TestClient(create_app(hub.container), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A trained Iris classifier saved as a model directory (model.joblib + config.json naming its features)."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    root = tmp_path_factory.mktemp("iris")
+    joblib.dump(model, root / "model.joblib")
+    (root / "config.json").write_text(json.dumps({"features": FEATURES}))
+    return root, model

@@ -241,7 +241,6 @@ def test_a_broken_blob_store_is_a_503_naming_no_server_path(client: TestClient, 
 
 
 def test_a_local_push_refuses_bad_names_and_metadata_before_storing(hub: Hub, tmp_path: Path) -> None:
-    container = hub.as_user("alice")
     blobs = hub.container.settings.blob_dir
     before = sorted(blobs.rglob("*"))
     cases: list[tuple[dict[str, bytes], dict[str, Any]]] = [
@@ -258,7 +257,7 @@ def test_a_local_push_refuses_bad_names_and_metadata_before_storing(hub: Hub, tm
         for name, data in files.items():
             (directory / name).write_bytes(data)
         with pytest.raises(InvalidInput):
-            container.registry.push(directory, PushRequest(name="alice/local", **request))
+            hub.container.registry.push(directory, PushRequest(name="alice/local", **request), actor="alice")
     assert sorted(blobs.rglob("*")) == before
 
 

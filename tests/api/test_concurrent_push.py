@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from apitools import Hub, Server, assert_problem, bearer
+from apitools import Hub, Server, assert_problem, bearer, digest_of, upload, visible_blobs
 from fastapi.testclient import TestClient
-from test_uploads import digest_of, upload, visible_blobs
-from tests.clitools import at_once_json
+from tests.support.cli import at_once_json
 
 from aiprov.api.routes import uploads as upload_routes
 from aiprov.core.digest import Digest

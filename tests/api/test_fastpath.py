@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apitools import Hub, assert_problem, bearer, push
+from apitools import PREDICT, ROWS, Hub, assert_problem, bearer, push
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
-from test_inference import PREDICT, ROWS, iris  # noqa: F401 - the module's fixture
 
 from aiprov.api import create_app
 from aiprov.api.fastpath import InferenceFastPath
 
 
 @pytest.fixture
-def client(hub: Hub, iris: tuple[Path, Any]) -> Iterator[TestClient]:  # noqa: F811
+def client(hub: Hub, iris: tuple[Path, Any]) -> Iterator[TestClient]:
     push(hub.container, iris[0], "alice/iris")
     app = create_app(hub.container)
     with TestClient(app, raise_server_exceptions=False, headers=bearer(hub.tokens["alice"])) as client:
@@ -76,7 +75,7 @@ def test_an_unexpected_error_is_a_500_problem(client: TestClient, monkeypatch: p
     assert "a bug" not in r.text  # the traceback goes to the server log, not the client
 
 
-def test_behind_a_proxy_prefix_the_fast_path_still_matches(hub: Hub, iris: tuple[Path, Any]) -> None:  # noqa: F811
+def test_behind_a_proxy_prefix_the_fast_path_still_matches(hub: Hub, iris: tuple[Path, Any]) -> None:
     push(hub.container, iris[0], "alice/iris")
     with TestClient(create_app(hub.container), root_path="/hub", headers=bearer(hub.tokens["alice"])) as client:
         r = client.post("/hub" + PREDICT, json={"inputs": ROWS})

@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from test_remote_cli import remote_json
+from tests.support.cli import remote_json
 
 from aiprov.core.digest import Digest
 from aiprov.core.hf import commit_id

@@ -12,7 +12,7 @@ import pytest
 from apitools import Server
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
-from test_remote_cli import remote_json
+from tests.support.cli import remote_json
 
 from aiprov.core.digest import Digest
 from aiprov.core.hf import commit_id

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from apitools import Server
 from huggingface_hub import snapshot_download
-from test_remote_cli import remote, remote_json
+from tests.support.cli import remote, remote_json
 
 from aiprov.adapters.hf_cache import default_cache
 

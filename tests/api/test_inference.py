@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from apitools import Hub, Server, assert_problem, bearer, push
+from apitools import FEATURES, PREDICT, ROWS, Hub, Server, assert_problem, bearer, push
 from fastapi.testclient import TestClient
 
 from aiprov.api import create_app
@@ -23,25 +23,6 @@ from aiprov.core.events import Event
 from aiprov.errors import InvalidInput
 from aiprov.sandbox import Limits, SandboxedModels, WorkerPool
 from aiprov.services.usage import UsageQueries, input_digest
-
-FEATURES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
-ROWS = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
-PREDICT = "/api/v1/models/alice/iris/predict"
-
-
-@pytest.fixture(scope="module")
-def iris(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    """A trained Iris classifier saved as a model directory (model.joblib + config.json naming its features)."""
-    import joblib
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    x, y = load_iris(return_X_y=True)
-    model = LogisticRegression(max_iter=500).fit(x, y)
-    root = tmp_path_factory.mktemp("iris")
-    joblib.dump(model, root / "model.joblib")
-    (root / "config.json").write_text(json.dumps({"features": FEATURES}))
-    return root, model
 
 
 @pytest.fixture

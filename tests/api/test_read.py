@@ -9,8 +9,7 @@ import joblib
 import pytest
 from apitools import Hub, assert_problem, bearer, push
 from fastapi.testclient import TestClient
-
-from clitools import cli_json
+from tests.support.cli import cli_json
 
 
 @pytest.fixture
@@ -18,7 +17,7 @@ def models(hub: Hub, make_model: Any) -> dict[str, Any]:
     """alice/iris v1 and v2 (tagged, aliased), bob/other v1."""
     v1 = push(hub.container, make_model({"w.bin": b"one"}), "alice/iris", description="flowers", tags=["demo"])
     v2 = push(hub.container, make_model({"w.bin": b"two", "cfg.json": b"{}"}), "alice/iris")
-    hub.as_user("alice").registry.alias("alice/iris@1", "prod")
+    hub.container.registry.alias("alice/iris@1", "prod", actor="alice")
     push(hub.container, make_model({"w.bin": b"three"}), "bob/other", description="something else")
     return {"v1": v1.version, "v2": v2.version}
 

@@ -9,13 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from apitools import Server
-from test_uploads import cut_upload, digest_of, until, wait_offset
-from typer.testing import CliRunner
-
-from aiprov.cli.main import app
-
-runner = CliRunner()
+from apitools import InProcess, Server, cut_upload, digest_of, until, wait_offset
+from tests.support.cli import remote, remote_json
 
 MODEL = {
     "config.json": b'{"layers": 2}',
@@ -24,109 +19,88 @@ MODEL = {
 }
 
 
-def client_home(server: Server) -> Path:
-    """The client's own home (where it pins each server's log key and last verified checkpoint)."""
-    return server.home.parent / "client-home"
-
-
-def remote(server: Server, token: str | None, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run `aiprov --server URL [--token T] ARGS…` in-process; return (exit code, stdout, stderr)."""
-    auth = ["--token", token] if token else []
-    environment = {"AIPROV_TOKEN": "", "AIPROV_HOME": str(client_home(server)), **(env or {})}
-    result = runner.invoke(app, ["--server", server.base_url, *auth, *args], env=environment)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def remote_json(server: Server, token: str | None, *args: str) -> Any:
-    code, out, err = remote(server, token, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-def local_json(server: Server, *args: str) -> Any:
-    return json.loads(server.cli(*args, "--json").stdout)
-
-
 def test_remote_push_ls_show_pull_usage_match_the_local_commands(
-    server: Server, make_model: Any, tmp_path: Path
+    inprocess: InProcess, make_model: Any, tmp_path: Path
 ) -> None:
-    alice = server.add_user("alice")
+    alice = inprocess.add_user("alice")
     model = make_model(MODEL)
-    pushed = remote_json(server, alice, "push", str(model), "--name", "alice/m", "--desc", "three files", "--tag", "x")
+    pushed = remote_json(
+        inprocess, alice, "push", str(model), "--name", "alice/m", "--desc", "three files", "--tag", "x"
+    )
     assert pushed["version"] == 1 and pushed["author"] == "alice" and pushed["new_blobs"] == 3
     assert pushed["new_bytes"] == sum(len(b) for b in MODEL.values()) and pushed["deduplicated"] is False
-    assert pushed["digest"] == remote_json(server, None, "hash", str(model))["digest"]
+    assert pushed["digest"] == remote_json(inprocess, None, "hash", str(model))["digest"]
 
-    again = remote_json(server, alice, "push", str(model), "--name", "alice/m")
+    again = remote_json(inprocess, alice, "push", str(model), "--name", "alice/m")
     assert again["deduplicated"] is True and again["new_blobs"] == 0
 
-    assert remote_json(server, None, "ls") == local_json(server, "ls")
-    assert remote_json(server, None, "show", "alice/m@1") == local_json(server, "show", "alice/m@1")
+    assert remote_json(inprocess, None, "ls") == inprocess.cli_json("ls")
+    assert remote_json(inprocess, None, "show", "alice/m@1") == inprocess.cli_json("show", "alice/m@1")
 
     dest = tmp_path / "pulled"
-    pulled = remote_json(server, None, "pull", "alice/m", str(dest))
+    pulled = remote_json(inprocess, None, "pull", "alice/m", str(dest))
     assert pulled["digest"] == pushed["digest"]
     for path, data in MODEL.items():
         assert (dest / path).read_bytes() == data
     assert not [p for p in dest.rglob(".*aiprov-*")]
 
     usage = until(  # one event per file, logged in batches
-        lambda: remote_json(server, None, "usage", "alice/m"), lambda u: u["counts"].get("download") == len(MODEL)
+        lambda: remote_json(inprocess, None, "usage", "alice/m"), lambda u: u["counts"].get("download") == len(MODEL)
     )
-    assert usage == local_json(server, "usage", "alice/m")
+    assert usage == inprocess.cli_json("usage", "alice/m")
     assert usage["counts"]["download"] == len(MODEL) and usage["counts"]["push"] == 2
-    assert remote_json(server, None, "usage", "alice/m@1")["counts"]["download"] == len(MODEL)
+    assert remote_json(inprocess, None, "usage", "alice/m@1")["counts"]["download"] == len(MODEL)
 
 
-def test_remote_alias_log_and_verify(server: Server, make_model: Any) -> None:
-    alice = server.add_user("alice")
-    remote_json(server, alice, "push", str(make_model(MODEL)), "--name", "alice/m")
-    moved = remote_json(server, alice, "alias", "alice/m@1", "prod")
+def test_remote_alias_log_and_verify(inprocess: InProcess, make_model: Any) -> None:
+    alice = inprocess.add_user("alice")
+    remote_json(inprocess, alice, "push", str(make_model(MODEL)), "--name", "alice/m")
+    moved = remote_json(inprocess, alice, "alias", "alice/m@1", "prod")
     assert moved == {"name": "alice/m", "alias": "prod", "version": 1, "digest": moved["digest"], "previous": None}
-    assert remote_json(server, None, "show", "alice/m@prod")["aliases"] == ["prod"]
-    assert remote_json(server, None, "log", "entry", "0") == local_json(server, "log", "entry", "0")
+    assert remote_json(inprocess, None, "show", "alice/m@prod")["aliases"] == ["prod"]
+    assert remote_json(inprocess, None, "log", "entry", "0") == inprocess.cli_json("log", "entry", "0")
     proof = ("log", "proof", "--index", "0")
-    assert remote_json(server, None, *proof) == local_json(server, *proof)
-    code, out, _ = remote(server, None, "log", "checkpoint")
-    assert code == 0 and out == server.cli("log", "checkpoint").stdout
+    assert remote_json(inprocess, None, *proof) == inprocess.cli_json(*proof)
+    code, out, _ = remote(inprocess, None, "log", "checkpoint")
+    assert code == 0 and out == inprocess.cli("log", "checkpoint").out
     for command in (("log", "checkpoint"), ("log", "key")):  # --json on these too, the same shape as locally
-        assert remote_json(server, None, *command) == local_json(server, *command)
-    report = remote_json(server, None, "verify", "alice/m@1")
+        assert remote_json(inprocess, None, *command) == inprocess.cli_json(*command)
+    report = remote_json(inprocess, None, "verify", "alice/m@1")
     assert report["ok"] is True and {c["check"] for c in report["checks"]} >= {"manifest", "log.inclusion"}
 
 
-def test_remote_errors_print_one_line_with_the_local_exit_codes(server: Server, make_model: Any) -> None:
-    alice, bob = server.add_user("alice"), server.add_user("bob")
+def test_remote_errors_print_one_line_with_the_local_exit_codes(inprocess: InProcess, make_model: Any) -> None:
+    alice, bob = inprocess.add_user("alice"), inprocess.add_user("bob")
     model = str(make_model({"w.bin": b"weights"}))
-    code, out, err = remote(server, None, "show", "alice/nothing")
+    code, out, err = remote(inprocess, None, "show", "alice/nothing")
     assert code == 3 and out == "" and err.startswith("error: ") and err.count("\n") == 1
-    code, out, err = remote(server, None, "show", "alice/nothing", "--json")  # the server's problem, as locally
+    code, out, err = remote(inprocess, None, "show", "alice/nothing", "--json")  # the inprocess's problem, as locally
     assert code == 3 and out == "" and json.loads(err)["code"] == "not_found" and err.count("\n") == 1
-    code, _, err = remote(server, None, "push", model, "--name", "alice/m", "--json")
+    code, _, err = remote(inprocess, None, "push", model, "--name", "alice/m", "--json")
     assert code == 10 and json.loads(err)["code"] == "unauthorized"
-    assert remote(server, None, "push", model, "--name", "alice/m")[0] == 10  # no token: unauthorized
-    code, _, err = remote(server, bob, "push", model, "--name", "alice/m")
+    assert remote(inprocess, None, "push", model, "--name", "alice/m")[0] == 10  # no token: unauthorized
+    code, _, err = remote(inprocess, bob, "push", model, "--name", "alice/m")
     assert code == 11 and "bob may not write under alice/" in err
-    assert remote(server, "not-a-token", "ls")[0] == 10
-    code, _, err = remote(server, alice, "gc")
+    assert remote(inprocess, "not-a-token", "ls")[0] == 10
+    code, _, err = remote(inprocess, alice, "gc")
     assert code == 2 and "`aiprov gc` runs on the hub's own machine, not against a server" in err  # no traceback
-    code, _, err = remote(server, alice, "gc", "--json")
+    code, _, err = remote(inprocess, alice, "gc", "--json")
     assert code == 2 and json.loads(err)["code"] == "not_on_server"
 
 
-def test_remote_push_of_an_unsafe_model_is_refused_and_kept_as_evidence(server: Server, make_model: Any) -> None:
+def test_remote_push_of_an_unsafe_model_is_refused_and_kept_as_evidence(inprocess: InProcess, make_model: Any) -> None:
     class Evil:
         def __reduce__(self) -> tuple[Any, ...]:
             import os
 
             return (os.system, ("echo pwned",))
 
-    alice = server.add_user("alice")
+    alice = inprocess.add_user("alice")
     model = make_model({"model.pkl": pickle.dumps(Evil()), "README.md": b"hi"})
-    code, _, err = remote(server, alice, "push", str(model), "--name", "alice/evil")
+    code, _, err = remote(inprocess, alice, "push", str(model), "--name", "alice/evil")
     assert code == 7 and "unsafe" in err
-    assert any(p.name != ".scan" for p in (server.home / "quarantine").iterdir())
-    assert remote_json(server, None, "usage", "alice/evil")["counts"] == {"flagged": 1}
+    assert any(p.name != ".scan" for p in (inprocess.home / "quarantine").iterdir())
+    assert remote_json(inprocess, None, "usage", "alice/evil")["counts"] == {"flagged": 1}
 
 
 def test_remote_push_continues_an_upload_cut_earlier(server: Server, make_model: Any) -> None:
@@ -216,29 +190,29 @@ def test_remote_pull_of_a_tampered_blob_writes_nothing(server: Server, make_mode
 
 
 def test_remote_ipfs_cid_export_and_import_match_the_local_commands(
-    server: Server, make_model: Any, tmp_path: Path
+    inprocess: InProcess, make_model: Any, tmp_path: Path
 ) -> None:
-    alice = server.add_user("alice")
+    alice = inprocess.add_user("alice")
     model = make_model(MODEL)
-    pushed = remote_json(server, alice, "push", str(model), "--name", "alice/m")
+    pushed = remote_json(inprocess, alice, "push", str(model), "--name", "alice/m")
     for version in ("0", "1"):
         args = ("ipfs", "cid", "alice/m", "--cid-version", version)
-        assert remote_json(server, None, *args) == local_json(server, *args)
+        assert remote_json(inprocess, None, *args) == inprocess.cli_json(*args)
 
     # The CAR comes from the hub's trustless gateway, checked here: the same bytes as the hub's own export.
     remote_car, local_car = tmp_path / "remote.car", tmp_path / "local.car"
-    exported = remote_json(server, None, "ipfs", "export", "alice/m", str(remote_car))
-    server.cli("ipfs", "export", "alice/m", str(local_car))
+    exported = remote_json(inprocess, None, "ipfs", "export", "alice/m", str(remote_car))
+    inprocess.cli("ipfs", "export", "alice/m", str(local_car))
     assert remote_car.read_bytes() == local_car.read_bytes()
-    assert exported["root"] == local_json(server, "ipfs", "cid", "alice/m")["cid"]
+    assert exported["root"] == inprocess.cli_json("ipfs", "cid", "alice/m")["cid"]
     assert exported["bytes"] == remote_car.stat().st_size and exported["blocks"] > len(MODEL)
 
     # Importing it elsewhere rebuilds the same model: the same manifest digest, under the CAR's root CID.
-    imported = remote_json(server, alice, "ipfs", "import", str(remote_car), "--name", "alice/from-car")
+    imported = remote_json(inprocess, alice, "ipfs", "import", str(remote_car), "--name", "alice/from-car")
     assert imported["digest"] == pushed["digest"] and imported["same_cid"] is True
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".aiprov-car-")]
 
-    code, _, err = remote(server, alice, "ipfs", "pin", "alice/m")  # this hub has no IPFS endpoint
+    code, _, err = remote(inprocess, alice, "ipfs", "pin", "alice/m")  # this hub has no IPFS endpoint
     assert code == 2 and "no IPFS endpoint to pin to" in err
 
 
@@ -256,7 +230,7 @@ def test_remote_ipfs_pin_uses_the_hubs_kubo_node_for_the_owner_only(
         code, _, err = remote(server, bob, "ipfs", "pin", "alice/m")
         assert code != 0 and "bob may not write under alice/" in err and kubo.cars == []
         pinned = remote_json(server, alice, "ipfs", "pin", "alice/m", "--cid-version", "1")
-        cid = local_json(server, "ipfs", "cid", "alice/m", "--cid-version", "1")["cid"]
+        cid = server.cli_json("ipfs", "cid", "alice/m", "--cid-version", "1")["cid"]
         assert pinned == {
             "ref": "alice/m@1",
             "cid": cid,
@@ -269,7 +243,7 @@ def test_remote_ipfs_pin_uses_the_hubs_kubo_node_for_the_owner_only(
     unpacked = ipfs_car("unpack", str(car), "--output", str(tmp_path / "out"))
     assert unpacked.returncode == 0, unpacked.stderr
     assert (tmp_path / "out" / "weights" / "b.bin").read_bytes() == MODEL["weights/b.bin"]
-    events = [e for e in local_json(server, "usage", "alice/m")["events"] if e["action"] == "ipfs.pin"]
+    events = [e for e in server.cli_json("usage", "alice/m")["events"] if e["action"] == "ipfs.pin"]
     assert [(e["actor"], e["details"]["cid"]) for e in events] == [("alice", cid)]
 
 

@@ -12,9 +12,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from apitools import Hub, Server, assert_problem
+from apitools import Hub, Server, assert_problem, commit, upload
 from fastapi.testclient import TestClient
-from test_uploads import commit, upload
 from tests.scanning.scan_corpus import nested_zip_bomb
 
 

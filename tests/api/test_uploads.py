@@ -4,71 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from apitools import Hub, Server, assert_problem, bearer
+from apitools import (
+    Hub,
+    Server,
+    assert_problem,
+    bearer,
+    commit,
+    cut_upload,
+    digest_of,
+    until,
+    upload,
+    visible_blobs,
+    wait_offset,
+)
 from fastapi.testclient import TestClient
 
 from aiprov.core.digest import Digest
-
-
-def digest_of(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
-def upload(client: Any, token: str, data: bytes, digest: str | None = None, **headers: str) -> Any:
-    return client.put(f"/api/v1/blobs/{digest or digest_of(data)}", content=data, headers={**bearer(token), **headers})
-
-
-def commit(client: Any, token: str, name: str, files: dict[str, bytes], **metadata: Any) -> Any:
-    body = {"files": [{"path": p, "size": len(b), "sha256": digest_of(b)} for p, b in files.items()], **metadata}
-    return client.post(f"/api/v1/models/{name}/versions", json=body, headers=bearer(token))
-
-
-def visible_blobs(home: Path) -> list[Path]:
-    return [p for p in (home / "blobs" / "sha256").rglob("*") if p.is_file()] if (home / "blobs").exists() else []
-
-
-def cut_upload(base_url: str, token: str, digest: str, data: bytes, sent: int) -> None:
-    """Announce `len(data)` bytes, send the first `sent`, then drop the connection (a client that died)."""
-    url = urlsplit(base_url)
-    head = (
-        f"PUT /api/v1/blobs/{digest} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Length: {len(data)}\r\nContent-Type: application/octet-stream\r\n\r\n"
-    ).encode()
-    with socket.create_connection((url.hostname, url.port)) as s:
-        s.sendall(head + data[:sent])
-        time.sleep(0.2)  # let the server write what arrived before the cut
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-
-
-def until(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 10.0) -> Any:
-    """Fetch until `done` says so (usage is logged in batches, off the request path) or the timeout passes."""
-    deadline = time.monotonic() + timeout
-    while not done(value := fetch()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
-
-
-def wait_offset(client: httpx.Client, token: str, digest: str) -> dict[str, Any]:
-    """The status once the server has noticed the cut: some bytes kept, and the count no longer moving."""
-    deadline = time.monotonic() + 10
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status: dict[str, Any] = client.get(f"/api/v1/blobs/{digest}/status", headers=bearer(token)).json()
-        if status["offset"] > 0 and status == last:
-            break
-        last = status
-        time.sleep(0.1)
-    return last
-
 
 # in-process ----------------------------------------------------------------------------------------------------
 

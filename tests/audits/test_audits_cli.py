@@ -152,7 +152,7 @@ def test_an_audit_reports_library_versions_that_differ_from_the_publishers(home:
         theirs = {**made.packages, "scikit-learn": "0.24.2", "numpy": "1.19.5"}
         theirs.pop("aiprov")
         claim = hub.claims.record(dataclasses.replace(made, packages=theirs))
-        audit = hub.for_actor("erin").audits.audit(claim.id)
+        audit = hub.audits.audit(claim.id, actor="erin")
     finally:
         hub.close()
     assert audit.verdict == "confirmed"

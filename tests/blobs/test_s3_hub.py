@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,27 +10,23 @@ from typing import Any
 import pytest
 from blobtools import BUCKET, Weed
 from tests.conftest import MakeModel
-from typer.testing import CliRunner
+from tests.support.cli import Ran, cli, cli_json, remote_json
 
-from aiprov.cli.main import app
 from aiprov.config import Container, Settings
 from aiprov.core.digest import Digest
 from aiprov.errors import BackendError
 from aiprov.services.registry import PushRequest
 
-runner = CliRunner()
 BIG = os.urandom(9 * 2**20)  # past boto3's 8 MiB multipart threshold: a multipart upload and a multipart copy
 
 
-def run(home: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["--home", str(home), *args], env={"AIPROV_ACTOR": "alice", **env})
-    return result.exit_code, result.stdout, result.stderr
+def run(home: Path, env: dict[str, str], *args: str) -> Ran:
+    """`aiprov --home HOME ARGS…` as alice with the S3 settings in `env`."""
+    return cli(home, *args, env=env)
 
 
 def run_json(home: Path, env: dict[str, str], *args: str) -> Any:
-    code, out, err = run(home, env, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
+    return cli_json(home, *args, env=env)
 
 
 def keys(weed: Weed, url: str, under: str = "") -> list[str]:
@@ -208,14 +203,10 @@ def test_a_server_on_s3_resumes_an_upload_in_parts_and_takes_a_remote_push(
         ranged = client.get(f"/api/v1/blobs/{d}", headers={"Range": "bytes=-1"})
         assert ranged.status_code == 206 and ranged.content == data[-1:]
 
-        remote_env = {"AIPROV_HOME": str(tmp_path / "client"), "AIPROV_TOKEN": ""}
         model = make_model({"config.json": b"{}", "weights.bin": BIG})
-        argv = ["--server", server.base_url, "--token", alice, "push", str(model), "--name", "alice/m", "--json"]
-        pushed = runner.invoke(app, argv, env=remote_env)
-        assert pushed.exit_code == 0, pushed.stderr
-        assert json.loads(pushed.stdout)["new_blobs"] == 2
-        verified = runner.invoke(app, ["--server", server.base_url, "verify", "alice/m@1", "--json"], env=remote_env)
-        assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True, verified.stderr
+        pushed = remote_json(server, alice, "push", str(model), "--name", "alice/m")
+        assert pushed["new_blobs"] == 2
+        assert remote_json(server, None, "verify", "alice/m@1")["ok"] is True
         assert len(keys(weed, url, "sha256/")) == 3 and keys(weed, url) == keys(weed, url, "sha256/")
     finally:
         server.stop()

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import free_port
-from typer.testing import CliRunner
+from tests.support.cli import Ran, cli
 from web3 import HTTPProvider, Web3
-
-from aiprov.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -87,9 +85,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=10)
 
 
-runner = CliRunner()
-
-
 def chain_env(anvil: Anvil, key: str | None = OPERATOR_KEY, **extra: str) -> dict[str, str | None]:
     env: dict[str, str | None] = {
         "AIPROV_ACTOR": "alice",
@@ -102,24 +97,13 @@ def chain_env(anvil: Anvil, key: str | None = OPERATOR_KEY, **extra: str) -> dic
     return env
 
 
-def run(home: Path, env: dict[str, str | None], *args: str) -> tuple[int, str, str]:
-    """`aiprov --home HOME ARGS…` with the chain settings in `env` (None unsets a variable)."""
-    result = runner.invoke(app, ["--home", str(home), *args], env=env)
-    return result.exit_code, result.stdout, result.stderr
+def run(home: Path, env: dict[str, str | None], *args: str) -> Ran:
+    """`aiprov --home HOME ARGS…` with the chain settings in `env` (None unsets a variable): `cli` with them."""
+    return cli(home, *args, env=env)
 
 
 def run_json(home: Path, env: dict[str, str | None], *args: str) -> Any:
-    code, out, err = run(home, env, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-def one_line_error(err: str) -> str:
-    """The CLI's diagnostic: exactly one line starting with `error:`, never a traceback."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert "Traceback" not in err
-    return lines[0]
+    return run(home, env, *args, "--json").json()
 
 
 class RangeLimitedRpc:

@@ -12,13 +12,14 @@ from chaintools import (
     OPERATOR_KEY,
     OTHER_KEY,
     Anvil,
-    free_port,
-    one_line_error,
     run,
     run_json,
 )
 from sqlalchemy import create_engine, text
 from tests.conftest import MakeModel
+from tests.support import free_port
+from tests.support.cli import one_line_error
+from tests.support.tamper import log_entry_bytes, rewrite_history
 
 from aiprov.adapters.chain import Chain, parse_private_key
 from aiprov.adapters.db import log
@@ -215,26 +216,6 @@ def test_rpc_of_another_chain_than_the_recorded_deployment_is_refused(
     assert code == ChainError.exit_code and "serves chain 31337, but expected 1" in one_line_error(err)
 
 
-def rewrite_history(home: Path, index: int, new_entry: bytes) -> None:
-    """What an operator holding the log key could do: rebuild the whole tree with one entry changed and re-sign."""
-    settings = Settings(home=home)
-    engine = create_engine(settings.resolved_database_url)
-    with engine.begin() as conn:
-        entries = log.entries(conn, 0, log.size(conn))
-        for table in ("log_bundles", "log_tiles", "log_checkpoints"):
-            conn.execute(text(f"DELETE FROM {table}"))
-        conn.execute(text("UPDATE log_state SET size = 0, edge = :e"), {"e": b""})
-    engine.dispose()
-    entries[index] = new_entry
-    hub = Container(settings)
-    try:
-        with hub.db.unit(write=True) as u:
-            log.append(u.conn, entries)
-        hub.log.publish()
-    finally:
-        hub.close()
-
-
 def test_history_rewritten_after_anchoring_is_caught_by_verify_chain(
     home: Path, deployed: Env, make_model: MakeModel
 ) -> None:
@@ -253,16 +234,6 @@ def test_history_rewritten_after_anchoring_is_caught_by_verify_chain(
     assert found["log.consistency"][0], "without the chain, a first-use client trusts the rewritten log"
     assert not found["chain.inclusion"][0] and "history was rewritten" in found["chain.inclusion"][1]
     assert not found["chain.consistency"][0] and "history was rewritten" in found["chain.consistency"][1]
-
-
-def log_entry_bytes(home: Path, index: int) -> bytes:
-    engine = create_engine(Settings(home=home).resolved_database_url)
-    try:
-        with engine.connect() as conn:
-            data, _ = log.entry(conn, index)
-    finally:
-        engine.dispose()
-    return data
 
 
 def test_log_truncated_after_anchoring_is_caught_by_verify_chain(

@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 from chaintools import Anvil, chain_env, run_json
-from test_chain_cli import log_entry_bytes, rewrite_history
 from tests.api.apitools import Server, start_server
 from tests.conftest import MakeModel
-from typer.testing import CliRunner
-
-from aiprov.cli.main import app
-
-runner = CliRunner()
+from tests.support.cli import run
+from tests.support.tamper import log_entry_bytes, rewrite_history
 
 
 @pytest.fixture
@@ -35,9 +31,9 @@ def served(home: Path, deployed: dict[str, str | None]) -> Iterator[Server]:
 def client_verify(server: Server, client_home: Path, env: dict[str, str | None], ref: str) -> tuple[int, Any]:
     """A fresh client (its own home: no pinned key, no trusted checkpoint yet) verifying against the chain."""
     client_env = {**env, "AIPROV_HOME": str(client_home), "AIPROV_CHAIN_PRIVATE_KEY": None, "AIPROV_TOKEN": None}
-    result = runner.invoke(app, ["--server", server.base_url, "verify", ref, "--chain", "--json"], env=client_env)
-    assert result.stdout, result.stderr
-    return result.exit_code, {c["check"]: (c["ok"], c["detail"]) for c in json.loads(result.stdout)["checks"]}
+    result = run("--server", server.base_url, "verify", ref, "--chain", "--json", env=client_env)
+    assert result.out, result.err
+    return result.code, {c["check"]: (c["ok"], c["detail"]) for c in json.loads(result.out)["checks"]}
 
 
 def test_remote_verify_reads_the_chain_itself_and_catches_a_rewritten_history(
@@ -62,9 +58,12 @@ def test_remote_verify_reads_the_chain_itself_and_catches_a_rewritten_history(
     assert not found["chain.consistency"][0] and "history was rewritten" in found["chain.consistency"][1]
 
     # without the registry's address a remote client cannot know which chain to trust: said in one line
-    result = runner.invoke(
-        app,
-        ["--server", served.base_url, "verify", ref, "--chain"],
+    result = run(
+        "--server",
+        served.base_url,
+        "verify",
+        ref,
+        "--chain",
         env={**client, "AIPROV_CHAIN_CONTRACT": None, "AIPROV_HOME": str(tmp_path / "c3")},
     )
-    assert result.exit_code == 2 and "AIPROV_CHAIN_CONTRACT" in result.stderr
+    assert result.code == 2 and "AIPROV_CHAIN_CONTRACT" in result.error()

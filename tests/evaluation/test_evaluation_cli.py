@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
 from sqlalchemy import create_engine, text
-from tests.clitools import cli, cli_json
+from tests.support.cli import cli, cli_json
 
 
 @pytest.fixture

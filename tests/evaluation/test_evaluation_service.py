@@ -17,11 +17,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sqlalchemy import update
 
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.adapters.db.schema import EvaluationRow
 from aiprov.config import Container
 from aiprov.core.events import Event
 from aiprov.errors import IntegrityError, InvalidInput, VerificationError
+from aiprov.records import ModelFilter
 from aiprov.services.registry import PushRequest
 
 

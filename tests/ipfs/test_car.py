@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli, cli_json
 from tests.conftest import MakeModel
 from tests.ipfs.jstools import ipfs_car, js_cids
+from tests.support.cli import cli, cli_json
 
 from aiprov.config import Container
 from aiprov.errors import IntegrityError, InvalidInput

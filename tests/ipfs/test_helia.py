@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.api.apitools import Server, init_home, push, start_server
-from tests.clitools import cli
 from tests.ipfs.helia import helia_add, helia_import, helia_server, stalled_gateway, verified_fetch
 from tests.ipfs.jstools import kubo_random
+from tests.support.cli import cli
 
 from aiprov import signing
 from aiprov.adapters.files import hash_model

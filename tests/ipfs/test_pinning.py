@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli_json
 from tests.conftest import MakeModel
 from tests.ipfs.fake_ipfs import TOKEN, fake_ipfs
 from tests.ipfs.jstools import ipfs_car
 from tests.support import free_port
+from tests.support.cli import cli_json
 
 from aiprov.config import Container
 from aiprov.errors import BackendError, InvalidInput

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.clitools import cli
+from tests.support.cli import cli
 
 import aiprov.sandbox
 from aiprov.sandbox import WorkerPool

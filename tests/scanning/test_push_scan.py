@@ -9,11 +9,12 @@ import pytest
 from scan_corpus import malicious
 from sklearn.tree import DecisionTreeClassifier
 from tests.conftest import MakeModel
+from tests.support.cli import cli
 
-from aiprov.adapters.db.registry import ModelFilter
 from aiprov.config import Container
 from aiprov.core import merkle
 from aiprov.errors import UnsafeModelError
+from aiprov.records import ModelFilter
 from aiprov.services.registry import PushRequest
 
 
@@ -53,15 +54,10 @@ def test_unknown_binary_is_registered_but_reported_unsupported(hub: Container, m
 
 
 def test_cli_push_of_an_unsafe_model_exits_7_with_one_line(tmp_path: Path, make_model: MakeModel) -> None:
-    from typer.testing import CliRunner
-
-    from aiprov.cli.main import app
-
-    runner = CliRunner()
     home = tmp_path / "home"
-    assert runner.invoke(app, ["--home", str(home), "init"]).exit_code == 0
+    assert cli(home, "init").code == 0
     payload = malicious(str(tmp_path / "pwned"), str(tmp_path))["subprocess_popen"]
-    result = runner.invoke(app, ["--home", str(home), "push", str(make_model({"m.pkl": payload})), "-n", "eve/x"])
-    assert result.exit_code == 7
-    assert result.stderr.startswith("error: eve/x: refused") and len(result.stderr.strip().splitlines()) == 1
-    assert "quarantine" in result.stderr and not (tmp_path / "pwned").exists()
+    result = cli(home, "push", str(make_model({"m.pkl": payload})), "-n", "eve/x")
+    assert result.code == 7
+    assert result.error().startswith("error: eve/x: refused")
+    assert "quarantine" in result.err and not (tmp_path / "pwned").exists()

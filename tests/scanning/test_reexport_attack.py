@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from scan_corpus import Call, malicious
 from sklearn.preprocessing import FunctionTransformer
-from tests.clitools import cli
+from tests.support.cli import cli
 
 
 def _s(text: str) -> bytes:

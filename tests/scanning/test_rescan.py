@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scan_corpus import malicious
 from tests.conftest import MakeModel
-from typer.testing import CliRunner
+from tests.support.cli import cli, run
 
 from aiprov.config import Container
 from aiprov.errors import InvalidInput, NotFound, UnsafeModelError
@@ -71,32 +71,24 @@ def test_rescan_of_what_was_never_refused_is_not_found(hub: Container, make_mode
 def test_cli_rescan_exits_7_when_confirmed_and_0_when_cleared(
     tmp_path: Path, make_model: MakeModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aiprov.cli.main import app
-
-    runner = CliRunner()
     home = tmp_path / "cli-home"
-    assert runner.invoke(app, ["--home", str(home), "init"]).exit_code == 0
+    assert cli(home, "init").code == 0
     payload = malicious(str(tmp_path / "pwned"), str(tmp_path))["os_system_protocol_2"]
     bad = make_model({"model.pkl": payload})
-    assert runner.invoke(app, ["--home", str(home), "push", str(bad), "--name", "mallory/x"]).exit_code == 7
-    confirmed = runner.invoke(app, ["--home", str(home), "rescan", "mallory/x"])
-    assert confirmed.exit_code == 7 and confirmed.output.startswith("confirmed sha256:"), confirmed.output
+    assert cli(home, "push", str(bad), "--name", "mallory/x").code == 7
+    confirmed = cli(home, "rescan", "mallory/x")
+    assert confirmed.code == 7 and confirmed.out.startswith("confirmed sha256:"), confirmed.out
     data = gzip.compress(pickle.dumps(list(range(20_000)), protocol=4))
     squeezed = make_model({"model.joblib": data})
-    monkeypatch.setenv("AIPROV_SCAN_MAX_RATIO", "1")
-    monkeypatch.setenv("AIPROV_SCAN_RATIO_ALLOWANCE_MB", "0")
-    pushed = runner.invoke(app, ["--home", str(home), "push", str(squeezed), "--name", "alice/y"])
-    assert pushed.exit_code == 7 and "decompress" in pushed.output, pushed.output
-    monkeypatch.delenv("AIPROV_SCAN_MAX_RATIO")
-    monkeypatch.delenv("AIPROV_SCAN_RATIO_ALLOWANCE_MB")
-    cleared = runner.invoke(app, ["--home", str(home), "rescan", "alice/y", "--json"])
-    assert cleared.exit_code == 0, cleared.output
-    assert '"outcome": "cleared"' in cleared.output
+    squeeze = {"AIPROV_SCAN_MAX_RATIO": "1", "AIPROV_SCAN_RATIO_ALLOWANCE_MB": "0"}
+    pushed = cli(home, "push", str(squeezed), "--name", "alice/y", env=squeeze)
+    assert pushed.code == 7 and "decompress" in pushed.err, pushed.err
+    cleared = cli(home, "rescan", "alice/y", "--json")
+    assert cleared.code == 0, cleared.err
+    assert cleared.json()["outcome"] == "cleared"
 
 
 def test_rescan_against_a_server_is_an_explicit_error(tmp_path: Path) -> None:
-    from aiprov.cli.main import app
-
-    result = CliRunner().invoke(app, ["--server", "http://127.0.0.1:9", "--home", str(tmp_path), "rescan", "alice/x"])
-    assert result.exit_code == 2
-    assert "`aiprov rescan` runs on the hub's own machine, not against a server" in result.output
+    result = run("--server", "http://127.0.0.1:9", "--home", str(tmp_path), "rescan", "alice/x")
+    assert result.code == 2
+    assert "`aiprov rescan` runs on the hub's own machine, not against a server" in result.error()

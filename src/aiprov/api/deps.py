@@ -3,8 +3,8 @@
 Routes declare `container: ContainerDep` and `caller: CallerDep`. Every router included by `create_app` also runs
 `get_caller`, so a bad token is a 401 on every route (reads too), and so is a request without a token when
 anonymous reads are switched off (`AIPROV_ANONYMOUS_READS=false`). A write route then calls `require_write` (or
-`require_admin`) and `check_namespace`, and does its work through `acting(container, caller)`, whose services
-record the caller's user name as the actor.
+`require_admin`) and `check_namespace`, which return the caller's user name, and passes it to the service as
+`actor=`: the services are the container's own, shared by every request, and record whoever the route names.
 """
 
 from __future__ import annotations
@@ -130,11 +130,3 @@ def check_namespace(caller: Caller, owner: str) -> str:
     if name != owner and not caller.admin:
         raise Forbidden(f"{name} may not write under {owner}/", hint="only the owner or an admin may")
     return name
-
-
-def acting(container: Container, caller: Caller) -> Container:
-    """The container whose services record the caller as the actor of what they write (`Container.for_actor`).
-
-    Call it after `require_write`/`check_namespace`. Raises Unauthorized for an anonymous caller.
-    """
-    return container.for_actor(require_write(caller))

@@ -156,7 +156,7 @@ def ls(
     json: JsonOpt = False,
 ) -> None:
     """List models with their latest version."""
-    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.records import ModelFilter
     from aiprov.services.evaluation import parse_min
 
     if sort not in (None, "name", "reputation"):

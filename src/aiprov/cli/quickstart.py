@@ -24,7 +24,7 @@ def quickstart(
 
     Creates the aiprov home if needed. Running it again deduplicates: same bytes, same version.
     """
-    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.records import ModelFilter
     from aiprov.services.demo import DEMO_DESCRIPTION, DEMO_NAME, DEMO_PARAMS, train_demo_model
     from aiprov.services.registry import PushRequest
 

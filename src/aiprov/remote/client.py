@@ -56,17 +56,26 @@ def error_from_problem(status: int, body: Any, url: str) -> AiprovError:
     return cls(detail)
 
 
+def connect(url: str, headers: dict[str, str], timeout_s: float) -> httpx.Client:
+    """The HTTP client of every request to the server at `url`: the one place a connection is made.
+
+    The test suite replaces it to reach an app in its own process (`fastapi.testclient.TestClient`, itself an
+    `httpx.Client`), so the remote commands run unchanged without a socket.
+    """
+    import httpx
+
+    return httpx.Client(
+        base_url=url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), follow_redirects=False
+    )
+
+
 class HubClient:
     """A connection to an aiprov server at `url`, sending `token` (when given) as a bearer token."""
 
     def __init__(self, url: str, token: str | None, *, timeout_s: float = TIMEOUT_S) -> None:
-        import httpx
-
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout_s, connect=10.0), follow_redirects=False
-        )
+        self.http = connect(self.url, headers, timeout_s)
 
     def close(self) -> None:
         self.http.close()

@@ -47,9 +47,9 @@ from aiprov.scanning.report import FileReport, Finding, ScanReport
 
 if TYPE_CHECKING:
     from aiprov import signing
-    from aiprov.adapters.db.registry import ModelFilter
     from aiprov.core.note import Verifier
     from aiprov.ports import ChainReader
+    from aiprov.records import ModelFilter
     from aiprov.services.registry import PushRequest, PushResult
     from aiprov.services.signatures import SignResult
     from aiprov.services.transparency import ConsistencyProof, InclusionProof

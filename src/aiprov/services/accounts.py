@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiprov.adapters.db import accounts as db
-from aiprov.adapters.db.registry import SqlRegistry
-from aiprov.adapters.db.times import utc
 from aiprov.core.names import ModelName
 from aiprov.errors import InvalidInput, NotFound, Unauthorized
-from aiprov.records import iso
+from aiprov.ports import RegistryStore, RegistryUnit
+from aiprov.records import TokenRecord, UserRecord
 
 SCOPES = ("read", "write", "admin")
 TOKEN_PREFIX = "aiprov_"
@@ -62,40 +60,6 @@ class NewToken:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    token_id: str
-    user: str
-    scopes: tuple[str, ...]
-    created_at: datetime
-    revoked_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "token_id": self.token_id,
-            "user": self.user,
-            "scopes": list(self.scopes),
-            "created_at": iso(self.created_at),
-            "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    name: str
-    admin: bool
-    created_at: datetime
-    tokens: tuple[TokenRecord, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "admin": self.admin,
-            "created_at": iso(self.created_at),
-            "tokens": [t.to_json() for t in self.tokens],
-        }
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -120,9 +84,9 @@ CACHE_SIZE = 10_000
 
 
 class AccountService:
-    """Users and tokens. Copies made for another actor (`Container.for_actor`) share the token cache."""
+    """Users and tokens. Each change is logged as the work of `actor` (an API caller), by default the hub's own."""
 
-    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str, cache_s: float = 5.0) -> None:
+    def __init__(self, db: RegistryStore, *, clock: Callable[[], datetime], actor: str, cache_s: float = 5.0) -> None:
         self.db = db
         self.clock = clock
         self.actor = actor
@@ -130,7 +94,9 @@ class AccountService:
         self._checked: dict[str, tuple[float, str, Principal]] = {}
         """Token hash -> (monotonic expiry, token id, principal); dict operations are atomic, so no lock."""
 
-    def add_user(self, name: str, *, admin: bool = False, scopes: Iterable[str] = ()) -> NewToken:
+    def add_user(
+        self, name: str, *, admin: bool = False, scopes: Iterable[str] = (), actor: str | None = None
+    ) -> NewToken:
         """Create user `name` (a valid owner name: it is the user's namespace) with a first token.
 
         Raises InvalidInput (bad name or scopes), Conflict (the user exists), BackendError.
@@ -139,10 +105,10 @@ class AccountService:
         granted = check_scopes(scopes, admin)
         now = self.clock()
         with self.db.unit(write=True) as u:
-            user = db.add_user(u.s, name, admin, now)
-            made = self._make_token(u.s, user, granted, admin)
+            u.add_user(name, admin, now)
+            made = self._make_token(u, name, granted, admin)
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="user-added",
                 subject=f"user:{name}",
                 model=None,
@@ -151,17 +117,17 @@ class AccountService:
             )
         return made
 
-    def add_token(self, name: str, scopes: Iterable[str] = ()) -> NewToken:
+    def add_token(self, name: str, scopes: Iterable[str] = (), *, actor: str | None = None) -> NewToken:
         """Make another token for user `name`. Raises NotFound, InvalidInput (scopes), BackendError."""
         now = self.clock()
         with self.db.unit(write=True) as u:
-            user = db.user(u.s, name)
+            user = u.user(name)
             if user is None:
                 raise NotFound(f"no user named {name}", hint="`aiprov user ls` lists them")
             granted = check_scopes(scopes, user.admin)
-            made = self._make_token(u.s, user, granted, user.admin)
+            made = self._make_token(u, name, granted, user.admin)
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="token-added",
                 subject=f"token:{made.token_id}",
                 model=None,
@@ -170,13 +136,13 @@ class AccountService:
             )
         return made
 
-    def _make_token(self, s: Any, user: Any, scopes: tuple[str, ...], admin: bool) -> NewToken:
+    def _make_token(self, u: RegistryUnit, user: str, scopes: tuple[str, ...], admin: bool) -> NewToken:
         token_id = secrets.token_hex(4)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-        db.add_token(s, user, token_id, hash_token(token), ",".join(scopes), self.clock())
-        return NewToken(user.name, token_id, token, scopes, admin and "admin" in scopes)
+        u.add_token(user, token_id, hash_token(token), scopes, self.clock())
+        return NewToken(user, token_id, token, scopes, admin and "admin" in scopes)
 
-    def revoke(self, token_id: str, *, of_user: str | None = None) -> TokenRecord:
+    def revoke(self, token_id: str, *, of_user: str | None = None, actor: str | None = None) -> TokenRecord:
         """Revoke a token by its id; the next request with it is refused. Revoking twice is harmless.
 
         With `of_user`, only a token of that user may be revoked (another's is NotFound, not a hint it exists).
@@ -184,32 +150,26 @@ class AccountService:
         """
         now = self.clock()
         with self.db.unit(write=True) as u:
-            found = db.token(u.s, token_id.strip())
-            if found is None or (of_user is not None and found[1] != of_user):
+            found = u.token(token_id.strip())
+            if found is None or (of_user is not None and found.user != of_user):
                 raise NotFound(f"no token with id {token_id!r}", hint="`aiprov user ls` lists the tokens")
-            row, user = found
-            self._forget(row.token_id)
-            if row.revoked_at is None:
-                row.revoked_at = now
-                u.add_event(
-                    actor=self.actor,
-                    action="token-revoked",
-                    subject=f"token:{row.token_id}",
-                    model=None,
-                    details={"user": user},
-                    now=now,
-                )
-            return _token_record(row, user)
+            self._forget(found.token_id)
+            if found.revoked_at is not None:
+                return found
+            u.add_event(
+                actor=self.actor if actor is None else actor,
+                action="token-revoked",
+                subject=f"token:{found.token_id}",
+                model=None,
+                details={"user": found.user},
+                now=now,
+            )
+            return u.revoke_token(found.token_id, now)
 
     def users(self) -> builtins.list[UserRecord]:
         """Every user with its tokens (ids and scopes, never secrets), by name."""
         with self.db.unit() as u:
-            by_user: dict[str, builtins.list[TokenRecord]] = {}
-            for row, name in db.tokens(u.s):
-                by_user.setdefault(name, []).append(_token_record(row, name))
-            return [
-                UserRecord(r.name, r.admin, utc(r.created_at), tuple(by_user.get(r.name, ()))) for r in db.users(u.s)
-            ]
+            return u.users()
 
     def cached(self, token: str) -> Principal | None:
         """Who `token` speaks for if it was checked within `cache_s` seconds, else None. Never touches the database."""
@@ -230,13 +190,12 @@ class AccountService:
         if hit is not None and hit[0] > time.monotonic():
             return hit[2]
         with self.db.unit() as u:
-            found = db.by_hash(u.s, hashed)
+            found = u.token_grant(hashed)
         if found is None:
             raise Unauthorized("the API token is not known to this hub")
-        if found.revoked_at is not None:
+        if found.revoked:
             raise Unauthorized("the API token was revoked")
-        scopes = tuple(found.scopes.split(","))
-        principal = Principal(found.name, scopes, bool(found.admin) and "admin" in scopes)
+        principal = Principal(found.user, found.scopes, found.admin and "admin" in found.scopes)
         if self.cache_s > 0:
             if len(self._checked) >= CACHE_SIZE:
                 self._checked.clear()
@@ -247,13 +206,3 @@ class AccountService:
         for hashed, (_, cached_id, _) in list(self._checked.items()):
             if cached_id == token_id:
                 self._checked.pop(hashed, None)
-
-
-def _token_record(row: Any, user: str) -> TokenRecord:
-    return TokenRecord(
-        row.token_id,
-        user,
-        tuple(row.scopes.split(",")),
-        utc(row.created_at),
-        None if row.revoked_at is None else utc(row.revoked_at),
-    )

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, WrongChain
 from aiprov.extras import missing
+from aiprov.ports import RegistryStore
 from aiprov.records import AnchoredCheckpoint, ChainRegistration
 from aiprov.services.transparency import LogService
 
@@ -197,7 +197,7 @@ def read_chain(c: ChainConfig) -> ChainView:
 
 class AnchorService:
     def __init__(
-        self, db: SqlRegistry, log: LogService, config: ChainConfig, *, clock: Callable[[], datetime], actor: str
+        self, db: RegistryStore, log: LogService, config: ChainConfig, *, clock: Callable[[], datetime], actor: str
     ) -> None:
         self.db = db
         self.log = log
@@ -342,7 +342,7 @@ class AnchorService:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
-            leaf_index = u.registration_event(model, version).leaf_index
+            leaf_index = u.registration_event(model, version)[0]
         _, leaf_hash, _ = self.log.entry(leaf_index)
         cid = record.cids.v1 if record.cids is not None else None  # CIDv1: what gateways and ipfs:// expect
         uri = uri or (f"ipfs://{cid}" if cid else f"aiprov:{record.ref}")

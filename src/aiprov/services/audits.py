@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
 from aiprov.errors import Forbidden, InvalidInput, NotFound, VerificationError
+from aiprov.ports import RegistryStore
 from aiprov.records import AuditRecord, ClaimRecord, EvaluationRecord, VersionRecord
 from aiprov.sandbox.models import SandboxedModels
 from aiprov.services.datasets import DatasetService, TestSet, benchmark
@@ -202,7 +202,7 @@ def verify_audit(record: AuditRecord) -> None:
 class AuditService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         datasets: DatasetService,
         models: Callable[[], SandboxedModels],
         *,
@@ -234,15 +234,23 @@ class AuditService:
         return AuditTarget.of_claim(ClaimRecord.from_event(claim_id, event))
 
     def audit(
-        self, claim_id: int | None = None, *, evaluation_id: int | None = None, key: PrivateKey | None = None
+        self,
+        claim_id: int | None = None,
+        *,
+        evaluation_id: int | None = None,
+        key: PrivateKey | None = None,
+        actor: str | None = None,
     ) -> AuditRecord:
         """Re-run the claim (or evaluation) on this hub's copy of its bytes and data, compare, record the verdict.
+
+        `actor` is the auditor (by default the hub's own actor).
 
         Raises InvalidInput, NotFound, Forbidden (the auditor published it), VerificationError (the data here is
         not the recorded data), IntegrityError, UnsafeModelError, ModelExecutionError, BackendError.
         """
+        auditor = self.actor if actor is None else actor
         target = self.target(claim_id, evaluation_id)
-        check_not_own(target, self.actor)
+        check_not_own(target, auditor)
         sklearn = target.dataset.startswith("sklearn:")
         data = benchmark(target.dataset) if sklearn else self.datasets.test_set(target.dataset)
         check_data(target, data)
@@ -251,9 +259,7 @@ class AuditService:
             record = u.version_record(model, version)
         check_version(target, record)
         metrics, duration = run(self._models(), record, data)
-        made = build(
-            target, metrics, duration, auditor=self.actor, packages=self.environment(), now=self.clock(), key=key
-        )
+        made = build(target, metrics, duration, auditor=auditor, packages=self.environment(), now=self.clock(), key=key)
         return self.record(made)
 
     def record(self, made: AuditRecord) -> AuditRecord:

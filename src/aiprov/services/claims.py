@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, NotFound, VerificationError
+from aiprov.ports import RegistryStore
 from aiprov.records import ClaimRecord, FeedbackRecord, VersionRecord
 from aiprov.services.datasets import DatasetService, TestSet, benchmark
 from aiprov.services.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS, installed_packages, sign_statement
@@ -160,7 +160,9 @@ def verify_claim(made: ClaimRecord) -> None:
 
 
 class ClaimService:
-    def __init__(self, db: SqlRegistry, datasets: DatasetService, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(
+        self, db: RegistryStore, datasets: DatasetService, *, clock: Callable[[], datetime], actor: str
+    ) -> None:
         self.db = db
         self.datasets = datasets
         self.clock = clock
@@ -184,8 +186,11 @@ class ClaimService:
         dataset: str | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         key: PrivateKey | None = None,
+        actor: str | None = None,
     ) -> ClaimRecord:
         """Record that version `ref` scores `metrics` (`METRIC=VALUE`) on the data, within `tolerance`.
+
+        `actor` is the publisher (by default the hub's own actor).
 
         Raises InvalidInput (a metric the data's task does not produce, a tolerance out of range, a bad choice of
         data), NotFound.
@@ -197,7 +202,7 @@ class ClaimService:
             record = u.version_record(model, version)
         made = build_claim(
             record, data.name, data.digest, data.task, data.split, metrics, tolerance,
-            publisher=self.actor, now=self.clock(), key=key,
+            publisher=self.actor if actor is None else actor, now=self.clock(), key=key,
         )  # fmt: skip
         return self.record(made)
 
@@ -248,20 +253,20 @@ class ClaimService:
             events = u.events(model=model.full_name, subject=version.digest, actions=["claim"], limit=10_000)
         return [ClaimRecord.from_event(e.leaf_index or 0, e) for e in reversed(events)]
 
-    def rate(self, ref: str, stars: int) -> FeedbackRecord:
-        """Rate version `ref` 1 to 5 stars; an account's last rating of a version is the one that counts."""
-        return self._feedback(ref, "rate", {"stars": check_stars(stars)})
+    def rate(self, ref: str, stars: int, *, actor: str | None = None) -> FeedbackRecord:
+        """Rate version `ref` 1 to 5 stars as `actor`; an account's last rating of a version is the one that counts."""
+        return self._feedback(ref, "rate", {"stars": check_stars(stars)}, actor or self.actor)
 
-    def flag(self, ref: str, reason: str) -> FeedbackRecord:
-        """Flag version `ref` with a reason. Raises InvalidInput (empty or overlong reason), NotFound."""
-        return self._feedback(ref, "flag", {"reason": check_reason(reason)})
+    def flag(self, ref: str, reason: str, *, actor: str | None = None) -> FeedbackRecord:
+        """Flag version `ref` with a reason as `actor`. Raises InvalidInput (empty or overlong reason), NotFound."""
+        return self._feedback(ref, "flag", {"reason": check_reason(reason)}, actor or self.actor)
 
-    def _feedback(self, ref: str, kind: str, details: dict[str, Any]) -> FeedbackRecord:
+    def _feedback(self, ref: str, kind: str, details: dict[str, Any], actor: str) -> FeedbackRecord:
         now = self.clock()
         with self.db.unit(write=True) as u:
             model, version = u.resolve(Ref.parse(ref))
             index = u.add_event(
-                actor=self.actor,
+                actor=actor,
                 action=kind,
                 subject=version.digest,
                 model=model.full_name,
@@ -274,7 +279,7 @@ class ClaimService:
             model=model.full_name,
             version=version.number,
             digest=version.digest,
-            account=self.actor,
+            account=actor,
             created_at=now,
             stars=details.get("stars"),
             reason=details.get("reason"),

@@ -15,12 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.digest import Digest
 from aiprov.core.names import ModelName
 from aiprov.errors import Conflict, InvalidInput, NotFound, UnsafeModelError
 from aiprov.extras import missing
-from aiprov.ports import BlobStore
+from aiprov.ports import BlobStore, RegistryStore
 from aiprov.records import DatasetRecord
 from aiprov.scanning import ScanLimits, scan_stream
 
@@ -164,7 +163,7 @@ def _columns(table: Any, target: str, source: str) -> tuple[Any, Any, tuple[str,
 class DatasetService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         *,
         clock: Callable[[], datetime],
@@ -187,7 +186,9 @@ class DatasetService:
             findings = [{"path": source, **f.to_json()} for f in report.findings]
             raise UnsafeModelError(f"{source}: refused, {findings[0]['detail']}", findings)
 
-    def add(self, path: Path, name: str, target: str, task: str | None = None) -> tuple[DatasetRecord, bool]:
+    def add(
+        self, path: Path, name: str, target: str, task: str | None = None, *, actor: str | None = None
+    ) -> tuple[DatasetRecord, bool]:
         """Register the CSV or Parquet file at `path` as dataset `name` (OWNER/NAME); return it and whether it is new.
 
         The format is read from the content. `task` defaults to regression for a floating-point target and
@@ -212,9 +213,11 @@ class DatasetService:
         except BaseException:
             writer.abort()
             raise
-        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional)
+        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional, actor)
 
-    def add_blob(self, digest: Digest, name: str, target: str, task: str | None = None) -> tuple[DatasetRecord, bool]:
+    def add_blob(
+        self, digest: Digest, name: str, target: str, task: str | None = None, *, actor: str | None = None
+    ) -> tuple[DatasetRecord, bool]:
         """Register an uploaded blob as dataset `name`, like `add` (the API's route: the bytes came by upload).
 
         The blob is read back verified; CSV and Parquet are parsed as data (pyarrow), nothing is executed.
@@ -228,7 +231,7 @@ class DatasetService:
         self._scan(data, str(digest))
         fmt, table = _read_table(data, str(digest))
         _, _, features, fractional = _columns(table, target, str(digest))
-        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional)
+        return self._register(parsed, digest, len(data), fmt, table.num_rows, target, task, features, fractional, actor)
 
     def _register(
         self,
@@ -241,7 +244,9 @@ class DatasetService:
         task: str | None,
         features: tuple[str, ...],
         fractional: bool,
+        actor: str | None,
     ) -> tuple[DatasetRecord, bool]:
+        actor = self.actor if actor is None else actor
         now = self.clock()
         with self.db.unit(write=True) as u:
             existing = u.dataset(str(parsed))
@@ -262,11 +267,11 @@ class DatasetService:
                 rows=rows,
                 features=features,
                 size=size,
-                author=self.actor,
+                author=actor,
                 created_at=now,
             )
             index = u.add_event(
-                actor=self.actor,
+                actor=actor,
                 action="dataset",
                 subject=record.digest,
                 model=None,

@@ -19,11 +19,11 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput
+from aiprov.ports import RegistryStore
 from aiprov.records import EvaluationRecord, Reproduction, iso
 from aiprov.sandbox.models import SandboxedModels
 from aiprov.sandbox.spec import Prediction
@@ -170,7 +170,7 @@ def verify_evaluation(bundle: bytes, public_key: PublicKey) -> dict[str, Any]:
 class EvaluationService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         datasets: DatasetService,
         models: Callable[[], SandboxedModels],
         *,
@@ -184,15 +184,23 @@ class EvaluationService:
         self.actor = actor
 
     def evaluate(
-        self, ref: str, *, benchmark: str | None = None, dataset: str | None = None, key: PrivateKey | None = None
+        self,
+        ref: str,
+        *,
+        benchmark: str | None = None,
+        dataset: str | None = None,
+        key: PrivateKey | None = None,
+        actor: str | None = None,
     ) -> EvaluationRecord:
         """Evaluate version `ref` on a benchmark or a registered dataset (exactly one), record and log the result.
 
-        With `key`, the result is also signed as an in-toto statement. Raises InvalidInput (bad choice of data,
+        `actor` is the evaluator (by default the hub's own actor). With `key`, the result is also signed as an
+        in-toto statement. Raises InvalidInput (bad choice of data,
         predictions that do not fit), NotFound, IntegrityError (stored bytes altered), UnsafeModelError (the
         scanner refuses the model), ModelExecutionError and its subclasses (the model raised, hung, ran out of
         memory or crashed its worker), BackendError.
         """
+        actor = self.actor if actor is None else actor
         data = self._test_set(benchmark, dataset)
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
@@ -209,7 +217,7 @@ class EvaluationService:
             "split": data.split,
             "metrics": metrics,
             "packages": installed_packages(),
-            "evaluator": self.actor,
+            "evaluator": actor,
             "created_at": iso(now),
         }
         bundle = fingerprint = None
@@ -226,7 +234,7 @@ class EvaluationService:
                 details["attestation"] = "sha256:" + hashlib.sha256(bundle.encode()).hexdigest()
                 details["key_fingerprint"] = fingerprint
             index = u.add_event(
-                actor=self.actor,
+                actor=actor,
                 action="evaluate",
                 subject=result["digest"],
                 model=record.full_name,
@@ -245,7 +253,7 @@ class EvaluationService:
                 metrics=metrics,
                 packages=result["packages"],
                 duration_s=duration,
-                evaluator=self.actor,
+                evaluator=actor,
                 created_at=now,
                 leaf_index=index,
                 key_fingerprint=fingerprint,

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.canonical import canonical_json
 from aiprov.core.digest import Digest
 from aiprov.errors import InvalidInput
-from aiprov.ports import BlobStore
+from aiprov.ports import BlobStore, RegistryStore
 
 DEFAULT_GRACE_S = 24 * 3600
 
@@ -69,7 +68,7 @@ def parse_age(text: str) -> float:
 
 
 class GcService:
-    def __init__(self, db: SqlRegistry, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(self, db: RegistryStore, blobs: BlobStore, *, clock: Callable[[], datetime], actor: str) -> None:
         self.db = db
         self.blobs = blobs
         self.clock = clock

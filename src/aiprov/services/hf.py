@@ -223,11 +223,13 @@ class HfCommit:
         return Manifest.build(entries.values())
 
 
-def commit(repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: str, change: HfCommit) -> PushResult:
+def commit(
+    repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: str, change: HfCommit, actor: str
+) -> PushResult:
     """Apply `change` to the latest version of `owner/name` (none: a new model) and register a new version.
 
-    Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does. `repos` acts as the
-    committer (`Container.for_actor`). Raises InvalidInput (a revision other than `main`), Conflict
+    Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does. `actor` is the
+    committer. Raises InvalidInput (a revision other than `main`), Conflict
     (`parentCommit` is not the latest version; the files are an older version's), UnsafeModelError (nothing
     registered), and what `RegistryService.commit` raises.
     """
@@ -255,4 +257,4 @@ def commit(repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: st
                 hint=f"point an alias at it (`aiprov alias {full}@{older.number} NAME`), or change a file",
             )
     metadata = {"commit": {"summary": change.summary, "description": change.description}} if change.summary else {}
-    return repos.registry.commit(manifest, PushRequest(name=full, metadata=metadata))
+    return repos.registry.commit(manifest, PushRequest(name=full, metadata=metadata), actor=actor)

@@ -33,8 +33,7 @@ from aiprov.sandbox.batching import Batcher
 from aiprov.services.usage import INFERENCE, SAFE_INT, SMALL_INPUT, Usage, UsageRecorder
 
 if TYPE_CHECKING:
-    from aiprov.adapters.db.registry import SqlRegistry
-    from aiprov.ports import BlobStore
+    from aiprov.ports import BlobStore, RegistryStore
     from aiprov.sandbox import ModelSpec, Prediction, SandboxedModels
 
 MAX_ROWS = 100_000
@@ -228,7 +227,7 @@ class InferenceService:
 
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         models: SandboxedModels,
         recorder: UsageRecorder | None,

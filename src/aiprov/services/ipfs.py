@@ -283,7 +283,7 @@ class IpfsService:
 
     # pinning --------------------------------------------------------------------------------------------
 
-    def pin(self, ref: str, version: int) -> PinResult:
+    def pin(self, ref: str, version: int, *, actor: str | None = None) -> PinResult:
         """Pin the version on the configured Kubo node (CAR import) or pinning service; log an `ipfs.pin` event.
 
         Raises InvalidInput when neither is configured, BackendError when the endpoint is down or refuses.
@@ -315,7 +315,7 @@ class IpfsService:
             )
         with self.registry.db.unit(write=True) as u:
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="ipfs.pin",
                 subject=str(record.manifest.digest),
                 model=record.full_name,

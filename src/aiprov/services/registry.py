@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-from aiprov.adapters.db.registry import ModelFilter, SqlRegistry
 from aiprov.adapters.files import (
     HashingSink,
     LocalFile,
@@ -33,8 +32,8 @@ from aiprov.core.names import ModelName, Ref, check_alias
 from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
-from aiprov.ports import BlobStore, BlobWriter
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
+from aiprov.ports import BlobStore, BlobWriter, RegistryStore
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
@@ -241,7 +240,7 @@ def _keep(source: Path, target: Path, *, link: bool) -> None:
 class RegistryService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         *,
         clock: Callable[[], datetime],
@@ -261,12 +260,15 @@ class RegistryService:
 
     # push -------------------------------------------------------------------------------------------------
 
-    def push(self, path: Path, request: PushRequest, progress: ProgressFactory | None = None) -> PushResult:
+    def push(
+        self, path: Path, request: PushRequest, progress: ProgressFactory | None = None, *, actor: str | None = None
+    ) -> PushResult:
         """Store the model at `path` and register it as a new version of `request.name`.
 
         Each file is read once: hashed and copied into an unpublished blob, which is scanned; blobs become
         visible only once every file is judged (an unsafe model publishes none), and the version only when every
-        blob is stored. Same bytes under the same name return the existing version.
+        blob is stored. Same bytes under the same name return the existing version. `actor`: who pushes (by
+        default the hub's own actor).
         Raises InvalidInput, NotFound (an unknown parent), UnsafeModelError (evidence kept), BackendError.
         """
         name, lineage = self._prepare(request)
@@ -288,7 +290,7 @@ class RegistryService:
             staged = parallel_map(stage, files)
             scan = ScanReport.of(tuple(s.report for s in staged))
             if scan.verdict == "unsafe":  # nothing published: the staged files become the evidence
-                self._refuse(name, scan, [(s.entry.path, s.tmp) for s in staged], link=True)
+                self._refuse(name, scan, [(s.entry.path, s.tmp) for s in staged], link=True, actor=actor)
             new_blobs = [s.entry for s in staged if s.writer.commit(expected=s.entry.sha256)[1]]
         finally:
             for s in held:
@@ -300,11 +302,13 @@ class RegistryService:
         cids = ipfs_cids(manifest, roots, single_file=single_file) if self.cids else None
         places = block_places(manifest, roots, single_file=single_file)
         record, deduplicated = self._register(
-            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places, actor=actor
         )
         return PushResult(record, deduplicated, len(new_blobs), sum(e.size for e in new_blobs), scan)
 
-    def commit(self, manifest: Manifest, request: PushRequest, *, single_file: bool = False) -> PushResult:
+    def commit(
+        self, manifest: Manifest, request: PushRequest, *, single_file: bool = False, actor: str | None = None
+    ) -> PushResult:
         """Register `manifest`, whose blobs are already in the store (uploaded through the API), like `push`.
 
         Every blob must be stored with the size the manifest gives. The stored files are scanned exactly as
@@ -326,12 +330,12 @@ class RegistryService:
             # Every entry of the manifest, by its path: no name is skipped, whatever a directory walk would skip.
             scan = ScanReport.of(tuple(scan_file(root / e.path, e.path, self.scan_limits) for e in manifest.entries))
             if scan.verdict == "unsafe":
-                self._refuse(name, scan, [(e.path, root / e.path) for e in manifest.entries], link=False)
+                self._refuse(name, scan, [(e.path, root / e.path) for e in manifest.entries], link=False, actor=actor)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         cids, places = self.stored_cids(manifest, single_file=single_file) if self.cids else (None, [])
         record, deduplicated = self._register(
-            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places
+            name, request, manifest, lineage, scan, single_file=single_file, cids=cids, places=places, actor=actor
         )
         return PushResult(record, deduplicated, 0, 0, scan)
 
@@ -403,8 +407,10 @@ class RegistryService:
         single_file: bool,
         cids: IpfsCids | None,
         places: Sequence[tuple[str, BlockPlace]] = (),
+        actor: str | None = None,
     ) -> tuple[VersionRecord, bool]:
         """Record the version (or find the same bytes already registered) and log the `push` event."""
+        actor = self.actor if actor is None else actor
         now = self.clock()
         with self.db.unit(write=True) as u:
             # `aiprov gc` removes unreferenced blobs inside this same kind of transaction: checked here, a blob
@@ -418,9 +424,9 @@ class RegistryService:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
             if existing is None:
-                version = u.add_version(model, manifest, self.actor, lineage, now, single_file, cids)
+                version = u.add_version(model, manifest, actor, lineage, now, single_file, cids)
                 record = VersionRecord(
-                    model.owner, model.name, version.number, manifest, self.actor, now, lineage, (), single_file, cids
+                    model.owner, model.name, version.number, manifest, actor, now, lineage, (), single_file, cids
                 )
             else:
                 if cids is not None and u.version_record(model, existing).cids is None:
@@ -444,11 +450,13 @@ class RegistryService:
                 # In the log, the IPFS roots are covered by its proofs as the manifest digest is (`verify` checks).
                 details["cids"] = {"v0": record.cids.v0, "v1": record.cids.v1}
             u.add_event(
-                actor=self.actor, action="push", subject=str(manifest.digest), model=str(name), details=details, now=now
+                actor=actor, action="push", subject=str(manifest.digest), model=str(name), details=details, now=now
             )
         return record, existing is not None
 
-    def _refuse(self, name: ModelName, scan: ScanReport, files: Sequence[tuple[str, Path]], *, link: bool) -> NoReturn:
+    def _refuse(
+        self, name: ModelName, scan: ScanReport, files: Sequence[tuple[str, Path]], *, link: bool, actor: str | None
+    ) -> NoReturn:
         """Keep the refused `files` (manifest path, where its bytes are) in quarantine as evidence, log, raise.
 
         `link`: the files are push's staged blobs, about to be discarded, so a hard link keeps them without a copy
@@ -472,7 +480,7 @@ class RegistryService:
             raise BackendError(f"cannot keep the refused files as evidence: {e.strerror}") from e
         with self.db.unit(write=True) as u:
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="flagged",
                 subject=str(manifest.digest),
                 model=str(name),
@@ -631,7 +639,7 @@ class RegistryService:
 
     # changes ----------------------------------------------------------------------------------------------
 
-    def alias(self, ref: str, alias: str) -> tuple[VersionRecord, int | None]:
+    def alias(self, ref: str, alias: str, *, actor: str | None = None) -> tuple[VersionRecord, int | None]:
         """Point `alias` of the model at the version `ref` names; return it and the number it moved from."""
         check_alias(alias)
         now = self.clock()
@@ -639,7 +647,7 @@ class RegistryService:
             model, version = u.resolve(Ref.parse(ref))
             previous = u.set_alias(model, alias, version)
             u.add_event(
-                actor=self.actor,
+                actor=self.actor if actor is None else actor,
                 action="alias",
                 subject=version.digest,
                 model=model.full_name,

@@ -10,12 +10,11 @@ import builtins
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from aiprov.adapters.db import log as db_log
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import merkle, reputation, tiles
 from aiprov.core.events import Event
 from aiprov.core.note import Verifier
 from aiprov.errors import InvalidInput, VerificationError
+from aiprov.ports import RegistryStore
 from aiprov.records import EventRecord, ReputationRecord
 from aiprov.services.transparency import open_checkpoint
 
@@ -103,7 +102,7 @@ class ReputationService:
 
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         tile: Callable[[str], bytes],
         checkpoint: Callable[[], str],
         verifier: Callable[[], Verifier],
@@ -118,7 +117,7 @@ class ReputationService:
     def all(self) -> builtins.list[ReputationRecord]:
         """Every account the log mentions, highest score first."""
         with self.db.unit() as u:
-            size = db_log.size(u.conn)
+            size = u.log_size()
             rows = u.events_in_log_order(reputation.ACTIONS)
         return records(reputation.scores(_events(rows)), size)
 
@@ -133,7 +132,7 @@ class ReputationService:
 
     def _size(self) -> int:
         with self.db.unit() as u:
-            return db_log.size(u.conn)
+            return u.log_size()
 
 
 def read_trusted(path: Path | None) -> str | None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiprov import signing
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core.names import Ref
+from aiprov.ports import RegistryStore
 from aiprov.records import VersionRecord
 
 
@@ -23,34 +23,35 @@ class SignResult:
 
 
 class SignatureService:
-    def __init__(self, db: SqlRegistry, *, clock: Callable[[], datetime], actor: str) -> None:
+    def __init__(self, db: RegistryStore, *, clock: Callable[[], datetime], actor: str) -> None:
         self.db = db
         self.clock = clock
         self.actor = actor
 
-    def sign(self, ref: str, key: signing.PrivateKey) -> SignResult:
-        """Sign the version `ref` names with `key`, record the bundle and log a `sign` event."""
+    def sign(self, ref: str, key: signing.PrivateKey, *, actor: str | None = None) -> SignResult:
+        """Sign the version `ref` names with `key`, record the bundle and log a `sign` event by `actor`."""
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
         bundle = signing.sign_manifest(record.manifest, record.signing_name, key, single_file=record.single_file)
-        return self.record(ref, bundle, key.public_key())
+        return self.record(ref, bundle, key.public_key(), actor=actor)
 
-    def record(self, ref: str, bundle: bytes, public_key: signing.PublicKey) -> SignResult:
+    def record(self, ref: str, bundle: bytes, public_key: signing.PublicKey, *, actor: str | None = None) -> SignResult:
         """Verify `bundle` against the version's manifest and `public_key`, then record it and log it.
 
         Raises VerificationError (nothing recorded) if it does not verify.
         """
+        actor = self.actor if actor is None else actor
         fingerprint = signing.key_fingerprint(public_key)
         with self.db.unit(write=True) as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
             signing.verify_bundle(bundle, record.manifest, public_key)
             pem = signing.public_key_pem(public_key)
-            recorded = u.add_signature(version, bundle.decode(), pem.decode(), fingerprint, self.actor, self.clock())
+            recorded = u.add_signature(version, bundle.decode(), pem.decode(), fingerprint, actor, self.clock())
             if recorded:
                 u.add_event(
-                    actor=self.actor,
+                    actor=actor,
                     action="sign",
                     subject=version.digest,
                     model=model.full_name,

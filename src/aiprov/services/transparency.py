@@ -13,15 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
-
-from aiprov.adapters.db import log
-from aiprov.adapters.db.registry import SqlRegistry
 from aiprov.core import merkle, tiles
 from aiprov.core.checkpoint import Checkpoint
 from aiprov.core.events import Event
 from aiprov.core.note import Signer, Verifier, open_note, sign_note
 from aiprov.errors import InvalidInput, NotFound, VerificationError
+from aiprov.ports import LogStore, LogUnit
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +85,7 @@ def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
 
 
 class LogService:
-    def __init__(self, db: SqlRegistry, signer: Signer, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: LogStore, signer: Signer, *, clock: Callable[[], datetime]) -> None:
         self.db = db
         self.signer = signer
         self.clock = clock
@@ -104,17 +101,17 @@ class LogService:
     def publish(self) -> SignedCheckpoint:
         """Sign a checkpoint of the current tree if it grew since the last one; return the newest checkpoint."""
         with self.db.unit(write=True) as u:
-            return self.publish_in(u.conn)
+            return self.publish_in(u)
 
-    def publish_in(self, conn: Connection) -> SignedCheckpoint:
+    def publish_in(self, u: LogUnit) -> SignedCheckpoint:
         """`publish` inside the caller's write transaction."""
-        latest = log.latest_checkpoint(conn)
-        edge = log.edge(conn)
+        latest = u.latest_checkpoint()
+        edge = u.log_edge()
         if latest is not None and latest[0] >= edge.size:
             return SignedCheckpoint(open_checkpoint(latest[1], self.verifier), latest[1])
         checkpoint = Checkpoint(self.origin, edge.size, edge.root())
         note = sign_note(checkpoint.to_body(), [self.signer])
-        log.add_checkpoint(conn, checkpoint.size, checkpoint.root_hash, note, self.clock())
+        u.add_checkpoint(checkpoint.size, checkpoint.root_hash, note, self.clock())
         return SignedCheckpoint(checkpoint, note)
 
     def latest(self) -> SignedCheckpoint:
@@ -123,24 +120,24 @@ class LogService:
 
     def size(self) -> int:
         with self.db.unit() as u:
-            return log.size(u.conn)
+            return u.log_size()
 
     def entry(self, index: int) -> tuple[bytes, bytes, Event]:
         """(data, leaf hash, decoded event) of entry `index`."""
         with self.db.unit() as u:
-            data, leaf = log.entry(u.conn, index)
+            data, leaf = u.log_entry(index)
         return data, leaf, Event.from_entry(data)
 
     def root(self, size: int) -> bytes:
         with self.db.unit() as u:
-            return self._root(u.conn, size)
+            return self._root(u, size)
 
-    def _root(self, conn: Any, size: int) -> bytes:
-        found = log.nodes(conn, merkle.root_nodes(size))
+    def _root(self, u: LogUnit, size: int) -> bytes:
+        found = u.log_nodes(merkle.root_nodes(size))
         return merkle.root(size, lambda level, i: found[(level, i)])
 
-    def _check_size(self, conn: Any, size: int) -> None:
-        current = log.size(conn)
+    def _check_size(self, u: LogUnit, size: int) -> None:
+        current = u.log_size()
         if size > current:
             raise NotFound(f"the log has {current} entries, not {size}")
 
@@ -148,11 +145,11 @@ class LogService:
         """Proof that entry `index` is in the tree of `size` entries (default: the latest checkpoint's)."""
         size = self.latest().checkpoint.size if size is None else size
         with self.db.unit() as u:
-            self._check_size(u.conn, size)
+            self._check_size(u, size)
             if not 0 <= index < size:
                 raise InvalidInput(f"entry {index} is not in a tree of size {size}")
             wanted = merkle.inclusion_proof_nodes(index, size) + merkle.root_nodes(size) + [(0, index)]
-            found = log.nodes(u.conn, wanted)
+            found = u.log_nodes(wanted)
         lookup = lambda level, i: found[(level, i)]  # noqa: E731
         return InclusionProof(
             index, size, found[(0, index)], merkle.inclusion_proof(index, size, lookup), merkle.root(size, lookup)
@@ -164,9 +161,9 @@ class LogService:
         if not 0 < size1 <= size2:
             raise InvalidInput(f"a consistency proof needs 0 < from <= to, not {size1} and {size2}")
         with self.db.unit() as u:
-            self._check_size(u.conn, size2)
+            self._check_size(u, size2)
             wanted = merkle.consistency_proof_nodes(size1, size2) + merkle.root_nodes(size1) + merkle.root_nodes(size2)
-            found = log.nodes(u.conn, wanted)
+            found = u.log_nodes(wanted)
         lookup = lambda level, i: found[(level, i)]  # noqa: E731
         return ConsistencyProof(
             size1,
@@ -185,8 +182,8 @@ class LogService:
         wanted = tiles.parse_path(path)
         with self.db.unit() as u:
             if isinstance(wanted, tiles.Tile):
-                return log.tile(u.conn, wanted.level, wanted.index, wanted.width)
-            return tiles.encode_entry_bundle(log.bundle(u.conn, wanted.index, wanted.width))
+                return u.log_tile(wanted.level, wanted.index, wanted.width)
+            return tiles.encode_entry_bundle(u.log_bundle(wanted.index, wanted.width))
 
     def export_tiles(self, directory: Path) -> tuple[SignedCheckpoint, int]:
         """Write the C2SP tlog-tiles layout of the latest checkpoint under `directory`; return it and the file count.
@@ -200,11 +197,11 @@ class LogService:
         with self.db.unit() as u:
             for tile in tiles.tiles_for_size(size):
                 if not (directory / tile.path).exists():
-                    data = log.tile(u.conn, tile.level, tile.index, tile.width)
+                    data = u.log_tile(tile.level, tile.index, tile.width)
                     written += _write_once(directory / tile.path, data, replace=False)
             for bundle in tiles.entry_bundles_for_size(size):
                 if not (directory / bundle.path).exists():
-                    data = tiles.encode_entry_bundle(log.bundle(u.conn, bundle.index, bundle.width))
+                    data = tiles.encode_entry_bundle(u.log_bundle(bundle.index, bundle.width))
                     written += _write_once(directory / bundle.path, data, replace=False)
         written += _write_once(directory / "checkpoint", signed.note.encode(), replace=True)
         return signed, written

@@ -61,7 +61,7 @@ from aiprov.errors import AiprovError, BackendError, InvalidInput
 from aiprov.records import EventRecord
 
 if TYPE_CHECKING:
-    from aiprov.adapters.db.registry import EventWriter, SqlRegistry
+    from aiprov.ports import EventAppender, EventStore
 
 try:
     import orjson as _orjson
@@ -169,7 +169,7 @@ class UsageRecorder:
 
     def __init__(
         self,
-        db: SqlRegistry,
+        db: EventStore,
         *,
         batch_size: int = 512,
         max_queued: int = 20_000,
@@ -200,7 +200,7 @@ class UsageRecorder:
         self.linger_s = 0.002
         """How long the writer waits for announced events before committing the ones queued."""
         self._events = db.event_writer()
-        self.inline = db.engine.dialect.name == "sqlite" if inline is None else inline
+        self.inline = db.dialect == "sqlite" if inline is None else inline
         """Whether `record_async` writes on its event loop (see the module's docstring; default: on SQLite)."""
         self._loops: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self.batches = 0
@@ -420,7 +420,7 @@ class UsageRecorder:
         self._unsigned = False
 
     def _write(
-        self, batch: Sequence[tuple[Usage, Any]], writer: EventWriter, *, may_sign: bool = True
+        self, batch: Sequence[tuple[Usage, Any]], writer: EventAppender, *, may_sign: bool = True
     ) -> list[AiprovError | None] | None:
         """Append `batch` in one transaction: each event's outcome (None: committed), or None to retry the batch.
 
@@ -472,7 +472,7 @@ class _LoopQueue:
     thread and its answers back cost (lock, wake-up, GIL hand-over: measured with one core serving 16 clients, a
     quarter of the API process's CPU per prediction). So the loop writes itself: the first event queued schedules
     a write as the loop's next callback, which first waits up to `linger_s` for announced events, then commits
-    up to `batch_size` events over its own connection (`EventWriter`) and answers their requests. Its connection
+    up to `batch_size` events over its own connection (`ports.EventAppender`) and answers their requests. Its connection
     waits at most 2 ms for the database's write lock (a push in progress, say), and a batch that fails is retried
     soon on the loop, never blocking it for long; the recorder's thread signs the checkpoints.
     """
@@ -614,7 +614,7 @@ def _not_committed(timeout: float) -> BackendError:
 class UsageQueries:
     """Reading usage back from the events table: per model, version or user, newest first."""
 
-    def __init__(self, db: SqlRegistry) -> None:
+    def __init__(self, db: EventStore) -> None:
         self.db = db
 
     def of_model(self, ref: str, *, actions: Sequence[str] = USAGE_ACTIONS, limit: int = 100) -> list[EventRecord]:

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from aiprov import signing
-from aiprov.adapters.db.registry import SqlRegistry
-from aiprov.adapters.db.times import utc
 from aiprov.adapters.files import hash_files, model_files, parallel_map
 from aiprov.adapters.hf_cache import snapshot_files
 from aiprov.core import merkle
@@ -27,7 +25,7 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.core.text import count
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
-from aiprov.ports import BlobStore, ChainReader
+from aiprov.ports import BlobStore, ChainReader, RegistryStore
 from aiprov.records import EventRecord, ModelRecord, SignatureRecord, VersionRecord
 from aiprov.services import row_checks
 from aiprov.services.transparency import LogService, open_checkpoint
@@ -386,7 +384,7 @@ class ProvenanceChecks:
 class VerificationService:
     def __init__(
         self,
-        db: SqlRegistry,
+        db: RegistryStore,
         blobs: BlobStore,
         log: LogService,
         *,
@@ -403,10 +401,9 @@ class VerificationService:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
             signatures = u.signatures(version)
-            row = u.registration_event(model, version)
-            event = Event(utc(row.time), row.actor, row.action, row.subject, row.model, row.details)
+            leaf_index, event = u.registration_event(model, version)
             history = u.event_leaves(model.full_name, ("push", "alias"))
-            return Evidence(record, u.model_record(model), version.digest, signatures, row.leaf_index, event, history)
+            return Evidence(record, u.model_record(model), version.digest, signatures, leaf_index, event, history)
 
     def rows(self, ref: str) -> VerifyReport:
         """The checks of every row served about `ref` against the log (see `ProvenanceChecks.rows`)."""

@@ -6,18 +6,17 @@ import dataclasses
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
-from sqlalchemy.orm import Session
 
 from aiprov.adapters.db.schema import DatasetRow, EvaluationMetricRow, EvaluationRow, ModelRow, VersionRow
 from aiprov.adapters.db.times import utc
+from aiprov.adapters.db.unit import UnitBase
 from aiprov.errors import Conflict, NotFound
+from aiprov.ports import ModelHandle, VersionHandle
 from aiprov.records import DatasetRecord, EvaluationRecord
 
 
-class EvaluationRows:
-    """The dataset and evaluation part of `RegistryUnit` (one transaction's session, `s`)."""
-
-    s: Session
+class EvaluationRows(UnitBase):
+    """The dataset and evaluation part of `SqlRegistryUnit` (one transaction's session, `s`)."""
 
     # datasets ---------------------------------------------------------------------------------------------
 
@@ -54,7 +53,7 @@ class EvaluationRows:
 
     # evaluations ------------------------------------------------------------------------------------------
 
-    def add_evaluation(self, version: VersionRow, record: EvaluationRecord) -> EvaluationRecord:
+    def add_evaluation(self, version: VersionHandle, record: EvaluationRecord) -> EvaluationRecord:
         """Record an evaluation of `version` and one row per numeric metric (what `ls --min` filters on).
 
         `record.id` is ignored; the returned record carries the id the database gave it.
@@ -97,7 +96,7 @@ class EvaluationRows:
             raise NotFound(f"no evaluation {evaluation_id}")
         return _evaluation(found[0], found[1], found[2])
 
-    def evaluations_of(self, model: ModelRow, version: VersionRow) -> list[EvaluationRecord]:
+    def evaluations_of(self, model: ModelHandle, version: VersionHandle) -> list[EvaluationRecord]:
         """Every evaluation of `version`, oldest first."""
         query = select(EvaluationRow).where(EvaluationRow.version_id == version.id).order_by(EvaluationRow.id)
         return [_evaluation(model, version, r) for r in self.s.scalars(query)]
@@ -119,7 +118,7 @@ def _dataset(r: DatasetRow) -> DatasetRecord:
     )
 
 
-def _evaluation(model: ModelRow, version: VersionRow, r: EvaluationRow) -> EvaluationRecord:
+def _evaluation(model: ModelHandle, version: VersionHandle, r: EvaluationRow) -> EvaluationRecord:
     return EvaluationRecord(
         id=r.id,
         model=model.full_name,

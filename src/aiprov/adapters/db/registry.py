@@ -1,4 +1,4 @@
-"""The registry on SQLAlchemy: one `RegistryUnit` per transaction, returning plain records.
+"""The registry on SQLAlchemy: one `SqlRegistryUnit` per transaction, returning plain records.
 
 Everything a command changes (model, version, alias) and the event that records it are written in one
 transaction, so the events table never disagrees with the state it describes.
@@ -7,57 +7,41 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Executable, Select, Table, event, func, or_, select
+from sqlalchemy import Connection, Dialect, Engine, Select, event, func, or_, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from aiprov.adapters.db import log
+from aiprov.adapters.db.accounts import AccountRows
+from aiprov.adapters.db.blocks import BlockRows
 from aiprov.adapters.db.evaluations import EvaluationRows
+from aiprov.adapters.db.events import EventRows, insert_events
+from aiprov.adapters.db.logrows import LogRows
 from aiprov.adapters.db.schema import (
     AliasRow,
     DatasetRow,
     EvaluationMetricRow,
     EvaluationRow,
-    EventRow,
-    IpfsBlockRow,
     ModelRow,
     ParentRow,
-    SignatureRow,
     TagRow,
     VersionFileRow,
     VersionRow,
 )
+from aiprov.adapters.db.signatures import SignatureRows
 from aiprov.adapters.db.times import utc
+from aiprov.adapters.db.unit import row_of
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
-from aiprov.core.unixfs import BlockPlace, Cid
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, SignatureRecord, VersionRecord, VersionSummary
-
-
-@dataclass(frozen=True, slots=True)
-class ModelFilter:
-    author: str | None = None
-    name_glob: str | None = None
-    tag: str | None = None
-    search: str | None = None
-    min_metrics: tuple[tuple[str, float], ...] = ()
-    """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
-
-
-_EVENTS = cast(Table, EventRow.__table__)
-
-
-def _same(value: Any) -> Any:
-    return value
+from aiprov.ports import ModelHandle, VersionHandle
+from aiprov.records import IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord, VersionSummary
 
 
 def _glob_to_like(glob: str) -> str:
@@ -108,37 +92,6 @@ def _serialize_writers(engine: Engine) -> None:
 def database_error(e: SQLAlchemyError) -> BackendError:
     """The one-line error of a failed database call: the driver's own message for an operational error."""
     return BackendError(f"database error: {e.orig if isinstance(e, OperationalError) else e}")
-
-
-def insert_events(conn: log.DriverSql, events: Sequence[Event]) -> int:
-    """Append `events` to the log and the events table in `conn`'s write transaction; the first one's leaf index.
-
-    Raises InvalidInput for an empty batch or an event whose entry exceeds the log's entry limit.
-    """
-    encoded = [e.encoded() for e in events]
-    first = log.append(conn, [entry for entry, _ in encoded])
-    # Through the driver, as the log is: a usage batch writes hundreds of rows, and Core's per-row parameter
-    # processing cost more than the rest of the insert. The time column's own bind processor keeps the stored
-    # form the one the ORM writes and reads (given UTC: SQLite's drops the offset). The details are stored
-    # as the entry holds them (`Event.encoded`).
-    to_time = _EVENTS.c.time.type.dialect_impl(conn.dialect).bind_processor(conn.dialect) or _same
-    conn.exec_driver_sql(
-        f"INSERT INTO events (time, actor, action, subject, model, details, leaf_index) "
-        f"VALUES ({log.placeholders(conn, 7)})",
-        [
-            (
-                to_time(e.time.astimezone(UTC)),
-                e.actor,
-                e.action,
-                e.subject,
-                e.model,
-                details.decode(),
-                first + i,
-            )
-            for i, (e, (_, details)) in enumerate(zip(events, encoded, strict=True))
-        ],
-    )
-    return first
 
 
 class _Rows:
@@ -245,13 +198,17 @@ class SqlRegistry:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.before_commit: Callable[[RegistryUnit], None] | None = None
+        self.before_commit: Callable[[SqlRegistryUnit], None] | None = None
         """Called at the end of a write transaction that appended log entries, inside it: a local hub signs a
         checkpoint there, so every committed state has a checkpoint that covers it."""
         _serialize_writers(engine)
         self._write_engine = engine.execution_options(**{WRITE: True})
         self._readers = sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._writers = sessionmaker(self._write_engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
 
     def event_writer(self, *, busy_timeout_ms: int | None = None) -> EventWriter:
         """An `EventWriter` over this registry's write connections (for one thread's use).
@@ -261,7 +218,7 @@ class SqlRegistry:
         return EventWriter(self._write_engine, busy_timeout_ms=busy_timeout_ms)
 
     @contextmanager
-    def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> Iterator[RegistryUnit]:
+    def unit(self, write: bool = False, *, checkpoint: bool | None = None) -> Iterator[SqlRegistryUnit]:
         """A transaction: committed when the block ends, rolled back (nothing written) if it raises.
 
         Only a `write` unit may change anything; write units run one at a time. `checkpoint` says whether
@@ -270,7 +227,7 @@ class SqlRegistry:
         """
         try:
             with (self._writers if write else self._readers).begin() as session:
-                unit = RegistryUnit(session, write)
+                unit = SqlRegistryUnit(session, write)
                 yield unit
                 hook = bool(unit.appended) if checkpoint is None else checkpoint and write
                 if hook and self.before_commit is not None:
@@ -281,19 +238,20 @@ class SqlRegistry:
             raise database_error(e) from e
 
 
-class RegistryUnit(EvaluationRows):
-    """The registry's reads and writes within one transaction (datasets and evaluations: `EvaluationRows`)."""
+class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows, EvaluationRows):
+    """The registry's reads and writes within one transaction.
+
+    Models and versions are here, the other aggregates in their own modules (`AccountRows`, `BlockRows`,
+    `SignatureRows`, `EventRows`, `LogRows`, `EvaluationRows`). What leaves `adapters/db` is a record, or a
+    model or version row handed back in as a handle (`resolve`); services read a handle only through
+    `ports.ModelHandle` and `ports.VersionHandle`. `ports.RegistryUnit` is the interface this class implements.
+    """
 
     def __init__(self, session: Session, write: bool = False) -> None:
         self.s = session
         self.write = write
         self.appended = 0
         """How many log entries this transaction appended."""
-
-    @property
-    def conn(self) -> Connection:
-        """The transaction's connection, for the log functions of `aiprov.adapters.db.log`."""
-        return self.s.connection()
 
     # models -----------------------------------------------------------------------------------------------
 
@@ -339,19 +297,19 @@ class RegistryUnit(EvaluationRows):
 
     # versions ---------------------------------------------------------------------------------------------
 
-    def version_by_digest(self, model: ModelRow, digest: str) -> VersionRow | None:
+    def version_by_digest(self, model: ModelHandle, digest: str) -> VersionRow | None:
         return self.s.scalars(
             select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest == digest)
         ).one_or_none()
 
-    def versions_by_digest_prefix(self, model: ModelRow, prefix: str, limit: int = 2) -> list[VersionRow]:
+    def versions_by_digest_prefix(self, model: ModelHandle, prefix: str, limit: int = 2) -> list[VersionRow]:
         """Up to `limit` versions of `model` whose digest starts with `prefix` (`sha256:` and hex digits)."""
         query = select(VersionRow).where(VersionRow.model_id == model.id, VersionRow.digest.like(prefix + "%"))
         return list(self.s.scalars(query.order_by(VersionRow.number).limit(limit)))
 
     def add_version(
         self,
-        model: ModelRow,
+        model: ModelHandle,
         manifest: Manifest,
         author: str,
         lineage: Lineage,
@@ -394,74 +352,6 @@ class RegistryUnit(EvaluationRows):
         )
         self.s.add_all(ParentRow(version_id=row.id, parent_digest=p) for p in dict.fromkeys(lineage.parents))
         return row
-
-    def add_block_places(self, places: Iterable[tuple[str, BlockPlace]]) -> None:
-        """Record where blocks come from ((blob sha256 hex, place)); a CID already recorded is left as it is."""
-        rows: dict[str, dict[str, object]] = {}
-        for sha, p in places:
-            cid = str(p.cid)  # once: encoding a CID costs ~14 us, and a 1 GiB file has 8,192 blocks
-            rows[cid] = {"cid": cid, "sha256": sha, "offset": p.offset, "length": p.length, "depth": p.depth}
-        if not rows:
-            return
-        values = list(rows.values())
-        # Core, not the ORM's bulk insert: a tenth of the time for thousands of rows. "Skip a CID already recorded"
-        # is each dialect's own `insert` construct; the statement is built once for every batch.
-        table = cast(Table, IpfsBlockRow.__table__)
-        statement: Executable
-        if self.s.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=["cid"])
-        else:
-            from sqlalchemy.dialects import sqlite
-
-            statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=["cid"])
-        for start in range(0, len(values), 5000):
-            self.s.execute(statement, values[start : start + 5000])
-
-    def block_place(self, cid: str) -> tuple[str, BlockPlace] | None:
-        """The blob and place of the block `cid`, if recorded."""
-        row = self.s.get(IpfsBlockRow, cid)
-        if row is None:
-            return None
-        return row.sha256, BlockPlace(Cid.parse(row.cid), row.offset, row.length, row.depth)
-
-    def set_cids(self, version: VersionRow, cids: IpfsCids) -> None:
-        """Record CIDs computed after the version was registered (rows older than schema 0004)."""
-        version.cid_v0, version.cid_v1 = cids.v0, cids.v1
-        for row in self.s.scalars(select(VersionFileRow).where(VersionFileRow.version_id == version.id)):
-            row.cid_v0, row.cid_v1 = cids.files[row.path]
-        self.s.flush()
-
-    def _file_cids(self, version_ids: Sequence[int]) -> dict[int, dict[str, tuple[str | None, str | None]]]:
-        out: dict[int, dict[str, tuple[str | None, str | None]]] = {}
-        if version_ids:
-            query = select(VersionFileRow.version_id, VersionFileRow.path, VersionFileRow.cid_v0, VersionFileRow.cid_v1)
-            for vid, path, v0, v1 in self.s.execute(query.where(VersionFileRow.version_id.in_(version_ids))):
-                out.setdefault(vid, {})[path] = (v0, v1)
-        return out
-
-    def by_cid(self, cid: str) -> list[tuple[ModelRow, VersionRow, str | None]]:
-        """Versions whose CID (path None) or one of whose files' CIDs (its path) is `cid`, oldest first."""
-        found: list[tuple[ModelRow, VersionRow, str | None]] = []
-        versions = (
-            select(ModelRow, VersionRow)
-            .join(VersionRow, VersionRow.model_id == ModelRow.id)
-            .where(or_(VersionRow.cid_v0 == cid, VersionRow.cid_v1 == cid))
-            .order_by(VersionRow.id)
-            .limit(1)
-        )
-        found.extend((m, v, None) for m, v in self.s.execute(versions).all())
-        files = (
-            select(ModelRow, VersionRow, VersionFileRow.path)
-            .join(VersionRow, VersionRow.model_id == ModelRow.id)
-            .join(VersionFileRow, VersionFileRow.version_id == VersionRow.id)
-            .where(or_(VersionFileRow.cid_v0 == cid, VersionFileRow.cid_v1 == cid))
-            .order_by(VersionRow.id)
-            .limit(1)
-        )
-        found.extend((m, v, p) for m, v, p in self.s.execute(files).all())
-        return found
 
     def blob_in_use(self, sha256_hex: str) -> bool:
         """Whether a registered version or dataset holds the blob (uploaded but uncommitted blobs are not)."""
@@ -508,7 +398,7 @@ class RegistryUnit(EvaluationRows):
         model, version = rows[0]  # the same bytes under several names: the first registration
         return model, version
 
-    def set_alias(self, model: ModelRow, alias: str, version: VersionRow) -> int | None:
+    def set_alias(self, model: ModelHandle, alias: str, version: VersionHandle) -> int | None:
         """Point `alias` at `version`; return the version number it pointed at before, if any."""
         row = self.s.get(AliasRow, (model.id, alias))
         previous = None
@@ -529,11 +419,13 @@ class RegistryUnit(EvaluationRows):
                 out.setdefault(alias.version_id, []).append(alias.alias)
         return out
 
-    def version_record(self, model: ModelRow, version: VersionRow) -> VersionRecord:
+    def version_record(self, model: ModelHandle, version: VersionHandle) -> VersionRecord:
         aliases = self.aliases_of([version.id]).get(version.id, [])
-        return _version_record(model, version, aliases, self._file_cids([version.id]).get(version.id, {}))
+        return _version_record(
+            model, row_of(version, VersionRow), aliases, self._file_cids([version.id]).get(version.id, {})
+        )
 
-    def versions(self, model: ModelRow) -> list[VersionRecord]:
+    def versions(self, model: ModelHandle) -> list[VersionRecord]:
         rows = list(
             self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
         )
@@ -541,7 +433,7 @@ class RegistryUnit(EvaluationRows):
         aliases, cids = self.aliases_of(ids), self._file_cids(ids)
         return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
 
-    def model_record(self, model: ModelRow) -> ModelRecord:
+    def model_record(self, model: ModelHandle) -> ModelRecord:
         return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
 
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
@@ -641,116 +533,6 @@ class RegistryUnit(EvaluationRows):
     def versions_sharing_blob(self, sha256_hex: str) -> int:
         return self.s.scalar(select(func.count()).where(VersionFileRow.sha256 == sha256_hex)) or 0
 
-    # signatures -------------------------------------------------------------------------------------------
-
-    def add_signature(
-        self, version: VersionRow, bundle: str, public_key: str, fingerprint: str, signer: str, now: datetime
-    ) -> bool:
-        """Record a bundle for `version`; False (nothing written) if this key's signature is already recorded."""
-        existing = self.s.scalars(
-            select(SignatureRow).where(
-                SignatureRow.version_id == version.id, SignatureRow.key_fingerprint == fingerprint
-            )
-        ).one_or_none()
-        if existing is not None:
-            return False
-        self.s.add(
-            SignatureRow(
-                version_id=version.id,
-                bundle=bundle,
-                public_key=public_key,
-                key_fingerprint=fingerprint,
-                signer=signer,
-                created_at=now,
-            )
-        )
-        self.s.flush()
-        return True
-
-    def signatures(self, version: VersionRow) -> list[SignatureRecord]:
-        rows = self.s.scalars(
-            select(SignatureRow).where(SignatureRow.version_id == version.id).order_by(SignatureRow.id)
-        )
-        return [
-            SignatureRecord(r.bundle.encode(), r.public_key.encode(), r.key_fingerprint, r.signer, utc(r.created_at))
-            for r in rows
-        ]
-
-    def registration_event(self, model: ModelRow, version: VersionRow) -> EventRow:
-        """The event that registered `version` (its first push under this model)."""
-        row = self.s.scalars(
-            select(EventRow)
-            .where(EventRow.model == model.full_name, EventRow.subject == version.digest, EventRow.action == "push")
-            .order_by(EventRow.leaf_index)
-            .limit(1)
-        ).one_or_none()
-        if row is None:
-            raise NotFound(f"no registration event for {model.full_name}@{version.number} in the log")
-        return row
-
-    def event_leaves(self, model: str, actions: Sequence[str]) -> list[int]:
-        """The log indices of the model's events with one of `actions`, in log order."""
-        query = (
-            select(EventRow.leaf_index)
-            .where(EventRow.model == model, EventRow.action.in_(actions))
-            .order_by(EventRow.leaf_index)
-        )
-        return list(self.s.scalars(query))
-
-    # events -----------------------------------------------------------------------------------------------
-
-    def event_at(self, leaf_index: int) -> EventRecord | None:
-        """The event at log index `leaf_index`, None if the log has none there."""
-        row = self.s.scalars(select(EventRow).where(EventRow.leaf_index == leaf_index)).one_or_none()
-        return None if row is None else _event_record(row)
-
-    def events_in_log_order(self, actions: Sequence[str]) -> list[EventRecord]:
-        """Every event with one of `actions`, in log order (what reputation is computed from)."""
-        query = select(EventRow).where(EventRow.action.in_(actions)).order_by(EventRow.leaf_index)
-        return [_event_record(r) for r in self.s.scalars(query)]
-
-    def add_event(
-        self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
-    ) -> int:
-        """Record an event; its canonical JSON becomes the next log leaf, in this same transaction.
-
-        Returns the event's leaf index.
-        """
-        event = Event(time=now, actor=actor, action=action, subject=subject, model=model, details=details)
-        return self.add_events([event])
-
-    def add_events(self, events: Sequence[Event]) -> int:
-        """Record `events` in order with one log append and one insert; return the first one's leaf index.
-
-        A batch costs about what one event costs (usage events are recorded this way). Raises InvalidInput for an
-        empty batch or an event whose entry exceeds the log's entry limit.
-        """
-        assert self.write, "events are appended only in write units (see SqlRegistry.unit)"
-        first = insert_events(self.conn, events)
-        self.appended += len(events)
-        return first
-
-    def events(
-        self,
-        *,
-        model: str | None = None,
-        subject: str | None = None,
-        actor: str | None = None,
-        actions: Sequence[str] | None = None,
-        limit: int = 1000,
-    ) -> list[EventRecord]:
-        """Events matching every given filter (`actions`: any of them), newest first."""
-        query = select(EventRow).order_by(EventRow.id.desc()).limit(limit)
-        if actions is not None:
-            query = query.where(EventRow.action.in_(actions))
-        if model is not None:
-            query = query.where(EventRow.model == model)
-        if subject is not None:
-            query = query.where(EventRow.subject == subject)
-        if actor is not None:
-            query = query.where(EventRow.actor == actor)
-        return [_event_record(r) for r in self.s.scalars(query)]
-
 
 def _latest_with_metric(metric: str, value: float) -> Select[Any]:
     """Ids of models whose latest version has an evaluation with `metric` >= `value`."""
@@ -768,7 +550,7 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
 
 
 def _version_record(
-    model: ModelRow, v: VersionRow, aliases: Sequence[str], file_cids: dict[str, tuple[str | None, str | None]]
+    model: ModelHandle, v: VersionRow, aliases: Sequence[str], file_cids: dict[str, tuple[str | None, str | None]]
 ) -> VersionRecord:
     lineage = v.lineage
     known = {path: (v0, v1) for path, (v0, v1) in file_cids.items() if v0 is not None and v1 is not None}
@@ -790,17 +572,4 @@ def _version_record(
         aliases=tuple(aliases),
         single_file=v.single_file,
         cids=cids,
-    )
-
-
-def _event_record(r: EventRow) -> EventRecord:
-    return EventRecord(
-        id=r.id,
-        time=utc(r.time),
-        actor=r.actor,
-        action=r.action,
-        subject=r.subject,
-        model=r.model,
-        details=dict(r.details),
-        leaf_index=r.leaf_index,
     )

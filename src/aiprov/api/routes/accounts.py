@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, require_admin, require_write
+from aiprov.api.deps import CallerDep, ContainerDep, require_admin, require_write
 from aiprov.api.limits import JsonRoute
 from aiprov.api.schemas import CallerOut, NewTokenOut, TokenIn, TokenOut, UserIn, UserOut
 
@@ -32,8 +32,8 @@ def list_users(container: ContainerDep, caller: CallerDep) -> list[dict[str, Any
 @router.post("/users", response_model=NewTokenOut, status_code=status.HTTP_201_CREATED, summary="Add a user (admin)")
 def add_user(container: ContainerDep, caller: CallerDep, body: UserIn) -> dict[str, Any]:
     """Create a user and its first token, returned this once."""
-    require_admin(caller)
-    return acting(container, caller).accounts.add_user(body.name, admin=body.admin, scopes=body.scopes).to_json()
+    actor = require_admin(caller)
+    return container.accounts.add_user(body.name, admin=body.admin, scopes=body.scopes, actor=actor).to_json()
 
 
 @router.post(
@@ -41,9 +41,9 @@ def add_user(container: ContainerDep, caller: CallerDep, body: UserIn) -> dict[s
 )
 def add_token(container: ContainerDep, caller: CallerDep, user: UserName, body: TokenIn) -> dict[str, Any]:
     """Make another token for `user` (yourself, or anyone as an admin), returned this once."""
-    if require_write(caller) != user:
+    if (actor := require_write(caller)) != user:
         require_admin(caller)
-    return acting(container, caller).accounts.add_token(user, body.scopes).to_json()
+    return container.accounts.add_token(user, body.scopes, actor=actor).to_json()
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, summary="Revoke a token")
@@ -51,4 +51,4 @@ def revoke_token(container: ContainerDep, caller: CallerDep, token_id: TokenId) 
     """Revoke one of your tokens (an admin: anyone's); it stops working on the next request."""
     name = require_write(caller)
     of_user = None if caller.admin else name
-    return acting(container, caller).accounts.revoke(token_id, of_user=of_user).to_json()
+    return container.accounts.revoke(token_id, of_user=of_user, actor=name).to_json()

@@ -8,11 +8,12 @@ its verdict, and a signature must verify.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, status
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, require_write
+from aiprov.api.deps import CallerDep, ContainerDep, require_write
 from aiprov.api.limits import JsonRoute
 from aiprov.api.schemas import AuditSubmit, ClaimSubmit, FlagIn, RatingIn
 from aiprov.core.names import MAX_REF_LENGTH
@@ -21,10 +22,12 @@ from aiprov.records import AuditRecord, ClaimRecord
 
 router = APIRouter(tags=["audits"], route_class=JsonRoute)
 
+R = TypeVar("R")
+
 LogIndex = Annotated[int, Path(ge=0, le=2**62, description="A log index (a claim's or audit's id).")]
 
 
-def _document(reader: Any, value: dict[str, Any], what: str) -> Any:
+def _document(reader: Callable[[dict[str, Any]], R], value: dict[str, Any], what: str) -> R:
     try:
         return reader(value)
     except BackendError as e:  # the records' reader speaks of "the server"; here the document is the client's
@@ -47,10 +50,10 @@ def show_claim(container: ContainerDep, claim_id: LogIndex) -> dict[str, Any]:
 def add_claim(body: ClaimSubmit, container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
     """Log the caller's claim after checking it against this hub's version and data (and its signature)."""
     name = require_write(caller, "claiming")
-    made: ClaimRecord = _document(ClaimRecord.from_json, {"id": 0, **body.claim}, "claim")
+    made = _document(ClaimRecord.from_json, {"id": 0, **body.claim}, "claim")
     if made.publisher != name:
         raise Forbidden(f"{name} may not claim as {made.publisher}", hint="a token speaks only for its own account")
-    return acting(container, caller).claims.record(made).to_json()
+    return container.claims.record(made).to_json()
 
 
 @router.get("/claims/{claim_id}/audits", summary="A claim's audits")
@@ -68,20 +71,20 @@ def add_audit(body: AuditSubmit, container: ContainerDep, caller: CallerDep) -> 
     """Log the caller's audit: its own, not of its own claim, its verdict following from its numbers, signed right."""
     name = require_write(caller, "auditing")
     document = {"id": 0, "target_leaf": 0, **body.audit}
-    made: AuditRecord = _document(AuditRecord.from_json, document, "audit")
+    made = _document(AuditRecord.from_json, document, "audit")
     if made.auditor != name:
         raise Forbidden(f"{name} may not submit an audit by {made.auditor}", hint="an account signs only its audits")
-    return acting(container, caller).audits.record(made).to_json()
+    return container.audits.record(made).to_json()
 
 
 @router.post("/ratings", status_code=status.HTTP_201_CREATED, summary="Rate a version (1 to 5 stars)")
 def rate(body: RatingIn, container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
-    return acting(container, caller).claims.rate(body.ref, body.stars).to_json()
+    return container.claims.rate(body.ref, body.stars, actor=require_write(caller, "rating")).to_json()
 
 
 @router.post("/flags", status_code=status.HTTP_201_CREATED, summary="Flag a version")
 def flag(body: FlagIn, container: ContainerDep, caller: CallerDep) -> dict[str, Any]:
-    return acting(container, caller).claims.flag(body.ref, body.reason).to_json()
+    return container.claims.flag(body.ref, body.reason, actor=require_write(caller, "flagging")).to_json()
 
 
 @router.get("/reputation", summary="Every account's reputation, best first")

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Name, Owner
 from aiprov.api.schemas import DatasetIn, DatasetOut
@@ -45,8 +45,8 @@ def add_dataset(body: DatasetIn, container: ContainerDep, caller: CallerDep) -> 
     Datasets are immutable: the name holding other bytes is a 409. Only the namespace's owner or an admin may.
     """
     parsed = ModelName.parse(body.name)
-    check_namespace(caller, parsed.owner)
-    record, new = acting(container, caller).datasets.add_blob(
-        Digest.parse(body.digest), str(parsed), body.target, body.task
+    actor = check_namespace(caller, parsed.owner)
+    record, new = container.datasets.add_blob(
+        Digest.parse(body.digest), str(parsed), body.target, body.task, actor=actor
     )
     return JSONResponse({**record.to_json(), "new": new}, status_code=201 if new else 200)

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.errors import problem
 from aiprov.api.routes.hf import HfName, HfOwner, HfRoute, Revision
 from aiprov.core.hf import commit_id
@@ -154,11 +154,11 @@ async def commit_files(
     Answers `commitOid` (the new version's commit id). Raises Unauthorized, Forbidden (another owner's namespace),
     InvalidInput, Conflict (a stale `parentCommit`), UnsafeModelError (422, nothing registered).
     """
-    check_namespace(caller, owner)
+    actor = check_namespace(caller, owner)
     _no_pull_request(create_pr)
     change = HfCommit.parse(await request.body())
-    repos = HfRepos(acting(container, caller).registry)
-    result = await run_in_threadpool(commit, repos, container.blobs, owner, name, revision, change)
+    repos = HfRepos(container.registry)
+    result = await run_in_threadpool(commit, repos, container.blobs, owner, name, revision, change, actor)
     oid = commit_id(result.version.manifest.digest)
     url = f"{str(request.base_url).rstrip('/')}/{owner}/{name}/commit/{oid}"
     return JSONResponse(

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, status
 from pydantic import StringConstraints
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace, require_write
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Alias, Name, Number, Owner, SelectorQuery
 from aiprov.api.schemas import (
@@ -66,7 +66,7 @@ def list_models(
     ] = None,
 ) -> list[dict[str, Any]]:
     """Models with their latest version, like `aiprov ls --json`."""
-    from aiprov.adapters.db.registry import ModelFilter
+    from aiprov.records import ModelFilter
     from aiprov.services.evaluation import parse_min
 
     f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=parse_min(min_ or []))
@@ -121,14 +121,14 @@ def set_alias(
     body: AliasIn,
 ) -> dict[str, Any]:
     """Move (or create) `alias` to the version `body.version` names. Only the owner or an admin may."""
-    check_namespace(caller, owner)
+    actor = check_namespace(caller, owner)
     target = body.version.removeprefix("@")
     if target.lower().startswith("sha256:"):
         _, found = container.registry.show(target)
         if found.full_name != f"{owner}/{name}":
             raise InvalidInput(f"{body.version} is a version of {found.full_name}, not {owner}/{name}")
         target = str(found.number)
-    version, previous = acting(container, caller).registry.alias(f"{owner}/{name}@{target}", alias)
+    version, previous = container.registry.alias(f"{owner}/{name}@{target}", alias, actor=actor)
     inference = getattr(request.app.state, "inference", None)
     if inference is not None:  # predictions by this alias use the new version at once (in this process)
         inference.forget(f"{owner}/{name}")
@@ -176,9 +176,9 @@ def evaluate(
 
     Any user with the write scope may evaluate any model: the caller is recorded as the evaluator.
     """
-    require_write(caller)
+    actor = require_write(caller)
     ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
-    record = acting(container, caller).evaluation.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset)
+    record = container.evaluation.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset, actor=actor)
     return record.to_json()
 
 

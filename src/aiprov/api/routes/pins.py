@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Name, Number, Owner
 from aiprov.api.schemas import PinOut
@@ -36,5 +36,5 @@ def pin(
     To a Kubo node the hub sends the version's DAG as a CAR import that pins its root; a pinning service is asked
     to pin the root CID. 422 when the hub has no IPFS endpoint configured.
     """
-    check_namespace(caller, owner)
-    return acting(container, caller).ipfs.pin(f"{owner}/{name}@{number}", cid_version).to_json()
+    actor = check_namespace(caller, owner)
+    return container.ipfs.pin(f"{owner}/{name}@{number}", cid_version, actor=actor).to_json()

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Name, Number, Owner
 from aiprov.api.schemas import SignatureIn, SignedOut
@@ -41,9 +41,9 @@ def add_signature(
     """
     from aiprov import signing
 
-    check_namespace(caller, owner)
+    actor = check_namespace(caller, owner)
     key = signing.public_key_from_pem(body.public_key.encode(), source="the public key sent")
-    result = acting(container, caller).signatures.record(f"{owner}/{name}@{number}", body.bundle.encode(), key)
+    result = container.signatures.record(f"{owner}/{name}@{number}", body.bundle.encode(), key, actor=actor)
     v = result.version
     document: dict[str, Any] = {
         "name": v.full_name,

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect
 
-from aiprov.api.deps import CallerDep, ContainerDep, acting, check_namespace, require_write
+from aiprov.api.deps import CallerDep, ContainerDep, check_namespace, require_write
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Name, Owner, Selector
 from aiprov.config import Container
@@ -299,7 +299,7 @@ def commit_version(
     Raises Unauthorized, Forbidden (another owner's namespace), InvalidInput (a blob not uploaded, a wrong size,
     bad metadata), NotFound (unknown parent), UnsafeModelError (422 with `findings`; the files are quarantined).
     """
-    check_namespace(caller, owner)
+    actor = check_namespace(caller, owner)
     request = PushRequest(
         name=f"{owner}/{name}",
         description=body.description,
@@ -311,7 +311,7 @@ def commit_version(
         params=body.params,
         metadata=body.metadata,
     )
-    result = acting(container, caller).registry.commit(body.manifest(), request, single_file=body.single_file)
+    result = container.registry.commit(body.manifest(), request, single_file=body.single_file, actor=actor)
     return JSONResponse(result.to_json(), status_code=200 if result.deduplicated else 201)
 
 
