@@ -7,26 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from apitools import Server, assert_problem
-from tests.support.audits import iris_model
-from typer.testing import CliRunner
-
-from aiprov.cli.main import app
-
-runner = CliRunner()
-
-
-def as_user(server: Server, home: Path, token: str | None, *args: str) -> tuple[int, str, str]:
-    """`aiprov --server URL [--token T] ARGS…` from the client home `home`."""
-    auth = ["--token", token] if token else []
-    env = {"AIPROV_TOKEN": "", "AIPROV_HOME": str(home)}
-    result = runner.invoke(app, ["--server", server.base_url, *auth, *args], env=env)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def as_user_json(server: Server, home: Path, token: str | None, *args: str, code: int = 0) -> Any:
-    got, out, err = as_user(server, home, token, *args, "--json")
-    assert got == code, err
-    return json.loads(out)
+from tests.support.audits import iris_model, remote_as, remote_as_json
 
 
 def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server: Server, tmp_path: Path) -> None:
@@ -34,11 +15,11 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     homes = {name: tmp_path / f"{name}-home" for name in tokens}
 
     def call(name: str, *args: str, code: int = 0) -> Any:
-        return as_user_json(server, homes[name], tokens[name], *args, code=code)
+        return remote_as_json(server, homes[name], tokens[name], *args, code=code)
 
     call("alice", "push", str(iris_model(tmp_path / "good", good=True)), "--name", "alice/iris")
     measured = call("alice", "eval", "alice/iris", "--benchmark", "iris")["metrics"]
-    assert as_user(server, homes["alice"], tokens["alice"], "keys", "new", "--out", str(tmp_path / "a.pem"))[0] == 0
+    assert remote_as(server, homes["alice"], tokens["alice"], "keys", "new", "--out", str(tmp_path / "a.pem"))[0] == 0
     honest = call(
         "alice", "claim", "alice/iris", "--benchmark", "iris", "--metric", f"accuracy={measured['accuracy']!r}",
         "--key", str(tmp_path / "a.pem"),
@@ -47,7 +28,7 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     assert call("bob", "show", "alice/iris")["digest"] == honest["digest"]
 
     # Each auditor fetches the bytes by digest, checks them and evaluates on its own machine.
-    assert as_user(server, homes["bob"], tokens["bob"], "keys", "new", "--out", str(tmp_path / "b.pem"))[0] == 0
+    assert remote_as(server, homes["bob"], tokens["bob"], "keys", "new", "--out", str(tmp_path / "b.pem"))[0] == 0
     bob = call("bob", "audit", str(honest["id"]), "--key", str(tmp_path / "b.pem"))
     carol = call("carol", "audit", str(honest["id"]))
     assert (bob["verdict"], carol["verdict"]) == ("confirmed", "confirmed")
@@ -72,7 +53,7 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
     assert call("dave", "audit", str(swapped["id"]), code=6)["verdict"] == "refuted"
 
     # Self-audits are refused on the client and by the server.
-    code, _, err = as_user(server, homes["alice"], tokens["alice"], "audit", str(honest["id"]))
+    code, _, err = remote_as(server, homes["alice"], tokens["alice"], "audit", str(honest["id"]))
     assert code == 11 and "alice published claim" in err
     forged = {**carol, "auditor": "alice"}
     alice_http = server.client(tokens["alice"])
@@ -123,10 +104,10 @@ def test_the_audit_game_against_a_server_with_auditors_on_their_own_homes(server
 def test_a_claim_must_be_the_callers_and_match_the_hubs_data(server: Server, tmp_path: Path) -> None:
     tokens = {name: server.add_user(name) for name in ("alice", "bob")}
     home = tmp_path / "alice-home"
-    as_user_json(
+    remote_as_json(
         server, home, tokens["alice"], "push", str(iris_model(tmp_path / "m", good=True)), "--name", "alice/iris"
     )
-    claim = as_user_json(
+    claim = remote_as_json(
         server, home, tokens["alice"], "claim", "alice/iris", "--benchmark", "iris", "--metric", "accuracy=0.9"
     )
     bob = server.client(tokens["bob"])
@@ -148,7 +129,7 @@ def test_a_claim_must_be_the_callers_and_match_the_hubs_data(server: Server, tmp
         (["claim", "alice/none", "--benchmark", "iris", "--metric", "accuracy=0.9"], 3),
         (["audit", "424242"], 3),
     ):
-        got, out, err = as_user(server, home, tokens["alice"], *args)
+        got, out, err = remote_as(server, home, tokens["alice"], *args)
         assert (got, out) == (code, "") and len(err.strip().splitlines()) == 1, (args, err)
     assert [c["id"] for c in server.client().get("/api/v1/claims", params={"ref": "alice/iris"}).json()] == [
         claim["id"]
@@ -162,7 +143,7 @@ def test_a_remote_audit_of_a_dataset_claim_fetches_the_dataset_by_digest(server:
     homes = {name: tmp_path / f"{name}-home" for name in tokens}
 
     def call(name: str, *args: str, code: int = 0) -> Any:
-        return as_user_json(server, homes[name], tokens[name], *args, code=code)
+        return remote_as_json(server, homes[name], tokens[name], *args, code=code)
 
     x, y = load_iris(return_X_y=True)
     csv = tmp_path / "iris.csv"

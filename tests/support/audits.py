@@ -1,4 +1,8 @@
-"""Iris models of known quality and the CLI run as different accounts, for the claim and audit tests."""
+"""Iris models of known quality and the CLI run as different accounts, for the claim and audit tests.
+
+`run(home, actor, …)` is `tests.support.cli.cli` acting as `actor`; `remote_as(served, home, token, …)` is
+`aiprov --server URL --token T …` from the client home `home` (each auditor has its own).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from typer.testing import CliRunner
-
-from aiprov.cli.main import app
-
-runner = CliRunner()
+from tests.support.cli import Ran, Served, cli
+from tests.support.cli import run as run_cli
 
 
 def iris_model(path: Path, *, good: bool) -> Path:
@@ -28,18 +29,30 @@ def iris_model(path: Path, *, good: bool) -> Path:
     return path
 
 
-def run(home: Path, actor: str, *args: str) -> tuple[int, str, str]:
-    """`aiprov --home HOME ARGS…` as `actor`; (exit code, stdout, stderr)."""
-    result = runner.invoke(app, ["--home", str(home), *args], env={"AIPROV_ACTOR": actor})
-    return result.exit_code, result.stdout, result.stderr
+def run(home: Path, actor: str, *args: str) -> Ran:
+    """`aiprov --home HOME ARGS…` as `actor`."""
+    return cli(home, *args, env={"AIPROV_ACTOR": actor})
 
 
 def run_json(home: Path, actor: str, *args: str, code: int = 0) -> Any:
-    got, out, err = run(home, actor, *args, "--json")
-    assert got == code, err
-    return json.loads(out)
+    """`run … --json` that exits with `code` (0 unless said: a refuted audit is 6); its document."""
+    ran = run(home, actor, *args, "--json")
+    assert ran.code == code, ran.err
+    return json.loads(ran.out)
 
 
 def log_size(home: Path) -> int:
     size: int = run_json(home, "alice", "log", "checkpoint")["size"]
     return size
+
+
+def remote_as(served: Served, home: Path, token: str | None, *args: str) -> Ran:
+    """`aiprov --server URL [--token T] ARGS…` from the client home `home`."""
+    auth = ["--token", token] if token else []
+    return run_cli("--server", served.base_url, *auth, *args, env={"AIPROV_HOME": str(home)})
+
+
+def remote_as_json(served: Served, home: Path, token: str | None, *args: str, code: int = 0) -> Any:
+    ran = remote_as(served, home, token, *args, "--json")
+    assert ran.code == code, ran.err
+    return json.loads(ran.out)
