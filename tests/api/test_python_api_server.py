@@ -19,7 +19,7 @@ from aiprov.config import Container, Settings
 from aiprov.core.digest import Digest
 from aiprov.core.manifest import Manifest, ManifestEntry
 from aiprov.core.names import ModelName
-from aiprov.errors import Forbidden, ModelExecutionError, NotFound, UnsafeModelError
+from aiprov.errors import Forbidden, InvalidInput, ModelExecutionError, NotFound, UnsafeModelError
 from aiprov.hub import Hub
 from aiprov.records import Lineage
 
@@ -113,6 +113,8 @@ def test_a_server_hub_loads_a_model_in_a_worker_of_the_server_and_each_predict_i
         assert hub.load(digest).ref == "alice/iris@2"  # a digest names its version
         with pytest.raises(NotFound):
             hub.load("alice/nothing")
+    with pytest.raises(InvalidInput, match="closed"):
+        model.predict(x[:1])  # after close: one aiprov error, as on a home
     with Hub(tmp_path / "client", server=server.base_url, token=reader) as hub, pytest.raises(Forbidden):
         hub.load("alice/iris")  # loading runs the server's workers: the write scope, as predicting
 
