@@ -36,6 +36,7 @@ SERVICES = {
     "signatures": interface.HubSignatures,
     "verification": interface.HubVerification,
     "ipfs": interface.HubIpfs,
+    "inference": interface.HubInference,
 }
 
 SERVICE_MODULES = (
@@ -46,6 +47,7 @@ SERVICE_MODULES = (
     "aiprov.services.signatures",
     "aiprov.services.verification",
     "aiprov.services.ipfs",
+    "aiprov.services.inference",
     "aiprov.core.note",
     "aiprov.remote.services",
     "aiprov.remote.ipfs",

@@ -12,6 +12,7 @@ from aiprov.remote.ipfs import RemoteIpfs
 from aiprov.remote.services import (
     RemoteDatasets,
     RemoteEvaluations,
+    RemoteInference,
     RemoteLog,
     RemoteLogKey,
     RemoteRegistry,
@@ -60,6 +61,10 @@ class RemoteContainer:
     @cached_property
     def signatures(self) -> RemoteSignatures:
         return RemoteSignatures(self.registry)
+
+    @cached_property
+    def inference(self) -> RemoteInference:
+        return RemoteInference(self.registry)
 
     @cached_property
     def ipfs(self) -> RemoteIpfs:
