@@ -72,3 +72,18 @@ def test_gas_script_measures_anchor_and_registration_on_anvil() -> None:
     assert 21_000 < later < gas["anchor (first of an origin)"] < 100_000
     assert 21_000 < gas["register (aiprov:alice/iris@1)"] < gas["register (ipfs://CIDv1)"] < 200_000
     assert gas["anchor per event"] == {"1": later, "100": round(later / 100, 2), "10000": round(later / 10_000, 2)}
+
+
+def test_stake_gas_script_measures_the_game_within_the_issue_goals() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_stake_gas.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    gas = json.loads(proc.stdout)
+    assert 21_000 < gas["claim"] <= gas["claim (first of a contract)"] <= 150_000
+    assert 21_000 < gas["challenge"] < gas["resolve (k=3)"] <= 200_000 < gas["resolve (k=5)"] < 300_000
+    assert 21_000 < gas["withdraw (payout)"] < 60_000 and 21_000 < gas["withdrawStake (unchallenged)"] < 60_000
