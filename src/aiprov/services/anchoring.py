@@ -38,6 +38,8 @@ class ChainConfig:
     expected_chain_id: int | None = None
     from_block: int | None = None
     receipt_timeout_s: float = 120.0
+    staking: str | None = None
+    """The AiprovStaking address (AIPROV_STAKE_CONTRACT); default: the one `chain deploy` recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,14 +263,18 @@ class AnchorService:
 
     # use cases ----------------------------------------------------------------------------------------------
 
-    def deploy(self) -> Deployment:
-        """Deploy a registry whose log operator is the signer, and record it. Raises ChainError, InvalidInput."""
+    def deploy(self, also: dict[str, Any] | None = None) -> Deployment:
+        """Deploy a registry whose log operator is the signer, and record it. Raises ChainError, InvalidInput.
+
+        `also` (what was deployed with it: the stake token and staking contract) goes into the event's details.
+        """
         chain = self._chain(signer=True)
         self._check_chain_id(chain, self.config.expected_chain_id, None)
         result = chain.deploy()
         assert result.contract_address is not None, "Chain.deploy checks the receipt created a contract"
         details = {**self._tx_details(chain, result), "operator": chain.account.address if chain.account else None}
         details["compiler"] = chain.artifact["compiler"]["version"]
+        details.update(also or {})
         self._record(DEPLOY, result.contract_address, None, details)
         return Deployment(result.contract_address, chain.chain_id, result.tx, result.block)
 
