@@ -57,12 +57,12 @@ class StakeStep:
     """One mined step: what `aiprov stake … --json` prints and the log event's details hold."""
 
     action: str
-    claim_id: str
-    """The log claim id (or `chain:<staking address>/<number>` when the claim was not named)."""
+    subject: str
+    """The log claim id (`chain:<staking address>/<number>` when unnamed), or the account of an auditor or payout."""
     details: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "claim_id": self.claim_id, **self.details}
+        return {"action": self.action, **self.details}
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +141,10 @@ class StakeService:
         with self.anchoring.db.unit(write=True) as u:
             u.add_event(actor=self.actor, action=action, subject=subject, model=None, details=details, now=self.clock())
 
-    def _step(self, action: str, claim_id: str, staking: Staking, result: TxResult, **details: Any) -> StakeStep:
+    def _step(self, action: str, subject: str, staking: Staking, result: TxResult, **details: Any) -> StakeStep:
+        """Record a mined step under `subject` (a log claim id, or an account for auditor and payout steps)."""
         full = {
+            "claim_id": subject if "chain_claim" in details else None,
             "contract": staking.address,
             "chain_id": staking.chain.chain_id,
             **details,
@@ -150,8 +152,8 @@ class StakeService:
             "block": result.block,
             "gas_used": result.gas_used,
         }
-        self._record(action, claim_id, full)
-        return StakeStep(action, claim_id, full)
+        self._record(action, subject, full)
+        return StakeStep(action, subject, full)
 
     def _log_id(self, staking: Staking, chain_claim: int, claim_id: str | None) -> str:
         """The log claim id of on-chain claim `chain_claim`: given, else as this hub's `stake.claim` recorded it."""
@@ -251,7 +253,8 @@ class StakeService:
         signed = staking.sign_verdict(auditor, chain_claim, state.round, measured, outcome, now + valid_s)
         details = {"contract": staking.address, "chain_id": staking.chain.chain_id, **signed.to_json()}
         details["chain_claim"] = details.pop("claim_id")
-        self._record(VERDICT, self._log_id(staking, chain_claim, claim_id), details)
+        log_id = self._log_id(staking, chain_claim, claim_id)
+        self._record(VERDICT, log_id, {"claim_id": log_id, **details})
         return signed
 
     def resolve(
