@@ -91,6 +91,8 @@ def test_a_false_claim_is_challenged_refuted_by_three_auditors_and_every_step_is
     )  # fmt: skip
     assert details["tx"] == resolved["tx"] and anvil.w3.eth.get_transaction_receipt(details["tx"])["status"] == 1
     assert details["contract"] == game["deployed"]["staking"]
+    verified = run_json(home, env, "stake", "verify", n)
+    assert verified["ok"] and {"claim.challenge", "stake.resolve.tx"} <= {c["check"] for c in verified["checks"]}
 
 
 def test_an_honest_claim_passes_its_window_and_its_stake_is_withdrawn(
@@ -151,3 +153,29 @@ def test_bad_input_is_one_line_non_zero_and_records_nothing(
 def test_stake_before_any_deployment_says_how_to_deploy(home: Path, env: Env) -> None:
     code, _, err = run(home, env, "stake", "status")
     assert code == InvalidInput.exit_code and "no staking contract" in one_line_error(err)
+
+
+def test_verify_matches_the_chain_against_the_log_and_catches_an_unlogged_step(
+    home: Path, env: Env, anvil: Anvil, game: dict[str, Any]
+) -> None:
+    from aiprov.adapters.chain import Chain
+    from aiprov.adapters.staking import Staking
+    from aiprov.errors import VerificationError
+
+    n = str(claim(home, env, game, "--approve")["chain_claim"])
+    doc = run_json(home, env, "stake", "verify", n)
+    assert doc["ok"] and [c["check"] for c in doc["checks"]] == [
+        "claim.logged", "claim.content", "claim.stake", "claim.status", "stake.claim.tx",
+    ]  # fmt: skip
+    behind_its_back = Staking(Chain(anvil.url, account=player("challenger")), game["deployed"]["staking"])
+    behind_its_back.challenge(int(n), approve=True)  # on chain, never logged
+    code, out, err = run(home, env, "stake", "verify", n, "--json")
+    assert code == VerificationError.exit_code
+    failed = {c["check"]: c["detail"] for c in json.loads(out)["checks"] if not c["ok"]}
+    assert (
+        set(failed) == {"claim.challenge", "claim.status"} and "chain: challenged; log: open" in failed["claim.status"]
+    )
+    assert "does not match the log: claim.challenge, claim.status" in err
+    other, _ = behind_its_back.claim(VERSION, SPEC, "accuracy", WAD, 0, WAD, approve=True)
+    code, _, err = run(home, env, "stake", "verify", str(other))
+    assert code == VerificationError.exit_code and "claim.logged" in one_line_error(err)

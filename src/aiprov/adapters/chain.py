@@ -218,6 +218,16 @@ class Chain:
         with self.rpc("reading the block number"):
             return int(self.w3.eth.block_number)
 
+    def mined(self, tx: str) -> str | None:
+        """The address transaction `tx` called, if it was mined with status 1; None if unknown or failed."""
+        with self.rpc(f"reading the receipt of {tx}"):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
+            except w3ex.TransactionNotFound:
+                return None
+        to = receipt.get("to")
+        return str(to) if receipt["status"] == 1 and to else None
+
     def contract(self, address: str) -> Contract:
         """The registry at `address`; raises ChainError unless its code is exactly our contract's build."""
         return self.bound(address, self.artifact)

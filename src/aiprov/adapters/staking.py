@@ -192,6 +192,17 @@ def metric_bytes(name: str) -> bytes:
     return raw.ljust(32, b"\0")
 
 
+def content_hash(version: bytes, spec: bytes, metric: str, value: int, tolerance: int) -> bytes:
+    """What AiprovStaking stores of a claim: keccak256(abi.encode(version, spec, metric, value, tolerance))."""
+    from eth_abi.abi import encode
+    from web3 import Web3
+
+    data = encode(
+        ["bytes32", "bytes32", "bytes32", "int256", "uint256"], [version, spec, metric_bytes(metric), value, tolerance]
+    )
+    return bytes(Web3.keccak(data))
+
+
 class Staking:
     """An AiprovStaking contract at `address`, through `chain` (whose account signs)."""
 

@@ -253,3 +253,23 @@ def status(
             f"claim {c.claim_id}: {c.status} (round {c.round}), publisher {c.publisher}, stake {c.stake}, "
             f"challenger {c.challenger or '-'}, bond {c.bond}, unlocks {c.unlock_at}, resolve by {c.resolve_by or '-'}"
         )
+
+
+@stake_app.command("verify")
+@handle_errors
+def verify_(ctx: typer.Context, chain_claim: ClaimArg, json: JsonOpt = False) -> None:
+    """Check a claim's on-chain state against this hub's log (content, parties, amounts, status, each tx).
+
+    Exits 6 when a check fails.
+    """
+    from aiprov.errors import VerificationError
+
+    checks = service(ctx, None).check(chain_claim)
+    failed = [c.check for c in checks if not c.ok]
+    if json:
+        print_json({"chain_claim": chain_claim, "ok": not failed, "checks": [c.to_json() for c in checks]})
+    else:
+        for c in checks:
+            out_console.print(f"{'ok  ' if c.ok else 'FAIL'} {c.check}: {c.detail}")
+    if failed:
+        raise VerificationError(f"claim {chain_claim} on chain does not match the log: {', '.join(failed)}")

@@ -28,6 +28,10 @@ AUDITOR = "stake.auditor"
 VERDICT = "stake.verdict"
 RESOLVE = "stake.resolve"
 WITHDRAW = "stake.withdraw"
+EVERY = 2**62
+"""`limit` for reading every stake event (the registry's default limit is 1000)."""
+STATUS_AFTER = {CLAIM: "open", CHALLENGE: "challenged", WITHDRAW: "withdrawn"}
+"""The on-chain status a claim's last logged step leaves it in (`stake.resolve`: its outcome)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,16 @@ class StakeStep:
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, **self.details}
+
+
+@dataclass(frozen=True, slots=True)
+class StakeCheck:
+    check: str
+    ok: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"check": self.check, "ok": self.ok, "detail": self.detail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +174,7 @@ class StakeService:
         if claim_id is not None:
             return claim_id
         with self.anchoring.db.unit() as u:
-            for e in u.events(actions=[CLAIM]):
+            for e in u.events(actions=[CLAIM], limit=EVERY):
                 if e.details.get("contract") == staking.address and e.details.get("chain_claim") == chain_claim:
                     return e.subject
         return f"chain:{staking.address}/{chain_claim}"
@@ -298,6 +312,51 @@ class StakeService:
             WITHDRAW, self._log_id(staking, chain_claim, claim_id), staking, result,
             chain_claim=chain_claim, account=account, amount=str(amount),
         )  # fmt: skip
+
+    def check(self, chain_claim: int) -> list[StakeCheck]:
+        """Compare the claim's on-chain state with this hub's log: content, parties, amounts, status, each tx.
+
+        Reads only; the caller decides what a failed check means (`aiprov stake verify` exits 6).
+        """
+        from aiprov.adapters.staking import content_hash
+
+        staking = self._staking(signer=False)
+        state = staking.claim_state(chain_claim)
+        with self.anchoring.db.unit() as u:
+            found = u.events(actions=[CLAIM, CHALLENGE, RESOLVE, WITHDRAW], limit=EVERY)
+        steps = sorted(
+            (
+                e
+                for e in found
+                if e.details.get("contract") == staking.address and e.details.get("chain_claim") == chain_claim
+            ),
+            key=lambda e: e.leaf_index if e.leaf_index is not None else -1,
+        )
+        claimed = next((e.details for e in steps if e.action == CLAIM), None)
+        if claimed is None:
+            return [StakeCheck("claim.logged", False, f"no stake.claim event for claim {chain_claim} in this log")]
+        checks = [StakeCheck("claim.logged", True, f"logged as claim {steps[0].subject}")]
+        version, spec = (bytes.fromhex(claimed[k].removeprefix("sha256:")) for k in ("version", "spec"))
+        digest = content_hash(version, spec, claimed["metric"], int(claimed["value"]), int(claimed["tolerance"]))
+        checks.append(
+            StakeCheck("claim.content", digest == state.content_hash, "version, spec, metric, value, tolerance")
+        )
+        same = (claimed["publisher"], int(claimed["stake"])) == (state.publisher, state.stake)
+        checks.append(StakeCheck("claim.stake", same, f"publisher {state.publisher}, stake {state.stake}"))
+        challenge = next((e.details for e in steps if e.action == CHALLENGE), None)
+        if challenge is not None or state.challenger is not None:
+            logged = (challenge["challenger"], int(challenge["bond"])) if challenge else None
+            ok = logged == (state.challenger, state.bond)
+            checks.append(
+                StakeCheck("claim.challenge", ok, f"chain: {state.challenger} bond {state.bond}; log: {logged}")
+            )
+        last = steps[-1]
+        expected = last.details["outcome"] if last.action == RESOLVE else STATUS_AFTER[last.action]
+        checks.append(StakeCheck("claim.status", expected == state.status, f"chain: {state.status}; log: {expected}"))
+        for e in steps:
+            ok = staking.chain.mined(e.details["tx"]) == staking.address
+            checks.append(StakeCheck(f"{e.action}.tx", ok, f"{e.details['tx']} {'mined' if ok else 'not found'}"))
+        return checks
 
     def status(self, chain_claim: int | None, account: str | None) -> StakeStatus:
         """The contract's parameters, `account`'s (default: the signer's, if any) balance and credit, a claim."""
