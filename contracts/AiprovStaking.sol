@@ -11,16 +11,17 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 /// @notice The game, for one claim:
 ///  1. `claim`: a publisher locks stake S on (version digest, evaluation spec digest, metric, value, tolerance).
 ///     Only the hash of those five is stored; the `Claimed` event carries them in full.
-///  2. Within the challenge window T, one challenger may `challenge` with a bond B >= bondFactorBps/10000 x S.
-///     A second challenge of the same claim is refused. Unchallenged, the publisher takes S back after T
-///     (`withdrawStake`); during a challenge it stays locked.
+///  2. Within the challenge window T, one challenger at a time may `challenge` with a bond
+///     B >= bondFactorBps/10000 x S; a second challenge while one is active is refused. Each challenge is a new
+///     round. The publisher takes S back after T (`withdrawStake`) if no challenge is active; never during one.
 ///  3. Registered auditors (who staked `auditorStake` to register) re-run the evaluation and sign EIP-712 verdicts
 ///     over (claim id, round, measured value, outcome, deadline), under a domain bound to this chain and contract.
 ///  4. Anyone may `resolve` once with >= k verdicts of one outcome from distinct registered auditors, in strictly
 ///     increasing signer order, neither the publisher nor the challenger, before the resolution deadline.
 ///     Refuted: the publisher loses S: winnerShareBps of it to the challenger, auditorShareBps split among the
-///     signers, the rest burned; the challenger gets B back. Upheld: the challenger loses B, split the same way
-///     with the publisher as winner; the publisher gets S back.
+///     signers, the rest burned; the challenger gets B back; the claim is over. Upheld: the challenger loses B,
+///     split the same way with the publisher as winner; the claim is open again, so another challenger may try
+///     (a new round) until T, and S unlocks after T as for an unchallenged claim.
 ///  5. No quorum by the resolution deadline: anyone may `refund`, which gives S and B back.
 ///  Payouts are credited, never pushed: each account pulls its credit with `withdraw`. Burned tokens are sent to
 ///  BURN_ADDRESS (a plain ERC-20 has no burn), so the total supply of any token stays honest about where they went.
@@ -32,7 +33,6 @@ contract AiprovStaking is EIP712, ReentrancyGuardTransient {
         Open,
         Challenged,
         Refuted,
-        Upheld,
         Refunded,
         Withdrawn
     }
@@ -60,7 +60,7 @@ contract AiprovStaking is EIP712, ReentrancyGuardTransient {
         address publisher;
         uint64 unlockAt; // end of the challenge window
         Status status;
-        uint8 round; // 0 until challenged, then 1: verdicts name it so they cannot be replayed on a later round
+        uint8 round; // 0 until challenged, then one more per challenge: verdicts name it, so none is replayed later
         uint128 stake;
         uint128 bond;
         address challenger;
@@ -282,7 +282,7 @@ contract AiprovStaking is EIP712, ReentrancyGuardTransient {
         return _hashTypedDataV4(keccak256(abi.encode(VERDICT_TYPEHASH, claimId, round, measured, outcome, deadline)));
     }
 
-    /// @notice Settle a challenged claim with >= quorum verdicts of `outcome` (1 refuted, 2 upheld), once.
+    /// @notice Settle a challenge with >= quorum verdicts of `outcome` (1 refuted, 2 upheld), once per round.
     function resolve(uint256 claimId, uint8 outcome, Verdict[] calldata verdicts) external nonReentrant {
         Claim storage c = _existing(claimId);
         if (c.status != Status.Challenged) revert NotChallenged(claimId, c.status);
@@ -306,9 +306,10 @@ contract AiprovStaking is EIP712, ReentrancyGuardTransient {
         address publisher,
         address challenger
     ) private {
-        c.status = refuted ? Status.Refuted : Status.Upheld;
+        // Upheld: the stake stays locked in the claim (withdrawStake after T); refuted: the bond comes back.
+        c.status = refuted ? Status.Refuted : Status.Open;
         (address winner, uint256 kept, uint256 slashed) =
-            refuted ? (challenger, uint256(c.bond), uint256(c.stake)) : (publisher, uint256(c.stake), uint256(c.bond));
+            refuted ? (challenger, uint256(c.bond), uint256(c.stake)) : (publisher, 0, uint256(c.bond));
         uint256 n = signers.length;
         uint256 each = slashed * auditorShareBps / BPS / n;
         uint256 toWinner = slashed * winnerShareBps / BPS;

@@ -84,18 +84,30 @@ def test_refuted_claim_slashes_the_publisher_to_the_challenger_auditors_and_burn
     assert (event["args"]["slashed"], event["args"]["burned"]) == (STAKE, burned)
 
 
-def test_upheld_claim_pays_the_bond_to_the_publisher_and_auditors(game: Game) -> None:
+def test_upheld_claim_pays_the_bond_to_publisher_and_auditors_and_reopens_for_another_round(game: Game) -> None:
     claim_id = challenged(game)
+    view = game.as_("outsider")
     auditors = game.auditors(4)  # more than k is fine: every signer is paid
     before = balances(game, "publisher", "challenger", *auditors)
-    game.as_("outsider").resolve(claim_id, "upheld", game.verdicts(claim_id, "upheld", auditors))
+    round_one = game.verdicts(claim_id, "upheld", auditors)
+    view.resolve(claim_id, "upheld", round_one)
     withdraw_all(game, "publisher", *auditors)
     after = balances(game, "publisher", "challenger", *auditors)
     bond = STAKE // 2
-    assert after["publisher"] - before["publisher"] == STAKE + bond * 5_000 // 10_000
+    assert after["publisher"] - before["publisher"] == bond * 5_000 // 10_000  # the stake itself stays locked
     assert after["challenger"] == before["challenger"]
     assert all(after[a] - before[a] == bond * 4_000 // 10_000 // 4 for a in auditors)
-    assert game.as_("outsider").claim_state(claim_id).status == "upheld"
+    state = view.claim_state(claim_id)
+    assert (state.status, state.round) == ("open", 1)
+    reverts("(StakeLocked)", lambda: game.as_("publisher").withdraw_stake(claim_id))
+    game.as_("outsider").challenge(claim_id, approve=True)  # another challenger, round 2, inside the window
+    assert view.claim_state(claim_id).round == 2
+    reverts("(NotAuditor)", lambda: view.resolve(claim_id, "upheld", round_one))  # round 1's verdicts are spent
+    view.resolve(claim_id, "upheld", game.verdicts(claim_id, "upheld", auditors[:3], rnd=2))
+    game.travel(FAST.challenge_window_s)
+    reverts("(WindowClosed)", lambda: game.as_("challenger").challenge(claim_id, approve=True))
+    amount, _ = game.as_("publisher").withdraw_stake(claim_id)
+    assert amount == STAKE and view.claim_state(claim_id).status == "withdrawn"
 
 
 def test_no_quorum_by_the_deadline_refunds_both_sides(game: Game) -> None:

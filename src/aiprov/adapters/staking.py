@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 STAKING_NAME = "AiprovStaking"
 TOKEN_NAME = "AiprovToken"
 WAD = 10**18
-STATUSES = ("none", "open", "challenged", "refuted", "upheld", "refunded", "withdrawn")
+STATUSES = ("none", "open", "challenged", "refuted", "refunded", "withdrawn")
 OUTCOMES = {"refuted": 1, "upheld": 2}
 DOMAIN_NAME = "AiprovStaking"
 DOMAIN_VERSION = "1"

@@ -30,8 +30,12 @@ RESOLVE = "stake.resolve"
 WITHDRAW = "stake.withdraw"
 EVERY = 2**62
 """`limit` for reading every stake event (the registry's default limit is 1000)."""
-STATUS_AFTER = {CLAIM: "open", CHALLENGE: "challenged", WITHDRAW: "withdrawn"}
-"""The on-chain status a claim's last logged step leaves it in (`stake.resolve`: its outcome)."""
+STATUS_AFTER = {
+    CLAIM: "open", CHALLENGE: "challenged", WITHDRAW: "withdrawn", "refuted": "refuted", "upheld": "open",
+    "refunded": "refunded",
+}  # fmt: skip
+"""The on-chain status a claim's last logged step leaves it in (`stake.resolve`: by its outcome; an upheld claim
+is open again until its window ends)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +347,7 @@ class StakeService:
         )
         same = (claimed["publisher"], int(claimed["stake"])) == (state.publisher, state.stake)
         checks.append(StakeCheck("claim.stake", same, f"publisher {state.publisher}, stake {state.stake}"))
-        challenge = next((e.details for e in steps if e.action == CHALLENGE), None)
+        challenge = next((e.details for e in reversed(steps) if e.action == CHALLENGE), None)  # the latest round
         if challenge is not None or state.challenger is not None:
             logged = (challenge["challenger"], int(challenge["bond"])) if challenge else None
             ok = logged == (state.challenger, state.bond)
@@ -351,7 +355,7 @@ class StakeService:
                 StakeCheck("claim.challenge", ok, f"chain: {state.challenger} bond {state.bond}; log: {logged}")
             )
         last = steps[-1]
-        expected = last.details["outcome"] if last.action == RESOLVE else STATUS_AFTER[last.action]
+        expected = STATUS_AFTER[last.details["outcome"] if last.action == RESOLVE else last.action]
         checks.append(StakeCheck("claim.status", expected == state.status, f"chain: {state.status}; log: {expected}"))
         for e in steps:
             ok = staking.chain.mined(e.details["tx"]) == staking.address
