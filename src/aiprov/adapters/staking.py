@@ -351,7 +351,9 @@ class Staking:
         return bond, self._send("challenge", [claim_id, bond], "challenging the claim")
 
     def register_auditor(self, *, approve: bool = False) -> TxResult:
-        self._fund(self.params().auditor_stake, approve, "staking as an auditor")
+        with self.chain.rpc("reading the auditor stake"):
+            amount = int(self.contract.functions.auditorStake().call())
+        self._fund(amount, approve, "staking as an auditor")
         return self._send("registerAuditor", [], "registering as an auditor")
 
     def sign_verdict(
@@ -393,7 +395,7 @@ class Staking:
         return amount, self._send("withdraw", [], "withdrawing")
 
     def withdraw_stake(self, claim_id: int) -> tuple[int, TxResult]:
-        """Take an unchallenged claim's stake back after its window; returns the amount and the tx."""
+        """Take a claim's stake back after its window, no challenge active; returns the amount and the tx."""
         amount = self.claim_state(claim_id).stake
         return amount, self._send("withdrawStake", [claim_id], "withdrawing the claim's stake")
 

@@ -109,7 +109,7 @@ def challenge(
     key_file: KeyFileOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Dispute a claim inside its window with a bond; auditors then settle it. One challenge per claim."""
+    """Dispute a claim inside its window with a bond; auditors then settle it. One challenge at a time."""
     svc = service(ctx, key_file)
     amount = svc.units(bond, "--bond") if bond is not None else None
     step = svc.challenge(chain_claim, amount, claim_id=claim_id, approve=approve)
@@ -168,7 +168,7 @@ def resolve(
     key_file: KeyFileOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Settle a challenged claim with k auditors' verdicts; the loser is slashed. Anyone may send it, once."""
+    """Settle a challenge with k auditors' verdicts; the loser is slashed. Anyone may send it, once a round."""
     from aiprov.adapters.staking import SignedVerdict
 
     loaded = []
@@ -196,13 +196,14 @@ def refund(ctx: typer.Context, chain_claim: ClaimArg, claim_id: LogClaimOpt = No
 def withdraw(
     ctx: typer.Context,
     chain_claim: Annotated[
-        int | None, typer.Argument(help="An unchallenged claim whose window is over; omit to pull your payouts.")
+        int | None,
+        typer.Argument(help="Your claim, its window over and no challenge active; omit to pull your payouts."),
     ] = None,
     claim_id: LogClaimOpt = None,
     key_file: KeyFileOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """Pull your credited payouts and refunds, or (with CLAIM) an unchallenged claim's stake after its window."""
+    """Pull your credited payouts and refunds, or (with CLAIM) your claim's stake after its window."""
     step = service(ctx, key_file).withdraw(chain_claim, claim_id=claim_id)
     show(step, json, f"{step.details['account']} withdrew {step.details['amount']}")
 

@@ -28,6 +28,7 @@ AUDITOR = "stake.auditor"
 VERDICT = "stake.verdict"
 RESOLVE = "stake.resolve"
 WITHDRAW = "stake.withdraw"
+AMOUNTS = {"auditor_stake", "min_stake"}
 EVERY = 2**62
 """`limit` for reading every stake event (the registry's default limit is 1000)."""
 STATUS_AFTER = {
@@ -102,7 +103,8 @@ class StakeStatus:
             "staking": self.staking,
             "token": self.token,
             "chain_id": self.chain_id,
-            "params": {k: str(v) if isinstance(v, int) and v > 2**53 else v for k, v in asdict(self.params).items()},
+            # Token amounts as strings (they pass 2**53), like every amount aiprov prints; the rest as numbers.
+            "params": {k: str(v) if k in AMOUNTS else v for k, v in asdict(self.params).items()},
             "account": self.account,
             "balance": None if self.balance is None else str(self.balance),
             "credit": None if self.credit is None else str(self.credit),
@@ -305,7 +307,7 @@ class StakeService:
         )  # fmt: skip
 
     def withdraw(self, chain_claim: int | None, *, claim_id: str | None) -> StakeStep:
-        """The claim's unchallenged stake after its window (`chain_claim`), else every credited payout."""
+        """The claim's stake after its window (`chain_claim`, no challenge active), else every credited payout."""
         staking = self._staking(signer=True)
         account = staking.signer.address
         if chain_claim is None:
