@@ -179,3 +179,23 @@ def test_verify_matches_the_chain_against_the_log_and_catches_an_unlogged_step(
     other, _ = behind_its_back.claim(VERSION, SPEC, "accuracy", WAD, 0, WAD, approve=True)
     code, _, err = run(home, env, "stake", "verify", str(other))
     assert code == VerificationError.exit_code and "claim.logged" in one_line_error(err)
+
+
+def test_an_auditor_registers_leaves_and_takes_its_stake_back_after_the_exit_delay(
+    home: Path, env: Env, anvil: Anvil, game: dict[str, Any]
+) -> None:
+    key = as_(game, "auditor0")
+    address = player("auditor0").address
+    joined = run_json(home, env, "stake", "register-auditor", "--approve", *key)
+    assert joined["registered"] and joined["claim_id"] is None
+    assert run_json(home, env, "stake", "status", "--account", address)["balance"] == str(900 * WAD)
+    left = run_json(home, env, "stake", "leave-auditors", *key)
+    assert not left["registered"] and left["exit_at"] > 0
+    code, _, err = run(home, env, "stake", "withdraw", "--auditor-stake", *key)
+    assert code == TransactionReverted.exit_code and "(AuditorStakeLocked)" in one_line_error(err)
+    anvil.rpc("evm_increaseTime", DEFAULTS.challenge_window_s + DEFAULTS.resolution_period_s)
+    anvil.rpc("evm_mine")
+    back = run_json(home, env, "stake", "withdraw", "--auditor-stake", *key)
+    assert back["amount"] == str(DEFAULTS.auditor_stake) and back["auditor"]
+    status = run_json(home, env, "stake", "status", "--account", address)
+    assert status["balance"] == str(1000 * WAD) and status["auditor"] is False

@@ -399,8 +399,17 @@ class Staking:
         amount = self.claim_state(claim_id).stake
         return amount, self._send("withdrawStake", [claim_id], "withdrawing the claim's stake")
 
+    def auditor_exit(self, account: str) -> int:
+        """When a former auditor's stake may leave (unix time); 0 while registered or after it left."""
+        with self.chain.rpc("reading an auditor"):
+            _, exit_at, _ = self.contract.functions.auditors(checksum(account)).call()
+        return int(exit_at)
+
     def leave_auditors(self) -> TxResult:
         return self._send("leaveAuditors", [], "leaving the auditors")
 
-    def withdraw_auditor_stake(self) -> TxResult:
-        return self._send("withdrawAuditorStake", [], "withdrawing the auditor stake")
+    def withdraw_auditor_stake(self) -> tuple[int, TxResult]:
+        """Take a former auditor's stake back after its exit delay; returns the amount and the tx."""
+        with self.chain.rpc("reading an auditor"):
+            amount, _, _ = self.contract.functions.auditors(self.signer.address).call()
+        return int(amount), self._send("withdrawAuditorStake", [], "withdrawing the auditor stake")

@@ -130,6 +130,14 @@ def register_auditor(
     show(step, json, f"{step.details['auditor']} is a registered auditor")
 
 
+@stake_app.command("leave-auditors")
+@handle_errors
+def leave_auditors(ctx: typer.Context, key_file: KeyFileOpt = None, json: JsonOpt = False) -> None:
+    """Stop being an auditor now; `withdraw --auditor-stake` after the exit delay (window + resolution period)."""
+    step = service(ctx, key_file).leave_auditors()
+    show(step, json, f"{step.details['auditor']} left the auditors; its stake unlocks at {step.details['exit_at']}")
+
+
 @stake_app.command()
 @handle_errors
 def verdict(
@@ -200,11 +208,16 @@ def withdraw(
         typer.Argument(help="Your claim, its window over and no challenge active; omit to pull your payouts."),
     ] = None,
     claim_id: LogClaimOpt = None,
+    auditor_stake: Annotated[
+        bool, typer.Option("--auditor-stake", help="Your former auditor stake, after `leave-auditors`' delay.")
+    ] = False,
     key_file: KeyFileOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Pull your credited payouts and refunds, or (with CLAIM) your claim's stake after its window."""
-    step = service(ctx, key_file).withdraw(chain_claim, claim_id=claim_id)
+    if auditor_stake and chain_claim is not None:
+        raise InvalidInput("--auditor-stake takes no CLAIM")
+    step = service(ctx, key_file).withdraw(chain_claim, claim_id=claim_id, auditor_stake=auditor_stake)
     show(step, json, f"{step.details['account']} withdrew {step.details['amount']}")
 
 

@@ -254,7 +254,15 @@ class StakeService:
         staking = self._staking(signer=True)
         result = staking.register_auditor(approve=approve)
         auditor = staking.signer.address
-        return self._step(AUDITOR, auditor, staking, result, auditor=auditor)
+        return self._step(AUDITOR, auditor, staking, result, auditor=auditor, registered=True)
+
+    def leave_auditors(self) -> StakeStep:
+        """Stop being an auditor; the stake may be withdrawn (`withdraw_auditor_stake`) after the exit delay."""
+        staking = self._staking(signer=True)
+        result = staking.leave_auditors()
+        auditor = staking.signer.address
+        exit_at = staking.auditor_exit(auditor)
+        return self._step(AUDITOR, auditor, staking, result, auditor=auditor, registered=False, exit_at=exit_at)
 
     def verdict(
         self, chain_claim: int, measured: int, outcome: str, valid_s: int, *, claim_id: str | None
@@ -306,10 +314,17 @@ class StakeService:
             challenger=state.challenger, auditors=[], slashed="0",
         )  # fmt: skip
 
-    def withdraw(self, chain_claim: int | None, *, claim_id: str | None) -> StakeStep:
-        """The claim's stake after its window (`chain_claim`, no challenge active), else every credited payout."""
+    def withdraw(self, chain_claim: int | None, *, claim_id: str | None, auditor_stake: bool = False) -> StakeStep:
+        """Pull tokens: by default every credited payout.
+
+        With `chain_claim`, the claim's stake after its window (no challenge active); with `auditor_stake`, a former
+        auditor's stake after its exit delay.
+        """
         staking = self._staking(signer=True)
         account = staking.signer.address
+        if auditor_stake:
+            amount, result = staking.withdraw_auditor_stake()
+            return self._step(WITHDRAW, account, staking, result, account=account, amount=str(amount), auditor=True)
         if chain_claim is None:
             amount, result = staking.withdraw()
             return self._step(WITHDRAW, account, staking, result, account=account, amount=str(amount))
