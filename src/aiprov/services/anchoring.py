@@ -231,10 +231,11 @@ class AnchorService:
                 )
             address = recorded[0].address
         deployment = next((d for d in recorded if d.address == address), None)
-        self._check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
+        self.check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
         return address, deployment
 
-    def _check_chain_id(self, chain: Chain, expected: int | None, address: str | None) -> None:
+    def check_chain_id(self, chain: Chain, expected: int | None, address: str | None) -> None:
+        """Raise WrongChain unless `chain` is chain `expected` (None: any), naming the contract `address`."""
         if expected is not None and chain.chain_id != expected:
             what = f"the registry {address} was deployed on chain {expected}" if address else f"expected {expected}"
             raise WrongChain(
@@ -269,7 +270,7 @@ class AnchorService:
         `also` (what was deployed with it: the stake token and staking contract) goes into the event's details.
         """
         chain = self._chain(signer=True)
-        self._check_chain_id(chain, self.config.expected_chain_id, None)
+        self.check_chain_id(chain, self.config.expected_chain_id, None)
         result = chain.deploy()
         assert result.contract_address is not None, "Chain.deploy checks the receipt created a contract"
         details = {**self._tx_details(chain, result), "operator": chain.account.address if chain.account else None}

@@ -154,7 +154,7 @@ class StakeService:
             address = recorded[0].staking
         deployment = next((d for d in recorded if d.staking == address), None)
         expected = deployment.chain_id if deployment else self.config.expected_chain_id
-        self.anchoring._check_chain_id(chain, expected, address)
+        self.anchoring.check_chain_id(chain, expected, address)
         return Staking(chain, address)
 
     def _record(self, action: str, subject: str, details: dict[str, Any]) -> None:
