@@ -8,7 +8,21 @@ from typing import Annotated
 import typer
 
 from aiprov import __version__
-from aiprov.cli import accounts, chain, doctor, evaluate, home, ipfs, log, models, quickstart, scan, serve, signing
+from aiprov.cli import (
+    accounts,
+    chain,
+    doctor,
+    evaluate,
+    home,
+    ipfs,
+    log,
+    models,
+    quickstart,
+    scan,
+    serve,
+    signing,
+    stake,
+)
 from aiprov.cli.common import AiprovGroup, CliState
 
 app = typer.Typer(
@@ -68,6 +82,7 @@ scan.register(app)
 accounts.register(app)
 serve.register(app)
 chain.register(app)
+stake.register(app)
 ipfs.register(app)
 doctor.register(app)
 
