@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chaintools import Anvil, free_port, one_line_error, run, run_json
+from chaintools import Anvil, run, run_json
 from staketools import SPEC, VERSION, player
+from tests.support import free_port
+from tests.support.cli import one_line_error
 
 from aiprov.adapters.staking import WAD, StakeParams
 from aiprov.errors import ChainError, InsufficientFunds, InvalidInput, NotFound, TransactionReverted
