@@ -252,6 +252,15 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPage:
+    """A page of a model listing: the models from `offset` on, and how many matched in all."""
+
+    total: int
+    offset: int
+    models: list[ModelRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     time: datetime

@@ -34,7 +34,7 @@ from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelRecord, VersionRecord
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelPage, ModelRecord, VersionRecord
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
@@ -590,6 +590,17 @@ class RegistryService:
         with self.db.unit() as u:
             return u.list_models(f)
 
+    def page(self, f: ModelFilter, *, sort: str = "name", offset: int = 0, limit: int = 50) -> ModelPage:
+        """One page of the models matching `f` and how many match in all (`sort`: one of MODEL_SORTS).
+
+        Raises InvalidInput for an unknown sort or a negative offset or limit.
+        """
+        if offset < 0 or limit < 0:
+            raise InvalidInput(f"a page needs a non-negative offset and limit, not {offset} and {limit}")
+        with self.db.unit() as u:
+            total, models = u.page_models(f, sort, offset, limit)
+        return ModelPage(total, offset, models)
+
     def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
@@ -612,6 +623,11 @@ class RegistryService:
             if len(found) > 1:
                 raise InvalidInput(f"digest prefix {prefix} is ambiguous in {name}", hint="give more hex digits")
             return u.version_record(model, found[0])
+
+    def children(self, digest: str) -> builtins.list[tuple[str, int]]:
+        """(model, number) of the versions registered with `digest` among their parents (at most 100)."""
+        with self.db.unit() as u:
+            return u.children(digest)
 
     def versions(self, name: str) -> builtins.list[VersionRecord]:
         with self.db.unit() as u:

@@ -51,6 +51,12 @@ class ModelFilter:
     search: str | None = None
     min_metrics: tuple[tuple[str, float], ...] = ()
     """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
+    owner: str | None = None
+    license: str | None = None
+
+
+MODEL_SORTS = ("name", "updated", "versions")
+"""The orders a page of models can be in: by full name, newest version first, most versions first."""
 
 
 _EVENTS = cast(Table, EventRow.__table__)
@@ -541,12 +547,56 @@ class RegistryUnit(EvaluationRows):
         aliases, cids = self.aliases_of(ids), self._file_cids(ids)
         return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
 
+    def children(self, digest: str, limit: int = 100) -> list[tuple[str, int]]:
+        """(model, version number) of the versions that name `digest` as a parent, oldest first."""
+        query = (
+            select(ModelRow.full_name, VersionRow.number)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(ParentRow, ParentRow.version_id == VersionRow.id)
+            .where(ParentRow.parent_digest == digest)
+            .order_by(VersionRow.id)
+            .limit(limit)
+        )
+        return [(name, number) for name, number in self.s.execute(query)]
+
     def model_record(self, model: ModelRow) -> ModelRecord:
         return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
 
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
         """Models matching every given filter, by name, each with a summary of its latest version."""
+        return self._model_records(self._matching(f).scalar_subquery(), limit)
+
+    def page_models(self, f: ModelFilter, sort: str, offset: int, limit: int) -> tuple[int, list[ModelRecord]]:
+        """How many models match `f`, and those from `offset` on (at most `limit`) in the order `sort` names.
+
+        The page's ids are read first, so the records' joins run over one page, not the whole registry.
+        Raises InvalidInput for a sort not in MODEL_SORTS.
+        """
+        matching = self._matching(f)
+        total = self.s.scalar(select(func.count()).select_from(matching.subquery())) or 0
+        m = ModelRow
+        if sort == "name":
+            order: list[Any] = [m.full_name]
+        elif sort == "updated":
+            newest = select(func.max(VersionRow.created_at)).where(VersionRow.model_id == m.id).scalar_subquery()
+            order = [newest.desc(), m.full_name]
+        elif sort == "versions":
+            count = select(func.count()).where(VersionRow.model_id == m.id).scalar_subquery()
+            order = [count.desc(), m.full_name]
+        else:
+            raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
+        ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
+        records = {r.full_name: r for r in self._model_records(ids)} if ids else {}
+        names = dict(self.s.execute(select(m.id, m.full_name).where(m.id.in_(ids))).all()) if ids else {}
+        return total, [records[names[i]] for i in ids]
+
+    def _matching(self, f: ModelFilter) -> Select[Any]:
+        """The ids of the models matching every filter of `f`."""
         query: Select[Any] = select(ModelRow.id)
+        if f.owner:
+            query = query.where(ModelRow.owner == f.owner)
+        if f.license:
+            query = query.where(ModelRow.license == f.license)
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
             query = query.where(ModelRow.full_name.like(_glob_to_like(glob), escape="\\"))
@@ -565,7 +615,7 @@ class RegistryUnit(EvaluationRows):
             )
         for metric, value in f.min_metrics:
             query = query.where(ModelRow.id.in_(_latest_with_metric(metric, value)))
-        return self._model_records(query.scalar_subquery(), limit)
+        return query
 
     def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
         """Plain columns, two queries: a listing builds no ORM objects and parses no manifests."""
