@@ -78,8 +78,11 @@
 
   async function parseKey(vkey) {
     const check = "log key";
-    const parts = vkey.trim().split("+");
-    if (parts.length !== 3 || !parts[0] || !/^[0-9a-f]{8}$/.test(parts[1])) fail(check, "not name+hexid+base64");
+    const text = vkey.trim();
+    const first = text.indexOf("+");
+    const second = text.indexOf("+", first + 1);
+    const parts = [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
+    if (first < 1 || second < 0 || !/^[0-9a-f]{8}$/.test(parts[1])) fail(check, "not name+hexid+base64");
     const raw = unbase64(parts[2], check, "the key");
     if (raw.length !== 33 || raw[0] !== 1) fail(check, "not an Ed25519 note key");
     const pub = raw.slice(1);
