@@ -329,7 +329,12 @@ def _tamper(page: Any, pattern: str, change: Callable[[bytes], bytes]) -> None:
 @pytest.mark.parametrize(
     ("what", "pattern", "change", "failed"),
     [
-        ("checkpoint signature", r"/checkpoint$", lambda b: _flip_signature(b.decode()).encode(), "checkpoint signature"),
+        (
+            "checkpoint signature",
+            r"/checkpoint$",
+            lambda b: _flip_signature(b.decode()).encode(),
+            "checkpoint signature",
+        ),
         ("a proof hash in a tile", r"/tile/0/", _flip_hashes, "inclusion proof"),
         (
             "one file digest",
@@ -374,7 +379,15 @@ def test_a_changed_log_key_is_not_trusted_until_the_reader_pins_it(site: Site, o
 def test_pages_request_nothing_from_another_origin(site: Site, open_tab: Callable[..., Tab]) -> None:
     tab = open_tab()
     page = tab.page
-    for path in ("/models", "/models/alice/iris", "/models/eve/xss", "/log", "/log?index=1", "/accounts/alice", "/login"):
+    for path in (
+        "/models",
+        "/models/alice/iris",
+        "/models/eve/xss",
+        "/log",
+        "/log?index=1",
+        "/accounts/alice",
+        "/login",
+    ):
         page.goto(site.url(path))
         if path.startswith("/models/"):
             badge(page)

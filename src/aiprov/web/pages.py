@@ -140,7 +140,14 @@ def models(
         return "/models?" + urlencode({**{k: v for k, v in query.items() if v}, "page": n})
 
     return render(
-        request, reader, "models.html", listing=listing, query=query, page=page, pages=pages, link=link,
+        request,
+        reader,
+        "models.html",
+        listing=listing,
+        query=query,
+        page=page,
+        pages=pages,
+        link=link,
         sorts=MODEL_SORTS,
     )
 
@@ -237,7 +244,7 @@ async def try_it(
     try:
         parsed = json.loads(rows)
     except json.JSONDecodeError as e:
-        raise InvalidInput(f"the rows are not JSON: {e}", hint='e.g. [[5.1, 3.5, 1.4, 0.2]]') from e
+        raise InvalidInput(f"the rows are not JSON: {e}", hint="e.g. [[5.1, 3.5, 1.4, 0.2]]") from e
     body = parsed if isinstance(parsed, dict) else {"inputs": parsed}
     result = await container.inference.predict_async(_version_ref(owner, name, v), body, actor=actor)
     answer = json.dumps(result.to_json(), indent=2)

@@ -39,9 +39,7 @@ def remember_csrf(request: Request, response: Response) -> None:
     """Set the CSRF cookie on `response` if `csrf_token` made a new one for this request."""
     token = getattr(request.state, "new_csrf", None)
     if token is not None:
-        response.set_cookie(
-            CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/"
-        )
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/")
 
 
 def check_csrf(request: Request, submitted: str | None) -> None:
@@ -72,7 +70,9 @@ def log_in(container: Container, token: str, response: Response, *, secure: bool
     if not token:
         raise Unauthorized("give an API token to log in", hint="`aiprov user add NAME` or `aiprov token add` makes one")
     principal = container.accounts.authenticate(token)
-    response.set_cookie(TOKEN_COOKIE, token, max_age=MAX_AGE_S, httponly=True, samesite="strict", secure=secure, path="/")
+    response.set_cookie(
+        TOKEN_COOKIE, token, max_age=MAX_AGE_S, httponly=True, samesite="strict", secure=secure, path="/"
+    )
     return Caller(principal.user, frozenset(principal.scopes), principal.admin)
 
 
