@@ -629,9 +629,10 @@ class RegistryService:
         with self.db.unit() as u:
             return u.children(digest)
 
-    def versions(self, name: str) -> builtins.list[VersionRecord]:
+    def versions(self, name: str, newest: int | None = None) -> builtins.list[VersionRecord]:
+        """The versions of model `name`, oldest first (with `newest`: only the latest that many)."""
         with self.db.unit() as u:
-            return u.versions(u.require_model(ModelName.parse(name)))
+            return u.versions(u.require_model(ModelName.parse(name)), newest)
 
     def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
         """Events about a model (`owner/name`) or one version (`@N`, `@alias`, digest), newest first."""

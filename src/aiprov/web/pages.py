@@ -189,10 +189,11 @@ def _model_page(
     reader = session.reader(request, container)
     ref = _version_ref(owner, name, v)
     model, version = container.registry.show(ref)
-    versions = container.registry.versions(model.full_name)
+    versions = container.registry.versions(model.full_name, newest=VERSIONS_SHOWN)
     evidence = container.verification.evidence(version.ref)
-    evaluations = container.evaluation.of_version(version.ref)
-    across = [e for other in versions[-CHART_VERSIONS:] for e in container.evaluation.of_version(other.ref)]
+    every = container.evaluation.of_model(model.full_name)
+    evaluations = [e for e in every if e.version == version.number]
+    charted = {v.number for v in versions[-CHART_VERSIONS:]}
     usage = UsageQueries(container.checked_db).of_model(model.full_name, actions=USAGE_ACTIONS, limit=USAGE_EVENTS_READ)
     events = container.registry.usage(model.full_name, MODEL_EVENTS_SHOWN)
     return render(
@@ -201,12 +202,12 @@ def _model_page(
         "model.html",
         model=model,
         version=version,
-        versions=list(reversed(versions[-VERSIONS_SHOWN:])),
-        version_count=len(versions),
+        versions=list(reversed(versions)),
+        version_count=model.version_count,
         evidence=evidence,
         scan=evidence.event.details.get("scan"),
         evaluations=evaluations,
-        series=views.metric_series(across),
+        series=views.metric_series(e for e in every if e.version in charted),
         usage=views.usage_per_day(usage),
         events=events,
         lineage=_lineage(container, version),

@@ -539,10 +539,10 @@ class RegistryUnit(EvaluationRows):
         aliases = self.aliases_of([version.id]).get(version.id, [])
         return _version_record(model, version, aliases, self._file_cids([version.id]).get(version.id, {}))
 
-    def versions(self, model: ModelRow) -> list[VersionRecord]:
-        rows = list(
-            self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
-        )
+    def versions(self, model: ModelRow, newest: int | None = None) -> list[VersionRecord]:
+        """The model's versions, oldest first; with `newest`, only that many of the latest."""
+        query = select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number.desc())
+        rows = list(reversed(list(self.s.scalars(query if newest is None else query.limit(newest)))))
         ids = [r.id for r in rows]
         aliases, cids = self.aliases_of(ids), self._file_cids(ids)
         return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
@@ -621,6 +621,7 @@ class RegistryUnit(EvaluationRows):
         """Plain columns, two queries: a listing builds no ORM objects and parses no manifests."""
         latest = (
             select(VersionRow.model_id, func.max(VersionRow.number).label("n"), func.count().label("versions"))
+            .where(VersionRow.model_id.in_(ids))  # grouped over the listed models only, not the whole registry
             .group_by(VersionRow.model_id)
             .subquery()
         )
