@@ -44,7 +44,7 @@ MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
 
 def _bulk_models(container: Any, n: int) -> None:
     """N models of one single-file version each, written as rows in chunks (no log events: listings read none)."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     from aiprov.adapters.db.schema import ModelRow, TagRow, VersionRow
 
@@ -89,6 +89,10 @@ def _bulk_models(container: Any, n: int) -> None:
             conn.execute(insert(VersionRow), versions)
             if tags:
                 conn.execute(insert(TagRow), tags)
+    if engine.dialect.name == "postgresql":  # ids given explicitly: move the sequences past them
+        with engine.begin() as conn:
+            for table in ("models", "versions"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})"))
 
 
 def _big_model(container: Any, k: int, work: Path) -> None:
@@ -169,6 +173,7 @@ def run(database_url: str | None, models: int, versions: int, runs: int, label: 
             f"target <= {WEIGHT_TARGET_KB:.0f} kB  {verdict}"
         )
         container.close()
+        print("\n".join(lines), flush=True)
         return lines
 
 
@@ -206,7 +211,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines += run(url, models, versions, runs, "postgresql")
         finally:
             drop()
-    print("\n".join(lines))
     return 0
 
 
