@@ -441,3 +441,38 @@ def test_phone_width_in_both_themes_does_not_scroll_sideways(
         assert width <= 390, f"{path} is {width}px wide on a 390px screen: {page.evaluate(WIDE)}"
     background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     assert background == ("rgb(17, 20, 24)" if scheme == "dark" else "rgb(255, 255, 255)")
+
+
+@pytest.fixture(scope="module")
+def tall_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A log of 700+ entries: alice/early at entry 0 or so, 700 filler events, then alice/late."""
+    from datetime import UTC, datetime
+
+    from aiprov.core.events import Event
+
+    work = tmp_path_factory.mktemp("tall")
+    container, admin = init_home(work / "home")
+    early = push(container, _files(work / "early", {"w.bin": b"early"}), "alice/early")
+    now = datetime.now(UTC)
+    filler = [Event(now, "root", "filler", f"sha256:{i:064x}", None, {"i": i}) for i in range(700)]
+    with container.db.unit(write=True) as u:
+        u.add_events(filler)
+    late = push(container, _files(work / "late", {"w.bin": b"late"}), "alice/late")
+    container.close()
+    server = start_server(work / "home", admin)
+    digests = {"early": str(early.version.manifest.digest), "late": str(late.version.manifest.digest)}
+    yield Site(server, {}, digests)
+    server.stop()
+
+
+def test_the_proof_from_tiles_spans_tile_levels(tall_log: Site, open_tab: Callable[..., Tab]) -> None:
+    page = open_tab().page
+    for name in ("early", "late"):
+        page.goto(tall_log.url(f"/models/alice/{name}"))
+        state, text = badge(page)
+        assert state == "ok", (name, text)
+    # A hash of tree level 8 (from the level-1 tile) is on the early entry's path: tamper with it.
+    _tamper(page, r"/tile/1/", _flip_hashes)
+    page.goto(tall_log.url("/models/alice/early"))
+    state, text = badge(page)
+    assert state == "bad" and text.startswith("Not verified — inclusion proof:"), text

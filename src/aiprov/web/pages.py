@@ -29,7 +29,7 @@ from aiprov.records import VersionRecord
 from aiprov.services.evaluation import parse_min
 from aiprov.services.usage import USAGE_ACTIONS, UsageQueries
 from aiprov.web import session, views
-from aiprov.web.card import card_entry, render_card
+from aiprov.web.card import MAX_CARD_BYTES, card_entry, render_card
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -160,8 +160,6 @@ def _card(container: Container, version: VersionRecord) -> Any:
     entry = card_entry(version.manifest.entries)
     if entry is None:
         return None
-    from aiprov.web.card import MAX_CARD_BYTES
-
     data = b"".join(container.blobs.read_range(entry.sha256, 0, min(entry.size, MAX_CARD_BYTES)))
     return render_card(data)
 
@@ -294,9 +292,7 @@ def account(request: Request, container: ContainerDep, user: Owner) -> HTMLRespo
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(
-    request: Request, container: ContainerDep, next: Annotated[str, Query(max_length=MAX_REF_LENGTH)] = ""
-) -> HTMLResponse:
+def login_form(request: Request, next: Annotated[str, Query(max_length=MAX_REF_LENGTH)] = "") -> HTMLResponse:
     """The login form: an API token, kept in an HttpOnly cookie."""
     return render(request, None, "login.html", next=_local(next))
 

@@ -56,7 +56,8 @@ class ModelFilter:
 
 
 MODEL_SORTS = ("name", "updated", "versions")
-"""The orders a page of models can be in: by full name, newest version first, most versions first."""
+"""The orders a page of models can be in: by full name, by their newest version (newest first: versions are
+numbered in the order they are registered), most versions first."""
 
 
 _EVENTS = cast(Table, EventRow.__table__)
@@ -572,23 +573,36 @@ class RegistryUnit(EvaluationRows):
         The page's ids are read first, so the records' joins run over one page, not the whole registry.
         Raises InvalidInput for a sort not in MODEL_SORTS.
         """
+        if sort not in MODEL_SORTS:
+            raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
         matching = self._matching(f)
         total = self.s.scalar(select(func.count()).select_from(matching.subquery())) or 0
         m = ModelRow
-        if sort == "name":
-            order: list[Any] = [m.full_name]
-        elif sort == "updated":
-            newest = select(func.max(VersionRow.created_at)).where(VersionRow.model_id == m.id).scalar_subquery()
-            order = [newest.desc(), m.full_name]
-        elif sort == "versions":
-            count = select(func.count()).where(VersionRow.model_id == m.id).scalar_subquery()
-            order = [count.desc(), m.full_name]
+        if sort == "updated":
+            ids = self._recently_updated(matching if f != ModelFilter() else None, offset, limit)
         else:
-            raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
-        ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
+            count = select(func.count()).where(VersionRow.model_id == m.id).scalar_subquery()
+            order = [m.full_name] if sort == "name" else [count.desc(), m.full_name]
+            ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
         records = {r.full_name: r for r in self._model_records(ids)} if ids else {}
         names = dict(self.s.execute(select(m.id, m.full_name).where(m.id.in_(ids))).all()) if ids else {}
         return total, [records[names[i]] for i in ids]
+
+    def _recently_updated(self, matching: Select[Any] | None, offset: int, limit: int) -> list[int]:
+        """Ids of the models (`matching` ones only, if given) by their newest version, newest first.
+
+        Versions are read by id, newest first, until the page is full: a first page reads a few rows rather than
+        grouping every version of the registry.
+        """
+        query = select(VersionRow.model_id).order_by(VersionRow.id.desc())
+        if matching is not None:
+            query = query.where(VersionRow.model_id.in_(matching))
+        seen: dict[int, None] = {}
+        for model_id in self.s.scalars(query.execution_options(yield_per=1000)):
+            seen.setdefault(model_id, None)
+            if len(seen) >= offset + limit:
+                break
+        return list(seen)[offset:]
 
     def _matching(self, f: ModelFilter) -> Select[Any]:
         """The ids of the models matching every filter of `f`."""
