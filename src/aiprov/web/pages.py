@@ -186,9 +186,9 @@ def _model_page(
 ) -> HTMLResponse:
     reader = session.reader(request, container)
     ref = _version_ref(owner, name, v)
-    model, version = container.registry.show(ref)
+    evidence = container.verification.evidence(ref)  # the version and its model, signatures, registration
+    model, version = evidence.model, evidence.record
     versions = container.registry.versions(model.full_name, newest=VERSIONS_SHOWN)
-    evidence = container.verification.evidence(version.ref)
     every = container.evaluation.of_model(model.full_name)
     evaluations = [e for e in every if e.version == version.number]
     charted = {v.number for v in versions[-CHART_VERSIONS:]}
