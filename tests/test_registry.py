@@ -139,6 +139,8 @@ def test_a_page_of_models_counts_every_match_and_keeps_its_order(hub: Container,
     assert page("versions", limit=1) == (4, ["alice/a"])
     assert page("name", owner="bob") == (1, ["bob/b"])
     assert page("name", license="mit", limit=5) == (2, ["alice/a", "alice/d"])
+    assert page("name", scan="safe", limit=5) == (4, ["alice/a", "alice/c", "alice/d", "bob/b"])
+    assert page("name", scan="unsupported") == (0, [])
     with pytest.raises(InvalidInput, match="cannot sort"):
         page("size")
     with pytest.raises(InvalidInput, match="non-negative"):

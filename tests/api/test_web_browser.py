@@ -198,6 +198,14 @@ def test_search_filters_sort_and_pages(site: Site, open_tab: Callable[..., Tab])
     page.click("#search")
     assert page.locator("#models .name").all_inner_texts() == ["alice/iris"]
 
+    page.goto(site.url("/models?q=iris"))
+    page.select_option("#scan", "safe")
+    page.click("#search")
+    assert page.locator("#models .name").all_inner_texts() == ["alice/iris", "alice/iris-small"]
+    page.select_option("#scan", "unsupported")
+    page.click("#search")
+    assert page.locator("#count").inner_text() == "0 models"
+
     page.goto(site.url("/models?tag=demo"))
     assert page.locator("#models .name").all_inner_texts() == ["alice/iris"]
 

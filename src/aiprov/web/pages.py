@@ -35,6 +35,8 @@ HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 STATIC_PATH = "/-/static"
 PAGE_SIZE = 20
+SCAN_VERDICTS = ("safe", "unsupported")
+"""The verdicts a registered version can have (an `unsafe` push is refused, never registered)."""
 MAX_PAGE = 10_000
 VERSIONS_SHOWN = 50
 CHART_VERSIONS = 20
@@ -118,11 +120,14 @@ def models(
     tag: Text = "",
     license: Text = "",
     min: Text = "",
+    scan: Text = "",
     sort: Text = "name",
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
     """Models matching the search and filters, a page at a time, with how many match in all."""
     reader = session.reader(request, container)
+    if scan and scan not in SCAN_VERDICTS:
+        raise InvalidInput(f"no scan verdict {scan!r}", hint=f"one of {', '.join(SCAN_VERDICTS)}")
     if sort not in MODEL_SORTS:
         raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
     f = ModelFilter(
@@ -131,9 +136,10 @@ def models(
         tag=tag or None,
         license=license or None,
         min_metrics=parse_min([min] if min else []),
+        scan=scan or None,
     )
     listing = container.registry.page(f, sort=sort, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    query = {"q": q, "owner": owner, "tag": tag, "license": license, "min": min, "sort": sort}
+    query = {"q": q, "owner": owner, "tag": tag, "license": license, "min": min, "scan": scan, "sort": sort}
     pages = max(1, -(-listing.total // PAGE_SIZE))
 
     def link(n: int) -> str:
@@ -149,6 +155,7 @@ def models(
         pages=pages,
         link=link,
         sorts=MODEL_SORTS,
+        verdicts=SCAN_VERDICTS,
     )
 
 

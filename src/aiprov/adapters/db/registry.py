@@ -53,6 +53,8 @@ class ModelFilter:
     """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
     owner: str | None = None
     license: str | None = None
+    scan: str | None = None
+    """Only models whose latest version's push was scanned with this verdict (`safe` or `unsupported`)."""
 
 
 MODEL_SORTS = ("name", "updated", "versions")
@@ -629,6 +631,8 @@ class RegistryUnit(EvaluationRows):
             )
         for metric, value in f.min_metrics:
             query = query.where(ModelRow.id.in_(_latest_with_metric(metric, value)))
+        if f.scan:
+            query = query.where(ModelRow.id.in_(_latest_scanned(f.scan)))
         return query
 
     def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
@@ -817,6 +821,23 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
         .where(
             EvaluationMetricRow.name == metric,
             EvaluationMetricRow.value >= value,
+            ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
+        )
+    )
+
+
+def _latest_scanned(verdict: str) -> Select[Any]:
+    """Ids of models whose latest version was registered by a push whose scan verdict was `verdict`."""
+    newer, model = aliased(VersionRow), aliased(ModelRow)
+    return (
+        select(VersionRow.model_id)
+        .join(model, model.id == VersionRow.model_id)
+        .join(
+            EventRow,
+            (EventRow.subject == VersionRow.digest) & (EventRow.model == model.full_name) & (EventRow.action == "push"),
+        )
+        .where(
+            EventRow.details["scan"].as_string() == verdict,
             ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
         )
     )
