@@ -38,10 +38,10 @@ PAGE_SIZE = 20
 SCAN_VERDICTS = ("safe", "unsupported")
 """The verdicts a registered version can have (an `unsafe` push is refused, never registered)."""
 MAX_PAGE = 10_000
-VERSIONS_SHOWN = 50
+VERSIONS_SHOWN = 20
 CHART_VERSIONS = 20
 LOG_ENTRIES_SHOWN = 50
-MODEL_EVENTS_SHOWN = 100
+MODEL_EVENTS_SHOWN = 30
 USAGE_EVENTS_READ = 10_000
 
 # Pages load nothing from another origin and run only the hub's own script; forms post only here.
