@@ -18,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,33 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextmanager
+def running_anvil() -> Iterator[str]:
+    """A fresh anvil on a free port of 127.0.0.1, stopped (with its npm wrapper) on exit; yields its URL."""
+    port = free_port()
+    # Its own process group: the npm wrapper (node) runs the anvil binary as a child, and both must stop.
+    anvil = subprocess.Popen(
+        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("anvil did not start within 30 s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(anvil.pid, signal.SIGKILL)
+        anvil.wait()
 
 
 def measure(url: str) -> dict[str, Any]:
@@ -69,30 +98,8 @@ def main() -> int:
     if not ANVIL.exists():
         print(f"anvil is missing at {ANVIL}: run `npm ci --no-audit --no-fund`", file=sys.stderr)
         return 1
-    port = free_port()
-    # Its own process group: the npm wrapper (node) runs the anvil binary as a child, and both must stop.
-    anvil = subprocess.Popen(
-        [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    print("anvil did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.1)
+    with running_anvil() as url:
         result = measure(url)
-    finally:
-        os.killpg(anvil.pid, signal.SIGKILL)
-        anvil.wait()
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

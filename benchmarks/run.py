@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each: a smoke test")
     parser.add_argument(
-        "--only", choices=("hash", "registry", "log", "scan", "cid", "s3", "ipfs"), help="run one group only"
+        "--only", choices=("hash", "registry", "log", "scan", "cid", "s3", "ipfs", "hf"), help="run one group only"
     )
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data", help="where generated data is kept")
     parser.add_argument("--runs", type=int, help="runs per tool (median reported); default 3, 1 with --quick")
@@ -477,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(machine_facts())
     print(f"load average at the start: {_load()}")
     groups: list[Callable[[], list[Row]]] = []
-    if args.only in ("log", "scan", "cid", "s3", "ipfs"):
+    if args.only in ("log", "scan", "cid", "s3", "ipfs", "hf"):
         return _peer_benchmark(args.only, args.quick, args.data_dir)
     if args.only in (None, "hash"):
         groups.append(lambda: bench_hash(args.data_dir, sizes, runs))
@@ -500,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{len(missed)} target(s) missed" if missed else "\nall targets met")
     status = 0
     if args.only is None:
-        for group in ("log", "scan", "cid", "s3", "ipfs"):
+        for group in ("log", "scan", "cid", "s3", "ipfs", "hf"):
             print("\n" + "=" * 40 + f" {group} " + "=" * 40)
             status = max(status, _peer_benchmark(group, args.quick, args.data_dir))
     return status
@@ -508,14 +508,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _peer_benchmark(group: str, quick: bool, data_dir: Path) -> int:
     """The log against pymerkle, the scanner against picklescan and modelscan, CIDs against hashlib, S3 against
-    the local store, and pull --from-ipfs against pull: own tables."""
+    the local store, pull --from-ipfs against pull, and snapshot_download against static files: own tables."""
     import bench_cid
+    import bench_hf
     import bench_ipfs_pull
     import bench_log
     import bench_s3
     import bench_scan
 
-    bench = {"log": bench_log, "scan": bench_scan, "cid": bench_cid, "s3": bench_s3, "ipfs": bench_ipfs_pull}[group]
+    bench = {
+        "log": bench_log,
+        "scan": bench_scan,
+        "cid": bench_cid,
+        "s3": bench_s3,
+        "ipfs": bench_ipfs_pull,
+        "hf": bench_hf,
+    }[group]
     return bench.main([*(["--quick"] if quick else []), "--data-dir", str(data_dir)])
 
 

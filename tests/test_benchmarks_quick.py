@@ -36,6 +36,7 @@ def test_quick_benchmark_runs_and_prints_every_ratio(tmp_path: Path) -> None:
         "aiprov s3 push throughput / local store",
         "aiprov s3 pull throughput / local store",
         "aiprov pull --from-ipfs speed / aiprov pull",
+        "aiprov snapshot_download throughput / static file server",
     ):
         assert any(expected in line for line in ratios), proc.stdout
     assert "median s" in proc.stdout and "peak RSS MB" in proc.stdout

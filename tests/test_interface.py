@@ -39,6 +39,7 @@ SERVICES = {
     "claims": interface.HubClaims,
     "audits": interface.HubAudits,
     "reputation": interface.HubReputation,
+    "inference": interface.HubInference,
 }
 
 SERVICE_MODULES = (
@@ -52,6 +53,7 @@ SERVICE_MODULES = (
     "aiprov.services.claims",
     "aiprov.services.audits",
     "aiprov.services.reputation",
+    "aiprov.services.inference",
     "aiprov.core.note",
     "aiprov.remote.services",
     "aiprov.remote.ipfs",

@@ -123,6 +123,39 @@ def test_list_filters(hub: Container, make_model: MakeModel, make_container) -> 
     assert listed.latest is not None and listed.latest.number == 1 and listed.version_count == 1
 
 
+def test_a_page_of_models_counts_every_match_and_keeps_its_order(hub: Container, make_model: MakeModel) -> None:
+    for i, name in enumerate(["alice/c", "alice/a", "bob/b", "alice/d"]):
+        hub.registry.push(make_model({"w": b"%d" % i}), PushRequest(name, license="mit" if i % 2 else None))
+    hub.registry.push(make_model({"w": b"again"}), PushRequest("alice/a"))  # alice/a: newest, and two versions
+
+    def page(sort: str, offset: int = 0, limit: int = 2, **kw: str) -> tuple[int, list[str]]:
+        listed = hub.registry.page(ModelFilter(**kw), sort=sort, offset=offset, limit=limit)
+        return listed.total, [m.full_name for m in listed.models]
+
+    assert page("name") == (4, ["alice/a", "alice/c"])
+    assert page("name", offset=2) == (4, ["alice/d", "bob/b"])
+    assert page("name", offset=4) == (4, [])
+    assert page("updated", limit=4) == (4, ["alice/a", "alice/d", "bob/b", "alice/c"])
+    assert page("versions", limit=1) == (4, ["alice/a"])
+    assert page("name", owner="bob") == (1, ["bob/b"])
+    assert page("name", license="mit", limit=5) == (2, ["alice/a", "alice/d"])
+    assert page("name", scan="safe", limit=5) == (4, ["alice/a", "alice/c", "alice/d", "bob/b"])
+    assert page("name", scan="unsupported") == (0, [])
+    with pytest.raises(InvalidInput, match="cannot sort"):
+        page("size")
+    with pytest.raises(InvalidInput, match="non-negative"):
+        page("name", offset=-1)
+
+
+def test_children_are_the_versions_naming_a_parent(hub: Container, make_model: MakeModel) -> None:
+    parent = hub.registry.push(make_model({"w": b"p"}), PushRequest("alice/p")).version
+    digest = str(parent.manifest.digest)
+    hub.registry.push(make_model({"w": b"c1"}), PushRequest("alice/c1", parents=[digest]))
+    hub.registry.push(make_model({"w": b"c2"}), PushRequest("bob/c2", parents=[digest]))
+    assert hub.registry.children(digest) == [("alice/c1", 1), ("bob/c2", 1)]
+    assert hub.registry.children("sha256:" + "0" * 64) == []
+
+
 def test_every_push_and_download_is_an_event(hub: Container, make_model: MakeModel, tmp_path: Path) -> None:
     root = make_model({"w": b"1"})
     v = hub.registry.push(root, PushRequest("alice/m")).version

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aiprov.services.registry import RegistryService
     from aiprov.services.reputation import ReputationService
     from aiprov.services.signatures import SignatureService
+    from aiprov.services.staking import StakeService
     from aiprov.services.transparency import LogService
     from aiprov.services.usage import UsageRecorder
     from aiprov.services.verification import VerificationService
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     """EVM JSON-RPC URL for anchors and on-chain registrations (anvil, Sepolia, Polygon Amoy, a private chain)."""
     chain_contract: str | None = None
     """The AiprovRegistry address; default: the latest one `aiprov chain deploy` recorded in this hub."""
+    stake_contract: str | None = None
+    """The AiprovStaking address; default: the one the latest `aiprov chain deploy` recorded in this hub."""
     chain_private_key: SecretStr | None = None
     """Hex private key that signs chain transactions (or `--key-file`); never logged or printed."""
     chain_id: int | None = Field(default=None, ge=1)
@@ -434,6 +437,15 @@ class Container:
         config = chain_config(self.settings, private_key, key_source)
         return AnchorService(self.checked_db, self.log, config, clock=self.clock, actor=self.settings.actor)
 
+    def staking(self, private_key: str | None = None, key_source: str | None = None) -> StakeService:
+        """Stake on chain (AiprovStaking); `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""
+        from aiprov.services.staking import StakeService
+
+        config = chain_config(self.settings, private_key, key_source)
+        return StakeService(
+            self.anchoring(private_key, key_source), config, clock=self.clock, actor=self.settings.actor
+        )
+
     @cached_property
     def log(self) -> LogService:
         from aiprov.adapters.db.engine import check_schema
@@ -503,6 +515,7 @@ def chain_config(s: Settings, private_key: str | None = None, key_source: str | 
     return ChainConfig(
         rpc_url=s.chain_rpc,
         contract=s.chain_contract,
+        staking=s.stake_contract,
         private_key=private_key,
         key_source=key_source or "the chain key",
         expected_chain_id=s.chain_id,

@@ -8,6 +8,7 @@ installed): pip install 'aiprov[api]'`, exit 14.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from aiprov.errors import MissingExtra
 
@@ -63,3 +64,13 @@ def require(subject: str, *modules: str) -> None:
             importlib.import_module(module)
         except ImportError as e:
             raise missing(subject, e, module) from e
+
+
+def require_installed(subject: str, *modules: str) -> None:
+    """As `require` for top-level modules that only another process imports (a model worker): found, not imported.
+
+    Importing scikit-learn costs this process a second or more and memory for nothing.
+    """
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise missing(subject, ModuleNotFoundError(name=module), module)

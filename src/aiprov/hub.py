@@ -8,6 +8,7 @@ family, as the CLI prints them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from aiprov import signing
     from aiprov.adapters.files import ProgressFactory
     from aiprov.config import Container
-    from aiprov.interface import HubServices
+    from aiprov.interface import HubInference, HubServices
     from aiprov.records import (
         AuditRecord,
         ClaimRecord,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
         VersionRecord,
     )
     from aiprov.sandbox import Prediction
-    from aiprov.services.inference import InferenceService
     from aiprov.services.registry import PushResult
     from aiprov.services.verification import VerifyReport
 
@@ -56,6 +56,7 @@ class Hub:
         if token is not None and server is None:
             raise InvalidInput("a token is sent to a server: give server= with token=")
         settings = load_settings(None if home is None else Path(home))
+        self._actor = settings.actor
         self._local: Container | None = None
         self._services: HubServices
         if server is None:
@@ -226,22 +227,17 @@ class Hub:
     def load(self, ref: str) -> Model:
         """The version `ref` names, verified, scanned and loaded in a sandboxed worker process (never this one).
 
-        Its stored bytes are re-hashed and scanned first: a version with any unsafe file is refused and never
-        loaded. Each `predict` runs in the worker and is a usage event, as a prediction over the API is.
+        On a home the worker runs on this machine; with `server=` it is one of the server's workers, and each
+        `predict` goes to the server's predict API (the token needs the write scope). Its stored bytes are
+        re-hashed and scanned first: a version with any unsafe file is refused and never loaded. Each `predict`
+        runs in the worker and is a usage event, as a prediction over the API is.
         Raises NotFound, IntegrityError, UnsafeModelError, InvalidInput (no loadable file), ModelExecutionError
         (the model fails to load), SandboxUnavailable (AIPROV_SANDBOX=strict on a machine lacking a protection),
-        InvalidInput for a remote hub (models run on the hub's machine: use its predict API).
+        Unauthorized/Forbidden (a server).
         """
-        if self._local is None:
-            raise InvalidInput(
-                "load runs a model in a worker on this machine, from a local home",
-                hint=f"use Hub(home=...) on the hub's machine, or POST {self.server}/api/v1/models/OWNER/NAME/predict",
-            )
-        inference = self._local.inference
-        target = inference.resolve(ref)  # materialised from verified blobs and scanned: UnsafeModelError here
-        inference.models.pool.load(target.spec)  # the worker loads it now, so a broken model fails here
-        exact = f"{target.version.full_name}@{target.version.number}"  # later calls run these bytes, not a moved alias
-        return Model(inference, exact, target.version, self._local.settings.actor)
+        inference = self._services.inference
+        version = inference.load(ref)  # scanned (UnsafeModelError here) and loaded, so a broken model fails here
+        return Model(inference, version, self._actor)
 
 
 def verified_pull(
@@ -259,10 +255,10 @@ class Model:
     unpickled in this process. Made by `Hub.load`.
     """
 
-    def __init__(self, inference: InferenceService, ref: str, version: VersionRecord, actor: str) -> None:
+    def __init__(self, inference: HubInference, version: VersionRecord, actor: str) -> None:
         self._inference = inference
-        self.ref = ref
-        """OWNER/NAME@N of the loaded version."""
+        self.ref = version.ref
+        """OWNER/NAME@N of the loaded version: later calls run these bytes, not where an alias has moved since."""
         self.version = version
         self._actor = actor
 
@@ -281,12 +277,11 @@ class Model:
         return prediction.probabilities
 
     def _run(self, rows: Rows, *, proba: bool) -> Prediction:
-        import numpy as np
-
-        if isinstance(rows, np.ndarray):
+        np = sys.modules.get("numpy")  # an array means numpy is imported already: a remote client may lack it
+        if np is not None and isinstance(rows, np.ndarray):
             rows = rows.tolist()
-        body = {"inputs": rows if isinstance(rows, list) else list(rows)}
-        return self._inference.predict(self.ref, body, actor=self._actor, proba=proba).prediction
+        values = rows if isinstance(rows, list) else list(rows)
+        return self._inference.run(self.ref, values, actor=self._actor, proba=proba)
 
     def __repr__(self) -> str:
         return f"<aiprov model {self.ref} {self.version.manifest.digest} in a sandboxed worker>"

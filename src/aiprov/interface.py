@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ReputationRecord,
         VersionRecord,
     )
+    from aiprov.sandbox import Prediction
     from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult
     from aiprov.services.registry import PushRequest, PushResult
     from aiprov.services.signatures import SignResult
@@ -161,6 +162,17 @@ class HubVerification(Protocol):
     def rows(self, ref: str) -> VerifyReport: ...
 
 
+class HubInference(Protocol):
+    """Models run where the hub keeps them: `InferenceService` and `RemoteInference`.
+
+    On a home, this machine's sandboxed workers; on a server, its workers over its API. `actor` is whom a home
+    records the use for; a server records its token's user.
+    """
+
+    def load(self, ref: str) -> VersionRecord: ...
+    def run(self, ref: str, rows: builtins.list[Any], *, actor: str, proba: bool) -> Prediction: ...
+
+
 class HubIpfs(Protocol):
     """`IpfsService` and `RemoteIpfs`."""
 
@@ -195,6 +207,8 @@ class HubServices(Protocol):
     def audits(self) -> HubAudits: ...
     @property
     def reputation(self) -> HubReputation: ...
+    @property
+    def inference(self) -> HubInference: ...
     def local(self, what: str) -> Container:
         """The home's own container, for what only a home can do. Raises NotOnServer against a server."""
         ...

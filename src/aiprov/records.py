@@ -252,6 +252,15 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPage:
+    """A page of a model listing: the models from `offset` on, and how many matched in all."""
+
+    total: int
+    offset: int
+    models: list[ModelRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class EventRecord:
     id: int
     time: datetime
@@ -803,6 +812,15 @@ class ModelFilter:
     search: str | None = None
     min_metrics: tuple[tuple[str, float], ...] = ()
     """(metric, value): only models whose latest version has an evaluation with that metric >= value."""
+    owner: str | None = None
+    license: str | None = None
+    scan: str | None = None
+    """Only models whose latest version's push was scanned with this verdict (`safe` or `unsupported`)."""
+
+
+MODEL_SORTS = ("name", "updated", "versions")
+"""The orders a page of models can be in: by full name, by their newest version (newest first: versions are
+numbered in the order they are registered), most versions first."""
 
 
 # accounts ------------------------------------------------------------------------------------------------------

@@ -304,31 +304,47 @@ def test_hf_endpoint_and_the_hf_cli_download_from_aiprov(
     assert {p: b for p, b in _bytes_of(out).items() if not p.startswith(".cache/")} == V2
 
 
-def test_transformers_loads_a_tiny_bert_config_and_tokenizer_from_aiprov(
+def test_transformers_loads_a_tiny_bert_model_config_and_tokenizer_from_aiprov(
     server: Server, make_model: Any, tmp_path: Path
 ) -> None:
-    import transformers  # a dev dependency: its absence is a failure, not a skip
+    import torch  # dev dependencies: their absence is a failure, not a skip
+    import transformers
 
     alice = server.add_user("alice")
     made = tmp_path / "tiny-bert"
     config = transformers.BertConfig(
-        vocab_size=12, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8
+        vocab_size=12,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+        max_position_embeddings=16,
     )
-    config.save_pretrained(made)
+    torch.manual_seed(17)
+    transformers.BertModel(config).save_pretrained(made)  # model.safetensors, a few KB of random weights
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "aiprov"]) + "\n")
     transformers.BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(made)
+    assert (made / "model.safetensors").stat().st_size < 16_000
     remote_json(server, alice, "push", str(made), "--name", "alice/tiny-bert")
-    local = transformers.AutoTokenizer.from_pretrained(made)("hello aiprov world")["input_ids"]
+    local_ids = transformers.AutoTokenizer.from_pretrained(made)("hello aiprov world")["input_ids"]
+    with torch.no_grad():
+        local_out = transformers.AutoModel.from_pretrained(made)(torch.tensor([local_ids])).last_hidden_state
     code = (
-        "import json, transformers as t\n"
+        "import json, torch, transformers as t\n"
         "c = t.AutoConfig.from_pretrained('alice/tiny-bert')\n"
         "k = t.AutoTokenizer.from_pretrained('alice/tiny-bert')\n"
-        "print(json.dumps([c.model_type, c.hidden_size, k('hello aiprov world')['input_ids']]))"
+        "m = t.AutoModel.from_pretrained('alice/tiny-bert')\n"
+        "ids = k('hello aiprov world')['input_ids']\n"
+        "with torch.no_grad():\n"
+        "    out = m(torch.tensor([ids])).last_hidden_state\n"
+        "print(json.dumps([c.model_type, c.hidden_size, type(m).__name__, ids, out.tolist()]))"
     )
-    assert _run_client(server, alice, code, tmp_path) == ["bert", 8, local]
+    model_type, hidden, cls, ids, out = _run_client(server, alice, code, tmp_path)
+    assert (model_type, hidden, cls, ids) == ("bert", 8, "BertModel", local_ids)
+    assert torch.allclose(torch.tensor(out), local_out, atol=1e-6)  # the same weights, so the same activations
     downloaded = {e["details"]["path"] for e in _downloads(server, alice, "alice/tiny-bert")}
-    assert {"config.json", "tokenizer.json"} <= downloaded
+    assert {"config.json", "tokenizer.json", "model.safetensors"} <= downloaded
 
 
 def test_hf_routes_shadow_no_other_route(two_versions: tuple[Server, str, str, str]) -> None:

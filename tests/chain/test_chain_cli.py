@@ -40,7 +40,8 @@ def checks(doc: dict[str, object]) -> dict[str, tuple[bool, str]]:
 
 def test_deploy_prints_address_tx_block_and_chain_id_and_records_it(home: Path, env: Env, anvil: Anvil) -> None:
     d = run_json(home, env, "chain", "deploy")
-    assert set(d) == {"address", "tx", "block", "chain_id"}
+    assert set(d) == {"address", "tx", "block", "chain_id", "token", "staking", "staking_tx"}
+    assert len({d["address"], d["token"], d["staking"]}) == 3
     assert d["chain_id"] == ANVIL_CHAIN_ID
     receipt = anvil.w3.eth.get_transaction_receipt(d["tx"])
     assert (
@@ -48,6 +49,7 @@ def test_deploy_prints_address_tx_block_and_chain_id_and_records_it(home: Path, 
     )
     events = run_json(home, env, "log", "entry", "0")
     assert events["event"]["action"] == "chain.deploy" and events["event"]["subject"] == d["address"]
+    assert (events["event"]["details"]["token"], events["event"]["details"]["staking"]) == (d["token"], d["staking"])
 
 
 def test_push_anchor_and_verify_chain_pass(home: Path, deployed: Env, make_model: MakeModel) -> None:
@@ -298,7 +300,7 @@ def test_status_reports_the_node_then_the_registry_then_how_far_the_log_is_ancho
     run_json(home, env, "anchor")
     anchored = run_json(home, env, "chain", "status")
     assert anchored["anchored_size"] == 2 and anchored["log_size"] == 3  # the anchor is logged after it is sent
-    assert anchored["block"] == before["block"] + 2
+    assert anchored["block"] == before["block"] + 4  # deploying registry, token and staking, then the anchor
     code, out, _ = run(home, env, "chain", "status")
     assert code == 0 and f"registry {address}, deployed by this hub" in out and "anchored up to size 2" in out
 

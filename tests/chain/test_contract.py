@@ -236,7 +236,7 @@ def test_a_chain_without_a_base_fee_gets_legacy_gas_prices() -> None:
     try:
         chain = client(old)
         to = old.w3.eth.account.from_key(OTHER_KEY).address
-        result = chain._transact({"to": to, "value": 1}, "sending 1 wei")  # the path every write takes
+        result = chain.transact({"to": to, "value": 1}, "sending 1 wei")  # the path every write takes
         tx = old.w3.eth.get_transaction(result.tx)
         assert tx["type"] == 0 and tx["gasPrice"] > 0 and "maxFeePerGas" not in tx
         with pytest.raises(ChainError) as e:

@@ -133,7 +133,7 @@ def test_malformed_or_foreign_entries_change_nothing() -> None:
         ev("carol", "audit", claim_id=True, verdict="refuted"),
         ev("carol", "rate", stars="5"),
         ev("carol", "rate", stars=6),
-        ev("x", "stake.resolve", claim_id="0", outcome="refuted"),
+        ev("x", "stake.resolve", claim_id="zero", outcome="refuted"),
         ev("x", "download"),
     )
     assert {k: v.score for k, v in r.scores(base).items()} == {
@@ -153,3 +153,20 @@ def test_the_same_entries_give_the_same_scores_and_ranking() -> None:
         (p.account, p.score, p.contributions) for p in r.ranked(second)
     ]
     assert [p.account for p in r.ranked(first)] == ["alice", "bob", "carol"]
+
+
+def test_staking_events_name_parties_by_address_and_the_log_links_them_to_accounts() -> None:
+    bob, carol, eve = "0x" + "b" * 40, "0x" + "C" * 40, "0x" + "e" * 40
+    entries = log(
+        ev("alice", "claim"),
+        ev("bob", "stake.auditor", subject=bob, auditor=bob, registered=True),
+        ev("carol", "stake.auditor", subject=carol, auditor=carol, registered=True),
+        ev("eve", "stake.challenge", subject="0", claim_id="0", challenger=eve),
+        ev("eve", "stake.resolve", subject="0", claim_id="0", outcome="refuted", challenger=eve,
+           auditors=[bob, carol.lower()], slashed="100"),
+    )  # fmt: skip
+    people = r.scores(entries)
+    assert people["alice"].score == r.CLAIM_REFUTED + r.SLASHED_PUBLISHER
+    assert people["eve"].score == r.CHALLENGE_WON
+    assert people["bob"].score == people["carol"].score == r.AUDIT_AGREED
+    assert not any(account.startswith("0x") for account in people)

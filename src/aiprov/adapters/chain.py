@@ -51,9 +51,9 @@ MIN_LOG_WINDOW = 100
 """Priority fee when the node cannot suggest one (eth_maxPriorityFeePerGas is not in every node)."""
 
 
-def load_artifact() -> dict[str, Any]:
-    """The committed build of contracts/AiprovRegistry.sol: ABI, bytecode, compiler version and settings."""
-    text = resources.files("aiprov").joinpath("contracts", f"{CONTRACT_NAME}.json").read_text()
+def load_artifact(name: str = CONTRACT_NAME) -> dict[str, Any]:
+    """The committed build of contracts/NAME.sol: ABI, bytecode, compiler version and settings."""
+    text = resources.files("aiprov").joinpath("contracts", f"{name}.json").read_text()
     artifact: dict[str, Any] = json.loads(text)
     return artifact
 
@@ -96,7 +96,7 @@ class _ErrorDecoder:
     without decoding it; eth-abi decodes the arguments.
     """
 
-    MESSAGES: ClassVar[dict[str, str]] = {
+    REGISTRY: ClassVar[dict[str, str]] = {
         "NotOperator": "{caller} is not the registry's log operator ({operator})",
         "ZeroAddress": "the zero address cannot be the operator",
         "ZeroDigest": "the zero digest cannot be registered",
@@ -108,6 +108,12 @@ class _ErrorDecoder:
 
     def __init__(self, abi: list[dict[str, Any]]) -> None:
         self.errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        self.messages = dict(self.REGISTRY)
+        self.add(abi, {})
+
+    def add(self, abi: list[dict[str, Any]], messages: dict[str, str]) -> None:
+        """Also decode the custom errors of `abi`, with `messages` (format strings over the arguments' names)."""
+        self.messages.update(messages)
         for item in abi:
             if item["type"] == "error":
                 types = [i["type"] for i in item["inputs"]]
@@ -131,7 +137,7 @@ class _ErrorDecoder:
         except Exception:  # eth-abi raises several types for malformed data; the error's name still helps
             return name
         args = {n: _display(t, v) for n, t, v in zip(names, types, values, strict=True)}
-        return f"{self.MESSAGES[name].format(**args)} ({name})" if name in self.MESSAGES else name
+        return f"{self.messages[name].format(**args)} ({name})" if name in self.messages else name
 
 
 class Chain:
@@ -165,12 +171,12 @@ class Chain:
         self.w3 = Web3(provider)
         self.artifact = load_artifact()
         self.decoder = _ErrorDecoder(self.artifact["abi"])
-        self._contracts: dict[str, Contract] = {}
+        self._contracts: dict[tuple[str, str], Contract] = {}
 
     # errors ---------------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _rpc(self, what: str) -> Iterator[None]:
+    def rpc(self, what: str) -> Iterator[None]:
         """Turn what web3.py and the HTTP layer raise into our error family, saying what was being done."""
         try:
             yield
@@ -205,32 +211,51 @@ class Chain:
 
     @cached_property
     def chain_id(self) -> int:
-        with self._rpc("reading the chain id"):
+        with self.rpc("reading the chain id"):
             return int(self.w3.eth.chain_id)
 
     def block_number(self) -> int:
-        with self._rpc("reading the block number"):
+        with self.rpc("reading the block number"):
             return int(self.w3.eth.block_number)
+
+    def mined(self, tx: str) -> str | None:
+        """The address transaction `tx` called, if it was mined with status 1; None if unknown or failed."""
+        with self.rpc(f"reading the receipt of {tx}"):
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
+            except w3ex.TransactionNotFound:
+                return None
+        to = receipt.get("to")
+        return str(to) if receipt["status"] == 1 and to else None
 
     def contract(self, address: str) -> Contract:
         """The registry at `address`; raises ChainError unless its code is exactly our contract's build."""
+        return self.bound(address, self.artifact)
+
+    def bound(self, address: str, artifact: dict[str, Any]) -> Contract:
+        """The contract built as `artifact` at `address`; raises ChainError unless its code is exactly that build.
+
+        Immutables (constructor arguments kept in the code) are compared outside the ranges the compiler listed.
+        """
         address = checksum(address)
-        if address in self._contracts:
-            return self._contracts[address]
-        with self._rpc(f"reading the code at {address}"):
+        name = artifact["contractName"]
+        if (address, name) in self._contracts:
+            return self._contracts[address, name]
+        with self.rpc(f"reading the code at {address}"):
             code = bytes(self.w3.eth.get_code(address))  # type: ignore[arg-type]
         if not code:
             raise ChainError(f"no contract at {address} on chain {self.chain_id}", hint="check AIPROV_CHAIN_CONTRACT")
-        if code.hex() != self.artifact["deployedBytecode"].removeprefix("0x"):
-            raise ChainError(f"the contract at {address} on chain {self.chain_id} is not an {CONTRACT_NAME} build")
-        contract: Contract = self.w3.eth.contract(address=address, abi=self.artifact["abi"])  # type: ignore[call-overload]
-        self._contracts[address] = contract
+        expected = bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x"))
+        if _masked(code, artifact) != _masked(expected, artifact):
+            raise ChainError(f"the contract at {address} on chain {self.chain_id} is not an {name} build")
+        contract: Contract = self.w3.eth.contract(address=address, abi=artifact["abi"])  # type: ignore[call-overload]
+        self._contracts[address, name] = contract
         return contract
 
     def registration(self, address: str, digest: bytes) -> ChainRegistration | None:
         """Who registered `digest` (32 bytes) on the registry at `address`, or None."""
         contract = self.contract(address)
-        with self._rpc("reading a registration"):
+        with self.rpc("reading a registration"):
             owner, block, metadata, uri = contract.functions.registration(digest).call()
         if int(owner, 16) == 0:
             return None
@@ -265,7 +290,7 @@ class Chain:
         while start <= latest:
             end = min(latest, start + window - 1)
             try:
-                with self._rpc(f"{what} (blocks {start}-{end})"):
+                with self.rpc(f"{what} (blocks {start}-{end})"):
                     found += event.get_logs(from_block=start, to_block=end, argument_filters=filters)
             except ChainError as e:
                 if type(e) is not ChainError or window <= MIN_LOG_WINDOW:  # unreachable, or not about the range
@@ -278,7 +303,7 @@ class Chain:
     def latest_anchor(self, address: str, origin: str) -> tuple[int, bytes]:
         """(tree size, root) of the newest anchor of `origin`, from the contract's storage: (0, zeros) if none."""
         contract = self.contract(address)
-        with self._rpc("reading the latest anchor"):
+        with self.rpc("reading the latest anchor"):
             size, _, root = contract.functions.latestAnchor(origin).call()
         return int(size), bytes(root)
 
@@ -291,7 +316,14 @@ class Chain:
 
     def deploy(self) -> TxResult:
         """Deploy the registry; the signer becomes its log operator."""
-        result = self._transact({"data": self.artifact["bytecode"]}, "deploying the registry")
+        return self.deploy_contract(self.artifact, [], "deploying the registry")
+
+    def deploy_contract(self, artifact: dict[str, Any], args: list[Any], what: str) -> TxResult:
+        """Deploy the build `artifact` with constructor `args`; the result carries its address."""
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        with self.rpc(what):
+            data = factory.constructor(*args).data_in_transaction
+        result = self.transact({"data": data}, what)
         if result.contract_address is None:
             raise ChainError(f"deployment {result.tx} was mined without creating a contract")
         return result
@@ -299,22 +331,22 @@ class Chain:
     def register(self, address: str, digest: bytes, metadata_digest: bytes, uri: str) -> TxResult:
         contract = self.contract(address)
         data = contract.encode_abi("register", args=[digest, metadata_digest, uri])
-        return self._transact({"to": contract.address, "data": data}, "registering the digest")
+        return self.transact({"to": contract.address, "data": data}, "registering the digest")
 
     def anchor(self, address: str, origin: str, tree_size: int, root: bytes) -> TxResult:
         contract = self.contract(address)
         data = contract.encode_abi("anchor", args=[origin, tree_size, root])
-        return self._transact({"to": contract.address, "data": data}, "anchoring the checkpoint")
+        return self.transact({"to": contract.address, "data": data}, "anchoring the checkpoint")
 
     def transfer_operator(self, address: str, new_operator: str) -> TxResult:
         """Hand the log operator role (who may anchor) to `new_operator`, e.g. when the anchoring key rotates."""
         contract = self.contract(address)
         data = contract.encode_abi("transferOperator", args=[checksum(new_operator)])
-        return self._transact({"to": contract.address, "data": data}, "transferring the operator role")
+        return self.transact({"to": contract.address, "data": data}, "transferring the operator role")
 
     def _fees(self) -> dict[str, int]:
         """EIP-1559 fees when the chain has a base fee: up to twice the base fee plus the tip; else a gas price."""
-        with self._rpc("reading fees"):
+        with self.rpc("reading fees"):
             base = self.w3.eth.get_block("latest").get("baseFeePerGas")
             if base is None:
                 return {"gasPrice": int(self.w3.eth.gas_price)}
@@ -324,10 +356,11 @@ class Chain:
                 tip = DEFAULT_TIP_WEI
         return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
 
-    def _transact(self, call: dict[str, Any], what: str) -> TxResult:
+    def transact(self, call: dict[str, Any], what: str) -> TxResult:
+        """Sign, send and wait for `call` (to, data, value) from the signer; `what` names it in every error."""
         account = self._signer()
         sender = account.address
-        with self._rpc(what):
+        with self.rpc(what):
             estimate = int(self.w3.eth.estimate_gas({**call, "from": sender}))  # type: ignore[typeddict-item]
             nonce = int(self.w3.eth.get_transaction_count(sender, "pending"))
         tx: dict[str, Any] = {**call, "from": sender, "chainId": self.chain_id, "nonce": nonce}
@@ -350,7 +383,7 @@ class Chain:
     def _check_funds(self, sender: str, tx: dict[str, Any], what: str) -> None:
         price = tx.get("maxFeePerGas", tx.get("gasPrice", 0))
         cost = tx["gas"] * price + int(tx.get("value", 0))
-        with self._rpc("reading the signer's balance"):
+        with self.rpc("reading the signer's balance"):
             balance = int(self.w3.eth.get_balance(sender))  # type: ignore[arg-type]
         if balance < cost:
             raise InsufficientFunds(
@@ -362,7 +395,7 @@ class Chain:
     def _send(self, account: LocalAccount, tx: dict[str, Any], what: str, *, resend: bool) -> str:
         signed = account.sign_transaction(tx)
         try:
-            with self._rpc(what):
+            with self.rpc(what):
                 return self.w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex()
         except ChainError as e:
             # A resend can race the earlier send being mined or still pooled: keep waiting for the hashes we have.
@@ -385,7 +418,7 @@ class Chain:
         start = time.monotonic()
         while True:
             for h in hashes:
-                with self._rpc(f"{what} (waiting for {h})"):
+                with self.rpc(f"{what} (waiting for {h})"):
                     try:
                         return self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
                     except w3ex.TransactionNotFound:
@@ -396,7 +429,7 @@ class Chain:
             time.sleep(self.poll_s)
 
     def _dropped(self, h: str, what: str) -> bool:
-        with self._rpc(f"{what} (looking up {h})"):
+        with self.rpc(f"{what} (looking up {h})"):
             try:
                 self.w3.eth.get_transaction(h)  # type: ignore[arg-type]
             except w3ex.TransactionNotFound:
@@ -428,7 +461,7 @@ class Chain:
         """
         call: TxParams = {k: tx[k] for k in ("from", "to", "data") if k in tx}  # type: ignore[assignment]
         try:
-            with self._rpc("replaying the failed transaction"):
+            with self.rpc("replaying the failed transaction"):
                 self.w3.eth.call(call, receipt["blockNumber"])
         except TransactionReverted as e:
             return e.message.split(": ", 1)[-1]
@@ -437,6 +470,15 @@ class Chain:
         if receipt["gasUsed"] >= tx["gas"]:
             return f"out of gas ({receipt['gasUsed']} of {tx['gas']})"
         return "no reason given"
+
+
+def _masked(code: bytes, artifact: dict[str, Any]) -> bytes:
+    """`code` with the immutables' ranges listed in `artifact` zeroed (they hold constructor arguments)."""
+    out = bytearray(code)
+    for refs in artifact.get("immutableReferences", {}).values():
+        for ref in refs:
+            out[ref["start"] : ref["start"] + ref["length"]] = bytes(ref["length"])
+    return bytes(out)
 
 
 def redact(url: str) -> str:

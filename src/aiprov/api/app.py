@@ -125,10 +125,22 @@ def create_app(container: Container) -> FastAPI:
         app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
     app.include_router(health.probes, responses=errors.PROBLEM_RESPONSES)  # no token: a probe has none
     for router, prefix in ROUTERS:
+        if router is hf.router:  # the pages' paths have at most four segments; the Hub's resolve route has five
+            _include_pages(app)
         app.include_router(
             router, prefix=prefix, dependencies=[Depends(get_caller)], responses=errors.PROBLEM_RESPONSES
         )
     return app
+
+
+def _include_pages(app: FastAPI) -> None:
+    """The web pages and their static files; the pages read the reader's token from a cookie (`web.session`)."""
+    from starlette.staticfiles import StaticFiles
+
+    from aiprov.web import pages
+
+    app.mount(pages.STATIC_PATH, StaticFiles(directory=pages.STATIC_DIR), name="static")
+    app.include_router(pages.router)
 
 
 def app_from_env() -> FastAPI:

@@ -32,16 +32,19 @@ def register(app: typer.Typer) -> None:
     app.command()(anchor)
 
 
-def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
-    """The anchoring service, signing with the key in `key_file` when given."""
-    hub = local_container(ctx)
+def key_from(key_file: Path | None) -> tuple[str | None, str | None]:
+    """(the hex key in `key_file`, where it came from); (None, None) without a file (AIPROV_CHAIN_PRIVATE_KEY)."""
     if key_file is None:
-        return hub.anchoring()
+        return None, None
     try:
-        text = key_file.read_text()
+        return key_file.read_text(), f"the key file {key_file}"
     except OSError as e:
         raise InvalidInput(f"cannot read the chain key file {key_file}: {e.strerror}") from e
-    return hub.anchoring(text, f"the key file {key_file}")
+
+
+def anchoring(ctx: typer.Context, key_file: Path | None) -> AnchorService:
+    """The anchoring service, signing with the key in `key_file` when given."""
+    return local_container(ctx).anchoring(*key_from(key_file))
 
 
 def chain_reader(ctx: typer.Context) -> ChainReader:
@@ -62,13 +65,18 @@ def chain_reader(ctx: typer.Context) -> ChainReader:
 @chain_app.command()
 @handle_errors
 def deploy(ctx: typer.Context, key_file: KeyFileOpt = None, json: JsonOpt = False) -> None:
-    """Deploy the registry contract; its signer becomes the log operator that may anchor checkpoints."""
-    d = anchoring(ctx, key_file).deploy()
+    """Deploy the registry contract, the stake token and the staking contract (default parameters, docs/staking.md).
+
+    The signer becomes the registry's log operator and the token's admin and minter.
+    """
+    s = local_container(ctx).staking(*key_from(key_file)).deploy()
+    d = anchoring(ctx, key_file).deploy(also=s.record())
     if json:
-        print_json(d.to_json())
+        print_json({**d.to_json(), **s.to_json()})
         return
     out_console.print(f"registry deployed at [bold]{d.address}[/] on chain {d.chain_id} (tx {d.tx}, block {d.block})")
-    out_console.print(f"use it with: export AIPROV_CHAIN_CONTRACT={d.address}")
+    out_console.print(f"stake token at [bold]{s.token}[/], staking contract at [bold]{s.staking}[/]")
+    out_console.print(f"use them with: export AIPROV_CHAIN_CONTRACT={d.address} AIPROV_STAKE_CONTRACT={s.staking}")
 
 
 @chain_app.command()

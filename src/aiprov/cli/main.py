@@ -22,6 +22,7 @@ from aiprov.cli import (
     scan,
     serve,
     signing,
+    stake,
 )
 from aiprov.cli.common import AiprovGroup, CliState
 
@@ -83,6 +84,7 @@ scan.register(app)
 accounts.register(app)
 serve.register(app)
 chain.register(app)
+stake.register(app)
 ipfs.register(app)
 doctor.register(app)
 

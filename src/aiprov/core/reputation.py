@@ -10,6 +10,8 @@ Rules, in points (integers, so no rounding can differ between machines):
 - The publisher gets CLAIM_CONFIRMED for a confirmed outcome and CLAIM_REFUTED for a refuted one.
 - An auditor gets AUDIT_AGREED for each target whose outcome its (last) verdict matches, AUDIT_DISAGREED when it
   does not; auditors named in a `stake.resolve` count as having given that verdict (once per target).
+- The staking events name challengers and auditors by chain address; an address is the account whose logged
+  `stake.auditor` (registration) or `stake.challenge` first used it, else the address itself.
 - `stake.resolve` also costs the loser of the stake: the publisher SLASHED_PUBLISHER when refuted, the challenger
   SLASHED_CHALLENGER when upheld; a challenger whose challenge succeeded gets CHALLENGE_WON.
 - Each account's last rating of a version gives its author `stars - 3` (self-ratings ignored), capped to
@@ -36,7 +38,7 @@ RATING_CAP = 5
 FLAG = -1
 FLAG_CAP = -5
 
-ACTIONS = ("push", "evaluate", "claim", "audit", "rate", "flag", "stake.resolve")
+ACTIONS = ("push", "evaluate", "claim", "audit", "rate", "flag", "stake.auditor", "stake.challenge", "stake.resolve")
 """The event actions reputation reads; every other entry is ignored."""
 
 CONFIRMED, REFUTED = "confirmed", "refuted"
@@ -105,6 +107,13 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _log_id(value: Any) -> int | None:
+    """A log claim id as the staking events write it: an integer, or its decimal digits."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return _int(value)
+
+
 def scores(entries: Iterable[tuple[int, Event]]) -> dict[str, Reputation]:
     """Every account's reputation from `entries` ((log index, event), in log order).
 
@@ -123,6 +132,7 @@ def scores(entries: Iterable[tuple[int, Event]]) -> dict[str, Reputation]:
     targets: dict[tuple[str, int], _Target] = {}
     ratings: dict[str, dict[str, tuple[int, int]]] = {}  # digest -> rater -> (stars, index)
     flags: dict[str, dict[str, int]] = {}  # digest -> flagger -> first index
+    accounts: dict[str, str] = {}  # chain address (lower case) -> the account whose logged step used it first
     for index, e in entries:
         d = e.details
         if e.action == "push":
@@ -147,12 +157,16 @@ def scores(entries: Iterable[tuple[int, Event]]) -> dict[str, Reputation]:
                 ratings.setdefault(e.subject, {})[e.actor] = (stars, index)
         elif e.action == "flag":
             flags.setdefault(e.subject, {}).setdefault(e.actor, index)
+        elif e.action in ("stake.auditor", "stake.challenge"):
+            address = d.get("auditor" if e.action == "stake.auditor" else "challenger")
+            if isinstance(address, str):
+                accounts.setdefault(address.lower(), e.actor)
         elif e.action == "stake.resolve":
-            claim_id = _int(d.get("claim_id"))
+            claim_id = _log_id(d.get("claim_id"))
             target = targets.get(("claim", claim_id)) if claim_id is not None else None
             if target is not None and target.resolved is None and d.get("outcome") in ("refuted", "upheld", "refunded"):
                 target.resolved = (str(d["outcome"]), index)
-                target.stake = dict(d)
+                target.stake = _named(dict(d), accounts)
 
     for target in targets.values():
         _settle(target, of)
@@ -180,6 +194,17 @@ def scores(entries: Iterable[tuple[int, Event]]) -> dict[str, Reputation]:
     for person in people.values():
         person.contributions.sort()
     return people
+
+
+def _named(stake: dict[str, Any], accounts: dict[str, str]) -> dict[str, Any]:
+    """The resolution with its challenger and auditors named by account where the log links their addresses."""
+
+    def name(who: Any) -> Any:
+        return accounts.get(who.lower(), who) if isinstance(who, str) else who
+
+    stake["challenger"] = name(stake.get("challenger"))
+    stake["auditors"] = [name(a) for a in stake.get("auditors") or () if isinstance(a, str)]
+    return stake
 
 
 def _target_key(details: dict[str, Any]) -> tuple[str, int] | None:

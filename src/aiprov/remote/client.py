@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from aiprov import errors
-from aiprov.errors import AiprovError, BackendError, UnsafeModelError
+from aiprov.errors import AiprovError, BackendError, InvalidInput, UnsafeModelError
 
 if TYPE_CHECKING:
     import httpx
@@ -87,6 +87,8 @@ class HubClient:
         """
         import httpx
 
+        if self.http.is_closed:  # httpx would raise a RuntimeError: a call after `Hub.close()` is the caller's slip
+            raise InvalidInput(f"the connection to {self.url} is closed")
         try:
             response = self.http.request(method, API + path, **kw)
         except httpx.HTTPError as e:

@@ -13,6 +13,7 @@ from aiprov.remote.ipfs import RemoteIpfs
 from aiprov.remote.services import (
     RemoteDatasets,
     RemoteEvaluations,
+    RemoteInference,
     RemoteLog,
     RemoteLogKey,
     RemoteRegistry,
@@ -62,6 +63,10 @@ class RemoteContainer:
     @cached_property
     def signatures(self) -> RemoteSignatures:
         return RemoteSignatures(self.registry)
+
+    @cached_property
+    def inference(self) -> RemoteInference:
+        return RemoteInference(self.registry)
 
     @cached_property
     def ipfs(self) -> RemoteIpfs:

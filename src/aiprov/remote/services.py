@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from aiprov.core.note import Verifier
     from aiprov.ports import ChainReader
     from aiprov.records import ModelFilter
+    from aiprov.sandbox.spec import Prediction
     from aiprov.services.registry import PushRequest, PushResult
     from aiprov.services.signatures import SignResult
     from aiprov.services.transparency import ConsistencyProof, InclusionProof
@@ -343,6 +344,39 @@ class RemoteEvaluations:
         """Have the server re-run evaluation `evaluation_id` on its workers and compare (nothing is recorded)."""
         original = self.get(evaluation_id)
         return Reproduction.from_json(self.client.json("POST", f"/evaluations/{evaluation_id}/reproduce"), original)
+
+
+class RemoteInference:
+    """`InferenceService` against a server: the model is scanned, loaded and run by the server's workers.
+
+    `POST .../load`, then `POST .../predict`, pinned to one version by number; each prediction is the token's
+    user's usage event. Loading and predicting need a token with the write scope.
+    """
+
+    def __init__(self, registry: RemoteRegistry) -> None:
+        self.registry = registry
+        self.client = registry.client
+
+    def _path(self, ref: str, action: str) -> tuple[str, dict[str, str]]:
+        parsed = Ref.parse(ref)
+        if parsed.model is None:  # a digest: the routes take a name, so ask which version it is
+            return self._path(self.registry.show(ref)[1].ref, action)
+        version = parsed.alias if parsed.alias is not None else parsed.number
+        return f"{model_path(str(parsed.model))}/{action}", {} if version is None else {"version": str(version)}
+
+    def load(self, ref: str) -> VersionRecord:
+        path, params = self._path(ref, "load")
+        return VersionRecord.from_json(self.client.json("POST", path, params=params))
+
+    def run(self, ref: str, rows: builtins.list[Any], *, actor: str, proba: bool) -> Prediction:
+        """The server's prediction for `rows`; `actor` is not sent (the server records its token's user)."""
+        from aiprov.sandbox.spec import Prediction
+
+        path, params = self._path(ref, "predict")
+        answer = self.client.json("POST", path, params=params, json={"inputs": rows, "proba": proba})
+        if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
+            raise BackendError(f"the server at {self.client.url} sent no predictions for {ref}")
+        return Prediction(answer["predictions"], answer.get("probabilities"), answer.get("classes"))
 
 
 class RemoteDatasets:

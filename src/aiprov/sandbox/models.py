@@ -18,7 +18,7 @@ from typing import Any
 
 from aiprov.core.manifest import Manifest, ManifestEntry, check_relative_path
 from aiprov.errors import IntegrityError, InvalidInput, UnsafeModelError
-from aiprov.extras import require
+from aiprov.extras import require_installed
 from aiprov.ports import BlobStore
 from aiprov.records import VersionRecord
 from aiprov.sandbox.pool import WorkerPool
@@ -107,7 +107,7 @@ def model_spec(key: str, root: Path, paths: Sequence[str]) -> ModelSpec:
     fmt = loadable_format(reports[entry].format)
     assert fmt is not None
     # The worker runs this interpreter: a loader library missing here is missing there, said here in one line.
-    require(f"loading a {fmt} model", *LOADER_MODULES[fmt])
+    require_installed(f"loading a {fmt} model", *LOADER_MODULES[fmt])
     trusted = _skops_types(root / entry) if fmt == "skops" else ()
     return ModelSpec(key=key, root=str(root), entry=entry, format=fmt, trusted=trusted)
 

@@ -38,6 +38,8 @@ class ChainConfig:
     expected_chain_id: int | None = None
     from_block: int | None = None
     receipt_timeout_s: float = 120.0
+    staking: str | None = None
+    """The AiprovStaking address (AIPROV_STAKE_CONTRACT); default: the one `chain deploy` recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,10 +231,11 @@ class AnchorService:
                 )
             address = recorded[0].address
         deployment = next((d for d in recorded if d.address == address), None)
-        self._check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
+        self.check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
         return address, deployment
 
-    def _check_chain_id(self, chain: Chain, expected: int | None, address: str | None) -> None:
+    def check_chain_id(self, chain: Chain, expected: int | None, address: str | None) -> None:
+        """Raise WrongChain unless `chain` is chain `expected` (None: any), naming the contract `address`."""
         if expected is not None and chain.chain_id != expected:
             what = f"the registry {address} was deployed on chain {expected}" if address else f"expected {expected}"
             raise WrongChain(
@@ -261,14 +264,18 @@ class AnchorService:
 
     # use cases ----------------------------------------------------------------------------------------------
 
-    def deploy(self) -> Deployment:
-        """Deploy a registry whose log operator is the signer, and record it. Raises ChainError, InvalidInput."""
+    def deploy(self, also: dict[str, Any] | None = None) -> Deployment:
+        """Deploy a registry whose log operator is the signer, and record it. Raises ChainError, InvalidInput.
+
+        `also` (what was deployed with it: the stake token and staking contract) goes into the event's details.
+        """
         chain = self._chain(signer=True)
-        self._check_chain_id(chain, self.config.expected_chain_id, None)
+        self.check_chain_id(chain, self.config.expected_chain_id, None)
         result = chain.deploy()
         assert result.contract_address is not None, "Chain.deploy checks the receipt created a contract"
         details = {**self._tx_details(chain, result), "operator": chain.account.address if chain.account else None}
         details["compiler"] = chain.artifact["compiler"]["version"]
+        details.update(also or {})
         self._record(DEPLOY, result.contract_address, None, details)
         return Deployment(result.contract_address, chain.chain_id, result.tx, result.block)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
-from aiprov.core.names import Ref
+from aiprov.core.names import ModelName, Ref
 from aiprov.errors import InvalidInput
 from aiprov.ports import RegistryStore
 from aiprov.records import EvaluationRecord, Reproduction, iso
@@ -285,6 +285,11 @@ class EvaluationService:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             return u.evaluations_of(model, version)
+
+    def of_model(self, name: str) -> builtins.list[EvaluationRecord]:
+        """Every evaluation of every version of model `name`, by version. Raises NotFound, InvalidInput."""
+        with self.db.unit() as u:
+            return u.evaluations_of_model(u.require_model(ModelName.parse(name)))
 
     def reproduce(self, evaluation_id: int) -> Reproduction:
         """Re-run evaluation `evaluation_id` on the same bytes, data and split, and compare; nothing is recorded.

@@ -315,6 +315,21 @@ class InferenceService:
             hit = self._targets.get(ref)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
+    def load(self, ref: str) -> VersionRecord:
+        """The version `ref` names, materialised, scanned and loaded in a worker now (`Hub.load`, `POST .../load`).
+
+        A model that is unsafe or does not load fails here rather than at its first prediction.
+
+        Raises as `resolve` (UnsafeModelError: no worker is started), ModelExecutionError (it fails to load).
+        """
+        target = self.resolve(ref)
+        self.models.pool.load(target.spec)
+        return target.version
+
+    def run(self, ref: str, rows: list[Any], *, actor: str, proba: bool) -> Prediction:
+        """`predict` of `rows` (lists of values in the model's feature order): the model's answer only."""
+        return self.predict(ref, {"inputs": rows}, actor=actor, proba=proba).prediction
+
     def predict(
         self, ref: str, body: bytes | Mapping[str, Any], *, actor: str, proba: bool | None = None
     ) -> InferenceResult:

@@ -33,7 +33,7 @@ from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter, RegistryStore
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord
+from aiprov.records import EventRecord, IpfsCids, Lineage, ModelFilter, ModelPage, ModelRecord, VersionRecord
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
 
 
@@ -598,6 +598,17 @@ class RegistryService:
         with self.db.unit() as u:
             return u.list_models(f)
 
+    def page(self, f: ModelFilter, *, sort: str = "name", offset: int = 0, limit: int = 50) -> ModelPage:
+        """One page of the models matching `f` and how many match in all (`sort`: one of MODEL_SORTS).
+
+        Raises InvalidInput for an unknown sort or a negative offset or limit.
+        """
+        if offset < 0 or limit < 0:
+            raise InvalidInput(f"a page needs a non-negative offset and limit, not {offset} and {limit}")
+        with self.db.unit() as u:
+            total, models = u.page_models(f, sort, offset, limit)
+        return ModelPage(total, offset, models)
+
     def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
@@ -621,9 +632,15 @@ class RegistryService:
                 raise InvalidInput(f"digest prefix {prefix} is ambiguous in {name}", hint="give more hex digits")
             return u.version_record(model, found[0])
 
-    def versions(self, name: str) -> builtins.list[VersionRecord]:
+    def children(self, digest: str) -> builtins.list[tuple[str, int]]:
+        """(model, number) of the versions registered with `digest` among their parents (at most 100)."""
         with self.db.unit() as u:
-            return u.versions(u.require_model(ModelName.parse(name)))
+            return u.children(digest)
+
+    def versions(self, name: str, newest: int | None = None) -> builtins.list[VersionRecord]:
+        """The versions of model `name`, oldest first (with `newest`: only the latest that many)."""
+        with self.db.unit() as u:
+            return u.versions(u.require_model(ModelName.parse(name)), newest)
 
     def usage(self, ref: str, limit: int = 1000) -> builtins.list[EventRecord]:
         """Events about a model (`owner/name`) or one version (`@N`, `@alias`, digest), newest first."""

@@ -101,6 +101,16 @@ class EvaluationRows(UnitBase):
         query = select(EvaluationRow).where(EvaluationRow.version_id == version.id).order_by(EvaluationRow.id)
         return [_evaluation(model, version, r) for r in self.s.scalars(query)]
 
+    def evaluations_of_model(self, model: ModelHandle) -> list[EvaluationRecord]:
+        """Every evaluation of every version of `model`, by version then oldest first (one query)."""
+        query = (
+            select(VersionRow, EvaluationRow)
+            .join(EvaluationRow, EvaluationRow.version_id == VersionRow.id)
+            .where(VersionRow.model_id == model.id)
+            .order_by(VersionRow.number, EvaluationRow.id)
+        )
+        return [_evaluation(model, v, r) for v, r in self.s.execute(query)]
+
 
 def _dataset(r: DatasetRow) -> DatasetRecord:
     return DatasetRecord(

@@ -27,6 +27,7 @@ from aiprov.adapters.db.schema import (
     DatasetRow,
     EvaluationMetricRow,
     EvaluationRow,
+    EventRow,
     ModelRow,
     ParentRow,
     TagRow,
@@ -41,7 +42,7 @@ from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
 from aiprov.ports import ModelHandle, VersionHandle
-from aiprov.records import IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord, VersionSummary
+from aiprov.records import MODEL_SORTS, IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord, VersionSummary
 
 
 def _glob_to_like(glob: str) -> str:
@@ -425,20 +426,77 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
             model, row_of(version, VersionRow), aliases, self._file_cids([version.id]).get(version.id, {})
         )
 
-    def versions(self, model: ModelHandle) -> list[VersionRecord]:
-        rows = list(
-            self.s.scalars(select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number))
-        )
+    def versions(self, model: ModelHandle, newest: int | None = None) -> list[VersionRecord]:
+        """The model's versions, oldest first; with `newest`, only that many of the latest."""
+        query = select(VersionRow).where(VersionRow.model_id == model.id).order_by(VersionRow.number.desc())
+        rows = list(reversed(list(self.s.scalars(query if newest is None else query.limit(newest)))))
         ids = [r.id for r in rows]
         aliases, cids = self.aliases_of(ids), self._file_cids(ids)
         return [_version_record(model, r, aliases.get(r.id, []), cids.get(r.id, {})) for r in rows]
+
+    def children(self, digest: str, limit: int = 100) -> list[tuple[str, int]]:
+        """(model, version number) of the versions that name `digest` as a parent, oldest first."""
+        query = (
+            select(ModelRow.full_name, VersionRow.number)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .join(ParentRow, ParentRow.version_id == VersionRow.id)
+            .where(ParentRow.parent_digest == digest)
+            .order_by(VersionRow.id)
+            .limit(limit)
+        )
+        return [(name, number) for name, number in self.s.execute(query)]
 
     def model_record(self, model: ModelHandle) -> ModelRecord:
         return self._model_records(select(ModelRow.id).where(ModelRow.id == model.id).scalar_subquery())[0]
 
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]:
         """Models matching every given filter, by name, each with a summary of its latest version."""
+        return self._model_records(self._matching(f).scalar_subquery(), limit)
+
+    def page_models(self, f: ModelFilter, sort: str, offset: int, limit: int) -> tuple[int, list[ModelRecord]]:
+        """How many models match `f`, and those from `offset` on (at most `limit`) in the order `sort` names.
+
+        The page's ids are read first, so the records' joins run over one page, not the whole registry.
+        Raises InvalidInput for a sort not in MODEL_SORTS.
+        """
+        if sort not in MODEL_SORTS:
+            raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
+        matching = self._matching(f)
+        total = self.s.scalar(select(func.count()).select_from(matching.subquery())) or 0
+        m = ModelRow
+        if sort == "updated":
+            ids = self._recently_updated(matching if f != ModelFilter() else None, offset, limit)
+        else:
+            count = select(func.count()).where(VersionRow.model_id == m.id).scalar_subquery()
+            order = [m.full_name] if sort == "name" else [count.desc(), m.full_name]
+            ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
+        records = {r.full_name: r for r in self._model_records(ids)} if ids else {}
+        names = dict(self.s.execute(select(m.id, m.full_name).where(m.id.in_(ids))).all()) if ids else {}
+        return total, [records[names[i]] for i in ids]
+
+    def _recently_updated(self, matching: Select[Any] | None, offset: int, limit: int) -> list[int]:
+        """Ids of the models (`matching` ones only, if given) by their newest version, newest first.
+
+        Versions are read by id, newest first, until the page is full: a first page reads a few rows rather than
+        grouping every version of the registry.
+        """
+        query = select(VersionRow.model_id).order_by(VersionRow.id.desc())
+        if matching is not None:
+            query = query.where(VersionRow.model_id.in_(matching))
+        seen: dict[int, None] = {}
+        for model_id in self.s.scalars(query.execution_options(yield_per=1000)):
+            seen.setdefault(model_id, None)
+            if len(seen) >= offset + limit:
+                break
+        return list(seen)[offset:]
+
+    def _matching(self, f: ModelFilter) -> Select[Any]:
+        """The ids of the models matching every filter of `f`."""
         query: Select[Any] = select(ModelRow.id)
+        if f.owner:
+            query = query.where(ModelRow.owner == f.owner)
+        if f.license:
+            query = query.where(ModelRow.license == f.license)
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
             query = query.where(ModelRow.full_name.like(_glob_to_like(glob), escape="\\"))
@@ -457,12 +515,15 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
             )
         for metric, value in f.min_metrics:
             query = query.where(ModelRow.id.in_(_latest_with_metric(metric, value)))
-        return self._model_records(query.scalar_subquery(), limit)
+        if f.scan:
+            query = query.where(ModelRow.id.in_(_latest_scanned(f.scan)))
+        return query
 
     def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
         """Plain columns, two queries: a listing builds no ORM objects and parses no manifests."""
         latest = (
             select(VersionRow.model_id, func.max(VersionRow.number).label("n"), func.count().label("versions"))
+            .where(VersionRow.model_id.in_(ids))  # grouped over the listed models only, not the whole registry
             .group_by(VersionRow.model_id)
             .subquery()
         )
@@ -544,6 +605,23 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
         .where(
             EvaluationMetricRow.name == metric,
             EvaluationMetricRow.value >= value,
+            ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
+        )
+    )
+
+
+def _latest_scanned(verdict: str) -> Select[Any]:
+    """Ids of models whose latest version was registered by a push whose scan verdict was `verdict`."""
+    newer, model = aliased(VersionRow), aliased(ModelRow)
+    return (
+        select(VersionRow.model_id)
+        .join(model, model.id == VersionRow.model_id)
+        .join(
+            EventRow,
+            (EventRow.subject == VersionRow.digest) & (EventRow.model == model.full_name) & (EventRow.action == "push"),
+        )
+        .where(
+            EventRow.details["scan"].as_string() == verdict,
             ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
         )
     )

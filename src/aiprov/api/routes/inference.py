@@ -1,7 +1,7 @@
 """Inference and usage over HTTP: predict, the seed's `/infer/{digest}`, and usage per model and per user.
 
 Endpoints: `POST /api/v1/models/{owner}/{name}/predict`, `POST /infer/{digest}`,
-`GET /api/v1/models/{owner}/{name}/usage`, `GET /api/v1/users/{user}/usage`.
+`POST /api/v1/models/{owner}/{name}/load`, `GET /api/v1/models/{owner}/{name}/usage`, `GET /api/v1/users/{user}/usage`.
 
 A version is picked by `?version=N|alias` or in the path (`/models/alice/iris@prod/predict`); the latest by
 default. The body is read raw and parsed once by the service (no Pydantic pass over a large array; the schema
@@ -22,8 +22,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.requests import ClientDisconnect
 
-from aiprov.api.deps import Caller, ContainerDep, authenticate, require_write
-from aiprov.api.schemas import Problem
+from aiprov.api.deps import Caller, CallerDep, ContainerDep, authenticate, require_write
+from aiprov.api.schemas import Problem, VersionOut
 from aiprov.config import Container
 from aiprov.errors import InvalidInput
 from aiprov.records import VersionRecord
@@ -273,6 +273,24 @@ async def infer(request: Request) -> Response:
     caller = await authenticate(request, request.app.state.container)
     ref = digest if digest.lower().startswith("sha256:") else f"sha256:{digest}"
     return await _predict(request, ref, require_write(caller, "predicting"), proba)
+
+
+@router.post(
+    "/models/{owner}/{name}/load",
+    response_model=VersionOut,
+    summary="Load a model in a worker",
+    responses={403: {"model": Problem}},
+)
+def load_model(
+    container: ContainerDep, caller: CallerDep, owner: Owner, name: Name, version: Version = None
+) -> dict[str, Any]:
+    """Scan the version and load it in a sandboxed worker now, as `aiprov.Hub(server=...).load` does first.
+
+    An unsafe version is refused (422, its findings) and no worker is started for it; a model that fails to load
+    is a 422 too. Needs a token with the write scope, as predicting does. Answers the version that was loaded.
+    """
+    require_write(caller, "loading a model")
+    return container.inference.load(_ref(owner, name, version)).to_json()
 
 
 def _queries(container: Container) -> UsageQueries:

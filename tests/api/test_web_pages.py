@@ -1,0 +1,147 @@
+"""The pages over the in-process app: forms need their CSRF token, the token stays in its cookie, pages do not
+shadow the API or the Hub routes, errors are HTML pages with the error's status, cards cannot run anything."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from apitools import Hub, push
+from fastapi.testclient import TestClient
+
+from aiprov.web.card import render_card
+from aiprov.web.pages import CSP
+
+
+@pytest.fixture
+def models(hub: Hub, make_model: Any) -> dict[str, Any]:
+    iris = push(hub.container, make_model({"w.bin": b"one", "README.md": b"# Card"}), "alice/iris", tags=["demo"])
+    # An owner named `models`: its Hub paths `/models/iris/resolve/...` must still reach the Hub routes.
+    owned = push(hub.container, make_model({"w.bin": b"two"}), "models/iris")
+    return {"iris": iris.version, "owned": owned.version}
+
+
+def _csrf(client: TestClient, path: str = "/login") -> str:
+    page = client.get(path)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def test_pages_render_with_a_strict_content_security_policy(client: TestClient, models: dict[str, Any]) -> None:
+    for path in ("/", "/models", "/models/alice/iris", "/log", "/log?index=0", "/accounts/alice", "/login"):
+        r = client.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["content-type"].startswith("text/html")
+        assert r.headers["content-security-policy"] == CSP
+        assert "default-src 'none'" in CSP and "script-src 'self'" in CSP and "http" not in CSP
+    assert "<h1>Card</h1>" in client.get("/models/alice/iris").text
+
+
+def test_pages_do_not_shadow_the_api_or_the_hub_routes(client: TestClient, models: dict[str, Any]) -> None:
+    assert client.get("/api/v1/models").json()[0]["name"] == "alice/iris"
+    hub_file = client.get("/models/iris/resolve/main/w.bin")
+    assert hub_file.status_code == 200 and hub_file.content == b"two"
+    assert client.get("/alice/iris/resolve/main/w.bin").content == b"one"
+    assert client.get("/api/models/alice/iris").json()["id"] == "alice/iris"
+    assert client.get("/checkpoint").text.endswith("\n")
+    assert client.get("/-/static/verify.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_errors_are_html_pages_with_the_errors_status(client: TestClient, models: dict[str, Any]) -> None:
+    missing = client.get("/models/alice/nope")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "alice/nope" in missing.text
+    bad_sort = client.get("/models?sort=size")
+    assert bad_sort.status_code == 422 and "cannot sort models by" in bad_sort.text
+    assert client.get("/models?min=accuracy").status_code == 422
+    assert client.get("/log?index=999").status_code == 404
+
+
+def test_login_keeps_the_token_in_an_httponly_strict_cookie_only(client: TestClient, hub: Hub) -> None:
+    token = hub.tokens["alice"]
+    r = client.post(
+        "/login", data={"token": token, "csrf": _csrf(client), "next": "/accounts/alice"}, follow_redirects=False
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/accounts/alice"
+    cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith("aiprov_token="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    page = client.get("/accounts/alice")
+    assert 'id="whoami">alice<' in page.text and token not in page.text
+
+
+def test_a_login_never_redirects_off_the_hub(client: TestClient, hub: Hub) -> None:
+    for target in ("https://evil.example/", "//evil.example/x", "/\\evil.example"):
+        r = client.post(
+            "/login", data={"token": hub.tokens["bob"], "csrf": _csrf(client), "next": target}, follow_redirects=False
+        )
+        assert r.headers["location"] == "/models", target
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/login", {"token": "x"}),
+        ("/logout", {}),
+        ("/models/alice/iris/try", {"rows": "[[1, 2, 3, 4]]"}),
+    ],
+)
+def test_a_form_without_its_csrf_token_is_refused(
+    client: TestClient, hub: Hub, models: dict[str, Any], path: str, data: dict[str, str]
+) -> None:
+    right = _csrf(client)
+    for csrf in (None, "", "x" * 43):
+        sent = {**data, "token": hub.tokens["alice"]} if path == "/login" else dict(data)
+        if csrf is not None:
+            sent["csrf"] = csrf
+        r = client.post(path, data=sent, follow_redirects=False)
+        assert r.status_code == 403, (csrf, r.text)
+        assert "CSRF" in r.text
+        assert not any(h.startswith("aiprov_token=") for h in r.headers.get_list("set-cookie"))
+    assert right  # the cookie's own token was there all along: only the form lacked it
+
+
+def test_trying_a_model_needs_a_login_with_the_write_scope(client: TestClient, models: dict[str, Any]) -> None:
+    r = client.post("/models/alice/iris/try", data={"rows": "[[1]]", "csrf": _csrf(client)})
+    assert r.status_code == 401 and "needs an API token" in r.text
+
+
+def test_anonymous_reads_off_sends_readers_to_log_in(hub: Hub) -> None:
+    from aiprov.api import create_app
+    from aiprov.config import Container
+
+    closed = Container(hub.container.settings.model_copy(update={"anonymous_reads": False}))
+    try:
+        client = TestClient(create_app(closed))
+        r = client.get("/models")
+        assert r.status_code == 401 and "/login?next=" in r.text
+        assert client.get("/login").status_code == 200
+    finally:
+        closed.close()
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        b"<script>alert(1)</script>",
+        b'<img src=x onerror="alert(1)">',
+        b"[x](javascript:alert(1))",
+        b'[x](JaVaScRiPt:alert(1) "t")',
+        b"<a href='javascript:alert(1)'>x</a>",
+        b"![i](https://elsewhere.example/a.png)",
+        b"<svg onload=alert(1)>",
+        b"[x](&#106;avascript:alert(1))",
+    ],
+)
+def test_a_card_cannot_run_script_or_load_from_elsewhere(card: bytes) -> None:
+    html = str(render_card(card)).lower()
+    assert "<script" not in html and "<img" not in html and "<svg" not in html and "<a href='javascript" not in html
+    assert not re.search(r"<[^>]+\son\w+=", html)
+    assert 'href="javascript' not in html and 'elsewhere.example/a.png"' not in html
+
+
+def test_a_card_keeps_markdown_and_shows_entities_as_written() -> None:
+    html = str(render_card(b"# T\n\n| a | b |\n| - | - |\n| 1 | 2 |\n\n&lt;b&gt; [ok](https://example.org)"))
+    assert "<h1>T</h1>" in html and "<table>" in html and "&lt;b&gt;" in html
+    assert '<a href="https://example.org" rel="nofollow noopener noreferrer">ok</a>' in html
