@@ -114,8 +114,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Debian's chromium under Playwright's sync API, for this module's tests only.
+
+    Module scope, not session: while `sync_playwright()` is open it keeps an asyncio loop running in the thread,
+    and every later test of the same worker that calls `asyncio.run` would fail.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
