@@ -36,6 +36,19 @@ SINGLE_FILE_RESOURCE = "."
 _MAX_NAMES = 5
 
 
+def version_statement(model: str, version: int, digest: str, predicate_type: str, predicate: Any) -> dict[str, Any]:
+    """An in-toto Statement v1 about model version `model@version` (`digest`: its `sha256:` manifest digest).
+
+    The shape of aiprov's own statements (evaluations, claims, audits): the version as the one subject.
+    """
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": f"{model}@{version}", "digest": {"sha256": digest.removeprefix("sha256:")}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+
+
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE v1 Pre-Authentication Encoding of an envelope's type and payload: the bytes that get signed."""
     kind = payload_type.encode("utf-8")

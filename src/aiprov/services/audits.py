@@ -173,14 +173,7 @@ def audit_statement(record: AuditRecord) -> dict[str, Any]:
     """The in-toto Statement v1 of an audit: the audited version as subject, the re-run and verdict as predicate."""
     document = record.to_json()
     predicate = {k: v for k, v in document.items() if k not in ("id", "attestation", "key_fingerprint", "public_key")}
-    return {
-        "_type": attestation.STATEMENT_TYPE,
-        "subject": [
-            {"name": f"{record.model}@{record.version}", "digest": {"sha256": record.digest.removeprefix("sha256:")}}
-        ],
-        "predicateType": AUDIT_PREDICATE,
-        "predicate": predicate,
-    }
+    return attestation.version_statement(record.model, record.version, record.digest, AUDIT_PREDICATE, predicate)
 
 
 def verify_audit(record: AuditRecord) -> None:

@@ -86,16 +86,12 @@ def check_reason(reason: str) -> str:
 
 def claim_statement(claim: Mapping[str, Any]) -> dict[str, Any]:
     """The in-toto Statement v1 of a claim (`ClaimRecord.to_json()` without id and attestation)."""
-    return {
-        "_type": attestation.STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": f"{claim['model']}@{claim['version']}",
-                "digest": {"sha256": claim["digest"].removeprefix("sha256:")},
-            }
-        ],
-        "predicateType": CLAIM_PREDICATE,
-        "predicate": {
+    return attestation.version_statement(
+        claim["model"],
+        claim["version"],
+        claim["digest"],
+        CLAIM_PREDICATE,
+        {
             "dataset": {"name": claim["dataset"], "digest": claim["dataset_digest"]},
             "task": claim["task"],
             "split": claim["split"],
@@ -105,7 +101,7 @@ def claim_statement(claim: Mapping[str, Any]) -> dict[str, Any]:
             "publisher": claim["publisher"],
             "claimedAt": claim["created_at"],
         },
-    }
+    )
 
 
 def build_claim(

@@ -129,16 +129,12 @@ def _roc_auc(y_true: Any, prediction: Prediction) -> float | None:
 
 def evaluation_statement(record: Mapping[str, Any]) -> dict[str, Any]:
     """The in-toto Statement v1 of an evaluation: the model version as subject, the result as predicate."""
-    return {
-        "_type": attestation.STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": f"{record['model']}@{record['version']}",
-                "digest": {"sha256": record["digest"].removeprefix("sha256:")},
-            }
-        ],
-        "predicateType": EVALUATION_PREDICATE,
-        "predicate": {
+    return attestation.version_statement(
+        record["model"],
+        record["version"],
+        record["digest"],
+        EVALUATION_PREDICATE,
+        {
             "dataset": {"name": record["dataset"], "digest": record["dataset_digest"]},
             "task": record["task"],
             "split": record["split"],
@@ -147,7 +143,7 @@ def evaluation_statement(record: Mapping[str, Any]) -> dict[str, Any]:
             "evaluator": record["evaluator"],
             "evaluatedAt": record["created_at"],
         },
-    }
+    )
 
 
 def sign_statement(statement: Mapping[str, Any], key: PrivateKey) -> bytes:
