@@ -79,8 +79,24 @@ def sides(tmp_path: Path) -> Iterator[tuple[Container, RemoteContainer]]:
 
 
 def test_the_declared_services_are_every_service_member_of_the_interface() -> None:
-    declared = set(interface.members(HubServices)) - {"local", "close"}
+    declared = set(interface.members(HubServices)) - {"local", "close", "staking"}
     assert declared == set(SERVICES)
+
+
+def test_staking_is_one_service_on_both_sides_whose_ledger_is_the_home_or_the_server(
+    sides: tuple[Container, RemoteContainer],
+) -> None:
+    from aiprov.remote.staking import RemoteLedger
+    from aiprov.services.staking import HomeLedger, StakeLedger, StakeService
+
+    local, remote = sides
+    mine, theirs = local.staking(), remote.staking()
+    assert type(mine) is type(theirs) is StakeService
+    assert isinstance(mine.ledger, HomeLedger) and isinstance(theirs.ledger, RemoteLedger)
+    for name in interface.members(StakeLedger):
+        wanted = list(inspect.signature(getattr(StakeLedger, name)).parameters)
+        for ledger in (HomeLedger, RemoteLedger):
+            assert list(inspect.signature(getattr(ledger, name)).parameters) == wanted, f"{ledger.__name__}.{name}"
 
 
 def service_class(hub: type[Any], attribute: str) -> type[Any]:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from aiprov.services.registry import RegistryService
     from aiprov.services.reputation import ReputationService
     from aiprov.services.signatures import SignatureService
-    from aiprov.services.staking import StakeService
+    from aiprov.services.staking import StakeRecorder, StakeService
     from aiprov.services.transparency import LogService
     from aiprov.services.usage import UsageRecorder
     from aiprov.services.verification import VerificationService
@@ -438,13 +438,24 @@ class Container:
         return AnchorService(self.checked_db, self.log, config, clock=self.clock, actor=self.settings.actor)
 
     def staking(self, private_key: str | None = None, key_source: str | None = None) -> StakeService:
-        """Stake on chain (AiprovStaking); `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY."""
-        from aiprov.services.staking import StakeService
+        """Stake on chain (AiprovStaking); `private_key` (from `--key-file`) overrides AIPROV_CHAIN_PRIVATE_KEY.
+
+        Steps are sent with that key and logged in this home as its actor.
+        """
+        from aiprov.services.staking import HomeLedger, StakeService
 
         config = chain_config(self.settings, private_key, key_source)
-        return StakeService(
-            self.anchoring(private_key, key_source), config, clock=self.clock, actor=self.settings.actor
-        )
+        return StakeService(config, HomeLedger(self.stake_recorder, self.settings.actor))
+
+    @cached_property
+    def stake_recorder(self) -> StakeRecorder:
+        """What logs staking steps from their transactions (a home's own, and `POST /api/v1/stake/steps`)."""
+        from aiprov.services.staking import StakeRecorder
+
+        return StakeRecorder(
+            self.checked_db, chain_config(self.settings), clock=self.clock, origin=self.log_signer.name,
+            claims=self.claims.get,
+        )  # fmt: skip
 
     @cached_property
     def log(self) -> LogService:

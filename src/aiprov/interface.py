@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from aiprov.services.ipfs import CidReport, ExportResult, ImportResult, PinResult
     from aiprov.services.registry import PushRequest, PushResult
     from aiprov.services.signatures import SignResult
+    from aiprov.services.staking import StakeService
     from aiprov.services.transparency import ConsistencyProof, InclusionProof
     from aiprov.services.verification import VerifyReport
 
@@ -209,6 +210,13 @@ class HubServices(Protocol):
     def reputation(self) -> HubReputation: ...
     @property
     def inference(self) -> HubInference: ...
+    def staking(self, private_key: str | None = None, key_source: str | None = None) -> StakeService:
+        """Stake on chain, sending with `private_key` (default AIPROV_CHAIN_PRIVATE_KEY) from this machine.
+
+        The same service on both sides; only its ledger differs (the home's log, or the server's steps routes).
+        """
+        ...
+
     def local(self, what: str) -> Container:
         """The home's own container, for what only a home can do. Raises NotOnServer against a server."""
         ...

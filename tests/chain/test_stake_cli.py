@@ -13,7 +13,15 @@ from tests.support import free_port
 from tests.support.cli import one_line_error
 
 from aiprov.adapters.staking import WAD, StakeParams
-from aiprov.errors import ChainError, InsufficientFunds, InvalidInput, NotFound, TransactionReverted
+from aiprov.errors import (
+    ChainError,
+    Conflict,
+    Forbidden,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    TransactionReverted,
+)
 
 Env = dict[str, str | None]
 NAMES = ("publisher", "challenger", "auditor0", "auditor1", "auditor2")
@@ -170,7 +178,7 @@ def test_verify_matches_the_chain_against_the_log_and_catches_an_unlogged_step(
         "claim.logged", "claim.content", "claim.stake", "claim.status", "stake.claim.tx",
     ]  # fmt: skip
     behind_its_back = Staking(Chain(anvil.url, account=player("challenger")), game["deployed"]["staking"])
-    behind_its_back.challenge(int(n), approve=True)  # on chain, never logged
+    _, sent = behind_its_back.challenge(int(n), approve=True)  # on chain, never logged
     code, out, err = run(home, env, "stake", "verify", n, "--json")
     assert code == VerificationError.exit_code
     failed = {c["check"]: c["detail"] for c in json.loads(out)["checks"] if not c["ok"]}
@@ -178,6 +186,17 @@ def test_verify_matches_the_chain_against_the_log_and_catches_an_unlogged_step(
         set(failed) == {"claim.challenge", "claim.status"} and "chain: challenged; log: open" in failed["claim.status"]
     )
     assert "does not match the log: claim.challenge, claim.status" in err
+
+    # `stake record` logs a mined step from the chain (as the hub would after an outage); once only.
+    challenger = {**env, "AIPROV_ACTOR": "challenger"}
+    logged = run_json(home, challenger, "stake", "record", sent.tx, *as_(game, "challenger"))
+    assert (logged["action"], logged["claim_id"], logged["actor"]) == ("stake.challenge", "claim-7", "challenger")
+    assert logged["challenger"] == player("challenger").address and logged["tx"] == sent.tx
+    code, _, err = run(home, challenger, "stake", "record", sent.tx, *as_(game, "challenger"))
+    assert code == Conflict.exit_code and "already in the log" in one_line_error(err)
+    code, _, err = run(home, env, "stake", "record", sent.tx, *as_(game, "publisher"))  # not the publisher's tx
+    assert code == Forbidden.exit_code and "sent transaction" in one_line_error(err)
+    assert run_json(home, env, "stake", "verify", n)["ok"]
     other, _ = behind_its_back.claim(VERSION, SPEC, "accuracy", WAD, 0, WAD, approve=True)
     code, _, err = run(home, env, "stake", "verify", str(other))
     assert code == VerificationError.exit_code and "claim.logged" in one_line_error(err)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from chaintools import Anvil, run, run_json
-from staketools import SPEC, player
+from staketools import player
 from tests.support.audits import iris_model
 
 Env = dict[str, str | None]
@@ -33,10 +33,10 @@ def test_a_slashed_false_claim_lowers_the_publisher_and_raises_the_auditors_iden
     for name in AUDITORS:
         as_(name, "stake", "register-auditor", "--approve", "--key-file", str(keys[name]))
     staked = as_(
-        "publisher", "stake", "claim", str(claimed["id"]), "--version", claimed["digest"], "--spec",
-        f"sha256:{SPEC.hex()}", "--metric", "accuracy=0.99", "--stake", "10", "--approve",
+        "publisher", "stake", "claim", str(claimed["id"]), "--stake", "10", "--approve",
         "--key-file", str(keys["publisher"]),
     )  # fmt: skip
+    assert (staked["version"], staked["metric"], staked["value"]) == (claimed["digest"], "accuracy", str(99 * 10**16))
     n = str(staked["chain_claim"])
     as_("challenger", "stake", "challenge", n, "--approve", "--key-file", str(keys["challenger"]))
     verdicts = []

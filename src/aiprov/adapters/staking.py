@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from web3.logs import DISCARD
 
 from aiprov.adapters.chain import Chain, TxResult, checksum, load_artifact
-from aiprov.errors import InsufficientFunds, InvalidInput, NotFound
+from aiprov.errors import InsufficientFunds, InvalidInput, NotFound, TransactionReverted
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -167,6 +167,33 @@ class SignedVerdict:
             raise InvalidInput(f"{source} is not a verdict printed by `aiprov stake verdict --json`") from None
 
 
+@dataclass(frozen=True, slots=True)
+class MinedStep:
+    """What one mined call of the staking contract did, read back from its receipt (never from its sender)."""
+
+    event: str
+    """The contract event it emitted: Claimed, Challenged, Resolved, Refunded, StakeWithdrawn, AuditorRegistered,
+    AuditorLeft or Withdrawn."""
+    args: dict[str, Any]
+    sender: str
+    function: str
+    """The function called (`withdrawAuditorStake` and `withdraw` both emit Withdrawn)."""
+    block: int
+    gas_used: int
+    state: ClaimState | None
+    """The claim as it stood right after the call (at its block), for the steps on a claim."""
+
+
+STEP_EVENTS = (
+    "Claimed", "Challenged", "Resolved", "Refunded", "StakeWithdrawn", "AuditorRegistered", "AuditorLeft", "Withdrawn",
+)  # fmt: skip
+
+
+def metric_name(raw: bytes) -> str:
+    """The metric name a bytes32 holds (the inverse of `metric_bytes`)."""
+    return raw.rstrip(b"\0").decode(errors="replace")
+
+
 def to_wad(text: str, what: str) -> int:
     """A decimal number as 18-decimal fixed point; raises InvalidInput naming `what`."""
     return to_units(text, 18, what, signed=True)
@@ -266,10 +293,10 @@ class Staking:
         with self.chain.rpc("reading an auditor"):
             return bool(self.contract.functions.isAuditor(checksum(account)).call())
 
-    def claim_state(self, claim_id: int) -> ClaimState:
-        """The claim `claim_id`; raises NotFound when there is none."""
+    def claim_state(self, claim_id: int, *, block: int | None = None) -> ClaimState:
+        """The claim `claim_id` (as it stood at `block`, default the latest); raises NotFound when there is none."""
         with self.chain.rpc("reading a claim"):
-            c = self.contract.functions.claims(claim_id).call()
+            c = self.contract.functions.claims(claim_id).call(block_identifier=block or "latest")
         publisher, unlock_at, status, rnd, stake, bond, challenger, resolve_by, content = c
         if status == 0:
             raise NotFound(f"no claim {claim_id} on the staking contract {self.address}")
@@ -285,6 +312,62 @@ class Staking:
             resolve_by=int(resolve_by),
             content_hash=bytes(content),
         )
+
+    def read_step(self, tx: str) -> MinedStep:
+        """What transaction `tx` did on this contract, from its receipt and its block's state.
+
+        Raises NotFound (not mined here), TransactionReverted, InvalidInput (not a call of this contract, or not one
+        step). This is how a hub learns of a step another machine sent: it believes the chain, not the reporter.
+        """
+        from web3 import exceptions as w3ex
+
+        with self.chain.rpc(f"reading the transaction {tx}"):
+            try:
+                receipt = self.chain.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
+                sent = self.chain.w3.eth.get_transaction(tx)  # type: ignore[arg-type]
+            except w3ex.TransactionNotFound:
+                raise NotFound(f"transaction {tx} is not mined on chain {self.chain.chain_id}") from None
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"transaction {tx} reverted: it changed nothing on chain")
+        if receipt.get("to") != self.address:
+            raise InvalidInput(f"transaction {tx} is not a call of the staking contract {self.address}")
+        found = [
+            (name, dict(e["args"]))
+            for name in STEP_EVENTS
+            for e in getattr(self.contract.events, name)().process_receipt(receipt, errors=DISCARD)
+            if e["address"] == self.address
+        ]
+        if len(found) != 1:
+            raise InvalidInput(f"transaction {tx} is not one staking step ({len(found)} staking events)")
+        (event, args), block = found[0], int(receipt["blockNumber"])
+        function = self.contract.get_function_by_selector(bytes(sent["input"])[:4]).fn_name
+        claim = args.get("claimId")
+        state = self.claim_state(int(claim), block=block) if claim is not None else None
+        return MinedStep(event, args, str(sent["from"]), function, block, int(receipt["gasUsed"]), state)
+
+    def recover_verdict(self, verdict: SignedVerdict) -> str:
+        """The address that signed `verdict` for this contract and chain (EIP-712, as the contract recovers it)."""
+        from eth_account import Account
+        from eth_account.messages import encode_typed_data
+
+        domain = {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain.chain_id,
+            "verifyingContract": self.address,
+        }
+        message = {
+            "claimId": verdict.claim_id,
+            "round": verdict.round,
+            "measured": verdict.measured,
+            "outcome": OUTCOMES[verdict.outcome],
+            "deadline": verdict.deadline,
+        }
+        signable = encode_typed_data(domain, VERDICT_TYPES, message)
+        try:
+            return str(Account.recover_message(signable, signature=verdict.signature))
+        except Exception:  # eth_keys raises several types for a malformed signature; all mean "not a signature"
+            raise InvalidInput("the verdict's signature is not a valid secp256k1 signature") from None
 
     # writes ------------------------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from aiprov.api.routes import (
     models,
     pins,
     signatures,
+    stake,
     tiles,
     uploads,
 )
@@ -46,6 +47,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (inference.router, API_PREFIX),
     (datasets.router, API_PREFIX),
     (audits.router, API_PREFIX),
+    (stake.router, API_PREFIX),
     (signatures.router, API_PREFIX),
     (pins.router, API_PREFIX),
     (gateway.router, ""),

@@ -339,3 +339,24 @@ class RatingIn(Wire):
 class FlagIn(Wire):
     ref: str = Field(min_length=1, max_length=300, description="The version: OWNER/NAME[@N|@ALIAS] or a digest.")
     reason: str = Field(min_length=1, max_length=500)
+
+
+class StakeStepIn(Wire):
+    """A mined staking transaction to log as the caller: the server reads it from the chain itself."""
+
+    tx: str = Field(max_length=66, description="The transaction hash (0x and 64 hex digits).")
+    claim_id: str | None = Field(
+        default=None, max_length=128, description="For a `claim` transaction: the log claim id it stakes."
+    )
+    proof: str = Field(
+        max_length=140,
+        description="The sender's EIP-191 signature (0x…) of the step's proof message (docs/staking.md, Proofs).",
+    )
+
+
+class StakeVerdictIn(Wire):
+    """An auditor's signed verdict to log (nothing is sent on chain)."""
+
+    verdict: dict[str, Any] = Field(description="The verdict as `aiprov stake verdict --json` prints it.")
+    claim_id: str | None = Field(default=None, max_length=128, description="The log claim id it judges, if known.")
+    proof: str = Field(max_length=140, description="The signer's EIP-191 signature of the verdict's proof message.")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aiprov.services.datasets import TestSet
 
 
-class _Caller:
+class Caller:
     """Who this client's token belongs to (asked once): the account claims and audits are made as."""
 
     def __init__(self, client: HubClient) -> None:
@@ -53,7 +53,7 @@ class RemoteClaims:
     def __init__(self, registry: RemoteRegistry) -> None:
         self.registry = registry
         self.client = registry.client
-        self.caller = _Caller(registry.client)
+        self.caller = Caller(registry.client)
 
     def claim(
         self,

@@ -24,6 +24,7 @@ from aiprov.remote.services import (
 
 if TYPE_CHECKING:
     from aiprov.config import Container
+    from aiprov.services.staking import StakeService
 
 
 class RemoteContainer:
@@ -89,6 +90,15 @@ class RemoteContainer:
     def log_signer(self) -> RemoteLogKey:
         """Only its `verifier`: the server's log key, as `aiprov log key` prints it."""
         return RemoteLogKey(self.log.verifier)
+
+    def staking(self, private_key: str | None = None, key_source: str | None = None) -> StakeService:
+        """Stake with this machine's chain settings and key (AIPROV_CHAIN_*); the server logs each mined step."""
+        from aiprov.config import chain_config, load_settings
+        from aiprov.remote.staking import RemoteLedger
+        from aiprov.services.staking import StakeService
+
+        config = chain_config(load_settings(self.home), private_key, key_source)
+        return StakeService(config, RemoteLedger(self.client))
 
     def local(self, what: str) -> Container:
         """Never: a server's own container is on its machine. Raises NotOnServer naming `what`."""
