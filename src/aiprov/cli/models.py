@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,9 @@ from aiprov.cli.common import container, err_console, handle_errors, out_console
 from aiprov.cli.ipfs import DEFAULT_TIMEOUT_S
 from aiprov.core.text import printable
 from aiprov.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from aiprov.records import VersionRecord
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (a stable shape scripts can rely on).")]
 
@@ -56,6 +59,13 @@ def push(
     chain_key_file: Annotated[
         Path | None, typer.Option("--chain-key-file", help="Chain signer key for --on-chain (see --key-file).")
     ] = None,
+    claims_from_card: Annotated[
+        bool,
+        typer.Option(
+            "--claims-from-card",
+            help="Also claim the results of README.md's model-index (as `aiprov claim`; auditors may check them).",
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Fingerprint a model, store its bytes once, and register it as a new version.
@@ -94,10 +104,15 @@ def push(
         from aiprov.cli.chain import anchoring, print_registration
 
         on_chain_result = anchoring(ctx, chain_key_file).register(result.version.ref)
+    card = claim_card(ctx, path, result.version) if claims_from_card else None
     if json:
-        extra = {"signature": {"bundle": str(bundle_path), "key_fingerprint": signed.key_fingerprint}} if signed else {}
+        extra: dict[str, Any] = {}
+        if signed:
+            extra["signature"] = {"bundle": str(bundle_path), "key_fingerprint": signed.key_fingerprint}
         if on_chain_result is not None:
             extra["on_chain"] = on_chain_result.to_json()
+        if card is not None:
+            extra["card_claims"] = card
         print_json({**result.to_json(), **extra})
         return
     v = result.version
@@ -116,6 +131,47 @@ def push(
         )
     if on_chain_result is not None:
         print_registration(on_chain_result)
+    if card is not None:
+        for made in card["claims"]:
+            metrics = ", ".join(f"{k}={v}" for k, v in made["metrics"].items())
+            out_console.print(f"claim {made['id']}: {metrics} on {made['dataset']}")
+        for skipped in card["skipped"]:
+            err_console.print(f"model card: not claimed ({skipped['dataset']}): {skipped['reason']}")
+
+
+def claim_card(ctx: typer.Context, path: Path, version: VersionRecord) -> dict[str, list[dict[str, Any]]]:
+    """Claim each result of the pushed README.md's model-index; what could not be claimed is listed, not fatal.
+
+    The card is read from `path` and must be the bytes just pushed (its sha256 is the manifest's).
+    """
+    import hashlib
+
+    from aiprov.errors import AiprovError
+    from aiprov.services.claims import card_claims
+
+    done: dict[str, list[dict[str, Any]]] = {"claims": [], "skipped": []}
+    entry = next((e for e in version.manifest.entries if e.path.lower() == "readme.md"), None)
+    if entry is None or not path.is_dir():
+        done["skipped"].append({"dataset": None, "reason": "the model has no README.md"})
+        return done
+    raw = (path / entry.path).read_bytes()
+    if hashlib.sha256(raw).hexdigest() != entry.sha256.hex:
+        done["skipped"].append({"dataset": None, "reason": f"{entry.path} changed since it was pushed"})
+        return done
+    try:
+        found = card_claims(raw.decode("utf-8", errors="replace"))
+    except AiprovError as e:
+        done["skipped"].append({"dataset": None, "reason": e.message})
+        return done
+    claims = container(ctx).claims
+    for c in found:
+        try:
+            made = claims.claim(version.ref, metrics=c.result.metric_args(), benchmark=c.benchmark, dataset=c.dataset)
+        except AiprovError as e:
+            done["skipped"].append({"dataset": c.result.dataset, "reason": e.message})
+            continue
+        done["claims"].append(made.to_json())
+    return done
 
 
 @handle_errors

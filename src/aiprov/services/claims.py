@@ -18,6 +18,7 @@ from typing import Any
 
 from aiprov.core import attestation
 from aiprov.core.canonical import canonical_json
+from aiprov.core.modelindex import CardResult
 from aiprov.core.names import Ref
 from aiprov.errors import InvalidInput, NotFound, VerificationError
 from aiprov.ports import RegistryStore
@@ -59,6 +60,32 @@ def parse_metrics(pairs: builtins.list[str], task: str) -> dict[str, float]:
         if not math.isfinite(number):
             raise InvalidInput(f"{value!r} in --metric {pair!r} is not a finite number")
         out[name] = number
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CardClaim:
+    """What one model-index result of a card claims: on a built-in benchmark, or on a dataset of the hub."""
+
+    result: CardResult
+    benchmark: str | None
+    dataset: str | None
+
+
+def card_claims(card: str) -> builtins.list[CardClaim]:
+    """The claims a model card's model-index states (docs/audits.md, "Claims from a model card").
+
+    A result's dataset id names a built-in benchmark (`iris`, `sklearn:iris`) or else a dataset registered on the
+    hub (`owner/name`). Raises InvalidInput for a malformed model-index.
+    """
+    from aiprov.core.modelindex import card_results
+    from aiprov.services.datasets import BENCHMARKS
+
+    out = []
+    for r in card_results(card):
+        name = r.dataset.lower().removeprefix("sklearn:")
+        known = name in BENCHMARKS
+        out.append(CardClaim(r, name if known else None, None if known else r.dataset))
     return out
 
 
