@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aiprov.errors import Conflict, InvalidInput, NotFound
+from aiprov.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from aiprov.extras import missing
 
 if TYPE_CHECKING:
+    from aiprov.adapters.backup import BackupReport
     from aiprov.adapters.db.registry import SqlRegistry, SqlRegistryUnit
     from aiprov.core.note import Signer, Verifier
     from aiprov.ports import BlobStore
@@ -481,6 +482,40 @@ class Container:
         before = migrate(self.db.engine)
         self._init_log_key()
         return before
+
+    def backup(self, dest: Path, progress: Callable[[str], None] | None = None) -> BackupReport:
+        """Write a consistent backup of this hub (database, held blobs, log key) to the new directory `dest`."""
+        from aiprov.adapters.backup import backup
+
+        db = self.checked_db
+        return backup(db.engine, self.blobs, self.settings.resolved_log_key_file, dest, progress)
+
+    def restore(self, src: Path, progress: Callable[[str], None] | None = None) -> BackupReport:
+        """Restore the backup in `src` into this home, whose database must be empty; then check its log.
+
+        Raises IntegrityError unless the restored log has the backup's checkpoint: its root at that size and its
+        signature by the restored key.
+        """
+        from aiprov.adapters.backup import restore
+        from aiprov.core.checkpoint import Checkpoint
+        from aiprov.core.note import open_note
+
+        home = self.settings.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            if self.settings.blobs is None:
+                self.settings.blob_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
+        os.chmod(home, 0o700)
+        report = restore(src, self.db.engine, self.blobs, self.settings.resolved_log_key_file, progress)
+        self._init_log_key()  # binds nothing new: the restored log_state already names the restored key
+        signed = Checkpoint.parse(open_note(report.checkpoint, [self.log_signer.verifier]).text)
+        if (signed.size, signed.root_hash) != (report.tree_size, report.root_hash):
+            raise IntegrityError("the backup's checkpoint is not the one its manifest names")
+        if self.log.root(report.tree_size) != report.root_hash:
+            raise IntegrityError(f"the restored log's root at size {report.tree_size} is not the backup checkpoint's")
+        return report
 
     def _init_log_key(self) -> None:
         """Make the log key if there is none, and bind the database's log to it (one log, one key)."""

@@ -1,17 +1,64 @@
-"""`aiprov init` and `aiprov gc`: making the home and keeping it tidy."""
+"""`aiprov init`, `gc`, `backup` and `restore`: making the home, keeping it tidy, and keeping it safe."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aiprov.cli.common import handle_errors, local_container, out_console, print_json
+from aiprov.cli.common import err_console, handle_errors, local_container, out_console, print_json
 
 
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(gc)
+    app.command()(backup)
+    app.command()(restore)
+
+
+@handle_errors
+def backup(
+    ctx: typer.Context,
+    dest: Annotated[Path, typer.Argument(help="A new directory to write the backup to.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Back up the hub: its database, every blob it holds and its log key, as one consistent snapshot.
+
+    The backup holds the log's signing key: keep it as safe as the key itself. Writers may go on meanwhile.
+    """
+    with err_console.status("backing up") as status:
+        report = local_container(ctx).backup(dest, lambda what: status.update(f"backing up: {what}"))
+    if json:
+        print_json(report.to_json())
+        return
+    rows = sum(report.tables.values())
+    out_console.print(
+        f"backed up to {dest}: {rows} rows in {len(report.tables)} tables, {report.blobs} blobs "
+        f"({report.blob_bytes} bytes), the log at size {report.tree_size}"
+    )
+
+
+@handle_errors
+def restore(
+    ctx: typer.Context,
+    src: Annotated[Path, typer.Argument(help="A directory written by `aiprov backup`.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Restore a backup into this home, whose database must be empty (a new home, or a new AIPROV_DATABASE_URL).
+
+    Every file of the backup is checked against its sha256 first, every blob against its digest, and the restored
+    log against the backup's signed checkpoint. Then run `aiprov verify` on what matters to you.
+    """
+    with err_console.status("restoring") as status:
+        report = local_container(ctx).restore(src, lambda what: status.update(f"restoring: {what}"))
+    if json:
+        print_json(report.to_json())
+        return
+    out_console.print(
+        f"restored {sum(report.tables.values())} rows and {report.blobs} blobs; the log at size {report.tree_size} "
+        f"has the backup's signed root {report.root_hash.hex()[:16]}…"
+    )
 
 
 @handle_errors
