@@ -220,7 +220,7 @@ def test_a_client_that_would_use_xet_fails_at_the_xet_token_and_registers_nothin
     refused = server.client(token).get("/api/models/alice/xet/xet-write-token/main")
     assert refused.status_code == 422 and "HF_HUB_DISABLE_XET=1" in refused.headers["X-Error-Message"]
     constants.HF_HUB_DISABLE_XET = False  # restored by the autouse fixture's monkeypatch
-    with pytest.raises(Exception, match="422 Unprocessable Entity.*xet-write-token/main"):  # hf_xet shows no more
+    with pytest.raises(Exception, match=r"422 Unprocessable Entity.*xet-write-token/main"):  # hf_xet shows no more
         api.upload_folder(folder_path=make_model(FILES), repo_id="alice/xet")
     with pytest.raises(RepositoryNotFoundError):
         api.model_info("alice/xet")

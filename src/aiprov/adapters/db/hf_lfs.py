@@ -66,9 +66,9 @@ class HfLfsRows(UnitBase):
         return [_grant(r) for r in rows]
 
     def prune_lfs_grants(self, now: datetime) -> int:
-        """Delete the grants that expired before `now`; how many."""
+        """Delete the grants that expired by `now` (a grant is good until, not at, its `expires_at`); how many."""
         result = self.s.execute(
-            delete(HfLfsUploadRow).where(HfLfsUploadRow.expires_at < now).execution_options(synchronize_session=False)
+            delete(HfLfsUploadRow).where(HfLfsUploadRow.expires_at <= now).execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
