@@ -198,9 +198,17 @@ def test_a_commit_may_name_only_lfs_objects_its_caller_uploaded(small: tuple[Ser
     assert forbidden.status_code == 403
 
 
-def test_another_server_on_the_same_database_accepts_the_upload_url(small: tuple[Server, str, HfApi]) -> None:
-    server, token, _ = small
-    other = start_server(server.home, server.admin_token, env={"AIPROV_MAX_BODY_MB": str(BODY_MB)})
+def test_another_server_on_the_same_database_accepts_the_upload_url(
+    make_server: Callable[..., Server], database_url: str | None
+) -> None:
+    """Two `aiprov serve` processes on one database (SQLite, and PostgreSQL as many machines share it) and one
+    blob store: an upload URL one of them made is accepted by the other, and spent for both."""
+    env = {"AIPROV_MAX_BODY_MB": str(BODY_MB)}
+    server = make_server(env=env, database_url=database_url)
+    token = server.add_user("alice")
+    if database_url is not None:
+        env["AIPROV_DATABASE_URL"] = database_url
+    other = start_server(server.home, server.admin_token, env=env)
     try:
         data = os.urandom(1000)
         [granted] = _batch(server, token, "alice/m", [(hashlib.sha256(data).hexdigest(), len(data))])
