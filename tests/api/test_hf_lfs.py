@@ -108,6 +108,18 @@ def test_upload_folder_above_the_body_limit_goes_through_lfs_and_verifies(
     assert "actions" not in _batch(server, token, "alice/copy", [(Digest.of(WEIGHTS).hex, len(WEIGHTS))])[0]
 
 
+def test_the_tokenless_put_works_when_anonymous_reads_are_off(
+    make_server: Callable[..., Server], make_model: Any, puts: list[str]
+) -> None:
+    server = make_server(env={"AIPROV_MAX_BODY_MB": str(BODY_MB), "AIPROV_ANONYMOUS_READS": "false"})
+    token = server.add_user("alice")
+    HfApi(endpoint=server.base_url, token=token).upload_folder(folder_path=make_model(FILES), repo_id="alice/big")
+    assert len(puts) == 1
+    assert remote_json(server, token, "show", "alice/big")["version"] == 1
+    anonymous = httpx.post(f"{server.base_url}/alice/big.git/info/lfs/objects/batch", json={"operation": "upload"})
+    assert anonymous.status_code == 401  # the batch needs the token; only the upload URL itself is tokenless
+
+
 def test_a_malicious_pickle_sent_through_lfs_is_refused_with_its_reason(
     small: tuple[Server, str, HfApi], make_model: Any, puts: list[str]
 ) -> None:
