@@ -7,13 +7,15 @@ import hashlib
 import json
 import os
 import pickle
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from apitools import Server, start_server, visible_blobs
+from apitools import Server, start_server, until, visible_blobs
 from huggingface_hub import HfApi, constants, lfs
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from tests.support.cli import remote_json
@@ -184,6 +186,30 @@ def test_a_tampered_body_stores_nothing_and_the_url_can_be_retried(small: tuple[
     tampered = _commit(server, token, "alice/m", _lfs_file("w.bin", data))
     assert tampered.status_code == 422 and "did not upload" in tampered.headers["X-Error-Message"]
     assert httpx.put(href, content=data).status_code == 200
+    assert len(visible_blobs(server.home)) == len(before) + 1
+
+
+def _cut_put(href: str, data: bytes, sent: int) -> None:
+    """Announce `len(data)` bytes to the upload URL, send the first `sent`, then reset the connection."""
+    url = urlsplit(href)
+    head = f"PUT {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+    with socket.create_connection((url.hostname, url.port)) as s:
+        s.sendall(head + data[:sent])
+        time.sleep(0.2)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
+
+
+def test_a_cut_upload_gives_the_url_back_for_the_retry(small: tuple[Server, str, HfApi]) -> None:
+    server, token, _ = small
+    data = os.urandom(3 * 2**20)
+    before = visible_blobs(server.home)
+    [granted] = _batch(server, token, "alice/m", [(hashlib.sha256(data).hexdigest(), len(data))])
+    href = granted["actions"]["upload"]["href"]
+    _cut_put(href, data, 2**20 + 5)
+    assert visible_blobs(server.home) == before
+    # 410 `in use` until the server has noticed the cut and given the URL back
+    retried = until(lambda: httpx.put(href, content=data), lambda r: r.status_code != 410)
+    assert retried.status_code == 200, retried.text
     assert len(visible_blobs(server.home)) == len(before) + 1
 
 
