@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -230,6 +231,15 @@ def test_a_commit_may_name_only_lfs_objects_its_caller_uploaded(small: tuple[Ser
     assert bad.status_code == 422
     assert server.client(alice).get("/api/v1/models/alice/m").status_code == 404
     assert _commit(server, bob, "bob/m", _lfs_file("w.bin", data)).status_code == 200
+    with sqlite3.connect(server.home / "registry.db") as db:  # every grant gone, as after their TTL
+        db.execute("DELETE FROM hf_lfs_uploads")
+    copy = {"key": "lfsFile", "value": {"path": "copy.bin", "algo": "sha256", "oid": Digest.of(data).hex}}
+    assert _commit(server, bob, "bob/m", copy).status_code == 200  # a copy (no size) of what the model holds
+    assert {f["path"]: f["size"] for f in remote_json(server, bob, "show", "bob/m")["files"]} == {
+        "w.bin": 1000,
+        "copy.bin": 1000,
+    }
+    assert _commit(server, bob, "bob/new", copy).status_code == 422  # another model of his does not hold it
     forbidden = server.client(alice).post(
         "/bob/m.git/info/lfs/objects/batch", json={"operation": "upload", "objects": []}
     )
