@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     """API: the largest request body accepted, in MiB (413 beyond); streamed blob uploads have their own limit."""
     max_blob_mb: int = Field(default=64 * 1024, ge=1)
     """API: the largest blob one streamed upload (`PUT /api/v1/blobs/...`) may hold, in MiB (413 beyond)."""
+    hf_lfs_ttl_s: float = Field(default=86_400.0, gt=0)
+    """API: how long an upload URL of the Hugging Face LFS batch API stays good, in seconds: its PUT must begin,
+    and the commit naming its object must come, within this time of the batch request."""
     workers: int = Field(default=2, ge=1)
     """Worker processes that load and run models (evaluation, inference); never the calling process."""
     worker_memory_mb: int = Field(default=2048, ge=512)

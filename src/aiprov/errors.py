@@ -70,6 +70,14 @@ class NotFound(AiprovError):
     code = "not_found"
 
 
+class Gone(NotFound):
+    """Something that existed and no longer may be used: an expired or already used upload URL."""
+
+    http_status = 410
+    title = "gone"
+    code = "gone"
+
+
 class HfNotFound(NotFound):
     """A repo, revision or file the Hugging Face Hub API was asked for and that does not exist.
 

@@ -873,3 +873,30 @@ class TokenGrant:
     token_id: str
     scopes: tuple[str, ...]
     revoked: bool
+
+
+LFS_STATES = ("pending", "uploading", "uploaded", "stored")
+"""The life of an LFS grant: its upload URL not used yet, held by a PUT, its bytes received, or no upload needed
+(the object was stored already when the batch was asked)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LfsGrant:
+    """A grant of the Hub's LFS batch API: `account` may put the object `sha256` of `size` bytes into `model`.
+
+    `capability_hash` is the SHA-256 (hex) of its upload URL's secret id, None when no upload was needed. The
+    grant and its URL are good until `expires_at`: the PUT, and the commit that names the object, come before.
+    """
+
+    capability_hash: str | None
+    account: str
+    model: str
+    sha256: Digest
+    size: int
+    state: str
+    expires_at: datetime
+
+    @property
+    def received(self) -> bool:
+        """Whether the object is in the store for this grant: uploaded through it, or stored already."""
+        return self.state in ("uploaded", "stored")

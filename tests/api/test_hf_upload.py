@@ -129,5 +129,7 @@ def test_a_commit_larger_than_the_body_limit_is_refused_before_upload(make_serve
     server = make_server(env={"AIPROV_MAX_BODY_MB": "1"})
     api = HfApi(endpoint=server.base_url, token=server.add_user("alice"))
     with pytest.raises(HfHubHTTPError) as large:
-        api.upload_folder(folder_path=_folder(make_model, {"big.bin": os.urandom(900_000)}), repo_id="alice/big")
+        # each file under the LFS threshold (half the body limit), so all go inline, together over the limit
+        parts = {f"part-{i}.bin": os.urandom(400_000) for i in range(3)}
+        api.upload_folder(folder_path=_folder(make_model, parts), repo_id="alice/big")
     assert large.value.response.status_code == 413 and "aiprov push" in str(large.value)

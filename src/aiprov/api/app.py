@@ -20,6 +20,7 @@ from aiprov.api.routes import (
     gateway,
     health,
     hf,
+    hf_lfs,
     hf_upload,
     inference,
     log,
@@ -52,6 +53,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (pins.router, API_PREFIX),
     (gateway.router, ""),
     (health.router, ""),
+    (hf_lfs.router, ""),
     (hf_upload.router, ""),
     (hf.router, ""),  # last: its `/{owner}/{name}/resolve/...` must not shadow any route above
 ]
@@ -64,7 +66,7 @@ SELF_AUTHENTICATED: list[tuple[APIRouter, str]] = [
 ]
 
 # Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).
-UNLIMITED_BODY_PATHS: list[str] = [f"{API_PREFIX}/blobs/"]
+UNLIMITED_BODY_PATHS: list[str] = [f"{API_PREFIX}/blobs/", hf_lfs.UPLOAD_PREFIX]
 
 DESCRIPTION = """A model hub with provenance you can verify. Reads are open unless the hub switches anonymous
 reads off; writes need `Authorization: Bearer <token>` (`aiprov user add`). Errors are RFC 9457 problem bodies.
@@ -126,6 +128,8 @@ def create_app(container: Container) -> FastAPI:
     for router, prefix in SELF_AUTHENTICATED:  # first: a request is matched against the routes in order
         app.include_router(router, prefix=prefix, responses=errors.PROBLEM_RESPONSES)
     app.include_router(health.probes, responses=errors.PROBLEM_RESPONSES)  # no token: a probe has none
+    # no token either: huggingface_hub PUTs an LFS object to its upload URL without one (the URL is the credential)
+    app.include_router(hf_lfs.capability_router, responses=errors.PROBLEM_RESPONSES)
     for router, prefix in ROUTERS:
         if router is hf.router:  # the pages' paths have at most four segments; the Hub's resolve route has five
             _include_pages(app)

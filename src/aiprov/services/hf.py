@@ -5,9 +5,10 @@ the first 40 hex digits of the version's manifest digest). A 40-hex revision is 
 `main` always as the latest version, even if an alias has that name. Failures are `HfNotFound` errors carrying
 the Hub's error code (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`), which is what its clients act on.
 
-`commit` applies an upload (`HfCommit`: the files a commit adds and deletes) to the latest version and registers
-the result as a new version, scanned like a push. `verify_snapshots` goes the other way: it checks what a Hugging
-Face cache holds against the versions it came from.
+`commit` applies an upload (`HfCommit`: the files a commit adds, inline or as LFS objects uploaded before, and
+the files it deletes) to the latest version and registers the result as a new version, scanned like a push.
+`verify_snapshots` goes the other way: it checks what a Hugging Face cache holds against the versions it came
+from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiprov.adapters.hf_cache import Snapshot
@@ -26,6 +27,7 @@ from aiprov.core.names import ModelName, parse_version_number
 from aiprov.errors import Conflict, HfNotFound, InvalidInput, NotFound
 from aiprov.ports import BlobStore, ChainReader
 from aiprov.records import ModelRecord, VersionRecord
+from aiprov.services.hf_lfs import LfsUploads
 from aiprov.services.registry import PushRequest, PushResult, RegistryService
 from aiprov.services.verification import VerifyReport
 
@@ -143,7 +145,11 @@ def verify_snapshots(
 
 @dataclass(frozen=True, slots=True)
 class HfCommit:
-    """A commit of the Hub's upload protocol, parsed: its message, parent, and the files it adds and deletes."""
+    """A commit of the Hub's upload protocol, parsed: its message, parent, and the files it adds and deletes.
+
+    `added` are the files sent inline; `lfs` the files sent as LFS objects uploaded before the commit (their
+    sha256, and their size when the client gave one: a copied LFS file has none).
+    """
 
     summary: str
     description: str
@@ -151,15 +157,17 @@ class HfCommit:
     added: dict[str, bytes]
     deleted_files: frozenset[str]
     deleted_folders: frozenset[str]
+    lfs: dict[str, tuple[Digest, int | None]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, body: bytes) -> HfCommit:
         """Parse the NDJSON body `HfApi.create_commit` sends. Raises InvalidInput naming what is wrong.
 
-        LFS files (`lfsFile`) are refused: this hub takes every file inline (`uploadMode: regular`).
+        An `lfsFile` names an object by `oid` (a sha256, `algo` sha256) and `size`; its bytes were uploaded before.
         """
         summary, description, parent = "", "", None
         added: dict[str, bytes] = {}
+        lfs: dict[str, tuple[Digest, int | None]] = {}
         deleted_files: set[str] = set()
         deleted_folders: set[str] = set()
         for number, line in enumerate(body.splitlines(), 1):
@@ -180,10 +188,7 @@ class HfCommit:
                 elif key == "deletedFolder":
                     deleted_folders.add(str(value["path"]).rstrip("/"))
                 elif key == "lfsFile":
-                    raise InvalidInput(
-                        f"{value.get('path')!r} was uploaded through LFS, which this hub does not take",
-                        hint="it answers preupload with uploadMode=regular; use `aiprov push` for large files",
-                    )
+                    lfs[str(value["path"])] = _lfs_object(number, value)
                 else:
                     raise InvalidInput(f"line {number}: unknown commit operation {key!r}")
             except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as e:
@@ -192,13 +197,14 @@ class HfCommit:
                 raise InvalidInput(f"line {number} of the commit is not a commit operation: {e}") from e
         if parent is not None and not isinstance(parent, str):
             raise InvalidInput("parentCommit must be a commit id")
-        return cls(summary, description, parent, added, frozenset(deleted_files), frozenset(deleted_folders))
+        return cls(summary, description, parent, added, frozenset(deleted_files), frozenset(deleted_folders), lfs)
 
     def manifest(self, previous: Manifest | None, blobs: BlobStore) -> Manifest:
         """The files of `previous` with this commit applied; its added files are stored in `blobs` first.
 
-        Raises HfNotFound (EntryNotFound: a deleted file or folder that is not there), InvalidInput (a commit that
-        leaves no file, a bad path), BackendError (the store).
+        An LFS file's blob is stored already (`LfsUploads` checked who uploaded it); one without a size takes the
+        stored blob's. Raises HfNotFound (EntryNotFound: a deleted file or folder that is not there), InvalidInput
+        (a commit that leaves no file, a bad path, an LFS object not stored), BackendError (the store).
         """
         entries = {e.path: e for e in previous.entries} if previous is not None else {}
         # The Hub's words for a deletion of nothing: its client matches them to explain the error.
@@ -218,18 +224,33 @@ class HfCommit:
                 writer.abort()
                 raise
             entries[path] = ManifestEntry(path, len(data), digest)
+        for path, (digest, size) in self.lfs.items():
+            if size is None:
+                if not blobs.exists(digest):
+                    raise InvalidInput(f"{path!r} names the LFS object {digest.hex}, which is not stored")
+                size = blobs.size(digest)
+            entries[path] = ManifestEntry(path, size, digest)
         if not entries:
             raise InvalidInput("this commit leaves the model without files", hint="a version holds at least one file")
         return Manifest.build(entries.values())
 
 
 def commit(
-    repos: HfRepos, blobs: BlobStore, owner: str, name: str, revision: str, change: HfCommit, actor: str
+    repos: HfRepos,
+    blobs: BlobStore,
+    lfs: LfsUploads,
+    owner: str,
+    name: str,
+    revision: str,
+    change: HfCommit,
+    actor: str,
 ) -> PushResult:
     """Apply `change` to the latest version of `owner/name` (none: a new model) and register a new version.
 
-    Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does. `actor` is the
-    committer. Raises InvalidInput (a revision other than `main`), Conflict
+    Through `RegistryService.commit`: scanned, registered and logged as `aiprov push` does; an LFS file is scanned
+    from the bytes the blob store holds. `actor` is the committer; an LFS object must have been uploaded by them
+    to this model (`LfsUploads.check_commit`) unless the latest version holds it already.
+    Raises InvalidInput (a revision other than `main`, an LFS object not uploaded), Conflict
     (`parentCommit` is not the latest version; the files are an older version's), UnsafeModelError (nothing
     registered), and what `RegistryService.commit` raises.
     """
@@ -245,6 +266,8 @@ def commit(
         latest = commit_id(previous.manifest.digest) if previous is not None else None
         if change.parent != latest:
             raise Conflict(f"parentCommit {change.parent[:40]!r} is not the latest commit of {full} ({latest})")
+    held = {e.sha256 for e in previous.manifest.entries} if previous is not None else set()
+    lfs.check_commit(actor, full, ((p, d) for p, (d, _) in sorted(change.lfs.items()) if d not in held))
     manifest = change.manifest(previous.manifest if previous is not None else None, blobs)
     if previous is not None and manifest.digest != previous.manifest.digest:
         try:
@@ -258,3 +281,15 @@ def commit(
             )
     metadata = {"commit": {"summary": change.summary, "description": change.description}} if change.summary else {}
     return repos.registry.commit(manifest, PushRequest(name=full, metadata=metadata), actor=actor)
+
+
+def _lfs_object(number: int, value: dict[str, Any]) -> tuple[Digest, int | None]:
+    """The (sha256, size) of an `lfsFile` operation. Raises InvalidInput."""
+    if value.get("algo", "sha256") != "sha256":
+        raise InvalidInput(f"line {number}: an LFS object is named by its sha256, not {value.get('algo')!r}")
+    oid, size = value["oid"], value.get("size")
+    if not isinstance(oid, str) or len(oid) != 64:
+        raise InvalidInput(f"line {number}: the LFS oid must be a sha256 (64 hex digits)")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise InvalidInput(f"line {number}: the LFS size must be a number of bytes")
+    return Digest(oid), size

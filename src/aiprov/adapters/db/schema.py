@@ -238,6 +238,27 @@ class TokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class HfLfsUploadRow(Base):
+    """A grant of the Hub's LFS batch API: `account` may put the object `sha256` into `model` until `expires_at`.
+
+    `capability_hash` is the SHA-256 of the upload URL's secret id (None when the object was stored already and
+    no upload is needed); `state` is `pending`, `uploading` (a PUT holds it), `uploaded` or `stored`.
+    """
+
+    __tablename__ = "hf_lfs_uploads"
+    __table_args__ = (Index("ix_hf_lfs_uploads_grant", "account", "model", "sha256"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    capability_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    account: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(193))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # The transparency log (RFC 9162), stored as the C2SP tlog-tiles it serves. Written only through
 # adapters/db/log.py, inside the transaction of the state change each entry records.
 

@@ -1,16 +1,17 @@
 """The Hugging Face Hub upload protocol: `HfApi().create_repo`, `upload_file`, `upload_folder`, `create_commit`.
 
     POST /api/repos/create                                   checks the namespace (a model exists from its first commit)
-    POST /api/models/{owner}/{name}/preupload/{revision}     every file `uploadMode: regular` (sent inline)
+    POST /api/models/{owner}/{name}/preupload/{revision}     `lfs` above `lfs_threshold`, else `regular` (inline)
     POST /api/models/{owner}/{name}/commit/{revision}        NDJSON: a new version, scanned like `aiprov push`
     POST /api/validate-yaml                                  a warning: model card metadata is not checked
 
 A commit applies its added and deleted files to the latest version and registers the result through
 `RegistryService.commit`, the path of `aiprov push` over the API: scanned (an unsafe file refuses the whole
 commit, with the reason in `X-Error-Message`, which the client shows), registered and logged. Only the owner of
-the namespace or an admin may write. Files travel base64 inside the commit (no LFS, no Xet: the client sends
-regular files that way whatever its configuration), so one commit carries at most the body limit
-(`AIPROV_MAX_BODY_MB`); preupload refuses a larger one before any byte is sent.
+the namespace or an admin may write. Small files travel base64 inside the commit (`regular`), at most the body
+limit (`AIPROV_MAX_BODY_MB`) together, which preupload checks before any byte is sent; larger ones (`lfs`) are
+uploaded first through the LFS batch API (`hf_lfs`) and named in the commit by sha256 (`lfsFile`), then scanned
+from the stored bytes.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.errors import problem
 from aiprov.api.routes.hf import HfName, HfOwner, HfRoute, Revision
+from aiprov.api.routes.hf_lfs import lfs_uploads
 from aiprov.core.hf import commit_id
 from aiprov.core.names import ModelName
 from aiprov.errors import Conflict, InvalidInput, NotFound, TooLarge
 from aiprov.services.hf import HfCommit, HfRepos, commit
+from aiprov.services.hf_lfs import lfs_threshold
 
 router = APIRouter(tags=["hugging face hub"], route_class=HfRoute)
 
@@ -106,29 +109,35 @@ def preupload(
     body: Preupload,
     create_pr: CreatePr = None,
 ) -> dict[str, Any]:
-    """Every file is `regular` (its bytes go inline in the commit); files the commit could not carry are a 413."""
+    """`lfs` for a file above `lfs_threshold` (uploaded through the LFS batch API), else `regular` (inline).
+
+    The regular files must fit in one commit body once encoded, else a 413 before any byte is sent.
+    """
     check_namespace(caller, owner)
     _no_pull_request(create_pr)
     limit = container.settings.max_body_mb * 2**20
-    total = sum(f.size for f in body.files) * BASE64_RATIO
+    threshold = lfs_threshold(limit)
+    modes = {f.path: "lfs" if f.size > threshold else "regular" for f in body.files}
+    total = sum(f.size for f in body.files if modes[f.path] == "regular") * BASE64_RATIO
     if total > limit:
         raise TooLarge(
             f"these files make a commit of {total / 2**20:.1f} MiB once encoded; this hub takes at most "
             f"{container.settings.max_body_mb} MiB per commit",
             hint="commit them in smaller groups, or push with `aiprov push` (no size limit, resumable)",
         )
-    return {"files": [{"path": f.path, "uploadMode": "regular", "shouldIgnore": False} for f in body.files]}
+    return {"files": [{"path": f.path, "uploadMode": modes[f.path], "shouldIgnore": False} for f in body.files]}
 
 
 _NDJSON = {
     "type": "array",
     "description": "One JSON object a line: a `header` ({summary, description, parentCommit?}), then `file` "
-    "({path, content: base64, encoding: base64}), `deletedFile` and `deletedFolder` ({path}) operations.",
+    "({path, content: base64, encoding: base64}), `lfsFile` ({path, algo: sha256, oid, size}: uploaded before "
+    "through the LFS batch API), `deletedFile` and `deletedFolder` ({path}) operations.",
     "items": {
         "type": "object",
         "required": ["key", "value"],
         "properties": {
-            "key": {"type": "string", "enum": ["header", "file", "deletedFile", "deletedFolder"]},
+            "key": {"type": "string", "enum": ["header", "file", "lfsFile", "deletedFile", "deletedFolder"]},
             "value": {"type": "object"},
         },
     },
@@ -152,13 +161,15 @@ async def commit_files(
     """`HfApi.create_commit`: the latest version with these files added and deleted becomes a new version.
 
     Answers `commitOid` (the new version's commit id). Raises Unauthorized, Forbidden (another owner's namespace),
-    InvalidInput, Conflict (a stale `parentCommit`), UnsafeModelError (422, nothing registered).
+    InvalidInput (also an `lfsFile` the caller did not upload), Conflict (a stale `parentCommit`),
+    UnsafeModelError (422, nothing registered).
     """
     actor = check_namespace(caller, owner)
     _no_pull_request(create_pr)
     change = HfCommit.parse(await request.body())
     repos = HfRepos(container.registry)
-    result = await run_in_threadpool(commit, repos, container.blobs, owner, name, revision, change, actor)
+    lfs = lfs_uploads(container)
+    result = await run_in_threadpool(commit, repos, container.blobs, lfs, owner, name, revision, change, actor)
     oid = commit_id(result.version.manifest.digest)
     url = f"{str(request.base_url).rstrip('/')}/{owner}/{name}/commit/{oid}"
     return JSONResponse(
