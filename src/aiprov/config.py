@@ -422,7 +422,11 @@ class Container:
 
     @cached_property
     def trusted_log_verifier(self) -> Verifier:
-        """The log key this client trusts (AIPROV_LOG_VERIFIER_KEY, else `<home>/log.pub`). Raises NotFound."""
+        """The log key this home trusts when it verifies. Raises NotFound.
+
+        AIPROV_LOG_VERIFIER_KEY, else `<home>/log.pub`, else the public half of the log key this home signs with (a
+        server on another host has the key, from AIPROV_LOG_KEY_FILE, but no `log.pub`).
+        """
         from aiprov.core.note import Verifier
 
         text = self.settings.log_verifier_key
@@ -431,7 +435,9 @@ class Container:
             try:
                 text = path.read_text().strip()
             except FileNotFoundError:
-                raise NotFound(f"no trusted log verifier key at {path}", hint="set AIPROV_LOG_VERIFIER_KEY") from None
+                if self.settings.resolved_log_key_file.exists():
+                    return self.log_signer.verifier
+                raise NotFound("no trusted log verifier key in this home", hint="set AIPROV_LOG_VERIFIER_KEY") from None
         return Verifier.parse(text)
 
     def anchoring(self, private_key: str | None = None, key_source: str | None = None) -> AnchorService:
