@@ -20,7 +20,10 @@ from typing import Any
 import httpx
 import pytest
 from apitools import ADMIN, Server
+from sqlalchemy import text
 from tests.support.cli import cli, remote
+
+from aiprov.config import Container
 
 pytestmark = pytest.mark.postgres
 
@@ -271,3 +274,46 @@ def test_without_a_queue_an_evaluation_still_runs_in_the_request(make_server: Ca
     r = ask(server, "root/iris", "iris")
     assert r.status_code == 201 and "location" not in r.headers
     assert server.admin.get("/api/v1/jobs/1").status_code == 404  # nothing was queued
+
+
+def test_a_job_is_queued_in_the_transaction_that_records_it(
+    make_container: Callable[..., Container], postgres_url: str
+) -> None:
+    hub = make_container(postgres_url)
+    queue = hub.job_queue
+    assert queue.ensure_schema() is True and queue.ensure_schema() is False  # created once, then found
+    now = hub.clock()
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused), hub.db.unit(write=True) as u:
+        job = u.add_job("evaluate", "evaluate:k", {}, "alice", now)
+        queue.defer(u, job.id, lock="k")
+        raise Refused  # the request fails after the enqueue: neither the job nor the queue's row may stay
+    with hub.db.unit() as u:
+        assert u.s.execute(text("SELECT count(*) FROM procrastinate_jobs")).scalar_one() == 0
+        assert u.active_job("evaluate:k") is None
+
+    with hub.db.unit(write=True) as u:
+        job = u.add_job("evaluate", "evaluate:k", {}, "alice", now)
+        queue_id = queue.defer(u, job.id, lock="k")
+        u.set_job_queue_id(job.id, queue_id)
+    with hub.db.unit() as u:
+        row = u.s.execute(text("SELECT lock, args FROM procrastinate_jobs WHERE id = :i"), {"i": queue_id}).one()
+        assert (row.lock, row.args) == ("k", {"job": job.id})
+        assert u.active_job("evaluate:k") == u.job(job.id)
+
+
+def test_a_reproduction_is_a_job_too(queued: Server, workers: Callable[..., Worker], iris: tuple[Path, Any]) -> None:
+    push(queued, iris[0], "root/iris")
+    workers()
+    evaluation = remote(queued, queued.admin_token, "eval", "root/iris", "--benchmark", "iris", "--json").json()
+    r = queued.admin.post(f"/api/v1/evaluations/{evaluation['id']}/reproduce")
+    assert r.status_code == 202 and r.json()["kind"] == "reproduce"
+    job = job_until(queued, r.json()["id"], ("succeeded", "failed"))
+    assert job["result"]["reproduction"]["identical"] is True
+    assert job["result"]["reproduction"]["metrics"] == evaluation["metrics"]
+    ran = remote(queued, queued.admin_token, "eval", "--reproduce", str(evaluation["id"]))
+    assert ran.code == 0 and f"evaluation {evaluation['id']} reproduced: identical metrics" in ran.out
+    assert queued.admin.post("/api/v1/evaluations/987654/reproduce").status_code == 404  # nothing queued
