@@ -24,6 +24,8 @@ from sqlalchemy import text
 from tests.support.cli import cli, remote
 
 from aiprov.config import Container
+from aiprov.errors import ModelExecutionError
+from aiprov.hub import Hub
 
 pytestmark = pytest.mark.postgres
 
@@ -317,3 +319,16 @@ def test_a_reproduction_is_a_job_too(queued: Server, workers: Callable[..., Work
     ran = remote(queued, queued.admin_token, "eval", "--reproduce", str(evaluation["id"]))
     assert ran.code == 0 and f"evaluation {evaluation['id']} reproduced: identical metrics" in ran.out
     assert queued.admin.post("/api/v1/evaluations/987654/reproduce").status_code == 404  # nothing queued
+
+
+def test_the_python_api_waits_for_a_queued_evaluation(
+    queued: Server, workers: Callable[..., Worker], iris: tuple[Path, Any], tmp_path: Path
+) -> None:
+    push(queued, iris[0], "root/iris")
+    workers()
+    with Hub(tmp_path / "client", server=queued.base_url, token=queued.admin_token) as hub:
+        made = hub.evaluate("root/iris", benchmark="iris")
+        with pytest.raises(ModelExecutionError) as failed:  # the class the worker's evaluation raised
+            hub.evaluate("root/iris", benchmark="diabetes")
+    assert evaluations(queued, "root/iris") == [made.to_json()]
+    assert failed.value.exit_code == 9 and "features" in failed.value.message
