@@ -21,6 +21,7 @@ import httpx
 import pytest
 from apitools import ADMIN, Server
 from sqlalchemy import text
+from tests.support import free_port
 from tests.support.cli import cli, remote
 
 from aiprov.config import Container
@@ -66,11 +67,12 @@ def queued(make_server: Callable[..., Server], postgres_url: str) -> Server:
 def workers(queued: Server) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(*args: str) -> Worker:
+    def start(*args: str, env: dict[str, str] | None = None) -> Worker:
         out = queued.home.parent / f"worker-{len(started)}.jsonl"
         with open(out, "w") as sink:
             command = [sys.executable, "-m", "aiprov", "--home", str(queued.home), "worker", "--json", *args]
-            process = subprocess.Popen(command, env=queued.env, stdout=sink, stderr=subprocess.DEVNULL, text=True)
+            environment = {**queued.env, **(env or {})}
+            process = subprocess.Popen(command, env=environment, stdout=sink, stderr=subprocess.DEVNULL, text=True)
         worker = Worker(process, out)
         started.append(worker)
         deadline = time.monotonic() + 60
@@ -226,6 +228,28 @@ def test_a_failing_job_ends_failed_with_its_problem_and_the_cli_says_it_in_one_l
     ran = remote(queued, queued.admin_token, "eval", "root/iris", "--benchmark", "diabetes")
     assert ran.code == problem["exit_code"]
     assert ran.error() == f"error: {problem['detail']}" + (f" ({problem['hint']})" if "hint" in problem else "")
+
+
+def test_a_job_failing_for_a_passing_reason_is_tried_again_then_fails_with_a_backend_problem(
+    queued: Server, workers: Callable[..., Worker], iris: tuple[Path, Any]
+) -> None:
+    push(queued, iris[0], "root/iris")
+    job_id = ask(queued, "root/iris", "iris").json()["id"]
+    unreachable_store = {  # this worker's blob store is down: no attempt can read the model
+        "AIPROV_BLOBS": "s3://nowhere/hub",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "us-east-1",
+        "AIPROV_JOBS_ATTEMPTS": "2",
+    }
+    worker = workers(env=unreachable_store)
+    job = job_until(queued, job_id, ("succeeded", "failed"))
+    assert job["state"] == "failed" and job["attempts"] == 2
+    assert job["error"]["code"] == "backend_failure" and job["error"]["status"] == 503
+    totals = worker.stop()
+    assert (totals["retried"], totals["failed"], totals["succeeded"]) == (1, 1, 0)
+    assert evaluations(queued, "root/iris") == []
 
 
 def test_no_wait_prints_the_job_and_job_status_reads_it(
