@@ -356,3 +356,16 @@ def test_the_python_api_waits_for_a_queued_evaluation(
             hub.evaluate("root/iris", benchmark="diabetes")
     assert evaluations(queued, "root/iris") == [made.to_json()]
     assert failed.value.exit_code == 9 and "features" in failed.value.message
+
+
+def test_a_home_with_a_queue_evaluates_through_its_workers_too(
+    queued: Server, workers: Callable[..., Worker], iris: tuple[Path, Any]
+) -> None:
+    push(queued, iris[0], "root/iris")
+    env = {**QUEUE_ENV, "AIPROV_DATABASE_URL": queued.env["AIPROV_DATABASE_URL"], "AIPROV_ACTOR": ADMIN}
+    job = cli(queued.home, "eval", "root/iris", "--benchmark", "iris", "--no-wait", "--json", env=env).json()
+    assert job["state"] == "queued" and job["actor"] == ADMIN
+    workers()
+    record = cli(queued.home, "eval", "root/iris", "--benchmark", "iris", "--json", env=env).json()
+    assert record == job_until(queued, job["id"], ("succeeded", "failed"))["result"]["evaluation"]
+    assert evaluations(queued, "root/iris") == [record]

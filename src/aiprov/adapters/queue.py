@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiprov.errors import AiprovError, BackendError, InvalidInput
+from aiprov.errors import BackendError, InvalidInput
 from aiprov.extras import missing
 from aiprov.records import JobRecord
 
@@ -52,11 +53,8 @@ class _Transient(Exception):
     """An attempt that failed for a reason that may pass (the database, the blob store): retried by the queue."""
 
 
-class JobFailed(AiprovError):
+class _Failed(Exception):
     """The job ended failed (its problem is in aiprov's `jobs` row): procrastinate records it failed, not retried."""
-
-    title = "job failed"
-    code = "job_failed"
 
 
 @dataclass
@@ -103,6 +101,7 @@ class ProcrastinateQueue:
         self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=self.conninfo))
         retry = procrastinate.RetryStrategy(max_attempts=attempts - 1, wait=retry_wait_s, retry_exceptions=[_Transient])
         self.tally = WorkerTally()
+        self._counting = threading.Lock()
         self.on_started: Callable[[], None] | None = None
         """Called once the worker listens for signals and reached the database, before it takes a job."""
         self.on_finished: Callable[[JobRecord], None] | None = None
@@ -128,16 +127,18 @@ class ProcrastinateQueue:
         try:
             record = self.runner(job, attempt + 1 >= self.attempts)
         except Exception as e:
-            self.tally.retried += 1
+            with self._counting:
+                self.tally.retried += 1
             raise _Transient(f"job {job}: {type(e).__name__}: {e}") from e
-        if record.state == "failed":
-            self.tally.failed += 1
-        else:
-            self.tally.succeeded += 1
+        with self._counting:  # jobs run on threads of their own
+            if record.state == "failed":
+                self.tally.failed += 1
+            else:
+                self.tally.succeeded += 1
         if self.on_finished is not None:
             self.on_finished(record)
         if record.state == "failed":
-            raise JobFailed(f"job {job} failed: {(record.error or {}).get('detail')}")
+            raise _Failed(f"job {job} failed: {(record.error or {}).get('detail')}")
 
     def ensure_schema(self) -> bool:
         """Create procrastinate's tables and functions unless they exist; whether it created them.
