@@ -369,3 +369,16 @@ def test_a_home_with_a_queue_evaluates_through_its_workers_too(
     record = cli(queued.home, "eval", "root/iris", "--benchmark", "iris", "--json", env=env).json()
     assert record == job_until(queued, job["id"], ("succeeded", "failed"))["result"]["evaluation"]
     assert evaluations(queued, "root/iris") == [record]
+
+
+def test_a_queued_job_whose_work_was_recorded_meanwhile_reuses_it(
+    queued: Server, workers: Callable[..., Worker], iris: tuple[Path, Any]
+) -> None:
+    push(queued, iris[0], "root/iris")
+    job_id = ask(queued, "root/iris", "iris").json()["id"]
+    inline = {"AIPROV_DATABASE_URL": queued.env["AIPROV_DATABASE_URL"], "AIPROV_JOBS": "inline", "AIPROV_ACTOR": ADMIN}
+    recorded = cli(queued.home, "eval", "root/iris", "--benchmark", "iris", "--json", env=inline).json()
+    workers()
+    job = job_until(queued, job_id, ("succeeded", "failed"))
+    assert job["result"] == {"evaluation": recorded, "reused": True}  # as after a worker died having recorded it
+    assert evaluations(queued, "root/iris") == [recorded]
