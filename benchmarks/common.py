@@ -42,7 +42,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, int(len(ordered) * q + 0.999999) - 1))]
 
 
-def bulk_models(engine: Any, models: int, versions_per_model: int = 1, say: Callable[[str], None] | None = None) -> None:
+def bulk_models(
+    engine: Any, models: int, versions_per_model: int = 1, say: Callable[[str], None] | None = None
+) -> None:
     """`models` models of `versions_per_model` one-file versions each, written as rows in chunks.
 
     No log events: listing and showing read none, and pushing them one by one would measure the push. Owners are

@@ -32,6 +32,7 @@ SERVICES = {
     "log": interface.HubLog,
     "log_signer": interface.HubLogKey,
     "evaluation": interface.HubEvaluations,
+    "jobs": interface.HubJobs,
     "datasets": interface.HubDatasets,
     "signatures": interface.HubSignatures,
     "verification": interface.HubVerification,
@@ -46,6 +47,7 @@ SERVICE_MODULES = (
     "aiprov.services.registry",
     "aiprov.services.transparency",
     "aiprov.services.evaluation",
+    "aiprov.services.jobs",
     "aiprov.services.datasets",
     "aiprov.services.signatures",
     "aiprov.services.verification",
@@ -58,6 +60,7 @@ SERVICE_MODULES = (
     "aiprov.remote.services",
     "aiprov.remote.ipfs",
     "aiprov.remote.audits",
+    "aiprov.remote.jobs",
 )
 
 
@@ -133,9 +136,17 @@ def test_no_class_of_the_remote_client_falls_back_on_getattr() -> None:
     import aiprov.remote.audits
     import aiprov.remote.container
     import aiprov.remote.ipfs
+    import aiprov.remote.jobs
     import aiprov.remote.services
 
-    for module in (aiprov.remote.services, aiprov.remote.container, aiprov.remote.ipfs, aiprov.remote.audits):
+    modules = (
+        aiprov.remote.services,
+        aiprov.remote.container,
+        aiprov.remote.ipfs,
+        aiprov.remote.audits,
+        aiprov.remote.jobs,
+    )
+    for module in modules:
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if cls.__module__ == module.__name__:
                 assert "__getattr__" not in vars(cls), f"{module.__name__}.{name} has an attribute fallback"

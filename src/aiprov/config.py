@@ -22,6 +22,7 @@ from aiprov.extras import missing
 if TYPE_CHECKING:
     from aiprov.adapters.backup import BackupReport
     from aiprov.adapters.db.registry import SqlRegistry, SqlRegistryUnit
+    from aiprov.adapters.queue import ProcrastinateQueue
     from aiprov.core.note import Signer, Verifier
     from aiprov.ports import BlobStore
     from aiprov.sandbox import SandboxedModels, WorkerPool
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from aiprov.services.gc import GcService
     from aiprov.services.inference import InferenceService
     from aiprov.services.ipfs import IpfsService
+    from aiprov.services.jobs import JobService
     from aiprov.services.registry import RegistryService
     from aiprov.services.reputation import ReputationService
     from aiprov.services.signatures import SignatureService
@@ -133,6 +135,18 @@ class Settings(BaseSettings):
     """An IPFS Pinning Service API endpoint (e.g. https://api.pinata.cloud/psa) for `aiprov ipfs pin`."""
     ipfs_pinning_token: str | None = None
     """The bearer token of the pinning service."""
+    jobs: Literal["inline", "queue"] = "inline"
+    """Where evaluations and reproductions asked of the API run: `inline`, in the server's own workers while the
+    request waits (the embedded default); `queue`, as jobs of a PostgreSQL queue (procrastinate) that `aiprov
+    worker` processes run on any machine with the same database and blob settings (the API answers 202)."""
+    jobs_stall_timeout_s: float = Field(default=30.0, ge=0.5, le=3600)
+    """Jobs: a worker that sent no heartbeat for this many seconds is taken as dead, and its running jobs are put
+    back in the queue for another worker (workers beat every quarter of it)."""
+    jobs_attempts: int = Field(default=3, ge=1, le=100)
+    """Jobs: how many times a job is tried in all when it fails for a reason that may pass (a database or blob
+    store down, a worker killed); a job whose request is at fault (bad data, a model that raises) fails at once."""
+    jobs_retry_wait_s: int = Field(default=5, ge=0, le=3600)
+    """Jobs: seconds between a failed attempt and the next."""
 
     @property
     def scan_limits(self) -> ScanLimits:
@@ -382,6 +396,27 @@ class Container:
         )
 
     @cached_property
+    def jobs(self) -> JobService:
+        """Evaluations and reproductions: queued for `aiprov worker` when AIPROV_JOBS=queue, else run at once."""
+        from aiprov.services.jobs import JobService
+
+        queue = self.job_queue if self.settings.jobs == "queue" else None
+        return JobService(self.checked_db, self.evaluation, queue, clock=self.clock, actor=self.settings.actor)
+
+    @cached_property
+    def job_queue(self) -> ProcrastinateQueue:
+        """The PostgreSQL job queue (procrastinate). Raises InvalidInput on SQLite, MissingExtra without it."""
+        from aiprov.adapters.queue import ProcrastinateQueue
+
+        s = self.settings
+        return ProcrastinateQueue(
+            s.resolved_database_url,
+            lambda job, final: self.jobs.run(job, final=final),
+            attempts=s.jobs_attempts,
+            retry_wait_s=s.jobs_retry_wait_s,
+        )
+
+    @cached_property
     def claims(self) -> ClaimService:
         from aiprov.services.claims import ClaimService
 
@@ -490,6 +525,8 @@ class Container:
         os.chmod(home, 0o700)
         before = migrate(self.db.engine)
         self._init_log_key()
+        if self.settings.jobs == "queue":
+            self.job_queue.ensure_schema()
         return before
 
     def backup(self, dest: Path, progress: Callable[[str], None] | None = None) -> BackupReport:

@@ -20,6 +20,8 @@ EXTRA_OF_MODULE = {
     "prometheus_client": "api",
     "psycopg": "postgres",
     "psycopg_binary": "postgres",
+    "psycopg_pool": "postgres",
+    "procrastinate": "postgres",
     "web3": "chain",
     "eth_account": "chain",
     "eth_abi": "chain",

@@ -194,9 +194,19 @@ class Hub:
 
         The model runs in a sandboxed worker (the server's, for a remote hub); the metrics are recorded and logged.
         Raises InvalidInput, NotFound, IntegrityError, UnsafeModelError (the scanner refuses the stored files),
-        ModelExecutionError and its subclasses.
+        ModelExecutionError and its subclasses. On a hub with a job queue (AIPROV_JOBS=queue) it waits for the job
+        that `aiprov worker` runs, and raises what that job failed with.
         """
-        return self._services.evaluation.evaluate(ref, benchmark=benchmark, dataset=dataset)
+        from aiprov.records import JobRecord
+        from aiprov.remote.jobs import failure, wait
+
+        answer = self._services.jobs.evaluate(ref, benchmark=benchmark, dataset=dataset)
+        if not isinstance(answer, JobRecord):
+            return answer
+        job = wait(self._services.jobs.get, answer)
+        if job.state == "failed":
+            raise failure(job)
+        return job.evaluation()
 
     def claim(
         self,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         EvaluationRecord,
         EventRecord,
         FeedbackRecord,
+        JobRecord,
         ModelFilter,
         ModelRecord,
         Reproduction,
@@ -92,8 +93,23 @@ class HubEvaluations(Protocol):
         dataset: str | None = None,
         key: signing.PrivateKey | None = None,
     ) -> EvaluationRecord: ...
+    def get(self, evaluation_id: int) -> EvaluationRecord: ...
     def of_version(self, ref: str) -> builtins.list[EvaluationRecord]: ...
     def reproduce(self, evaluation_id: int) -> Reproduction: ...
+
+
+class HubJobs(Protocol):
+    """Evaluations and reproductions that a hub may queue: `JobService` and `RemoteJobs`.
+
+    Each answers the result when the hub ran it at once (a home, or a server without a queue), or a `JobRecord`
+    when it was queued for `aiprov worker` (a hub with AIPROV_JOBS=queue); `get` reads a job again.
+    """
+
+    def evaluate(
+        self, ref: str, *, benchmark: str | None = None, dataset: str | None = None
+    ) -> EvaluationRecord | JobRecord: ...
+    def reproduce(self, evaluation_id: int) -> Reproduction | JobRecord: ...
+    def get(self, job_id: int) -> JobRecord: ...
 
 
 class HubClaims(Protocol):
@@ -194,6 +210,8 @@ class HubServices(Protocol):
     def log_signer(self) -> HubLogKey: ...
     @property
     def evaluation(self) -> HubEvaluations: ...
+    @property
+    def jobs(self) -> HubJobs: ...
     @property
     def datasets(self) -> HubDatasets: ...
     @property

@@ -900,3 +900,80 @@ class LfsGrant:
     def received(self) -> bool:
         """Whether the object is in the store for this grant: uploaded through it, or stored already."""
         return self.state in ("uploaded", "stored")
+
+
+JOB_STATES = ("queued", "running", "succeeded", "failed")
+"""A job's states, in order; `succeeded` and `failed` are final."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """An evaluation or reproduction run by the hub's workers: what was asked, its state, its result or problem.
+
+    `result` is, once succeeded, `{"evaluation": …}` (an `EvaluationRecord` document; `reused` says whether an
+    identical finished evaluation answered it) or `{"reproduction": …}`; `error` is the problem body of a failed
+    job (RFC 9457 fields plus aiprov's `code`).
+    """
+
+    id: int
+    kind: str
+    state: str
+    request: dict[str, Any]
+    actor: str
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+    def evaluation(self) -> EvaluationRecord:
+        """The evaluation a succeeded `evaluate` job recorded or reused. Raises BackendError if it holds none."""
+        with reading("job result"):
+            return EvaluationRecord.from_json(dict((self.result or {})["evaluation"]))
+
+    def reproduction(self, original: EvaluationRecord) -> Reproduction:
+        """The re-run a succeeded `reproduce` job made of `original`. Raises BackendError if it holds none."""
+        with reading("job result"):
+            return Reproduction.from_json(dict((self.result or {})["reproduction"]), original)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state,
+            "request": self.request,
+            "actor": self.actor,
+            "attempts": self.attempts,
+            "created_at": iso(self.created_at),
+            "started_at": None if self.started_at is None else iso(self.started_at),
+            "finished_at": None if self.finished_at is None else iso(self.finished_at),
+            "result": self.result,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> JobRecord:
+        with reading("job"):
+            state = str(value["state"])
+            if state not in JOB_STATES:
+                raise ValueError(f"unknown state {state!r}")
+            started, finished = value.get("started_at"), value.get("finished_at")
+            result, error = value.get("result"), value.get("error")
+            return cls(
+                id=int(value["id"]),
+                kind=str(value["kind"]),
+                state=state,
+                request=dict(value.get("request") or {}),
+                actor=str(value["actor"]),
+                attempts=int(value.get("attempts") or 0),
+                created_at=parse_time(value["created_at"]),
+                started_at=None if started is None else parse_time(started),
+                finished_at=None if finished is None else parse_time(finished),
+                result=None if result is None else dict(result),
+                error=None if error is None else dict(error),
+            )

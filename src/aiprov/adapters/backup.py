@@ -263,6 +263,7 @@ def restore(
             for table in _tables():
                 say(f"table {table.name}")
                 report.tables[table.name] = _load(conn, table, src / "tables" / f"{table.name}.jsonl")
+            _end_unfinished_jobs(conn)
             if engine.dialect.name == "postgresql":
                 _reset_sequences(conn)
     except BaseException:
@@ -290,6 +291,22 @@ def _load(conn: Connection, table: Table, path: Path) -> int:
         conn.execute(insert(table), batch)
         n += len(batch)
     return n
+
+
+def _end_unfinished_jobs(conn: Connection) -> None:
+    """Fail the jobs the backup caught queued or running: the queue's own tables (procrastinate's) are not in it.
+
+    The problem body says what happened, so whoever waits on such a job asks again instead of waiting forever.
+    """
+    from sqlalchemy import update
+
+    from aiprov.adapters.db.schema import JobRow
+
+    problem = {
+        "type": "https://aiprov.dev/problems/conflict", "title": "conflict", "status": 409, "code": "conflict",
+        "detail": "the hub was restored from a backup taken while this job was unfinished: ask for it again",
+    }  # fmt: skip
+    conn.execute(update(JobRow).where(JobRow.state.in_(("queued", "running"))).values(state="failed", error=problem))
 
 
 def _reset_sequences(conn: Connection) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -89,6 +89,24 @@ class EvaluationOut(EvaluationSummaryOut):
     duration_s: float
     key_fingerprint: str | None
     attestation: dict[str, Any] | None
+
+
+class JobOut(Wire):
+    """A queued evaluation or reproduction (`aiprov job status ID --json`); see docs/api.md, "Jobs"."""
+
+    id: int
+    kind: Literal["evaluate", "reproduce"]
+    state: Literal["queued", "running", "succeeded", "failed"]
+    request: dict[str, Any]
+    actor: str
+    attempts: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    result: dict[str, Any] | None
+    """Once succeeded: `{"evaluation": …, "reused": bool}` or `{"reproduction": …}`."""
+    error: dict[str, Any] | None
+    """Once failed: the problem body (type, title, status, detail, code, hint)."""
 
 
 class ReproductionOut(Wire):

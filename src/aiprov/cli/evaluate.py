@@ -10,8 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from aiprov.cli.common import container, err_console, fail, handle_errors, out_console, print_json
+from aiprov.cli.jobs import follow
 from aiprov.cli.models import plain
 from aiprov.errors import InvalidInput, VerificationError
+from aiprov.records import JobRecord
 
 if TYPE_CHECKING:
     from aiprov.records import Reproduction
@@ -47,27 +49,48 @@ def evaluate(
     reproduce: Annotated[
         int | None, typer.Option("--reproduce", help="Re-run evaluation ID and compare (exit 6 if it differs).")
     ] = None,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait", help="On a hub with a job queue: print the job (its id) and return; see `aiprov job status`."
+        ),
+    ] = False,
     json: JsonOpt = False,
 ) -> None:
     """Evaluate a version in a sandboxed worker; the metrics are recorded and logged (and signed with --key).
 
     Benchmarks use the test part of a seeded split (25%, random_state 0, stratified for classification);
-    a dataset is evaluated whole.
+    a dataset is evaluated whole. On a hub with a job queue (AIPROV_JOBS=queue, locally or behind --server)
+    the evaluation is a job run by `aiprov worker`: this waits for it with a status line, unless --no-wait.
     """
     c = container(ctx)
     if reproduce is not None:
         if ref is not None or benchmark is not None or dataset is not None or key is not None:
             raise InvalidInput("--reproduce ID takes no REF, --benchmark, --dataset or --key")
-        _reproduce(c.evaluation.reproduce(reproduce), json)
+        reproduced = c.jobs.reproduce(reproduce)
+        if isinstance(reproduced, JobRecord):
+            job = follow(c, reproduced, no_wait=no_wait, json=json)
+            if job is None:
+                return
+            reproduced = job.reproduction(c.evaluation.get(reproduce))
+        _reproduce(reproduced, json)
         return
     if ref is None:
         raise InvalidInput("give the version to evaluate", hint="aiprov eval OWNER/NAME --benchmark iris")
-    private_key = None
     if key is not None:
         from aiprov import signing
 
         private_key = signing.load_private_key(key)  # a bad key is refused before the model runs
-    record = c.evaluation.evaluate(ref, benchmark=benchmark, dataset=dataset, key=private_key)
+        # signed where the key is: never queued for a worker elsewhere
+        record = c.evaluation.evaluate(ref, benchmark=benchmark, dataset=dataset, key=private_key)
+    else:
+        answer = c.jobs.evaluate(ref, benchmark=benchmark, dataset=dataset)
+        if isinstance(answer, JobRecord):
+            job = follow(c, answer, no_wait=no_wait, json=json)
+            if job is None:
+                return
+            answer = job.evaluation()
+        record = answer
     if json:
         print_json(record.to_json())
         return

@@ -16,6 +16,7 @@ from aiprov.cli import (
     evaluate,
     home,
     ipfs,
+    jobs,
     log,
     models,
     quickstart,
@@ -56,7 +57,7 @@ def root(
             "--server",
             envvar="AIPROV_SERVER",
             help="Run against the aiprov server at this URL instead of a local home (push, ls, show, pull, alias, "
-            "usage, sign, verify, eval, dataset, log, claim, audit, rate, flag, reputation).",
+            "usage, sign, verify, eval, job, dataset, log, claim, audit, rate, flag, reputation).",
         ),
     ] = None,
     token: Annotated[
@@ -79,6 +80,7 @@ signing.register(app)
 log.register(app)
 quickstart.register(app)
 evaluate.register(app)
+jobs.register(app)
 audits.register(app)
 scan.register(app)
 accounts.register(app)

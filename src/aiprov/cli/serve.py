@@ -46,6 +46,8 @@ def serve(
     c = local_container(ctx)
     c.checked_db  # noqa: B018 - a missing home or an old schema is a one-line error here, not a crash in a worker
     c.log_signer  # noqa: B018 - likewise a missing log key
+    if c.settings.jobs == "queue":
+        c.job_queue  # noqa: B018 - AIPROV_JOBS=queue on SQLite (or without procrastinate) is refused at start
     options = {
         "host": host,
         "port": port,

@@ -10,6 +10,7 @@ from aiprov.errors import NotOnServer
 from aiprov.remote.audits import RemoteAudits, RemoteClaims, RemoteReputation
 from aiprov.remote.client import HubClient
 from aiprov.remote.ipfs import RemoteIpfs
+from aiprov.remote.jobs import RemoteJobs
 from aiprov.remote.services import (
     RemoteDatasets,
     RemoteEvaluations,
@@ -52,6 +53,10 @@ class RemoteContainer:
     @cached_property
     def evaluation(self) -> RemoteEvaluations:
         return RemoteEvaluations(self.client)
+
+    @cached_property
+    def jobs(self) -> RemoteJobs:
+        return RemoteJobs(self.client)
 
     @cached_property
     def verification(self) -> RemoteVerification:

@@ -326,24 +326,32 @@ class RemoteEvaluations:
                 "--key signs an evaluation on the machine that runs it; against a server it is not sent",
                 hint="evaluate without --key, or run `aiprov eval --key` on the hub's machine",
             )
-        if (benchmark is None) == (dataset is None):
-            raise InvalidInput("give exactly one of --benchmark or --dataset")
-        parsed = Ref.parse(ref)
-        if parsed.model is None:
-            raise InvalidInput(f"{ref!r} names no model: evaluate OWNER/NAME[@N|@ALIAS]")
-        version = parsed.alias if parsed.alias is not None else parsed.number
-        params = {} if version is None else {"version": str(version)}
-        body = {"benchmark": benchmark} if benchmark is not None else {"dataset": dataset}
-        document = self.client.json("POST", f"{model_path(str(parsed.model))}/evaluations", json=body, params=params)
-        return EvaluationRecord.from_json(document)
+        from aiprov.remote.jobs import RemoteJobs, failure, wait
+
+        jobs = RemoteJobs(self.client)
+        answer = jobs.evaluate(ref, benchmark=benchmark, dataset=dataset)
+        if isinstance(answer, EvaluationRecord):
+            return answer
+        job = wait(jobs.get, answer)  # a server with a queue: its workers run it
+        if job.state == "failed":
+            raise failure(job)
+        return job.evaluation()
 
     def get(self, evaluation_id: int) -> EvaluationRecord:
         return EvaluationRecord.from_json(self.client.json("GET", f"/evaluations/{evaluation_id}"))
 
     def reproduce(self, evaluation_id: int) -> Reproduction:
         """Have the server re-run evaluation `evaluation_id` on its workers and compare (nothing is recorded)."""
-        original = self.get(evaluation_id)
-        return Reproduction.from_json(self.client.json("POST", f"/evaluations/{evaluation_id}/reproduce"), original)
+        from aiprov.remote.jobs import RemoteJobs, failure, wait
+
+        jobs = RemoteJobs(self.client)
+        answer = jobs.reproduce(evaluation_id)
+        if isinstance(answer, Reproduction):
+            return answer
+        job = wait(jobs.get, answer)
+        if job.state == "failed":
+            raise failure(job)
+        return job.reproduction(self.get(evaluation_id))
 
 
 class RemoteInference:

@@ -197,7 +197,7 @@ class EvaluationService:
         memory or crashed its worker), BackendError.
         """
         actor = self.actor if actor is None else actor
-        data = self._test_set(benchmark, dataset)
+        data = self.test_set(benchmark, dataset)
         with self.db.unit() as u:
             model, version = u.resolve(Ref.parse(ref))
             record = u.version_record(model, version)
@@ -257,7 +257,8 @@ class EvaluationService:
             )
             return u.add_evaluation(version, made)
 
-    def _test_set(self, benchmark_name: str | None, dataset: str | None) -> TestSet:
+    def test_set(self, benchmark_name: str | None, dataset: str | None) -> TestSet:
+        """The data an evaluation on a benchmark or a registered dataset (exactly one) runs on. Raises InvalidInput."""
         if (benchmark_name is None) == (dataset is None):
             raise InvalidInput("evaluate on one of a benchmark or a dataset", hint="--benchmark NAME or --dataset O/N")
         if benchmark_name is not None:

@@ -307,3 +307,31 @@ class LogCheckpointRow(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     time: Mapped[datetime]
+
+
+class JobRow(Base):
+    """An evaluation or reproduction asked of the hub's workers (`aiprov worker`), and how it ended.
+
+    The queue itself is procrastinate's (`procrastinate_jobs`, `queue_id` there); this row is what aiprov answers
+    about the job and what it reuses: `key` names the work (model version digest, dataset digest, split), so one
+    active job per key runs and a finished identical evaluation is found again.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """`evaluate` or `reproduce`."""
+    key: Mapped[str] = mapped_column(String(200), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    """queued, running, succeeded or failed."""
+    request: Mapped[dict[str, Any]]
+    actor: Mapped[str] = mapped_column(String(128))
+    queue_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The problem body (RFC 9457 fields and aiprov's `code`) of a failed job."""

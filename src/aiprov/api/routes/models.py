@@ -15,6 +15,7 @@ from pydantic import StringConstraints
 from aiprov.api.deps import CallerDep, ContainerDep, check_namespace, require_write
 from aiprov.api.limits import JsonRoute
 from aiprov.api.params import Alias, Name, Number, Owner, SelectorQuery
+from aiprov.api.routes.jobs import ACCEPTED, accepted
 from aiprov.api.schemas import (
     AliasIn,
     AliasOut,
@@ -29,6 +30,7 @@ from aiprov.api.schemas import (
 from aiprov.config import Container
 from aiprov.core.names import MAX_REF_LENGTH
 from aiprov.errors import InvalidInput
+from aiprov.records import JobRecord
 
 router = APIRouter(tags=["models"], route_class=JsonRoute)
 
@@ -163,6 +165,7 @@ def list_evaluations(
     response_model=EvaluationOut,
     status_code=status.HTTP_201_CREATED,
     summary="Evaluate a version",
+    responses=ACCEPTED,
 )
 def evaluate(
     container: ContainerDep,
@@ -171,30 +174,36 @@ def evaluate(
     name: Name,
     body: EvaluationIn,
     version: SelectorQuery = None,
-) -> dict[str, Any]:
+) -> Any:
     """Run the version on a benchmark or dataset in a sandboxed worker; record and log the metrics.
 
-    Any user with the write scope may evaluate any model: the caller is recorded as the evaluator.
+    Any user with the write scope may evaluate any model: the caller is recorded as the evaluator. A hub with a
+    job queue (AIPROV_JOBS=queue) answers 202 with the job instead, run by `aiprov worker`; see `/jobs/{id}`.
     """
     actor = require_write(caller)
     ref = f"{owner}/{name}" if version is None else f"{owner}/{name}@{version.removeprefix('@')}"
-    record = container.evaluation.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset, actor=actor)
-    return record.to_json()
+    answer = container.jobs.evaluate(ref, benchmark=body.benchmark, dataset=body.dataset, actor=actor)
+    return accepted(answer) if isinstance(answer, JobRecord) else answer.to_json()
 
 
 @router.post(
-    "/evaluations/{evaluation_id}/reproduce", response_model=ReproductionOut, summary="Re-run an evaluation and compare"
+    "/evaluations/{evaluation_id}/reproduce",
+    response_model=ReproductionOut,
+    summary="Re-run an evaluation and compare",
+    responses=ACCEPTED,
 )
 def reproduce_evaluation(
     container: ContainerDep, caller: CallerDep, evaluation_id: Annotated[int, Path(ge=1, le=2**62)]
-) -> dict[str, Any]:
+) -> Any:
     """Run the evaluation again on the hub's workers and compare the metrics bit for bit; nothing is recorded.
 
     The same bytes, data and split as recorded. It costs the hub a model run, so it needs the write scope. To
-    reproduce without trusting the hub, pull the version and the dataset and evaluate them yourself.
+    reproduce without trusting the hub, pull the version and the dataset and evaluate them yourself. A hub with
+    a job queue answers 202 with the job.
     """
-    require_write(caller)
-    return container.evaluation.reproduce(evaluation_id).to_json()
+    actor = require_write(caller)
+    answer = container.jobs.reproduce(evaluation_id, actor=actor)
+    return accepted(answer) if isinstance(answer, JobRecord) else answer.to_json()
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=EvaluationOut, summary="One evaluation")
