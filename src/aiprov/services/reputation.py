@@ -14,7 +14,7 @@ from aiprov.core import merkle, reputation, tiles
 from aiprov.core.events import Event
 from aiprov.core.note import Verifier
 from aiprov.errors import InvalidInput, VerificationError
-from aiprov.ports import RegistryStore
+from aiprov.ports import RegistryStore, RegistryUnit
 from aiprov.records import EventRecord, ReputationRecord
 from aiprov.services.transparency import open_checkpoint
 
@@ -95,6 +95,12 @@ def _events(rows: Iterable[EventRecord]) -> builtins.list[tuple[int, Event]]:
         for r in rows
         if r.leaf_index is not None
     ]
+
+
+def scores_in(u: RegistryUnit) -> dict[str, int]:
+    """Every score the log's events give, read in the unit `u` (so a listing sorted by it is never stale)."""
+    people = reputation.scores(_events(u.events_in_log_order(reputation.ACTIONS)))
+    return {account: r.score for account, r in people.items()}
 
 
 class ReputationService:

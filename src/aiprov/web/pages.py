@@ -24,8 +24,8 @@ from aiprov.api.params import Name, Owner
 from aiprov.config import Container
 from aiprov.core.names import MAX_REF_LENGTH
 from aiprov.errors import AiprovError, InvalidInput, Unauthorized
-from aiprov.records import MODEL_SORTS, ModelFilter, VersionRecord
-from aiprov.services.evaluation import parse_min
+from aiprov.records import METRIC_SORT, ModelFilter, VersionRecord, check_format
+from aiprov.services.evaluation import METRICS, parse_min
 from aiprov.services.usage import USAGE_ACTIONS, UsageQueries
 from aiprov.web import session, views
 from aiprov.web.card import MAX_CARD_BYTES, card_entry, render_card
@@ -36,6 +36,16 @@ STATIC_PATH = "/-/static"
 PAGE_SIZE = 20
 SCAN_VERDICTS = ("safe", "unsupported")
 """The verdicts a registered version can have (an `unsafe` push is refused, never registered)."""
+FORMATS = ("safetensors", "onnx", "zip", "pickle", "joblib", "npy", "hdf5", "json", "text")
+"""Formats the list page suggests (the scanner's names; the filter takes any)."""
+SORT_CHOICES = (
+    ("name", "name"),
+    ("updated", "recently updated"),
+    ("versions", "most versions"),
+    ("downloads", "most downloads"),
+    ("reputation", "author reputation"),
+    *((f"{METRIC_SORT}{m}", f"best {m}") for m in METRICS),
+)
 MAX_PAGE = 10_000
 VERSIONS_SHOWN = 20
 CHART_VERSIONS = 20
@@ -120,6 +130,7 @@ def models(
     license: Text = "",
     min: Text = "",
     scan: Text = "",
+    format: Text = "",
     sort: Text = "name",
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
@@ -127,8 +138,6 @@ def models(
     reader = session.reader(request, container)
     if scan and scan not in SCAN_VERDICTS:
         raise InvalidInput(f"no scan verdict {scan!r}", hint=f"one of {', '.join(SCAN_VERDICTS)}")
-    if sort not in MODEL_SORTS:
-        raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
     f = ModelFilter(
         search=q or None,
         owner=owner or None,
@@ -136,9 +145,19 @@ def models(
         license=license or None,
         min_metrics=parse_min([min] if min else []),
         scan=scan or None,
+        format=check_format(format) if format else None,
     )
     listing = container.registry.page(f, sort=sort, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    query = {"q": q, "owner": owner, "tag": tag, "license": license, "min": min, "scan": scan, "sort": sort}
+    query = {
+        "q": q,
+        "owner": owner,
+        "tag": tag,
+        "license": license,
+        "min": min,
+        "scan": scan,
+        "format": format,
+        "sort": sort,
+    }
     pages = max(1, -(-listing.total // PAGE_SIZE))
 
     def link(n: int) -> str:
@@ -153,8 +172,9 @@ def models(
         page=page,
         pages=pages,
         link=link,
-        sorts=MODEL_SORTS,
+        sorts=SORT_CHOICES,
         verdicts=SCAN_VERDICTS,
+        formats=FORMATS,
     )
 
 
