@@ -44,6 +44,7 @@ from aiprov.records import (
     check_model_sort,
 )
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
+from aiprov.services.reputation import ScoreCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +284,8 @@ class RegistryService:
         self.actor = actor
         self.cids = cids
         """Whether push computes the IPFS CIDs of what it stores (in the same read, on a helper thread)."""
+        self.scores = ScoreCache()
+        """Reputation, for listings sorted by it."""
 
     # push -------------------------------------------------------------------------------------------------
 
@@ -638,13 +641,12 @@ class RegistryService:
         Raises InvalidInput for an unknown sort or a negative offset or limit.
         """
         from aiprov.services.evaluation import METRICS
-        from aiprov.services.reputation import scores_in
 
         check_model_sort(sort, METRICS)
         if offset < 0 or limit < 0:
             raise InvalidInput(f"a page needs a non-negative offset and limit, not {offset} and {limit}")
         with self.db.unit() as u:
-            scores = scores_in(u) if sort == "reputation" else None
+            scores = self.scores.scores(u) if sort == "reputation" else None
             total, models = u.page_models(f, sort, offset, limit, scores=scores)
         return ModelPage(total, offset, models)
 

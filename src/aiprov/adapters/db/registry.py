@@ -12,7 +12,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Select, case, event, func, literal, select
+from sqlalchemy import Connection, Dialect, Engine, Select, case, event, func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -475,54 +475,58 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
             order = [m.full_name] if sort == "name" else [count.desc(), m.full_name]
             ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
         else:
-            head, tail = self._ranked(sort, matching, scores or {})
+            head, tail = self._ranked(sort, matching if f != ModelFilter() else None, scores or {})
             ids = self._ranked_page(matching, head, tail, total, offset, limit)
         records = {r.full_name: r for r in self._model_records(ids)} if ids else {}
         names = dict(self.s.execute(select(m.id, m.full_name).where(m.id.in_(ids))).all()) if ids else {}
         return total, [records[names[i]] for i in ids]
 
     def _ranked(
-        self, sort: str, matching: Select[Any], scores: Mapping[str, int]
-    ) -> tuple[Select[Any, Any], Select[Any, Any] | None]:
+        self, sort: str, matching: Select[Any] | None, scores: Mapping[str, int]
+    ) -> tuple[Select[Any, Any] | None, Select[Any, Any] | None]:
         """What `sort` ranks ahead of the other models (and behind them), as queries of (model id, key) in order.
 
-        Every other matching model sits between the two, by name.
+        Every other matching model sits between the two, by name. `matching`: None for every model.
         """
         m, v = ModelRow, VersionRow
         newer = aliased(VersionRow)
         latest = ~select(newer.id).where(newer.model_id == v.model_id, newer.number > v.number).exists()
+        among = [] if matching is None else [m.id.in_(matching)]
         if sort == "downloads":
             n = func.count().label("n")
             head: Select[Any, Any] = (
                 select(m.id, n)
                 .join(EventRow, EventRow.model == m.full_name)
-                .where(EventRow.action == "download", m.id.in_(matching))
+                .where(EventRow.action == "download", *among)
                 .group_by(m.id, m.full_name)
                 .order_by(n.desc(), m.full_name)
             )
             return head, None
         if sort == "reputation":
 
-            def by_author(accounts: list[str]) -> Select[Any, Any]:
-                score = case({a: scores[a] for a in accounts}, value=v.author, else_=0) if accounts else literal(0)
+            def by_author(accounts: list[str]) -> Select[Any, Any] | None:
+                if not accounts:
+                    return None
+                score = case({a: scores[a] for a in accounts}, value=v.author, else_=0)
                 return (
                     select(m.id, score)
                     .join(v, v.model_id == m.id)
-                    .where(v.author.in_(accounts), latest, m.id.in_(matching))
+                    .where(v.author.in_(accounts), latest, *among)
                     .order_by(score.desc(), m.full_name)
                 )
 
-            behind = [a for a, score in scores.items() if score < 0]
-            return by_author([a for a, score in scores.items() if score > 0]), by_author(behind) if behind else None
+            return by_author([a for a, n in scores.items() if n > 0]), by_author(
+                [a for a, n in scores.items() if n < 0]
+            )
         metric = sort[len(METRIC_SORT) :]
         best = (func.min if metric in LOWER_IS_BETTER else func.max)(EvaluationMetricRow.value).label("best")
         ranked: Select[Any, Any] = (
-            select(v.model_id, best)
-            .join(m, m.id == v.model_id)
+            select(m.id, best)
+            .join(v, v.model_id == m.id)
             .join(EvaluationRow, EvaluationRow.version_id == v.id)
             .join(EvaluationMetricRow, EvaluationMetricRow.evaluation_id == EvaluationRow.id)
-            .where(EvaluationMetricRow.name == metric, latest, v.model_id.in_(matching))
-            .group_by(v.model_id, m.full_name)
+            .where(EvaluationMetricRow.name == metric, latest, *among)
+            .group_by(m.id, m.full_name)
             .order_by(best.asc() if metric in LOWER_IS_BETTER else best.desc(), m.full_name)
         )
         return ranked, None
@@ -530,7 +534,7 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
     def _ranked_page(
         self,
         matching: Select[Any],
-        head: Select[Any, Any],
+        head: Select[Any, Any] | None,
         tail: Select[Any, Any] | None,
         total: int,
         offset: int,
@@ -541,15 +545,16 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
         The ranked models are few next to a registry (those downloaded, evaluated, or by a scored author): they are
         read whole, and the rest is read a page at a time along the name index.
         """
-        first = [row[0] for row in self.s.execute(head)]
+        first = [row[0] for row in self.s.execute(head)] if head is not None else []
         last = [row[0] for row in self.s.execute(tail)] if tail is not None else []
         ids = first[offset : offset + limit]
         rest = total - len(first) - len(last)
         skip = max(0, offset - len(first))
         if len(ids) < limit and skip < rest:
-            others = matching.where(ModelRow.id.not_in(select(head.subquery().c[0])))
-            if tail is not None:
-                others = others.where(ModelRow.id.not_in(select(tail.subquery().c[0])))
+            others = matching
+            for ranked in (head, tail):
+                if ranked is not None:
+                    others = others.where(ModelRow.id.not_in(select(ranked.order_by(None).subquery().c[0])))
             ids += self.s.scalars(others.order_by(ModelRow.full_name).offset(skip).limit(limit - len(ids)))
         skip = max(0, offset - len(first) - rest)
         if len(ids) < limit:
