@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,21 @@ def test_format_filter_and_per_file_verdicts_in_the_push_event(hub: Container, m
     assert hub.verification.evidence("alice/raw").event.details["file_scans"][0][1] == "unsupported"
     report = hub.verification.verify("alice/st@1")
     assert report.ok, report.to_json()
+
+
+def test_ls_takes_format_and_sort(home: Path, make_model: MakeModel) -> None:
+    from tests.support.cli import cli, cli_json
+
+    cli_json(home, "push", str(make_model({"a.json": b'{"x": 1}'})), "--name", "alice/j")
+    cli_json(home, "push", str(make_model({"m.pkl": pickle.dumps([1], protocol=4)})), "--name", "bob/p")
+    cli_json(home, "pull", "bob/p", str(home.parent / "out"))
+    assert [m["name"] for m in cli_json(home, "ls", "--format", "json")] == ["alice/j"]
+    assert [m["name"] for m in cli_json(home, "ls", "--sort", "downloads")] == ["bob/p", "alice/j"]
+    assert [m["name"] for m in cli_json(home, "ls", "--sort", "metric:accuracy")] == ["alice/j", "bob/p"]
+    for args, message in (
+        (("--sort", "size"), "cannot sort models by 'size'"),
+        (("--sort", "metric:speed"), "cannot sort models by 'metric:speed'"),
+        (("--format", "Bad Format"), "is not a file format"),
+    ):
+        ran = cli(home, "ls", *args)
+        assert ran[0] == 2 and message in ran.error(), (args, ran)
