@@ -9,8 +9,8 @@ index only narrows which rows that exact predicate is evaluated on:
   query must appear in the row (a trigram phrase, case-folded by the tokenizer), which every true match satisfies;
   the scan's predicate then decides. A query with no such run (1-2 characters, or only wildcards) is a scan.
 - PostgreSQL: GIN `gin_trgm_ops` indexes (pg_trgm) on `lower(full_name)`, `lower(description)` and
-  `lower(model_tags.tag)`; the same predicate, as a union of the three, so each side uses its index. The planner
-  scans where trigrams cannot narrow (queries under 3 characters).
+  `lower(model_tags.tag)`; the same predicate, as a union of the three, so each side uses its index. A query with
+  no literal run of 3+ characters is the scan there too (trigrams cannot narrow it; the union would cost more).
 
 Objects outside the ORM's metadata are named here, so Alembic's comparison leaves them alone (`include_name`).
 """
@@ -82,7 +82,8 @@ def matches(query: str, dialect: str, *, indexed: bool = True) -> ColumnElement[
     name = func.lower(ModelRow.full_name).like(pattern, escape="\\")
     description = func.lower(ModelRow.description).like(pattern, escape="\\")
     tag = func.lower(TagRow.tag).like(pattern, escape="\\")
-    if not indexed:
+    runs = literal_runs(query)
+    if not indexed or not runs or dialect not in ("sqlite", "postgresql"):
         return or_(name, description, ModelRow.id.in_(select(TagRow.model_id).where(tag)))
     if dialect == "postgresql":
         return ModelRow.id.in_(
@@ -92,9 +93,6 @@ def matches(query: str, dialect: str, *, indexed: bool = True) -> ColumnElement[
                 select(TagRow.model_id).where(tag),
             )
         )
-    runs = literal_runs(query) if dialect == "sqlite" else []
     tagged = exists().where(TagRow.model_id == ModelRow.id, tag)
-    if not runs:
-        return or_(name, description, tagged)
     candidates = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts").bindparams(fts=fts_query(runs))
     return and_(ModelRow.id.in_(candidates.columns(column("rowid", Integer))), or_(name, description, tagged))
