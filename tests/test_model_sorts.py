@@ -142,3 +142,18 @@ def test_ls_takes_format_and_sort(home: Path, make_model: MakeModel) -> None:
     ):
         ran = cli(home, "ls", *args)
         assert ran[0] == 2 and message in ran.error(), (args, ran)
+
+
+def test_a_push_event_without_file_verdicts_still_verifies(
+    hub: Container, make_model: MakeModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As events logged before per-file verdicts were recorded (or a list too long for a log entry)."""
+    from aiprov.services import registry
+
+    monkeypatch.setattr(registry, "MAX_FILE_SCANS_BYTES", 10)
+    hub.registry.push(make_model({"a.txt": b"words", "b.txt": b"more"}), PushRequest("alice/old"))
+    details = hub.verification.evidence("alice/old").event.details
+    assert "file_scans" not in details and details["scan"] == "safe"
+    report = hub.verification.verify("alice/old")
+    assert report.ok, report.to_json()
+    assert [m.full_name for m in hub.registry.list(ModelFilter(format="text"))] == ["alice/old"]  # the rows have it

@@ -221,3 +221,15 @@ def test_the_list_filters_by_format_and_sorts_by_downloads_metric_and_reputation
         "models/iris",
     ]
     assert client.get("/api/v1/models", params={"sort": "size"}).status_code == 422
+
+
+def test_a_push_event_without_file_verdicts_shows_them_as_not_recorded(
+    client: TestClient, hub: Hub, make_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiprov.services import registry
+
+    monkeypatch.setattr(registry, "MAX_FILE_SCANS_BYTES", 10)
+    push(hub.container, make_model({"w.bin": b"old"}), "alice/old")
+    page = client.get("/models/alice/old").text
+    assert '<span class="verdict file-verdict">not recorded</span>' in page
+    assert '<span class="verdict" id="scan">safe</span>' in page
