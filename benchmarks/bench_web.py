@@ -8,7 +8,9 @@ would measure the push, not the pages) and one model, `big/model`, with K versio
 over `create_app(container)` (Starlette's TestClient: the server's own time, routing and rendering included,
 no network), each page is requested R times after a warm-up and the p50/p95 of the wall times are reported:
 
-- the models list: `/models` (page 1, by name), `/models?q=m-0420` (a search), `/models?sort=updated&page=100`;
+- the models list: `/models` (page 1, by name), `/models?q=m-0420` (a search, from the trigram index),
+  `/models?q=m-` (a 2-character search: a scan), `/models?sort=updated&page=50`, sorted by downloads, by reputation
+  and by best accuracy, and filtered by a file format;
 - the model page of `big/model` (its latest version of K) and of `big/one` (pushed once, after them).
 
 Floors, in the same run: `/healthz` (the framework) and `/api/v1/models/big/model` (the JSON the API serves
@@ -93,6 +95,9 @@ def _bulk_models(container: Any, n: int) -> None:
         with engine.begin() as conn:
             for table in ("models", "versions"):
                 conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})"))
+            # What autovacuum does within a minute of such a load: without statistics the planner takes the
+            # trigram index for dearer than a scan of 100,000 rows.
+            conn.execute(text("ANALYZE"))
 
 
 def _big_model(container: Any, k: int, work: Path) -> None:
@@ -157,6 +162,11 @@ def run(database_url: str | None, models: int, versions: int, runs: int, label: 
             "models list, page 1": "/models",
             "models list, search": "/models?q=m-0420",
             "models list, updated, page 50": "/models?sort=updated&page=50",
+            "models list, search of 2 chars (scan)": "/models?q=m-",
+            "models list, by downloads": "/models?sort=downloads",
+            "models list, by reputation": "/models?sort=reputation",
+            "models list, by best accuracy": "/models?sort=metric:accuracy",
+            "models list, format filter": "/models?format=safetensors",
             f"model page, {versions} versions": "/models/big/model",
             "model page, 1 version": "/models/big/one",
         }
@@ -165,7 +175,7 @@ def run(database_url: str | None, models: int, versions: int, runs: int, label: 
             p95 = t[max(0, int(len(t) * 0.95) - 1)]
             verdict = "" if name.startswith("floor") else "PASS" if p95 <= P95_TARGET_MS else "MISS"
             lines.append(
-                f"{label:10} {name:34} p50 {statistics.median(t):7.1f} ms  p95 {p95:7.1f} ms  "
+                f"{label:10} {name:38} p50 {statistics.median(t):7.1f} ms  p95 {p95:7.1f} ms  "
                 f"target <= {P95_TARGET_MS:.0f} ms  {verdict}"
             )
         page, total = _weight(client, "/models/big/model")

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 
 from aiprov.adapters.db.engine import KNOWN_REVISIONS, SCHEMA_HEAD, current_revision, make_engine, migrate
 from aiprov.adapters.db.schema import Base
+from aiprov.adapters.db.search import include_name
 
 
 def test_known_revisions_match_the_migration_scripts() -> None:
@@ -27,6 +28,6 @@ def test_migrated_database_matches_the_orm(database_url: str | None, tmp_path) -
     assert current_revision(engine) == SCHEMA_HEAD
     assert migrate(engine) == SCHEMA_HEAD  # idempotent
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": include_name}), Base.metadata)
     engine.dispose()
     assert diff == []

@@ -113,6 +113,10 @@ def test_push_registers_a_version_show_and_ls_return_its_records(
     (model,) = local.ls(author="alice", tag="demo")
     assert (model.full_name, model.description, model.latest and model.latest.number) == ("alice/iris", "Iris", 1)
     assert local.ls(name="bob/*") == []
+    assert [m.full_name for m in local.ls(format="joblib", sort="downloads")] == ["alice/iris"]
+    assert local.ls(format="onnx") == []
+    with pytest.raises(InvalidInput, match="cannot sort models by"):
+        local.ls(sort="size")
 
 
 def test_usage_lists_the_model_events_newest_first(

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aiprov.services.inference import InferenceService
     from aiprov.services.ipfs import IpfsService
     from aiprov.services.jobs import JobService
+    from aiprov.services.model_page import ModelPages
     from aiprov.services.registry import RegistryService
     from aiprov.services.reputation import ReputationService
     from aiprov.services.signatures import SignatureService
@@ -442,6 +443,13 @@ class Container:
             lambda: self.trusted_log_verifier,
             self.settings.trusted_checkpoint_file,
         )
+
+    @cached_property
+    def model_pages(self) -> ModelPages:
+        """What a model's web page shows, read in one transaction."""
+        from aiprov.services.model_page import ModelPages
+
+        return ModelPages(self.checked_db)
 
     @cached_property
     def verification(self) -> VerificationService:

@@ -145,18 +145,23 @@ class Hub:
         tag: str | None = None,
         search: str | None = None,
         min_metrics: dict[str, float] | None = None,
+        format: str | None = None,
+        sort: str = "name",
     ) -> list[ModelRecord]:
         """Models with their latest version (`aiprov ls`).
 
         `name` is an OWNER/NAME glob; `min_metrics` maps a metric to the least value an evaluation of the latest
-        version must reach. Raises InvalidInput (an unknown metric).
+        version must reach; `format`: a file format the scanner detected in the latest version; `sort` as
+        `aiprov ls --sort` (`name`, `updated`, `versions`, `downloads`, `reputation`, `metric:NAME`).
+        Raises InvalidInput (an unknown metric, format or sort).
         """
-        from aiprov.records import ModelFilter
+        from aiprov.records import ModelFilter, check_format
         from aiprov.services.evaluation import parse_min
 
         minimums = parse_min(f"{metric}={value!r}" for metric, value in (min_metrics or {}).items())
-        f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums)
-        return self._services.registry.list(f)
+        fmt = check_format(format) if format is not None else None
+        f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums, format=fmt)
+        return self._services.registry.list(f, sort)
 
     def verify(
         self, ref: str, *, path: str | Path | None = None, bundle: bytes | None = None, public_key: bytes | None = None

@@ -12,7 +12,7 @@ A unit hands out model and version *handles* (`resolve`) that a service passes b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -118,7 +118,11 @@ class RegistryUnit(LogUnit, Protocol):
         now: datetime,
         single_file: bool,
         cids: IpfsCids | None = None,
-    ) -> VersionHandle: ...
+        formats: Mapping[str, str] | None = None,
+    ) -> VersionHandle:
+        """`formats`: each file's detected format, by path (stored for the format filter)."""
+        ...
+
     def resolve(self, ref: Ref) -> tuple[ModelHandle, VersionHandle]:
         """The model and version `ref` names. Raises NotFound, InvalidInput."""
         ...
@@ -135,8 +139,13 @@ class RegistryUnit(LogUnit, Protocol):
 
     def model_record(self, model: ModelHandle) -> ModelRecord: ...
     def list_models(self, f: ModelFilter, limit: int | None = None) -> list[ModelRecord]: ...
-    def page_models(self, f: ModelFilter, sort: str, offset: int, limit: int) -> tuple[int, list[ModelRecord]]:
-        """How many models match `f`, and one page of them in the order `sort` (one of MODEL_SORTS) names."""
+    def page_models(
+        self, f: ModelFilter, sort: str, offset: int, limit: int, *, scores: Mapping[str, int] | None = None
+    ) -> tuple[int, list[ModelRecord]]:
+        """How many models match `f`, and one page of them in the order `sort` (MODEL_SORTS, `metric:NAME`) names.
+
+        `scores`: the accounts' reputations, which `sort="reputation"` ranks by.
+        """
         ...
 
     def blob_in_use(self, sha256_hex: str) -> bool: ...
@@ -155,7 +164,7 @@ class RegistryUnit(LogUnit, Protocol):
     def registration_event(self, model: ModelHandle, version: VersionHandle) -> tuple[int, Event]: ...
     def event_leaves(self, model: str, actions: Sequence[str]) -> list[int]: ...
     def event_at(self, leaf_index: int) -> EventRecord | None: ...
-    def events_in_log_order(self, actions: Sequence[str]) -> list[EventRecord]: ...
+    def events_in_log_order(self, actions: Sequence[str], start: int = 0) -> list[EventRecord]: ...
     def add_event(
         self, *, actor: str, action: str, subject: str, model: str | None, details: dict[str, Any], now: datetime
     ) -> int:

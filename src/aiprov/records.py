@@ -816,11 +816,40 @@ class ModelFilter:
     license: str | None = None
     scan: str | None = None
     """Only models whose latest version's push was scanned with this verdict (`safe` or `unsupported`)."""
+    format: str | None = None
+    """Only models whose latest version has a file the scanner detected as this format (`safetensors`, `onnx`,
+    `pickle`, `zip`, ...; files registered before formats were recorded have none)."""
 
 
-MODEL_SORTS = ("name", "updated", "versions")
+MODEL_SORTS = ("name", "updated", "versions", "downloads", "reputation")
 """The orders a page of models can be in: by full name, by their newest version (newest first: versions are
-numbered in the order they are registered), most versions first."""
+numbered in the order they are registered), most versions first, most downloads first (download events in
+the log), by the reputation of their latest version's author (highest first; authors the log never mentions
+count 0). Besides these, `metric:NAME` (METRIC_SORT): by the best value of the metric among the evaluations of
+the latest version, best first (highest, or lowest for an error such as `mae`); models without one follow."""
+METRIC_SORT = "metric:"
+LOWER_IS_BETTER = ("mae", "rmse")
+"""Metrics where a smaller value is better: `metric:` sorts them lowest first."""
+
+
+def check_model_sort(sort: str, metrics: tuple[str, ...]) -> str | None:
+    """The metric a `metric:NAME` sort names (None for the other sorts). Raises InvalidInput for an unknown sort."""
+    if sort in MODEL_SORTS:
+        return None
+    if sort.startswith(METRIC_SORT) and sort[len(METRIC_SORT) :] in metrics:
+        return sort[len(METRIC_SORT) :]
+    hint = f"one of {', '.join(MODEL_SORTS)}, or metric:NAME ({', '.join(metrics)})"
+    raise InvalidInput(f"cannot sort models by {sort!r}", hint=hint)
+
+
+FORMAT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-?")
+
+
+def check_format(fmt: str) -> str:
+    """A format filter's value as given (lower-case letters, digits, `._-?`, at most 32). Raises InvalidInput."""
+    if not fmt or len(fmt) > 32 or not set(fmt) <= FORMAT_CHARS:
+        raise InvalidInput(f"{fmt!r} is not a file format", hint="e.g. safetensors, onnx, pickle, zip, npy")
+    return fmt
 
 
 # accounts ------------------------------------------------------------------------------------------------------

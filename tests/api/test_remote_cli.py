@@ -258,3 +258,14 @@ def test_remote_ipfs_export_of_altered_bytes_leaves_no_file(server: Server, make
     # The hub's own read-back check cuts the stream at the altered blob; the client keeps nothing of it.
     assert code == 8 and stdout == "" and err.startswith("error: download from") and err.count("\n") == 1
     assert list(exports.iterdir()) == []  # nothing half-written, no temporary file
+
+
+def test_remote_ls_filters_by_format_and_sorts_on_the_server(inprocess: InProcess, make_model: Any) -> None:
+    alice = inprocess.add_user("alice")
+    remote_json(inprocess, alice, "push", str(make_model({"a.json": b'{"x": 1}'})), "--name", "alice/j")
+    remote_json(inprocess, alice, "push", str(make_model({"b.txt": b"plain words"})), "--name", "alice/t")
+    remote_json(inprocess, alice, "rate", "alice/t", "--stars", "5")  # a self-rating: counts for nothing
+    assert [m["name"] for m in remote_json(inprocess, None, "ls", "--format", "text")] == ["alice/t"]
+    assert [m["name"] for m in remote_json(inprocess, None, "ls", "--sort", "updated")] == ["alice/t", "alice/j"]
+    ran = remote(inprocess, None, "ls", "--sort", "size")
+    assert ran.code != 0 and "cannot sort models by 'size'" in ran.error()

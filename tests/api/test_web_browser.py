@@ -97,6 +97,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         datasets=["iris"],
     )
     push(container, _files(work / "other", {"w.bin": b"other"}), "bob/other", description="something else")
+    container.registry.record_download(child.version)  # the only download: first by downloads
+    container.claims.rate("bob/other", 5, actor="alice")  # bob's reputation +2: first by reputation
     for i in range(25):
         push(container, _files(work / f"m{i}", {"w.bin": b"m%d" % i}), f"carol/m-{i:02d}", license="apache-2.0")
     push(
@@ -221,6 +223,49 @@ def test_search_filters_sort_and_pages(site: Site, open_tab: Callable[..., Tab])
     page.select_option("#sort", "name")
     page.click("#search")
     assert page.locator("#models .name").all_inner_texts()[:3] == ["alice/iris", "alice/iris-small", "bob/other"]
+
+
+def test_format_filter_and_the_sorts_by_downloads_metric_and_reputation(
+    site: Site, open_tab: Callable[..., Tab]
+) -> None:
+    page = open_tab().page
+    page.goto(site.url("/models"))
+    page.fill("#format", "joblib")
+    page.click("#search")
+    assert page.locator("#models .name").all_inner_texts() == ["alice/iris"]
+    page.fill("#format", "onnx")
+    page.click("#search")
+    assert page.locator("#count").inner_text() == "0 models"
+
+    page.goto(site.url("/models"))
+    for sort, first in (
+        ("downloads", ["alice/iris-small", "alice/iris", "bob/other"]),
+        ("metric:accuracy", ["alice/iris", "alice/iris-small", "bob/other"]),
+        ("reputation", ["bob/other", "alice/iris", "alice/iris-small"]),
+    ):
+        page.select_option("#sort", sort)
+        page.click("#search")
+        assert page.locator("#count").inner_text() == "29 models"
+        assert page.locator("#models .name").all_inner_texts()[:3] == first, sort
+        assert page.locator("#sort").input_value() == sort  # the choice is kept
+
+
+def test_the_model_page_shows_each_files_format_and_scan_verdict(site: Site, open_tab: Callable[..., Tab]) -> None:
+    page = open_tab().page
+    page.goto(site.url("/models/alice/iris"))
+    rows = page.locator("#file-table tbody tr")
+    seen = {
+        rows.nth(i).get_attribute("data-path"): (
+            rows.nth(i).locator(".format").inner_text(),
+            rows.nth(i).locator(".file-verdict").inner_text(),
+        )
+        for i in range(rows.count())
+    }
+    assert seen == {
+        "README.md": ("text", "safe"),
+        "config.json": ("json", "safe"),
+        "model.joblib": ("joblib", "safe"),
+    }
 
 
 def test_model_page_shows_every_section_and_verifies_in_the_browser(site: Site, open_tab: Callable[..., Tab]) -> None:

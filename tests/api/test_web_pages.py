@@ -145,3 +145,91 @@ def test_a_card_keeps_markdown_and_shows_entities_as_written() -> None:
     html = str(render_card(b"# T\n\n| a | b |\n| - | - |\n| 1 | 2 |\n\n&lt;b&gt; [ok](https://example.org)"))
     assert "<h1>T</h1>" in html and "<table>" in html and "&lt;b&gt;" in html
     assert '<a href="https://example.org" rel="nofollow noopener noreferrer">ok</a>' in html
+
+
+def test_the_model_page_reads_everything_in_one_transaction(
+    client: TestClient, hub: Hub, models: dict[str, Any]
+) -> None:
+    from sqlalchemy import event
+
+    engine = hub.container.db.engine
+    assert client.get("/models/alice/iris").status_code == 200  # warm: the schema checked once, caches filled
+    begun: list[object] = []
+
+    def count(conn: object) -> None:
+        begun.append(conn)
+
+    event.listen(engine, "begin", count)
+    try:
+        assert client.get("/models/alice/iris").status_code == 200
+        assert client.get("/models/alice/iris?v=1").status_code == 200
+    finally:
+        event.remove(engine, "begin", count)
+    assert len(begun) == 2
+
+
+def test_the_model_page_shows_each_files_format_and_verdict(client: TestClient, models: dict[str, Any]) -> None:
+    page = client.get("/models/alice/iris").text
+    rows = dict(re.findall(r'<tr data-path="([^"]+)".*?<span class="verdict file-verdict">([^<]+)</span>', page))
+    assert rows == {"README.md": "safe", "w.bin": "safe"}  # b"one" is text
+    assert page.count('<td class="format">text</td>') == 2
+
+
+def test_file_verdicts_of_an_event_logged_before_they_were_recorded_are_not_recorded() -> None:
+    from aiprov.core.digest import Digest
+    from aiprov.core.manifest import Manifest, ManifestEntry
+    from aiprov.web.views import file_scans
+
+    manifest = Manifest.build([ManifestEntry("a", 1, Digest.of(b"a")), ManifestEntry("b", 1, Digest.of(b"b"))])
+    assert file_scans(manifest, {"scan": "safe"}) == {}
+    assert file_scans(manifest, {"file_scans": [["text", "safe"]]}) == {}  # not one per file
+    assert file_scans(manifest, {"file_scans": [["text", "safe"], ["npy", 3]]}) == {}
+    assert file_scans(manifest, {"file_scans": [["text", "safe"], ["npy", "safe"]]}) == {
+        "a": ("text", "safe"),
+        "b": ("npy", "safe"),
+    }
+
+
+def test_the_list_filters_by_format_and_sorts_by_downloads_metric_and_reputation(
+    client: TestClient, hub: Hub, models: dict[str, Any], make_model: Any
+) -> None:
+    def listed(query: str) -> list[str]:
+        r = client.get("/models?" + query)
+        assert r.status_code == 200, r.text
+        return re.findall(r'<a class="name" href="/models/([^"]+)">', r.text)
+
+    push(hub.container, make_model({"w.bin": b"\x00\xff\x00\x01"}), "bob/opaque")
+    assert listed("format=text") == ["alice/iris", "models/iris"]
+    assert listed("format=unknown") == ["bob/opaque"]
+    assert listed("format=onnx") == []
+    hub.container.registry.record_download(models["owned"])
+    assert listed("sort=downloads") == ["models/iris", "alice/iris", "bob/opaque"]
+    assert listed("sort=name") == ["alice/iris", "bob/opaque", "models/iris"]
+    hub.container.claims.rate("bob/opaque", 5, actor="alice")
+    assert listed("sort=reputation") == ["bob/opaque", "alice/iris", "models/iris"]
+    assert listed("sort=metric:accuracy") == ["alice/iris", "bob/opaque", "models/iris"]
+    page = client.get("/models?sort=metric:accuracy").text
+    assert '<option value="metric:accuracy" selected>best accuracy</option>' in page
+    for bad in ("format=Not%20a%20format", "sort=metric:speed", "sort=downloads;drop"):
+        r = client.get("/models?" + bad)
+        assert r.status_code == 422 and "Traceback" not in r.text, bad
+    api = client.get("/api/v1/models", params={"format": "text", "sort": "downloads"})
+    assert [m["name"] for m in api.json()] == ["models/iris", "alice/iris"]
+    assert [m["name"] for m in client.get("/api/v1/models", params={"sort": "reputation"}).json()] == [
+        "bob/opaque",
+        "alice/iris",
+        "models/iris",
+    ]
+    assert client.get("/api/v1/models", params={"sort": "size"}).status_code == 422
+
+
+def test_a_push_event_without_file_verdicts_shows_them_as_not_recorded(
+    client: TestClient, hub: Hub, make_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiprov.services import registry
+
+    monkeypatch.setattr(registry, "MAX_FILE_SCANS_BYTES", 10)
+    push(hub.container, make_model({"w.bin": b"old"}), "alice/old")
+    page = client.get("/models/alice/old").text
+    assert '<span class="verdict file-verdict">not recorded</span>' in page
+    assert '<span class="verdict" id="scan">safe</span>' in page

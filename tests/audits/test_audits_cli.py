@@ -225,7 +225,7 @@ def test_show_displays_claims_and_the_authors_reputation_and_ls_sorts_by_it(
     assert [m["name"] for m in run_json(home, "alice", "ls")] == ["alice/iris", "bob/iris"]
     assert [m["name"] for m in run_json(home, "alice", "ls", "--sort", "reputation")] == ["bob/iris", "alice/iris"]
     code, _, err = run(home, "alice", "ls", "--sort", "size")
-    assert code == 2 and "cannot sort by 'size'" in err
+    assert code == 2 and "cannot sort models by 'size'" in err
 
 
 def test_the_python_api_claims_audits_and_reads_reputation(

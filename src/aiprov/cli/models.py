@@ -12,7 +12,6 @@ from rich.table import Table
 from aiprov.cli.common import container, err_console, handle_errors, out_console, print_json, progress_bar
 from aiprov.cli.ipfs import DEFAULT_TIMEOUT_S
 from aiprov.core.text import printable
-from aiprov.errors import InvalidInput
 
 if TYPE_CHECKING:
     from aiprov.records import VersionRecord
@@ -205,29 +204,34 @@ def ls(
             "--min", help="METRIC=VALUE: the latest version has an evaluation with METRIC >= VALUE (repeatable)."
         ),
     ] = None,
-    sort: Annotated[
+    format_: Annotated[
         str | None,
-        typer.Option("--sort", help="`reputation`: by the latest version's author's reputation, highest first."),
+        typer.Option("--format", help="Models whose latest version has a file of this format (safetensors, onnx, …)."),
     ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            help="name, updated (newest version first), versions, downloads, reputation (of the latest version's "
+            "author), or metric:NAME (best evaluation of the latest version first).",
+        ),
+    ] = "name",
     json: JsonOpt = False,
 ) -> None:
     """List models with their latest version."""
-    from aiprov.records import ModelFilter
+    from aiprov.records import ModelFilter, check_format
     from aiprov.services.evaluation import parse_min
 
-    if sort not in (None, "name", "reputation"):
-        raise InvalidInput(f"cannot sort by {sort!r}", hint="--sort name or --sort reputation")
     minimums = parse_min(min_ or [])
+    fmt = check_format(format_) if format_ is not None else None
     c = container(ctx)
-    models = c.registry.list(ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums))
-    if sort == "reputation":
-        scores = {r.account: r.score for r in c.reputation.all()}
-        models.sort(key=lambda m: (-scores.get(m.latest.author, 0) if m.latest else 0, m.full_name))
+    f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=minimums, format=fmt)
+    models = c.registry.list(f, sort)
     if json:
         print_json([m.to_json() for m in models])
         return
     if not models:
-        out_console.print("no models match" if any((author, name, tag, search, minimums)) else "no models yet")
+        out_console.print("no models match" if any((author, name, tag, search, minimums, fmt)) else "no models yet")
         return
     # The digest is left to `show` and --json: at 80 columns it took the room the name and description need.
     table = Table(box=None)

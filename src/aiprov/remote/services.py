@@ -174,12 +174,11 @@ class RemoteRegistry:
         assert last is not None
         raise BackendError(f"uploading {file.path} failed {UPLOAD_ATTEMPTS} times: {last.message}")
 
-    def list(self, f: ModelFilter) -> builtins.list[ModelRecord]:
-        params: dict[str, Any] = {
-            k: v
-            for k, v in {"author": f.author, "name": f.name_glob, "tag": f.tag, "search": f.search}.items()
-            if v is not None
-        }
+    def list(self, f: ModelFilter, sort: str = "name") -> builtins.list[ModelRecord]:
+        given = {"author": f.author, "name": f.name_glob, "tag": f.tag, "search": f.search, "format": f.format}
+        params: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        if sort != "name":
+            params["sort"] = sort
         if f.min_metrics:
             params["min"] = [f"{metric}={value!r}" for metric, value in f.min_metrics]
         return [ModelRecord.from_json(m) for m in self.client.json("GET", "/models", params=params)]

@@ -33,8 +33,18 @@ from aiprov.core.text import MAX_DESCRIPTION, check_text
 from aiprov.core.unixfs import BlockPlace, CidSink, DirEntry, FileCids, directory_cid
 from aiprov.errors import BackendError, IntegrityError, InvalidInput, NotFound, UnsafeModelError
 from aiprov.ports import BlobStore, BlobWriter, RegistryStore
-from aiprov.records import EventRecord, IpfsCids, Lineage, ModelFilter, ModelPage, ModelRecord, VersionRecord
+from aiprov.records import (
+    EventRecord,
+    IpfsCids,
+    Lineage,
+    ModelFilter,
+    ModelPage,
+    ModelRecord,
+    VersionRecord,
+    check_model_sort,
+)
 from aiprov.scanning import FileReport, ScanLimits, ScanReport, reads_through, scan_file, scan_path
+from aiprov.services.reputation import ScoreCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +100,8 @@ class PushRequest:
     metadata: Mapping[str, Any] | None = None
 
 
+ALL = 2**62
+"""A page size that holds every model (`list` with a sort)."""
 MAX_LIST = 64
 """The most tags, parents or datasets one push may name."""
 MAX_PARAMS = 256
@@ -170,6 +182,21 @@ def block_places(
             on_block=lambda cid, _: places.append((manifest.digest.hex, BlockPlace(cid, 0, 0, DIRECTORY_DEPTH))),
         )
     return places
+
+
+MAX_FILE_SCANS_BYTES = 32_000
+"""The most bytes of JSON a push event spends on its files' verdicts (a log entry holds at most 65,535)."""
+
+
+def file_scans(manifest: Manifest, scan: ScanReport) -> builtins.list[builtins.list[str]] | None:
+    """Each file's `[format, verdict]` as the push event records it (`file_scans`), in the manifest's order.
+
+    None when that list would exceed MAX_FILE_SCANS_BYTES (thousands of files): the event then has the overall
+    verdict only, as events logged before per-file verdicts were recorded do.
+    """
+    by_path = {f.path: [f.format, f.verdict] for f in scan.files}
+    scans = [by_path[e.path] for e in manifest.entries]
+    return scans if len(canonical_json(scans)) <= MAX_FILE_SCANS_BYTES else None
 
 
 def model_changes(request: PushRequest) -> dict[str, object]:
@@ -257,6 +284,8 @@ class RegistryService:
         self.actor = actor
         self.cids = cids
         """Whether push computes the IPFS CIDs of what it stores (in the same read, on a helper thread)."""
+        self.scores = ScoreCache()
+        """Reputation, for listings sorted by it."""
 
     # push -------------------------------------------------------------------------------------------------
 
@@ -424,7 +453,8 @@ class RegistryService:
             model = u.upsert_model(name, request.description, request.license, request.tags, now)
             existing = u.version_by_digest(model, str(manifest.digest))
             if existing is None:
-                version = u.add_version(model, manifest, actor, lineage, now, single_file, cids)
+                formats = {f.path: f.format for f in scan.files}
+                version = u.add_version(model, manifest, actor, lineage, now, single_file, cids, formats)
                 record = VersionRecord(
                     model.owner, model.name, version.number, manifest, actor, now, lineage, (), single_file, cids
                 )
@@ -440,6 +470,8 @@ class RegistryService:
                 "total_size": manifest.total_size,
                 "scan": scan.verdict,
             }
+            if (scans := file_scans(manifest, scan)) is not None:
+                details["file_scans"] = scans
             # What this push established, so `verify` can hold every served row to its log entry: the version's
             # lineage and metadata (set once, by its first push) and the model's description, licence and tags
             # (each push may set them).
@@ -594,19 +626,28 @@ class RegistryService:
 
     # queries ----------------------------------------------------------------------------------------------
 
-    def list(self, f: ModelFilter) -> list[ModelRecord]:
-        with self.db.unit() as u:
-            return u.list_models(f)
+    def list(self, f: ModelFilter, sort: str = "name") -> builtins.list[ModelRecord]:
+        """Every model matching `f`, in the order `sort` names (see `page`). Raises InvalidInput."""
+        if sort == "name":
+            with self.db.unit() as u:
+                return u.list_models(f)
+        return self.page(f, sort=sort, limit=ALL).models
 
     def page(self, f: ModelFilter, *, sort: str = "name", offset: int = 0, limit: int = 50) -> ModelPage:
-        """One page of the models matching `f` and how many match in all (`sort`: one of MODEL_SORTS).
+        """One page of the models matching `f` and how many match in all.
 
+        `sort`: one of MODEL_SORTS, or `metric:NAME` for a metric of evaluations (records.MODEL_SORTS says what
+        each ranks by). Reputation is computed from the log's events in the same transaction as the page.
         Raises InvalidInput for an unknown sort or a negative offset or limit.
         """
+        from aiprov.services.evaluation import METRICS
+
+        check_model_sort(sort, METRICS)
         if offset < 0 or limit < 0:
             raise InvalidInput(f"a page needs a non-negative offset and limit, not {offset} and {limit}")
         with self.db.unit() as u:
-            total, models = u.page_models(f, sort, offset, limit)
+            scores = self.scores.scores(u) if sort == "reputation" else None
+            total, models = u.page_models(f, sort, offset, limit, scores=scores)
         return ModelPage(total, offset, models)
 
     def show(self, ref: str) -> tuple[ModelRecord, VersionRecord]:

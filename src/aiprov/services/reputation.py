@@ -7,6 +7,7 @@ to the log; `from_log` is how anyone checks that without the hub's database.
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from aiprov.core import merkle, reputation, tiles
 from aiprov.core.events import Event
 from aiprov.core.note import Verifier
 from aiprov.errors import InvalidInput, VerificationError
-from aiprov.ports import RegistryStore
+from aiprov.ports import RegistryStore, RegistryUnit
 from aiprov.records import EventRecord, ReputationRecord
 from aiprov.services.transparency import open_checkpoint
 
@@ -95,6 +96,33 @@ def _events(rows: Iterable[EventRecord]) -> builtins.list[tuple[int, Event]]:
         for r in rows
         if r.leaf_index is not None
     ]
+
+
+class ScoreCache:
+    """Every account's score, kept in step with the log: each call reads only the entries logged since the last.
+
+    The log only grows, so the entries below a tree size never change: a call whose transaction sees a log of size
+    N reads the events from the largest size read before up to N, and answers the scores of exactly the first N
+    entries, as if it had read them all (never stale, never ahead of its own transaction). Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read = 0
+        self._entries: builtins.list[tuple[int, Event]] = []
+        self._answer: tuple[int, dict[str, int]] = (-1, {})
+
+    def scores(self, u: RegistryUnit) -> dict[str, int]:
+        """The scores of the log as the unit `u` sees it (accounts the log never mentions are absent)."""
+        size = u.log_size()
+        with self._lock:
+            if size > self._read:
+                self._entries += _events(u.events_in_log_order(reputation.ACTIONS, start=self._read))
+                self._read = size
+            if self._answer[0] != size:
+                entries = [e for e in self._entries if e[0] < size]
+                self._answer = (size, {a: r.score for a, r in reputation.scores(entries).items()})
+            return dict(self._answer[1])
 
 
 class ReputationService:

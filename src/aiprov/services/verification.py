@@ -25,7 +25,7 @@ from aiprov.core.names import Ref
 from aiprov.core.note import Verifier
 from aiprov.core.text import count
 from aiprov.errors import AiprovError, InvalidInput, VerificationError
-from aiprov.ports import BlobStore, ChainReader, RegistryStore
+from aiprov.ports import BlobStore, ChainReader, ModelHandle, RegistryStore, RegistryUnit, VersionHandle
 from aiprov.records import EventRecord, ModelRecord, SignatureRecord, VersionRecord
 from aiprov.services import row_checks
 from aiprov.services.transparency import LogService, open_checkpoint
@@ -381,6 +381,15 @@ class ProvenanceChecks:
         os.replace(tmp, self.trusted_file)
 
 
+def evidence_in(u: RegistryUnit, model: ModelHandle, version: VersionHandle) -> Evidence:
+    """The `Evidence` of `version`, read in the unit `u` (for a caller that reads more in the same transaction)."""
+    record = u.version_record(model, version)
+    signatures = u.signatures(version)
+    leaf_index, event = u.registration_event(model, version)
+    history = u.event_leaves(model.full_name, ("push", "alias"))
+    return Evidence(record, u.model_record(model), version.digest, signatures, leaf_index, event, history)
+
+
 class VerificationService:
     def __init__(
         self,
@@ -398,12 +407,7 @@ class VerificationService:
     def evidence(self, ref: str) -> Evidence:
         """What the registry holds about the version `ref`. Raises NotFound, InvalidInput."""
         with self.db.unit() as u:
-            model, version = u.resolve(Ref.parse(ref))
-            record = u.version_record(model, version)
-            signatures = u.signatures(version)
-            leaf_index, event = u.registration_event(model, version)
-            history = u.event_leaves(model.full_name, ("push", "alias"))
-            return Evidence(record, u.model_record(model), version.digest, signatures, leaf_index, event, history)
+            return evidence_in(u, *u.resolve(Ref.parse(ref)))
 
     def rows(self, ref: str) -> VerifyReport:
         """The checks of every row served about `ref` against the log (see `ProvenanceChecks.rows`)."""

@@ -24,9 +24,10 @@ from aiprov.api.params import Name, Owner
 from aiprov.config import Container
 from aiprov.core.names import MAX_REF_LENGTH
 from aiprov.errors import AiprovError, InvalidInput, Unauthorized
-from aiprov.records import MODEL_SORTS, ModelFilter, VersionRecord
-from aiprov.services.evaluation import parse_min
-from aiprov.services.usage import USAGE_ACTIONS, UsageQueries
+from aiprov.records import METRIC_SORT, ModelFilter, VersionRecord, check_format
+from aiprov.services.evaluation import METRICS, parse_min
+from aiprov.services.model_page import ModelPageData
+from aiprov.services.usage import UsageQueries
 from aiprov.web import session, views
 from aiprov.web.card import MAX_CARD_BYTES, card_entry, render_card
 
@@ -36,6 +37,16 @@ STATIC_PATH = "/-/static"
 PAGE_SIZE = 20
 SCAN_VERDICTS = ("safe", "unsupported")
 """The verdicts a registered version can have (an `unsafe` push is refused, never registered)."""
+FORMATS = ("safetensors", "onnx", "zip", "pickle", "joblib", "npy", "hdf5", "json", "text")
+"""Formats the list page suggests (the scanner's names; the filter takes any)."""
+SORT_CHOICES = (
+    ("name", "name"),
+    ("updated", "recently updated"),
+    ("versions", "most versions"),
+    ("downloads", "most downloads"),
+    ("reputation", "author reputation"),
+    *((f"{METRIC_SORT}{m}", f"best {m}") for m in METRICS),
+)
 MAX_PAGE = 10_000
 VERSIONS_SHOWN = 20
 CHART_VERSIONS = 20
@@ -120,6 +131,7 @@ def models(
     license: Text = "",
     min: Text = "",
     scan: Text = "",
+    format: Text = "",
     sort: Text = "name",
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
 ) -> HTMLResponse:
@@ -127,8 +139,6 @@ def models(
     reader = session.reader(request, container)
     if scan and scan not in SCAN_VERDICTS:
         raise InvalidInput(f"no scan verdict {scan!r}", hint=f"one of {', '.join(SCAN_VERDICTS)}")
-    if sort not in MODEL_SORTS:
-        raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
     f = ModelFilter(
         search=q or None,
         owner=owner or None,
@@ -136,9 +146,19 @@ def models(
         license=license or None,
         min_metrics=parse_min([min] if min else []),
         scan=scan or None,
+        format=check_format(format) if format else None,
     )
     listing = container.registry.page(f, sort=sort, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-    query = {"q": q, "owner": owner, "tag": tag, "license": license, "min": min, "scan": scan, "sort": sort}
+    query = {
+        "q": q,
+        "owner": owner,
+        "tag": tag,
+        "license": license,
+        "min": min,
+        "scan": scan,
+        "format": format,
+        "sort": sort,
+    }
     pages = max(1, -(-listing.total // PAGE_SIZE))
 
     def link(n: int) -> str:
@@ -153,8 +173,9 @@ def models(
         page=page,
         pages=pages,
         link=link,
-        sorts=MODEL_SORTS,
+        sorts=SORT_CHOICES,
         verdicts=SCAN_VERDICTS,
+        formats=FORMATS,
     )
 
 
@@ -170,19 +191,13 @@ def _card(container: Container, version: VersionRecord) -> Any:
     return render_card(data)
 
 
-def _lineage(container: Container, version: VersionRecord) -> views.Lineage:
-    parents: list[tuple[str, str | None]] = []
-    for digest in version.lineage.parents:
-        try:
-            _, parent = container.registry.show(digest)
-        except AiprovError:  # a parent registered elsewhere, or a digest several models share
-            parents.append((digest[:19] + "…", None))
-            continue
-        parents.append((parent.ref, f"/models/{parent.full_name}?v={parent.number}"))
-    children = [
-        (f"{name}@{number}", f"/models/{name}?v={number}")
-        for name, number in container.registry.children(str(version.manifest.digest))
+def _lineage(data: ModelPageData) -> views.Lineage:
+    version = data.evidence.record
+    parents = [
+        (digest[:19] + "…", None) if parent is None else (parent.ref, f"/models/{parent.full_name}?v={parent.number}")
+        for digest, parent in data.parents
     ]
+    children = [(f"{name}@{number}", f"/models/{name}?v={number}") for name, number in data.children]
     datasets = [d if len(d) <= 30 else d[:29] + "…" for d in version.lineage.datasets]
     return views.lineage(version.ref, parents, datasets, children)
 
@@ -191,30 +206,28 @@ def _model_page(
     request: Request, container: Container, owner: str, name: str, v: int | None, **extra: Any
 ) -> HTMLResponse:
     reader = session.reader(request, container)
-    ref = _version_ref(owner, name, v)
-    evidence = container.verification.evidence(ref)  # the version and its model, signatures, registration
+    data = container.model_pages.gather(
+        _version_ref(owner, name, v), versions=VERSIONS_SHOWN, events=MODEL_EVENTS_SHOWN, usage=USAGE_EVENTS_READ
+    )
+    evidence = data.evidence
     model, version = evidence.model, evidence.record
-    versions = container.registry.versions(model.full_name, newest=VERSIONS_SHOWN)
-    every = container.evaluation.of_model(model.full_name)
-    evaluations = [e for e in every if e.version == version.number]
-    charted = {v.number for v in versions[-CHART_VERSIONS:]}
-    usage = UsageQueries(container.checked_db).of_model(model.full_name, actions=USAGE_ACTIONS, limit=USAGE_EVENTS_READ)
-    events = container.registry.usage(model.full_name, MODEL_EVENTS_SHOWN)
+    charted = {v.number for v in data.versions[-CHART_VERSIONS:]}
     return render(
         request,
         reader,
         "model.html",
         model=model,
         version=version,
-        versions=list(reversed(versions)),
+        versions=list(reversed(data.versions)),
         version_count=model.version_count,
         evidence=evidence,
         scan=evidence.event.details.get("scan"),
-        evaluations=evaluations,
-        series=views.metric_series(e for e in every if e.version in charted),
-        usage=views.usage_per_day(usage),
-        events=events,
-        lineage=_lineage(container, version),
+        file_scans=views.file_scans(version.manifest, evidence.event.details),
+        evaluations=[e for e in data.evaluations if e.version == version.number],
+        series=views.metric_series(e for e in data.evaluations if e.version in charted),
+        usage=views.usage_per_day(data.usage),
+        events=data.events,
+        lineage=_lineage(data),
         card=_card(container, version),
         **extra,
     )

@@ -6,10 +6,12 @@ Plain functions of records (no I/O), so the templates only place values.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+from aiprov.core.manifest import Manifest
 from aiprov.records import EvaluationRecord, EventRecord
 
 NODE_W, NODE_H, GAP_Y, COLUMN_X = 220, 34, 14, (10, 290, 570)
@@ -77,6 +79,23 @@ def metric_series(evaluations: Iterable[EvaluationRecord]) -> dict[str, list[tup
         for metric, value in e.metrics.items():
             series.setdefault(metric, []).append((e.version, value))
     return {m: sorted(points) for m, points in sorted(series.items())}
+
+
+def file_scans(manifest: Manifest, details: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each file's (format, verdict) by path, from a push event's `file_scans` (aligned with the manifest).
+
+    Empty for an event logged before per-file verdicts were recorded, or one whose list did not fit.
+    """
+    scans = details.get("file_scans")
+    entries = manifest.entries
+    if not isinstance(scans, list) or len(scans) != len(entries):
+        return {}
+    out = {}
+    for entry, scan in zip(entries, scans, strict=True):
+        if not (isinstance(scan, list) and len(scan) == 2 and all(isinstance(x, str) for x in scan)):
+            return {}
+        out[entry.path] = (scan[0], scan[1])
+    return out
 
 
 def size(n: int) -> str:

@@ -84,9 +84,11 @@ class EventRows(UnitBase):
         row = self.s.scalars(select(EventRow).where(EventRow.leaf_index == leaf_index)).one_or_none()
         return None if row is None else _event_record(row)
 
-    def events_in_log_order(self, actions: Sequence[str]) -> list[EventRecord]:
-        """Every event with one of `actions`, in log order (what reputation is computed from)."""
+    def events_in_log_order(self, actions: Sequence[str], start: int = 0) -> list[EventRecord]:
+        """Every event with one of `actions` (from log index `start` on), in log order (what reputation reads)."""
         query = select(EventRow).where(EventRow.action.in_(actions)).order_by(EventRow.leaf_index)
+        if start:
+            query = query.where(EventRow.leaf_index >= start)
         return [_event_record(r) for r in self.s.scalars(query)]
 
     def add_event(

@@ -7,12 +7,12 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Select, event, func, or_, select
+from sqlalchemy import Connection, Dialect, Engine, Select, case, event, func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -36,6 +36,7 @@ from aiprov.adapters.db.schema import (
     VersionFileRow,
     VersionRow,
 )
+from aiprov.adapters.db.search import glob_to_like, matches
 from aiprov.adapters.db.signatures import SignatureRows
 from aiprov.adapters.db.times import utc
 from aiprov.adapters.db.unit import row_of
@@ -44,22 +45,17 @@ from aiprov.core.manifest import Manifest
 from aiprov.core.names import ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
 from aiprov.ports import ModelHandle, VersionHandle
-from aiprov.records import MODEL_SORTS, IpfsCids, Lineage, ModelFilter, ModelRecord, VersionRecord, VersionSummary
-
-
-def _glob_to_like(glob: str) -> str:
-    out = []
-    for ch in glob:
-        if ch in "%_\\":
-            out.append("\\" + ch)
-        elif ch == "*":
-            out.append("%")
-        elif ch == "?":
-            out.append("_")
-        else:
-            out.append(ch)
-    return "".join(out)
-
+from aiprov.records import (
+    LOWER_IS_BETTER,
+    METRIC_SORT,
+    MODEL_SORTS,
+    IpfsCids,
+    Lineage,
+    ModelFilter,
+    ModelRecord,
+    VersionRecord,
+    VersionSummary,
+)
 
 WRITE = "aiprov_write"
 """Execution option of the engine that write transactions use."""
@@ -250,6 +246,9 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
     `ports.ModelHandle` and `ports.VersionHandle`. `ports.RegistryUnit` is the interface this class implements.
     """
 
+    search_index = True
+    """Whether searches use the trigram index (False: the plain scan, which finds the same models)."""
+
     def __init__(self, session: Session, write: bool = False) -> None:
         self.s = session
         self.write = write
@@ -319,6 +318,7 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
         now: datetime,
         single_file: bool,
         cids: IpfsCids | None = None,
+        formats: Mapping[str, str] | None = None,
     ) -> VersionRow:
         number = (self.s.scalar(select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)) or 0) + 1
         row = VersionRow(
@@ -350,6 +350,7 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
                 sha256=e.sha256.hex,
                 cid_v0=files[e.path][0] if e.path in files else None,
                 cid_v1=files[e.path][1] if e.path in files else None,
+                format=(formats or {}).get(e.path),
             )
             for e in manifest.entries
         )
@@ -455,26 +456,112 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
         """Models matching every given filter, by name, each with a summary of its latest version."""
         return self._model_records(self._matching(f).scalar_subquery(), limit)
 
-    def page_models(self, f: ModelFilter, sort: str, offset: int, limit: int) -> tuple[int, list[ModelRecord]]:
+    def page_models(
+        self, f: ModelFilter, sort: str, offset: int, limit: int, *, scores: Mapping[str, int] | None = None
+    ) -> tuple[int, list[ModelRecord]]:
         """How many models match `f`, and those from `offset` on (at most `limit`) in the order `sort` names.
 
         The page's ids are read first, so the records' joins run over one page, not the whole registry.
-        Raises InvalidInput for a sort not in MODEL_SORTS.
+        `scores`: each account's reputation, for `sort="reputation"` (accounts not in it count 0).
+        Raises InvalidInput for a sort not in MODEL_SORTS nor `metric:NAME`.
         """
-        if sort not in MODEL_SORTS:
+        if sort not in MODEL_SORTS and not sort.startswith(METRIC_SORT):
             raise InvalidInput(f"cannot sort models by {sort!r}", hint=f"one of {', '.join(MODEL_SORTS)}")
         matching = self._matching(f)
         total = self.s.scalar(select(func.count()).select_from(matching.subquery())) or 0
         m = ModelRow
         if sort == "updated":
             ids = self._recently_updated(matching if f != ModelFilter() else None, offset, limit)
-        else:
+        elif sort in ("name", "versions"):
             count = select(func.count()).where(VersionRow.model_id == m.id).scalar_subquery()
             order = [m.full_name] if sort == "name" else [count.desc(), m.full_name]
             ids = list(self.s.scalars(matching.order_by(*order).offset(offset).limit(limit)))
+        else:
+            head, tail = self._ranked(sort, matching if f != ModelFilter() else None, scores or {})
+            ids = self._ranked_page(matching, head, tail, total, offset, limit)
         records = {r.full_name: r for r in self._model_records(ids)} if ids else {}
         names = dict(self.s.execute(select(m.id, m.full_name).where(m.id.in_(ids))).all()) if ids else {}
         return total, [records[names[i]] for i in ids]
+
+    def _ranked(
+        self, sort: str, matching: Select[Any] | None, scores: Mapping[str, int]
+    ) -> tuple[Select[Any, Any] | None, Select[Any, Any] | None]:
+        """What `sort` ranks ahead of the other models (and behind them), as queries of (model id, key) in order.
+
+        Every other matching model sits between the two, by name. `matching`: None for every model.
+        """
+        m, v = ModelRow, VersionRow
+        newer = aliased(VersionRow)
+        latest = ~select(newer.id).where(newer.model_id == v.model_id, newer.number > v.number).exists()
+        among = [] if matching is None else [m.id.in_(matching)]
+        if sort == "downloads":
+            n = func.count().label("n")
+            head: Select[Any, Any] = (
+                select(m.id, n)
+                .join(EventRow, EventRow.model == m.full_name)
+                .where(EventRow.action == "download", *among)
+                .group_by(m.id, m.full_name)
+                .order_by(n.desc(), m.full_name)
+            )
+            return head, None
+        if sort == "reputation":
+
+            def by_author(accounts: list[str]) -> Select[Any, Any] | None:
+                if not accounts:
+                    return None
+                score = case({a: scores[a] for a in accounts}, value=v.author, else_=0)
+                return (
+                    select(m.id, score)
+                    .join(v, v.model_id == m.id)
+                    .where(v.author.in_(accounts), latest, *among)
+                    .order_by(score.desc(), m.full_name)
+                )
+
+            return by_author([a for a, n in scores.items() if n > 0]), by_author(
+                [a for a, n in scores.items() if n < 0]
+            )
+        metric = sort[len(METRIC_SORT) :]
+        best = (func.min if metric in LOWER_IS_BETTER else func.max)(EvaluationMetricRow.value).label("best")
+        ranked: Select[Any, Any] = (
+            select(m.id, best)
+            .join(v, v.model_id == m.id)
+            .join(EvaluationRow, EvaluationRow.version_id == v.id)
+            .join(EvaluationMetricRow, EvaluationMetricRow.evaluation_id == EvaluationRow.id)
+            .where(EvaluationMetricRow.name == metric, latest, *among)
+            .group_by(m.id, m.full_name)
+            .order_by(best.asc() if metric in LOWER_IS_BETTER else best.desc(), m.full_name)
+        )
+        return ranked, None
+
+    def _ranked_page(
+        self,
+        matching: Select[Any],
+        head: Select[Any, Any] | None,
+        tail: Select[Any, Any] | None,
+        total: int,
+        offset: int,
+        limit: int,
+    ) -> list[int]:
+        """Ids from `offset` (at most `limit`) of: `head`'s models, the other matching ones by name, `tail`'s.
+
+        The ranked models are few next to a registry (those downloaded, evaluated, or by a scored author): they are
+        read whole, and the rest is read a page at a time along the name index.
+        """
+        first = [row[0] for row in self.s.execute(head)] if head is not None else []
+        last = [row[0] for row in self.s.execute(tail)] if tail is not None else []
+        ids = first[offset : offset + limit]
+        rest = total - len(first) - len(last)
+        skip = max(0, offset - len(first))
+        if len(ids) < limit and skip < rest:
+            others = matching
+            for ranked in (head, tail):
+                if ranked is not None:
+                    others = others.where(ModelRow.id.not_in(select(ranked.order_by(None).subquery().c[0])))
+            ids += self.s.scalars(others.order_by(ModelRow.full_name).offset(skip).limit(limit - len(ids)))
+        skip = max(0, offset - len(first) - rest)
+        if len(ids) < limit:
+            ids += last[skip : skip + limit - len(ids)]
+        return ids
 
     def _recently_updated(self, matching: Select[Any] | None, offset: int, limit: int) -> list[int]:
         """Ids of the models (`matching` ones only, if given) by their newest version, newest first.
@@ -501,24 +588,19 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
             query = query.where(ModelRow.license == f.license)
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
-            query = query.where(ModelRow.full_name.like(_glob_to_like(glob), escape="\\"))
+            query = query.where(ModelRow.full_name.like(glob_to_like(glob), escape="\\"))
         if f.tag:
             query = query.where(ModelRow.id.in_(select(TagRow.model_id).where(TagRow.tag == f.tag)))
         if f.author:
             query = query.where(ModelRow.id.in_(select(VersionRow.model_id).where(VersionRow.author == f.author)))
         if f.search:
-            pattern = "%" + _glob_to_like(f.search.lower()) + "%"
-            query = query.where(
-                or_(
-                    func.lower(ModelRow.full_name).like(pattern, escape="\\"),
-                    func.lower(ModelRow.description).like(pattern, escape="\\"),
-                    ModelRow.id.in_(select(TagRow.model_id).where(func.lower(TagRow.tag).like(pattern, escape="\\"))),
-                )
-            )
+            query = query.where(matches(f.search, self.s.get_bind().dialect.name, indexed=self.search_index))
         for metric, value in f.min_metrics:
             query = query.where(ModelRow.id.in_(_latest_with_metric(metric, value)))
         if f.scan:
             query = query.where(ModelRow.id.in_(_latest_scanned(f.scan)))
+        if f.format:
+            query = query.where(ModelRow.id.in_(_latest_with_format(f.format)))
         return query
 
     def _model_records(self, ids: Any, limit: int | None = None) -> list[ModelRecord]:
@@ -607,6 +689,19 @@ def _latest_with_metric(metric: str, value: float) -> Select[Any]:
         .where(
             EvaluationMetricRow.name == metric,
             EvaluationMetricRow.value >= value,
+            ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
+        )
+    )
+
+
+def _latest_with_format(fmt: str) -> Select[Any]:
+    """Ids of models whose latest version has a file the scanner detected as `fmt`."""
+    newer = aliased(VersionRow)
+    return (
+        select(VersionRow.model_id)
+        .join(VersionFileRow, VersionFileRow.version_id == VersionRow.id)
+        .where(
+            VersionFileRow.format == fmt,
             ~select(newer.id).where(newer.model_id == VersionRow.model_id, newer.number > VersionRow.number).exists(),
         )
     )

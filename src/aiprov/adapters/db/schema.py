@@ -89,6 +89,9 @@ class VersionFileRow(Base):
     cid_v0: Mapped[str | None] = mapped_column(String(64), index=True)
     """The file's IPFS CIDs (Kubo's CIDv0 and `--cid-version=1`); None until computed (rows older than 0004)."""
     cid_v1: Mapped[str | None] = mapped_column(String(64), index=True)
+    format: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The format the scanner detected in the bytes (`safetensors`, `onnx`, `pickle`, ...); None for rows older
+    than 0006. The push event's `file_scans` records the same."""
 
 
 class IpfsBlockRow(Base):
@@ -126,7 +129,7 @@ class EventRow(Base):
     """The append-only usage and change log: rows are inserted, never updated or deleted."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_model_id", "model", "id"),)
+    __table_args__ = (Index("ix_events_model_id", "model", "id"), Index("ix_events_action", "action", "leaf_index"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     time: Mapped[datetime]

@@ -66,13 +66,30 @@ def list_models(
         list[MinFilter] | None,
         Query(alias="min", description="METRIC=VALUE: the latest version has an evaluation with METRIC >= VALUE."),
     ] = None,
+    format: Annotated[
+        str | None, Query(max_length=32, description="Models whose latest version has a file of this format.")
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="`name` (default), `updated`, `versions`, `downloads`, `reputation` or `metric:NAME`.",
+        ),
+    ] = "name",
 ) -> list[dict[str, Any]]:
     """Models with their latest version, like `aiprov ls --json`."""
-    from aiprov.records import ModelFilter
+    from aiprov.records import ModelFilter, check_format
     from aiprov.services.evaluation import parse_min
 
-    f = ModelFilter(author=author, name_glob=name, tag=tag, search=search, min_metrics=parse_min(min_ or []))
-    return [m.to_json() for m in container.registry.list(f)]
+    f = ModelFilter(
+        author=author,
+        name_glob=name,
+        tag=tag,
+        search=search,
+        min_metrics=parse_min(min_ or []),
+        format=check_format(format) if format is not None else None,
+    )
+    return [m.to_json() for m in container.registry.list(f, sort)]
 
 
 @router.get("/models/{owner}/{name}", response_model=VersionDetailOut, summary="Show a model's latest version")
