@@ -442,6 +442,7 @@ class Container:
             lambda: self.log.latest().note,
             lambda: self.trusted_log_verifier,
             self.settings.trusted_checkpoint_file,
+            cache=self.registry.scores,
         )
 
     @cached_property

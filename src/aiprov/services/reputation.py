@@ -110,10 +110,10 @@ class ScoreCache:
         self._lock = threading.Lock()
         self._read = 0
         self._entries: builtins.list[tuple[int, Event]] = []
-        self._answer: tuple[int, dict[str, int]] = (-1, {})
+        self._answer: tuple[int, builtins.list[ReputationRecord]] = (-1, [])
 
-    def scores(self, u: RegistryUnit) -> dict[str, int]:
-        """The scores of the log as the unit `u` sees it (accounts the log never mentions are absent)."""
+    def records(self, u: RegistryUnit) -> tuple[int, builtins.list[ReputationRecord]]:
+        """(the log size `u` sees, every account's reputation at that size, highest score first)."""
         size = u.log_size()
         with self._lock:
             if size > self._read:
@@ -121,8 +121,12 @@ class ScoreCache:
                 self._read = size
             if self._answer[0] != size:
                 entries = [e for e in self._entries if e[0] < size]
-                self._answer = (size, {a: r.score for a, r in reputation.scores(entries).items()})
-            return dict(self._answer[1])
+                self._answer = (size, records(reputation.scores(entries), size))
+            return self._answer
+
+    def scores(self, u: RegistryUnit) -> dict[str, int]:
+        """The scores of the log as the unit `u` sees it (accounts the log never mentions are absent)."""
+        return {r.account: r.score for r in self.records(u)[1]}
 
 
 class ReputationService:
@@ -135,32 +139,30 @@ class ReputationService:
         checkpoint: Callable[[], str],
         verifier: Callable[[], Verifier],
         trusted_file: Path | None = None,
+        cache: ScoreCache | None = None,
     ) -> None:
         self.db = db
         self._tile = tile
         self._checkpoint = checkpoint
         self._verifier = verifier
         self.trusted_file = trusted_file
+        self.cache = cache or ScoreCache()
+        """Shared with the registry's sort by reputation: one incremental read of the log for both."""
 
     def all(self) -> builtins.list[ReputationRecord]:
         """Every account the log mentions, highest score first."""
         with self.db.unit() as u:
-            size = u.log_size()
-            rows = u.events_in_log_order(reputation.ACTIONS)
-        return records(reputation.scores(_events(rows)), size)
+            return list(self.cache.records(u)[1])
 
     def of(self, account: str) -> ReputationRecord:
         _check_account(account)
-        found = self.all()
-        return pick(found, account, found[0].log_size if found else self._size())
+        with self.db.unit() as u:
+            size, found = self.cache.records(u)
+        return pick(found, account, size)
 
     def from_log(self, account: str | None = None) -> builtins.list[ReputationRecord]:
         """As `all` (or just `account`), recomputed from the log's tiles, proven against the trusted log key."""
         return recompute(self._checkpoint(), self._verifier(), self._tile, account, read_trusted(self.trusted_file))
-
-    def _size(self) -> int:
-        with self.db.unit() as u:
-            return u.log_size()
 
 
 def read_trusted(path: Path | None) -> str | None:
