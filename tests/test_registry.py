@@ -119,6 +119,10 @@ def test_list_filters(hub: Container, make_model: MakeModel, make_container) -> 
     assert names(tag="cls") == ["alice/iris-tree"]
     assert names(search="DIGITS") == ["alice/digits"]
     assert names(name_glob="a_ice/*") == []  # '_' is literal, not a LIKE wildcard
+    # `OWNER/*` is answered from the owner column: exactly what the name pattern matches, nothing more
+    assert names(name_glob="alic/*") == [] and names(name_glob="alic*/*") == ["alice/digits", "alice/iris-tree"]
+    assert names(name_glob="bob/*") == names(name_glob="bo?/*") == ["bob/iris-forest"]
+    assert names(name_glob="Alice/*") == names(name_glob="ALICE/*")  # an invalid owner goes the LIKE way
     listed = hub.registry.list(ModelFilter(name_glob="alice/digits"))[0]
     assert listed.latest is not None and listed.latest.number == 1 and listed.version_count == 1
 

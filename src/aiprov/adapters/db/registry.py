@@ -7,6 +7,7 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -42,7 +43,7 @@ from aiprov.adapters.db.times import utc
 from aiprov.adapters.db.unit import row_of
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
-from aiprov.core.names import ModelName, Ref
+from aiprov.core.names import OWNER_PATTERN, ModelName, Ref
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
 from aiprov.ports import ModelHandle, VersionHandle
 from aiprov.records import (
@@ -59,6 +60,8 @@ from aiprov.records import (
 
 WRITE = "aiprov_write"
 """Execution option of the engine that write transactions use."""
+
+_OWNER = re.compile(OWNER_PATTERN)
 
 
 def _serialize_writers(engine: Engine) -> None:
@@ -588,11 +591,20 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
             query = query.where(ModelRow.license == f.license)
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
-            query = query.where(ModelRow.full_name.like(glob_to_like(glob), escape="\\"))
+            owner, _, rest = glob.partition("/")
+            if rest == "*" and _OWNER.fullmatch(owner):
+                # `OWNER/*`, the common glob, is exactly the owner's models (stored names are valid, so no other
+                # full name starts with `OWNER/`): the owner index answers it instead of a scan of every name.
+                query = query.where(ModelRow.owner == owner)
+            else:
+                query = query.where(ModelRow.full_name.like(glob_to_like(glob), escape="\\"))
         if f.tag:
             query = query.where(ModelRow.id.in_(select(TagRow.model_id).where(TagRow.tag == f.tag)))
         if f.author:
-            query = query.where(ModelRow.id.in_(select(VersionRow.model_id).where(VersionRow.author == f.author)))
+            # DISTINCT: without it PostgreSQL walks every model in name order probing the versions (measured 300 ms
+            # at 1M versions, against 15 ms); with it, it gathers the author's few models first.
+            authored = select(VersionRow.model_id).where(VersionRow.author == f.author).distinct()
+            query = query.where(ModelRow.id.in_(authored))
         if f.search:
             query = query.where(matches(f.search, self.s.get_bind().dialect.name, indexed=self.search_index))
         for metric, value in f.min_metrics:
