@@ -83,7 +83,7 @@ def test_untampered_rows_pass_every_check_and_pull(cli: Cli, big: None, tmp_path
     for ref in ("carol/big@prod", "carol/big@1", "carol/big@2", "carol/base"):
         found = checks(cli, ref)
         assert all(found.values()), found
-        assert {"actor", "lineage", "metadata", "tags"} <= found.keys()
+        assert {"actor", "lineage", "metadata", "tags", "formats"} <= found.keys()
     assert "alias:prod" in checks(cli, "carol/big@prod")
     code, out, _ = cli("show", "carol/big@prod", "--json")
     assert code == 0 and json.loads(out)["log_mismatches"] == []
@@ -120,6 +120,16 @@ def test_edited_event_actor_is_caught_and_usage_marks_it(
     assert code == 0 and "(disagrees" in out and "1 event row(s) disagree" in err, out
     sql("UPDATE events SET actor = 'mallory' WHERE action = 'push'")
     assert_caught(cli, tmp_path, "carol/big@1", "log.entry")
+
+
+def test_edited_file_format_is_caught(cli: Cli, big: None, sql: Callable[[str], None], tmp_path: Path) -> None:
+    # a pickle relabelled as safetensors would hide from `ls --format pickle`: the push logged each file's format
+    sql(
+        "UPDATE version_files SET format = 'safetensors' WHERE version_id = (SELECT v.id FROM versions v "
+        "JOIN models m ON m.id = v.model_id WHERE m.full_name = 'carol/big' AND v.number = 2)"
+    )
+    assert_caught(cli, tmp_path, "carol/big@2", "formats")
+    assert checks(cli, "carol/big@1")["formats"] is True
 
 
 def test_edited_tag_is_caught(cli: Cli, big: None, sql: Callable[[str], None], tmp_path: Path) -> None:

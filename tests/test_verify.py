@@ -52,6 +52,7 @@ def test_untouched_version_passes_every_check(hub: Container, pushed: Path) -> N
         "lineage",
         "metadata",
         "tags",
+        "formats",
         "alias:prod",
     ]
     assert "first use" in detail(report, "log.consistency")

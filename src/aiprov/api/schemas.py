@@ -284,6 +284,10 @@ class EvidenceOut(Wire):
         default_factory=list,
         description="The log indices of the model's push and alias events: the entries the served rows rest on.",
     )
+    formats: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Each file's format as the registry holds it (what `ls --format` filters on), by path.",
+    )
 
 
 class SignatureIn(Wire):

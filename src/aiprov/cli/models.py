@@ -320,7 +320,7 @@ def show(
         fields.add_row(f"claim {k.id}", f"{escape(k.dataset)}: {stated} (± {k.tolerance:g})")
     out_console.print(fields, soft_wrap=False)
     # Each path on its own line, whole: at 80 columns a table squeezed it to a few characters beside the digest.
-    out_console.print(f"files    {len(v.manifest.entries)}, {_size(v.manifest.total_size)}")
+    out_console.print(f"files    {len(v.manifest.entries)}, {_size(v.manifest.total_size)}{mark('formats')}")
     per_file_cids = v.cids is not None and (len(v.manifest.entries) > 1 or not v.single_file)
     files = Table.grid()
     files.add_column(overflow="fold")

@@ -603,8 +603,9 @@ def evidence_from_json(model: ModelRecord, record: VersionRecord, value: dict[st
             for s in value.get("signatures") or ()
         ]
         history = [int(i) for i in value.get("history") or ()]
+        formats = {str(k): None if v is None else str(v) for k, v in (value.get("formats") or {}).items()}
         return Evidence(
-            record, model, str(value["digest"]), signatures, int(registration["leaf_index"]), event, history
+            record, model, str(value["digest"]), signatures, int(registration["leaf_index"]), event, history, formats
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BackendError(f"the server sent malformed evidence: {e}") from e

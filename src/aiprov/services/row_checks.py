@@ -12,7 +12,7 @@ unchecked, and the detail says so rather than claiming a match.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiprov.core.events import Event
@@ -95,6 +95,24 @@ def check_tags(model: ModelRecord, pushes: Sequence[Event]) -> str:
         )
         raise VerificationError(f"the registry's tags differ from the log ({'; '.join(parts)}): a row was altered")
     return ", ".join(sorted(served)) if served else "none, as logged"
+
+
+def check_formats(record: VersionRecord, formats: Mapping[str, str | None], registration: Event) -> str:
+    """Each file's format (what `ls --format` filters on) is the one its push logged in `file_scans`."""
+    logged = registration.details.get("file_scans")
+    if not isinstance(logged, list) or len(logged) != len(record.manifest.entries):
+        return "not in the log: pushed before per-file scans were logged (or too many files), so unchecked"
+    differ = [
+        e.path
+        for e, scan in zip(record.manifest.entries, logged, strict=True)
+        if not isinstance(scan, list) or not scan or formats.get(e.path) != scan[0]
+    ]
+    if differ:
+        shown = ", ".join(f"{p} ({formats.get(p)!r})" for p in differ[:3])
+        raise VerificationError(
+            f"the registry's format of {shown} differs from the scan its push logged: the file rows were altered"
+        )
+    return f"{len(logged)} file format(s), as logged"
 
 
 def logged_aliases(events: Sequence[Event]) -> dict[str, Event]:

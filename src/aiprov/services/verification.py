@@ -128,6 +128,8 @@ class Evidence:
     leaf_index: int
     event: Event
     history: list[int]
+    formats: dict[str, str | None] = field(default_factory=dict)
+    """Each file's format as the registry holds it (what `ls --format` filters on), by path."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +140,7 @@ class Evidence:
             ],
             "registration": {"leaf_index": self.leaf_index, "event": self.event.to_json()},
             "history": list(self.history),
+            "formats": dict(self.formats),
         }
 
 
@@ -225,6 +228,7 @@ class ProvenanceChecks:
         report.add("lineage", lambda: row_checks.check_lineage(record, registration))
         report.add("metadata", lambda: row_checks.check_metadata(record, model, registration, pushes))
         report.add("tags", lambda: row_checks.check_tags(model, pushes))
+        report.add("formats", lambda: row_checks.check_formats(record, evidence.formats, registration))
         digest = evidence.recorded_digest
         logged = row_checks.logged_aliases(events)
         names = sorted(set(record.aliases) | {a for a, e in logged.items() if e.subject == digest})
@@ -387,7 +391,8 @@ def evidence_in(u: RegistryUnit, model: ModelHandle, version: VersionHandle) -> 
     signatures = u.signatures(version)
     leaf_index, event = u.registration_event(model, version)
     history = u.event_leaves(model.full_name, ("push", "alias"))
-    return Evidence(record, u.model_record(model), version.digest, signatures, leaf_index, event, history)
+    formats = u.file_formats(version)
+    return Evidence(record, u.model_record(model), version.digest, signatures, leaf_index, event, history, formats)
 
 
 class VerificationService:

@@ -366,6 +366,12 @@ class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows,
         in_dataset = select(DatasetRow.id).where(DatasetRow.digest == f"sha256:{sha256_hex}").limit(1)
         return self.s.scalar(in_version) is not None or self.s.scalar(in_dataset) is not None
 
+    def file_formats(self, version: VersionHandle) -> dict[str, str | None]:
+        rows = self.s.execute(
+            select(VersionFileRow.path, VersionFileRow.format).where(VersionFileRow.version_id == version.id)
+        )
+        return {path: fmt for path, fmt in rows}
+
     def resolve(self, ref: Ref) -> tuple[ModelRow, VersionRow]:
         """The version a reference names. Raises NotFound, or InvalidInput for an ambiguous digest prefix."""
         if ref.digest_prefix is not None:
