@@ -22,7 +22,6 @@ import argparse
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,16 +32,10 @@ from pathlib import Path
 import httpx
 
 from bench_cid import FULL_MIB, QUICK_MIB, MiB, make_model
+from common import free_port
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.7
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def aiprov(*args: str, env: dict[str, str]) -> None:

@@ -24,80 +24,21 @@ before compression. Targets: p95 <= 50 ms per page, weight <= 200 KB. Run on SQL
 from __future__ import annotations
 
 import argparse
-import json
-import secrets
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from common import bulk_models, postgres_schema
 
 P95_TARGET_MS = 50.0
 WEIGHT_TARGET_KB = 200.0
 FULL_MODELS, QUICK_MODELS = 100_000, 2_000
 FULL_VERSIONS, QUICK_VERSIONS = 1_000, 50
 FULL_RUNS, QUICK_RUNS = 50, 10
-CHUNK = 5_000
-MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
-
-
-def _bulk_models(container: Any, n: int) -> None:
-    """N models of one single-file version each, written as rows in chunks (no log events: listings read none)."""
-    from sqlalchemy import insert, text
-
-    from aiprov.adapters.db.schema import ModelRow, TagRow, VersionRow
-
-    now = datetime.now(UTC)
-    engine = container.db.engine
-    for start in range(0, n, CHUNK):
-        ids = range(start + 1, min(n, start + CHUNK) + 1)
-        models = [
-            {
-                "id": i,
-                "owner": f"o{i % 500}",
-                "name": f"m-{i:06d}",
-                "full_name": f"o{i % 500}/m-{i:06d}",
-                "description": f"model number {i}",
-                "license": "mit" if i % 3 else "apache-2.0",
-                "created_at": now,
-            }
-            for i in ids
-        ]
-        versions = []
-        for i in ids:
-            sha = f"{i:064x}"
-            manifest = {"files": [{"path": "model.bin", "sha256": sha, "size": 1000 + i}], "type": MANIFEST_TYPE}
-            versions.append(
-                {
-                    "id": i,
-                    "model_id": i,
-                    "number": 1,
-                    "digest": f"sha256:{secrets.token_hex(32)}",
-                    "manifest": json.dumps(manifest),
-                    "total_size": 1000 + i,
-                    "file_count": 1,
-                    "single_file": True,
-                    "author": f"o{i % 500}",
-                    "created_at": now,
-                    "lineage": {},
-                }
-            )
-        tags = [{"model_id": i, "tag": "demo"} for i in ids if i % 10 == 0]
-        with engine.begin() as conn:
-            conn.execute(insert(ModelRow), models)
-            conn.execute(insert(VersionRow), versions)
-            if tags:
-                conn.execute(insert(TagRow), tags)
-    if engine.dialect.name == "postgresql":  # ids given explicitly: move the sequences past them
-        with engine.begin() as conn:
-            for table in ("models", "versions"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {n})"))
-            # What autovacuum does within a minute of such a load: without statistics the planner takes the
-            # trigram index for dearer than a scan of 100,000 rows.
-            conn.execute(text("ANALYZE"))
 
 
 def _big_model(container: Any, k: int, work: Path) -> None:
@@ -149,7 +90,7 @@ def run(database_url: str | None, models: int, versions: int, runs: int, label: 
         container = Container(Settings(home=work / "home", database_url=database_url, actor="root", workers=1))
         container.init()
         t0 = time.perf_counter()
-        _bulk_models(container, models)
+        bulk_models(container.db.engine, models)
         _big_model(container, versions, work)
         print(
             f"# {label}: {models:,} models + big/model with {versions:,} versions in {time.perf_counter() - t0:.0f} s"
@@ -189,22 +130,6 @@ def run(database_url: str | None, models: int, versions: int, runs: int, label: 
         return lines
 
 
-def _postgres_schema(url: str) -> tuple[str, Any]:
-    from sqlalchemy import create_engine, text
-
-    schema = f"aiprov_bench_{secrets.token_hex(4)}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return f"{url}?options=-csearch_path%3D{schema}", drop
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -218,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs or (QUICK_RUNS if args.quick else FULL_RUNS)
     lines = run(None, models, versions, runs, "sqlite")
     if args.postgres:
-        url, drop = _postgres_schema(args.postgres)
+        url, drop = postgres_schema(args.postgres)
         try:
             lines += run(url, models, versions, runs, "postgresql")
         finally:

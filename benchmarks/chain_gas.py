@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiprov.adapters.chain import Chain, parse_private_key
+from common import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
@@ -35,13 +36,6 @@ CID = "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
 def sha(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
