@@ -268,4 +268,3 @@ def test_another_server_on_the_same_database_accepts_the_upload_url(
         assert _commit(server, token, "alice/m", _lfs_file("w.bin", data)).status_code == 200
     finally:
         other.stop()
-

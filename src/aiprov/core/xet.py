@@ -23,7 +23,11 @@ XORB_MAX_BYTES = 64 * 2**20
 CHUNK_MAX_BYTES = 128 * 2**10
 """The largest chunk, uncompressed (the protocol's limit)."""
 
-SHARD_HEADER_TAG = bytes.fromhex("48465265706f4d657461446174610055" "6967456a7b815783a5bdd95ccdd14aa9")
+XORB_MAX_UNPACKED = 128 * 2**20
+"""The most bytes a xorb may unpack to: clients fill a xorb to ~64 MiB of chunk data; twice that bounds the
+memory a small, highly compressed xorb could otherwise claim."""
+
+SHARD_HEADER_TAG = bytes.fromhex("48465265706f4d6574614461746100556967456a7b815783a5bdd95ccdd14aa9")
 """`MDB_SHARD_HEADER_TAG`, the 32 bytes every shard begins with."""
 
 SHARD_HEADER_VERSION = 2
@@ -72,6 +76,7 @@ def xorb_chunks(data: bytes) -> list[bytes]:
         raise InvalidInput(f"a xorb of {len(data)} bytes is over the limit of {XORB_MAX_BYTES}")
     chunks: list[bytes] = []
     at = 0
+    unpacked = 0
     while at < len(data):
         if data[at] != 0 and _is_footer(data, at):
             break
@@ -85,6 +90,9 @@ def xorb_chunks(data: bytes) -> list[bytes]:
             raise InvalidInput(f"chunk {len(chunks)} of the xorb has version {version}, not 0")
         if size > CHUNK_MAX_BYTES:
             raise InvalidInput(f"chunk {len(chunks)} of the xorb is {size} bytes, over {CHUNK_MAX_BYTES}")
+        unpacked += size
+        if unpacked > XORB_MAX_UNPACKED:
+            raise InvalidInput(f"the xorb unpacks to more than {XORB_MAX_UNPACKED} bytes")
         body = data[at + 8 : at + 8 + stored]
         if len(body) != stored:
             raise InvalidInput(f"the xorb is truncated inside chunk {len(chunks)}")
@@ -106,7 +114,7 @@ def _decompress(body: bytes, scheme: int, size: int, index: int) -> bytes:
     if scheme == _NONE:
         out = body
     elif scheme in (_LZ4, _BG4_LZ4):
-        out = _lz4(body, index)
+        out = _lz4(body, size, index)
         if scheme == _BG4_LZ4:
             out = _ungroup4(out)
     else:
@@ -116,15 +124,17 @@ def _decompress(body: bytes, scheme: int, size: int, index: int) -> bytes:
     return out
 
 
-def _lz4(body: bytes, index: int) -> bytes:
+def _lz4(body: bytes, size: int, index: int) -> bytes:
+    """Decompress one LZ4 frame, producing at most `size` bytes (a frame that would give more is refused)."""
     import lz4.frame
 
+    decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
-        out = lz4.frame.decompress(body)
+        out = decompressor.decompress(body, max_length=size)
     except RuntimeError:
         raise InvalidInput(f"chunk {index} of the xorb is not a valid LZ4 frame") from None
-    if len(out) > CHUNK_MAX_BYTES:
-        raise InvalidInput(f"chunk {index} of the xorb unpacks to more than {CHUNK_MAX_BYTES} bytes")
+    if not decompressor.eof or decompressor.unused_data:
+        raise InvalidInput(f"chunk {index} of the xorb is not one LZ4 frame of {size} bytes")
     return bytes(out)
 
 

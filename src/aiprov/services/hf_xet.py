@@ -199,4 +199,3 @@ _TOKEN_HINT = "huggingface_hub asks /api/models/{owner}/{name}/xet-write-token/{
 def _check_hash(value: str) -> None:
     if not _HASH.fullmatch(value):
         raise InvalidInput(f"{value[:80]!r} is not a Xet hash (64 lowercase hex digits)")
-

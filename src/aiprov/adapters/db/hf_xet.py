@@ -60,9 +60,7 @@ class HfXetRows(UnitBase):
                 HfXetXorbRow.account == account, HfXetXorbRow.model == model, HfXetXorbRow.xorb == xorb
             )
         )
-        return [
-            XetXorb(r.account, r.model, r.xorb, Digest(r.sha256), r.size, utc(r.expires_at)) for r in rows
-        ]
+        return [XetXorb(r.account, r.model, r.xorb, Digest(r.sha256), r.size, utc(r.expires_at)) for r in rows]
 
     def prune_xet(self, now: datetime) -> int:
         """Delete the tokens and xorb records that expired by `now`; how many."""
