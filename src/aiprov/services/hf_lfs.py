@@ -213,7 +213,7 @@ class LfsUploads:
                 raise InvalidInput(
                     f"{path!r} names the LFS object {digest.hex}, which {account} did not upload to {model} "
                     "(or its upload expired)",
-                    hint="upload it through the LFS batch API first (huggingface_hub does), then commit",
+                    hint="upload it through Xet or the LFS batch API first (huggingface_hub does), then commit",
                 )
 
     def _granted(self, account: str, model: str, digest: Digest) -> bool:
