@@ -7,14 +7,15 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from apitools import Server, visible_blobs
-from huggingface_hub import HfApi, constants
+from apitools import Server, start_server, visible_blobs
+from huggingface_hub import HfApi, _commit_api, constants
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils import _xet
 from tests.support.cli import remote_json
@@ -89,11 +90,18 @@ def _shard(xorb_hex: str, start: int, end: int, size: int, sha256: str) -> bytes
     return header + file_header + term + ext + bookend + bookend
 
 
+def _no_lfs(**_: Any) -> None:
+    raise AssertionError("the LFS batch API was asked: this upload should have gone through Xet")
+
+
 def test_upload_folder_with_a_large_file_goes_through_xet_and_verifies(
-    small: tuple[Server, str, HfApi], make_model: Any
+    small: tuple[Server, str, HfApi], make_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, token, api = small
+    monkeypatch.setattr(_commit_api, "post_lfs_batch_info", _no_lfs)
     info = api.upload_folder(folder_path=make_model(FILES), repo_id="alice/big", commit_message="weights")
+    with sqlite3.connect(server.home / "registry.db") as db:  # the weights came as xorbs, for alice/big
+        assert db.execute("SELECT DISTINCT account, model FROM hf_xet_xorbs").fetchall() == [("alice", "alice/big")]
     shown = remote_json(server, token, "show", "alice/big")
     assert {f["path"]: f["sha256"] for f in shown["files"]} == {p: Digest.of(b).hex for p, b in FILES.items()}
     assert info.oid == shown["digest"].removeprefix("sha256:")[:40]
@@ -185,6 +193,31 @@ def test_a_shard_may_name_only_xorbs_its_caller_sent_for_the_model(small: tuple[
     truncated = _shard(xorb_hex, 0, 1, len(data), sha)[:100]
     assert _cas(server, xet, "POST", "/v1/shards", truncated).status_code == 422
     assert _cas(server, xet, "POST", "/v1/shards", _shard(xorb_hex, 0, 1, len(data), sha)).json() == {"result": 1}
+
+
+def test_a_token_one_server_issued_works_on_another_on_the_same_database(
+    make_server: Callable[..., Server], database_url: str | None, make_model: Any
+) -> None:
+    """Two `aiprov serve` processes on one database (SQLite, and PostgreSQL as many machines share it) and one blob
+    store: the real client gets its token from one and sends xorbs and the shard to the CAS URL of the other."""
+    env = {"AIPROV_MAX_BODY_MB": str(BODY_MB)}
+    server = make_server(env=env, database_url=database_url)
+    token = server.add_user("alice")
+    if database_url is not None:
+        env["AIPROV_DATABASE_URL"] = database_url
+    other = start_server(server.home, server.admin_token, env=env)
+    try:
+        xet = _xet_token(server, token)
+        data = os.urandom(5000)
+        xorb_hex = "34" * 32
+        assert _cas(other, xet, "POST", f"/v1/xorbs/default/{xorb_hex}", _xorb(data)).status_code == 200
+        shard = _shard(xorb_hex, 0, 1, len(data), hashlib.sha256(data).hexdigest())
+        assert _cas(server, xet, "POST", "/v1/shards", shard).json() == {"result": 1}
+        api = HfApi(endpoint=other.base_url, token=token)
+        api.upload_folder(folder_path=make_model(FILES), repo_id="alice/two")
+        assert remote_json(server, token, "verify", "alice/two@1")["ok"] is True
+    finally:
+        other.stop()
 
 
 def test_the_lfs_path_stays_when_xet_is_disabled(
