@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import socket
 import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,8 +23,9 @@ from huggingface_hub.utils import _xet
 from tests.support.cli import remote_json
 
 from aiprov.core.digest import Digest
-from aiprov.core.xet import SHARD_HEADER_TAG
+from aiprov.core.xet import SHARD_HEADER_TAG, XORB_MAX_BYTES
 from aiprov.services.hf_lfs import lfs_threshold
+from aiprov.services.hf_xet import SHARD_MAX_BYTES
 
 BODY_MB = 1
 THRESHOLD = lfs_threshold(BODY_MB * 2**20)
@@ -169,6 +172,23 @@ def test_a_truncated_or_malformed_xorb_is_a_422_and_stores_nothing(small: tuple[
     assert _cas(server, xet, "POST", "/v1/xorbs/other/" + "ef" * 32, whole).status_code == 422
     assert _cas(server, xet, "POST", "/v1/xorbs/default/not-a-hash", whole).status_code == 422
     assert visible_blobs(server.home) == before
+
+
+def test_a_xorb_or_shard_announced_over_its_limit_is_a_413_before_its_body_is_read(
+    small: tuple[Server, str, HfApi],
+) -> None:
+    server, token, _ = small
+    xet = _xet_token(server, token)
+    url = urlsplit(server.base_url)
+    for path, length in ((f"/v1/xorbs/default/{'ab' * 32}", XORB_MAX_BYTES + 1), ("/v1/shards", SHARD_MAX_BYTES + 1)):
+        head = (
+            f"POST {CAS}{path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {xet}\r\n"
+            f"Content-Length: {length}\r\n\r\n"
+        ).encode()
+        with socket.create_connection((url.hostname, url.port), timeout=30) as conn:
+            conn.sendall(head + b"\x00" * 1000)
+            answer = conn.recv(4096)
+        assert b" 413 " in answer.split(b"\r\n")[0], answer[:200]
 
 
 def test_a_shard_may_name_only_xorbs_its_caller_sent_for_the_model(small: tuple[Server, str, HfApi]) -> None:
