@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     hf_lfs_ttl_s: float = Field(default=86_400.0, gt=0)
     """API: how long an upload URL of the Hugging Face LFS batch API stays good, in seconds: its PUT must begin,
     and the commit naming its object must come, within this time of the batch request."""
+    hf_xet_token_ttl_s: float = Field(default=3_600.0, gt=0)
+    """API: how long a Xet write token stays good, in seconds (huggingface_hub asks for a new one before this)."""
     workers: int = Field(default=2, ge=1)
     """Worker processes that load and run models (evaluation, inference); never the calling process."""
     worker_memory_mb: int = Field(default=2048, ge=512)

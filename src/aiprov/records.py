@@ -931,6 +931,31 @@ class LfsGrant:
         return self.state in ("uploaded", "stored")
 
 
+@dataclass(frozen=True, slots=True)
+class XetToken:
+    """A Xet write token: `account` may send xorbs and shards for `model` with it until `expires_at`.
+
+    `token_hash` is the SHA-256 (hex) of the random token the client sends as `Authorization: Bearer`.
+    """
+
+    token_hash: str
+    account: str
+    model: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class XetXorb:
+    """A xorb `account` sent for `model` through a Xet token: its Xet hash, the blob holding its bytes, until when."""
+
+    account: str
+    model: str
+    xorb: str
+    sha256: Digest
+    size: int
+    expires_at: datetime
+
+
 JOB_STATES = ("queued", "running", "succeeded", "failed")
 """A job's states, in order; `succeeded` and `failed` are final."""
 

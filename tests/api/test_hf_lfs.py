@@ -38,7 +38,8 @@ class Exploit:
 
 @pytest.fixture(autouse=True)
 def lfs_not_xet(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What HF_HUB_DISABLE_XET=1 does (hf_xet is installed here, and this hub speaks no Xet)."""
+    """What HF_HUB_DISABLE_XET=1 does: hf_xet is installed here, and without this the client uploads through Xet
+    (tests/api/test_hf_xet.py)."""
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
 
 
@@ -267,16 +268,3 @@ def test_another_server_on_the_same_database_accepts_the_upload_url(
         assert _commit(server, token, "alice/m", _lfs_file("w.bin", data)).status_code == 200
     finally:
         other.stop()
-
-
-def test_a_client_that_would_use_xet_fails_at_the_xet_token_and_registers_nothing(
-    small: tuple[Server, str, HfApi], make_model: Any
-) -> None:
-    server, token, api = small
-    refused = server.client(token).get("/api/models/alice/xet/xet-write-token/main")
-    assert refused.status_code == 422 and "HF_HUB_DISABLE_XET=1" in refused.headers["X-Error-Message"]
-    constants.HF_HUB_DISABLE_XET = False  # restored by the autouse fixture's monkeypatch
-    with pytest.raises(Exception, match=r"422 Unprocessable Entity.*xet-write-token/main"):  # hf_xet shows no more
-        api.upload_folder(folder_path=make_model(FILES), repo_id="alice/xet")
-    with pytest.raises(RepositoryNotFoundError):
-        api.model_info("alice/xet")

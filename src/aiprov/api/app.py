@@ -22,6 +22,7 @@ from aiprov.api.routes import (
     hf,
     hf_lfs,
     hf_upload,
+    hf_xet,
     inference,
     jobs,
     log,
@@ -56,6 +57,7 @@ ROUTERS: list[tuple[APIRouter, str]] = [
     (gateway.router, ""),
     (health.router, ""),
     (hf_lfs.router, ""),
+    (hf_xet.router, ""),
     (hf_upload.router, ""),
     (hf.router, ""),  # last: its `/{owner}/{name}/resolve/...` must not shadow any route above
 ]
@@ -68,7 +70,7 @@ SELF_AUTHENTICATED: list[tuple[APIRouter, str]] = [
 ]
 
 # Path prefixes whose request bodies may exceed `Settings.max_body_mb` (streamed uploads check their own limits).
-UNLIMITED_BODY_PATHS: list[str] = [f"{API_PREFIX}/blobs/", hf_lfs.UPLOAD_PREFIX]
+UNLIMITED_BODY_PATHS: list[str] = [f"{API_PREFIX}/blobs/", hf_lfs.UPLOAD_PREFIX, hf_xet.CAS_PREFIX + "/"]
 
 DESCRIPTION = """A model hub with provenance you can verify. Reads are open unless the hub switches anonymous
 reads off; writes need `Authorization: Bearer <token>` (`aiprov user add`). Errors are RFC 9457 problem bodies.
@@ -132,6 +134,8 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(health.probes, responses=errors.PROBLEM_RESPONSES)  # no token: a probe has none
     # no token either: huggingface_hub PUTs an LFS object to its upload URL without one (the URL is the credential)
     app.include_router(hf_lfs.capability_router, responses=errors.PROBLEM_RESPONSES)
+    # nor the Xet CAS routes: hf_xet sends the Xet token there, not the API token (`services.hf_xet` checks it)
+    app.include_router(hf_xet.cas_router, responses=errors.PROBLEM_RESPONSES)
     for router, prefix in ROUTERS:
         if router is hf.router:  # the pages' paths have at most four segments; the Hub's resolve route has five
             _include_pages(app)

@@ -41,8 +41,8 @@ def lfs_threshold(max_body_bytes: int) -> int:
     """The size above which preupload answers `lfs`: 10 MiB, or half the commit body limit if that is less.
 
     Smaller files stay `regular` (base64 inside the commit, where half the limit still fits once encoded), text
-    or binary: huggingface_hub sends an `lfs` file through Xet when `hf_xet` is installed, which this hub does not
-    speak, so only the files a commit could not carry are asked for through LFS.
+    or binary: only the files a commit could not carry are asked for as `lfs`, which huggingface_hub then sends
+    through Xet when `hf_xet` is installed (`services.hf_xet`), else through the LFS batch API.
     """
     return min(LFS_MAX_BYTES, max_body_bytes // 2)
 
@@ -213,7 +213,7 @@ class LfsUploads:
                 raise InvalidInput(
                     f"{path!r} names the LFS object {digest.hex}, which {account} did not upload to {model} "
                     "(or its upload expired)",
-                    hint="upload it through the LFS batch API first (huggingface_hub does), then commit",
+                    hint="upload it through Xet or the LFS batch API first (huggingface_hub does), then commit",
                 )
 
     def _granted(self, account: str, model: str, digest: Digest) -> bool:

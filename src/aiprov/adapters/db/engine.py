@@ -17,7 +17,7 @@ from aiprov.extras import missing
 
 # Every Alembic revision this version of aiprov knows, oldest first; the last is the head.
 # tests/test_migrations.py checks this against the migration scripts.
-KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
 SCHEMA_HEAD = KNOWN_REVISIONS[-1]
 
 

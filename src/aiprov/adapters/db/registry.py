@@ -23,6 +23,7 @@ from aiprov.adapters.db.blocks import BlockRows
 from aiprov.adapters.db.evaluations import EvaluationRows
 from aiprov.adapters.db.events import EventRows, insert_events
 from aiprov.adapters.db.hf_lfs import HfLfsRows
+from aiprov.adapters.db.hf_xet import HfXetRows
 from aiprov.adapters.db.jobs import JobRows
 from aiprov.adapters.db.logrows import LogRows
 from aiprov.adapters.db.schema import (
@@ -240,13 +241,16 @@ class SqlRegistry:
             raise database_error(e) from e
 
 
-class SqlRegistryUnit(AccountRows, BlockRows, SignatureRows, EventRows, LogRows, EvaluationRows, HfLfsRows, JobRows):
+class SqlRegistryUnit(
+    AccountRows, BlockRows, SignatureRows, EventRows, LogRows, EvaluationRows, HfLfsRows, HfXetRows, JobRows
+):
     """The registry's reads and writes within one transaction.
 
     Models and versions are here, the other aggregates in their own modules (`AccountRows`, `BlockRows`,
-    `SignatureRows`, `EventRows`, `LogRows`, `EvaluationRows`, `HfLfsRows`, `JobRows`). What leaves `adapters/db`
-    is a record, or a model or version row handed back in as a handle (`resolve`); services read a handle only through
-    `ports.ModelHandle` and `ports.VersionHandle`. `ports.RegistryUnit` is the interface this class implements.
+    `SignatureRows`, `EventRows`, `LogRows`, `EvaluationRows`, `HfLfsRows`, `HfXetRows`, `JobRows`). What leaves
+    `adapters/db` is a record, or a model or version row handed back in as a handle (`resolve`); services read a
+    handle only through `ports.ModelHandle` and `ports.VersionHandle`. `ports.RegistryUnit` is the interface this
+    class implements.
     """
 
     search_index = True

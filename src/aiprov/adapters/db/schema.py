@@ -262,6 +262,38 @@ class HfLfsUploadRow(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class HfXetTokenRow(Base):
+    """A Xet write token: `account` may send xorbs and shards for `model` until `expires_at`.
+
+    `token_hash` is the SHA-256 of the random token the client sends; the token itself is never stored.
+    """
+
+    __tablename__ = "hf_xet_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(193))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class HfXetXorbRow(Base):
+    """A xorb `account` sent for `model`: its Xet hash (`xorb`) and the blob (`sha256`, `size`) holding its bytes."""
+
+    __tablename__ = "hf_xet_xorbs"
+    __table_args__ = (Index("ix_hf_xet_xorbs_owner", "account", "model", "xorb"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(193))
+    xorb: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 # The transparency log (RFC 9162), stored as the C2SP tlog-tiles it serves. Written only through
 # adapters/db/log.py, inside the transaction of the state change each entry records.
 

@@ -4,7 +4,6 @@
                                                         URL, or no action when the object is stored already
     PUT  /api/lfs/uploads/{capability}                  the object's bytes (no token: the URL is the credential)
     POST /{owner}/{name}.git/info/lfs/objects/verify    the client's check after its PUT (token)
-    GET  /api/models/{owner}/{name}/xet-write-token/{revision}   a 4xx saying this hub takes no Xet uploads
 
 The batch answers the `basic` transfer of the Git LFS batch API. The upload URL's last segment is a capability
 (`services.hf_lfs`): a random secret id stored as its SHA-256 in the database with the caller, the model, the
@@ -24,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
-from aiprov.api.routes.hf import HfName, HfOwner, HfRoute, Revision
+from aiprov.api.routes.hf import HfName, HfOwner, HfRoute
 from aiprov.api.routes.uploads import WRITE_CHUNK
 from aiprov.config import Container
 from aiprov.core.names import ModelName
@@ -37,7 +36,6 @@ capability_router = APIRouter(tags=["hugging face hub"], route_class=HfRoute)
 
 UPLOAD_PREFIX = "/api/lfs/uploads/"
 LFS_JSON = "application/vnd.git-lfs+json"
-XET_HINT = "set HF_HUB_DISABLE_XET=1 before importing huggingface_hub: it then uploads large files through LFS"
 
 
 def lfs_uploads(container: Container) -> LfsUploads:
@@ -127,15 +125,6 @@ def lfs_verify(
     actor = check_namespace(caller, owner)
     lfs_uploads(container).verify(actor, _repo(owner, name), body.oid, body.size)
     return JSONResponse({"oid": body.oid, "size": body.size}, media_type=LFS_JSON)
-
-
-@router.get(
-    "/api/models/{owner}/{name}/xet-write-token/{revision}",
-    summary="Xet uploads: not offered here (Hub protocol)",
-)
-def no_xet(caller: CallerDep, owner: HfOwner, name: HfName, revision: Revision) -> JSONResponse:
-    """Always a 422: huggingface_hub asks this when `hf_xet` is installed and would upload through Xet."""
-    raise InvalidInput("this hub takes no Xet uploads", hint=XET_HINT)
 
 
 Capability = Annotated[str, Path(max_length=64, description="The upload URL's secret id.")]

@@ -10,8 +10,8 @@ A commit applies its added and deleted files to the latest version and registers
 commit, with the reason in `X-Error-Message`, which the client shows), registered and logged. Only the owner of
 the namespace or an admin may write. Small files travel base64 inside the commit (`regular`), at most the body
 limit (`AIPROV_MAX_BODY_MB`) together, which preupload checks before any byte is sent; larger ones (`lfs`) are
-uploaded first through the LFS batch API (`hf_lfs`) and named in the commit by sha256 (`lfsFile`), then scanned
-from the stored bytes.
+uploaded first through Xet (`hf_xet`) or the LFS batch API (`hf_lfs`) and named in the commit by sha256
+(`lfsFile`), then scanned from the stored bytes.
 """
 
 from __future__ import annotations
