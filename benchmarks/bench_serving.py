@@ -8,10 +8,13 @@ write-scope token of a user made for the run: what a hub's callers send). aiprov
 default: a prediction is answered once its usage event is committed, group-committed) and the run checks
 afterwards that every request was logged.
 Cases: 1 row at 1 connection (p50 latency) and at 16 connections (throughput, p50), 1,000 rows likewise; then the
-server's RSS (the process tree: API process and model workers). Each case runs `--runs` times (3) after a warm-up
-and reports the medians, with the range of req/s: on a shared VM one run moves by 10-20%. Prints one table, a
-`ratio` line per comparison with its target and PASS/MISS. Exits 0 when everything ran, whatever the ratios; 1 if a
-server or wrk failed.
+server's RSS (the process tree: API process and model workers). Every server runs at once (idle but for the one
+measured), and each case is interleaved: a warm-up of each server, then `--runs` rounds (3) of one wrk run per
+server in turn, so every ratio compares runs made under the same load on a shared VM (one run moves by 10-20%).
+Medians are reported with the range of req/s, and with the CPU time the server's process tree spent per request,
+read from /proc: the other work on the VM moves it far less than req/s, and its inverse is the throughput a
+dedicated core would give. Prints one table, a `ratio` line per comparison with its target and PASS/MISS. Exits 0
+when everything ran, whatever the ratios; 1 if a server or wrk failed.
 
 A third server, `unlogged`, is aiprov's own app, protocol, token check and sandboxed worker as `aiprov serve` runs
 them, with predictions not logged: the difference to `aiprov` is what durable usage logging costs, measured in
@@ -48,7 +51,7 @@ RPS_TARGET = 5.0  # aiprov 1-row throughput at 16 connections >= 5x MLflow's
 VENV_BIN = Path(sys.executable).parent
 ROW = [5.1, 3.5, 1.4, 0.2]
 TOKEN = ["not-a-token"]
-"""The bearer token every request sends: aiprov's bench user's, made by `bench_aiprov` before any server runs."""
+"""The bearer token every request sends: aiprov's bench user's, made by `prepare_aiprov` before any server runs."""
 
 
 class BenchError(Exception):
@@ -69,6 +72,8 @@ class Result:
     errors: int
     rps_low: float
     rps_high: float
+    cpu_us: float
+    """Median CPU time (user + system) of the server's process tree per request, in microseconds."""
 
 
 def free_port() -> int:
@@ -120,8 +125,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of `pid` and all its descendants, in MB."""
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -130,10 +135,18 @@ def tree_rss_mb(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
         todo += children.get(p, [])
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants, in MB."""
+    total = 0
+    for p in tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -141,6 +154,19 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """User + system CPU time of each of `pids` still running, in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        times[p] = (int(fields[11]) + int(fields[12])) / tick
+    return times
 
 
 def parse_ms(text: str) -> float:
@@ -202,26 +228,44 @@ def cases(duration: float) -> list[tuple[str, int, float]]:
     return [("1 row", 1, duration), ("1 row", 16, duration), ("1000 rows", 1, duration), ("1000 rows", 16, duration)]
 
 
-def measure(
-    name: str,
-    url: str,
-    bodies: dict[str, Path],
-    duration: float,
-    work: Path,
-    pid: int,
-    runs: int,
-    which: Sequence[tuple[str, int, float]] | None = None,
-) -> tuple[list[Result], float]:
-    """Each of `which` (default every case): a warm-up, then `runs` measured wrk runs; and the server's RSS."""
+@dataclass
+class Server:
+    """A running server under test and the cases it is measured on."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    which: list[tuple[str, int, float]]
+
+
+def sample(server: Server, body: Path, connections: int, seconds: float, work: Path) -> tuple[float, ...]:
+    """One wrk run against `server`: `run_wrk`'s figures and the server tree's CPU microseconds per request."""
+    pids = tree_pids(server.proc.pid)
+    before = cpu_seconds(pids)
+    rps, p50, p99, requests, errors = run_wrk(server.url, body, connections, seconds, work)
+    after = cpu_seconds(pids)
+    used = sum(after[p] - before[p] for p in after if p in before)
+    return rps, p50, p99, requests, errors, used * 1e6 / max(requests, 1)
+
+
+def measure(servers: Sequence[Server], bodies: dict[str, Path], duration: float, work: Path, runs: int) -> list[Result]:
+    """Each case, interleaved over the servers it applies to: a warm-up of each, then `runs` rounds of one run each."""
     results = []
-    for case, connections, seconds in cases(duration) if which is None else which:
-        run_wrk(url, bodies[case], connections, min(2.0, seconds), work)  # warm: every model worker, caches, JIT paths
-        samples = [run_wrk(url, bodies[case], connections, seconds, work) for _ in range(runs)]
-        rps, p50, p99, _, _ = (statistics.median(column) for column in zip(*samples, strict=True))
-        low, high = min(s[0] for s in samples), max(s[0] for s in samples)
-        n, errors = sum(s[3] for s in samples), sum(s[4] for s in samples)
-        results.append(Result(name, case, connections, rps, p50, p99, n, errors, low, high))
-    return results, tree_rss_mb(pid)
+    for case, connections, seconds in cases(duration):
+        on = [s for s in servers if (case, connections, seconds) in s.which]
+        for server in on:  # warm: every model worker, caches, JIT paths
+            run_wrk(server.url, bodies[case], connections, min(2.0, seconds), work)
+        samples: dict[str, list[tuple[float, ...]]] = {s.name: [] for s in on}
+        for _ in range(runs):
+            for server in on:
+                samples[server.name].append(sample(server, bodies[case], connections, seconds, work))
+        for server in on:
+            got = samples[server.name]
+            rps, p50, p99, _, _, cpu_us = (statistics.median(column) for column in zip(*got, strict=True))
+            low, high = min(g[0] for g in got), max(g[0] for g in got)
+            n, errors = sum(int(g[3]) for g in got), sum(int(g[4]) for g in got)
+            results.append(Result(server.name, case, connections, rps, p50, p99, n, errors, low, high, cpu_us))
+    return results
 
 
 def prepare_aiprov(model_dir: Path, work: Path) -> Path:
@@ -238,27 +282,26 @@ def prepare_aiprov(model_dir: Path, work: Path) -> Path:
     return home
 
 
-def serve_and_measure(
+def start_server(
     name: str,
     command: list[str],
     url: str,
     work: Path,
     bodies: dict[str, Path],
-    duration: float,
-    runs: int,
+    which: Sequence[tuple[str, int, float]],
     *,
     env: dict[str, str] | None = None,
-    which: Sequence[tuple[str, int, float]] | None = None,
-) -> tuple[list[Result], float]:
-    """Start the server `command` (its output to `<name>-serve.log`), wait until `url` answers, `measure`, stop it."""
+) -> Server:
+    """Start the server `command` (its output to `<name>-serve.log`) and wait until `url` answers."""
     log = work / f"{name}-serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         wait_ready(url, bodies["1 row"].read_bytes(), proc, log)
-        return measure(name, url, bodies, duration, work, proc.pid, runs, which)
-    finally:
+    except BaseException:
         stop(proc)
+        raise
+    return Server(name, url, proc, list(which))
 
 
 def aiprov_env() -> dict[str, str]:
@@ -268,9 +311,7 @@ def aiprov_env() -> dict[str, str]:
     return env
 
 
-def bench_aiprov(
-    home: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
-) -> tuple[list[Result], float, str]:
+def start_aiprov(home: Path, work: Path, bodies: dict[str, Path], duration: float) -> Server:
     port = free_port()
     command = [
         "taskset",
@@ -285,18 +326,21 @@ def bench_aiprov(
         "--no-access-log",
     ]
     url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
-    results, rss = serve_and_measure("aiprov", command, url, work, bodies, duration, runs, env=aiprov_env())
+    return start_server("aiprov", command, url, work, bodies, cases(duration), env=aiprov_env())
+
+
+def check_logged(home: Path, rows: list[Result]) -> str:
+    """That every request aiprov answered is in its log (raises BenchError otherwise); a line saying so."""
     with sqlite3.connect(home / "registry.db") as db:
         logged = db.execute("SELECT count(*) FROM events WHERE action = 'inference'").fetchone()[0]
         checkpoints = db.execute("SELECT count(*) FROM log_checkpoints").fetchone()[0]
-    sent = sum(r.requests for r in results)
-    note = (
+    sent = sum(r.requests for r in rows if r.server == "aiprov")
+    if logged < sent:
+        raise BenchError(f"usage events were lost: {logged} logged for {sent} requests")
+    return (
         f"usage logging on: {logged} inference events in the log for >= {sent} measured requests (plus warm-ups),"
         f" {checkpoints} checkpoints signed"
     )
-    if logged < sent:
-        raise BenchError(f"usage events were lost: {logged} logged for {sent} requests")
-    return results, rss, note
 
 
 UNLOGGED_APP = """\
@@ -324,7 +368,7 @@ uvicorn.run(
 """
 
 
-def bench_unlogged(home: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int) -> list[Result]:
+def start_unlogged(home: Path, work: Path, bodies: dict[str, Path], duration: float) -> Server:
     """aiprov as `aiprov serve` runs it (same app, protocol, token check, sandboxed worker), its predictions not
     logged: 1 row at 1 and 16 connections. What durable usage logging costs is the difference, in the same run.
     """
@@ -332,13 +376,10 @@ def bench_unlogged(home: Path, work: Path, bodies: dict[str, Path], duration: fl
     port = free_port()
     command = ["taskset", "-c", "0", sys.executable, str(work / "unlogged_app.py"), str(home), str(port)]
     url = f"http://127.0.0.1:{port}/api/v1/models/bench/iris/predict"
-    which = cases(duration)[:2]
-    return serve_and_measure("unlogged", command, url, work, bodies, duration, runs, env=aiprov_env(), which=which)[0]
+    return start_server("unlogged", command, url, work, bodies, cases(duration)[:2], env=aiprov_env())
 
 
-def bench_mlflow(
-    model_dir: Path, work: Path, bodies: dict[str, Path], duration: float, runs: int
-) -> tuple[list[Result], float]:
+def start_mlflow(model_dir: Path, work: Path, bodies: dict[str, Path], duration: float) -> Server:
     port = free_port()
     command = ["taskset", "-c", "0", str(VENV_BIN / "mlflow"), "models", "serve", "-m", str(model_dir), "-p", str(port)]
     command += ["--env-manager", "local"]
@@ -346,7 +387,7 @@ def bench_mlflow(
     path = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns", "PATH": path}
     url = f"http://127.0.0.1:{port}/invocations"
-    return serve_and_measure("mlflow", command, url, work, bodies, duration, runs, env=env)
+    return start_server("mlflow", command, url, work, bodies, cases(duration), env=env)
 
 
 FLOOR_APP = """\
@@ -363,19 +404,20 @@ async def app(scope, receive, send):
 """
 
 
-def bench_floor(work: Path, bodies: dict[str, Path], duration: float, runs: int) -> list[Result]:
+def start_floor(work: Path, bodies: dict[str, Path], duration: float) -> Server:
     """The bare ASGI app on uvicorn: 1 row at 1 and 16 connections (its answer does not depend on the body)."""
     (work / "floor_app.py").write_text(FLOOR_APP)
     port = free_port()
     command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(work)]
     command += ["--port", str(port), "--lifespan", "off", "--no-access-log"]
     url = f"http://127.0.0.1:{port}/"
-    return serve_and_measure("floor", command, url, work, bodies, duration, runs, which=cases(duration)[:2])[0]
+    return start_server("floor", command, url, work, bodies, cases(duration)[:2])
 
 
 def report(rows: list[Result], rss: dict[str, float]) -> None:
-    head = ("server", "case", "conns", "req/s", "range", "p50 ms", "p99 ms", "requests", "errors")
-    print("{:<8} {:<10} {:>5} {:>9} {:>13} {:>8} {:>8} {:>9} {:>6}".format(*head))
+    head = ("server", "case", "conns", "req/s", "range", "p50 ms", "p99 ms", "cpu us/req", "requests", "errors")
+    row = "{:<8} {:<10} {:>5} {:>9} {:>13} {:>8} {:>8} {:>10} {:>9} {:>6}"
+    print(row.format(*head))
     for r in rows:
         cells = (
             r.server,
@@ -385,10 +427,11 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
             f"{r.rps_low:.0f}-{r.rps_high:.0f}",
             f"{r.p50_ms:.3f}",
             f"{r.p99_ms:.3f}",
+            f"{r.cpu_us:.0f}",
             r.requests,
             r.errors,
         )
-        print("{:<8} {:<10} {:>5} {:>9} {:>13} {:>8} {:>8} {:>9} {:>6}".format(*cells))
+        print(row.format(*cells))
     for name, mb in rss.items():
         print(f"{name:<8} RSS after the load (server process tree): {mb:.0f} MB")
 
@@ -414,6 +457,12 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
         f">= {RPS_TARGET}x",
         a.rps >= RPS_TARGET * m.rps,
     )
+    line(
+        "mlflow / aiprov CPU per request, 1 row, 16 connections",
+        m.cpu_us / a.cpu_us,
+        f">= {RPS_TARGET}x: the throughput ratio on a dedicated core",
+        m.cpu_us >= RPS_TARGET * a.cpu_us,
+    )
     for conns in (1, 16):
         a, m = get("aiprov", "1000 rows", conns), get("mlflow", "1000 rows", conns)
         line(f"aiprov / mlflow throughput, 1000 rows, {conns} connection(s)", a.rps / m.rps, "reported", None)
@@ -427,6 +476,13 @@ def report(rows: list[Result], rss: dict[str, float]) -> None:
     u, m, a = get("unlogged", "1 row", 16), get("mlflow", "1 row", 16), get("aiprov", "1 row", 16)
     line("unlogged / mlflow throughput, 1 row, 16 connections", u.rps / m.rps, "aiprov without usage logging", None)
     line("aiprov / unlogged throughput, 1 row, 16 connections", a.rps / u.rps, "the cost of durable logging", None)
+    f = get("floor", "1 row", 16)
+    line("mlflow / unlogged CPU per request, 1 row, 16 connections", m.cpu_us / u.cpu_us, "reported", None)
+    line("mlflow / floor CPU per request, 1 row, 16 connections", m.cpu_us / f.cpu_us, "the best uvicorn gives", None)
+    print(
+        f"CPU per 1-row request at 16 connections: floor {f.cpu_us:.0f} us, unlogged {u.cpu_us:.0f} us,"
+        f" aiprov {a.cpu_us:.0f} us (durable logging {a.cpu_us - u.cpu_us:.0f} us), mlflow {m.cpu_us:.0f} us"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -460,19 +516,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.write_text(json.dumps({"inputs": [ROW] * n}))
             bodies[case] = path
         print(
-            f"serving benchmark: {runs} run(s) of {duration:g} s per case, medians; server on core 0, wrk on core 1;"
+            f"serving benchmark: {runs} interleaved run(s) of {duration:g} s per case and server, medians;"
+            " servers on core 0, wrk on core 1;"
             ' bodies {"inputs": [[...]]}'
         )
+        servers: list[Server] = []
         try:
             home = prepare_aiprov(aiprov_model, work)  # first: every server is sent the same token
-            mlflow_rows, mlflow_rss = bench_mlflow(mlflow_model, work, bodies, duration, runs)
-            aiprov_rows, aiprov_rss, note = bench_aiprov(home, work, bodies, duration, runs)
-            unlogged_rows = bench_unlogged(home, work, bodies, duration, runs)
-            floor_rows = bench_floor(work, bodies, duration, runs)
+            servers.append(start_mlflow(mlflow_model, work, bodies, duration))
+            servers.append(start_aiprov(home, work, bodies, duration))
+            servers.append(start_unlogged(home, work, bodies, duration))
+            servers.append(start_floor(work, bodies, duration))
+            rows = measure(servers, bodies, duration, work, runs)
+            rss = {s.name: tree_rss_mb(s.proc.pid) for s in servers if s.name in ("aiprov", "mlflow")}
+            note = check_logged(home, rows)
         except BenchError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        report(aiprov_rows + mlflow_rows + unlogged_rows + floor_rows, {"aiprov": aiprov_rss, "mlflow": mlflow_rss})
+        finally:
+            for server in servers:
+                stop(server.proc)
+        report(rows, rss)
         print(note)
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,64 @@ def test_a_single_caller_is_never_delayed_or_batched() -> None:
     results = asyncio.run(one_after_another())
     assert [r.predictions for r in results] == [[float(2 * i)] for i in range(5)]
     assert pool.calls == [1] * 5 and batcher.batched == 0
+
+
+def test_a_lone_caller_never_waits_for_a_round_to_fill() -> None:
+    """Its last round was one request: however long the fill wait, nothing waits for a second."""
+    pool = ScriptedPool()
+    batcher = Batcher(pool, fill_wait_s=5.0)  # type: ignore[arg-type]
+
+    async def one_after_another() -> float:
+        start = time.monotonic()
+        for i in range(5):
+            await batcher.predict_async(spec(), np.array([[i, 0.0]]))
+        return time.monotonic() - start
+
+    assert asyncio.run(one_after_another()) < 1.0  # five scripted calls of 10 ms, no 5 s wait
+    assert pool.calls == [1] * 5
+
+
+async def round_of(batcher: Batcher, now: int, later: int, delay: float) -> list[Any]:
+    """`now` requests at once, then `later` more `delay` seconds after (as a closed-loop client's stragglers)."""
+    s = spec()
+    futures = [asyncio.ensure_future(batcher.predict_async(s, np.array([[float(i), 0.0]]))) for i in range(now)]
+    await asyncio.sleep(delay)
+    futures += [asyncio.ensure_future(batcher.predict_async(s, np.array([[9.0, 0.0]]))) for _ in range(later)]
+    return await asyncio.gather(*futures)
+
+
+def test_a_round_waits_for_as_many_requests_as_the_last_one_served() -> None:
+    pool = ScriptedPool()
+    batcher = Batcher(pool, fill_wait_s=0.5)  # type: ignore[arg-type]
+
+    async def rounds() -> tuple[list[Any], list[Any]]:
+        first = await round_of(batcher, 4, 0, 0)
+        second = await round_of(batcher, 3, 1, 0.02)  # the fourth arrives 20 ms late: the call waits for it
+        return first, second
+
+    _, second = asyncio.run(rounds())
+    assert pool.calls == [4, 4]
+    assert [r.predictions for r in second] == [[0.0], [2.0], [4.0], [18.0]]
+
+
+def test_the_wait_for_a_round_to_fill_is_bounded() -> None:
+    """Fewer requests than last time: the call goes after `fill_wait_s`, and the next round expects the fewer."""
+    pool = ScriptedPool()
+    batcher = Batcher(pool, fill_wait_s=0.1)  # type: ignore[arg-type]
+
+    async def rounds() -> tuple[float, float]:
+        await round_of(batcher, 4, 0, 0)
+        start = time.monotonic()
+        await round_of(batcher, 2, 0, 0)
+        waited = time.monotonic() - start
+        start = time.monotonic()
+        await round_of(batcher, 2, 0, 0)
+        return waited, time.monotonic() - start
+
+    waited, then = asyncio.run(rounds())
+    assert pool.calls == [4, 2, 2]
+    assert 0.1 <= waited < 1.0  # waited for the two that never came, no longer than the bound (+ a 10 ms call)
+    assert then < 0.1  # the round of two is now what is expected: no wait
 
 
 def test_requests_received_with_a_lone_one_join_its_call() -> None:

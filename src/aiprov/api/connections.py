@@ -13,6 +13,13 @@ A head over MAX_HEAD_BYTES is answered 431 and the connection closed: httptools,
 
 httptools calls `on_message_begin` at the first byte of a request and `on_headers_complete` at the end of its
 head, so body bytes (even those a client keeps sending after an early answer) are never taken for a head.
+
+The deadline costs no timer per request: a connection keeps one timer, armed when a head starts and none is
+pending, and a completed head only notes that it is done. When the timer fires it closes the connection if the
+head in progress started `header_timeout_s` ago or more, and otherwise re-arms itself for what is left of that
+head's bound (or stops, between requests). So each head is cut exactly at its own deadline, and a busy
+kept-alive connection sets one timer per `header_timeout_s` rather than two timer operations per request
+(measured with `benchmarks/bench_serving.py`: about 3% of the API process's CPU per 1-row prediction).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # loop time at which the head in progress began
         self._in_head = False
         self._head_size = 0  # of the request line's URL and the headers parsed so far
         self._received_in_head = 0  # bytes read while a head was incomplete (counted per read: an upper bound)
@@ -48,7 +56,8 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_deadline()  # a connection that sends nothing is closed too
+        self._in_head = True  # waiting for the first head: a connection that sends nothing is closed too
+        self._start_deadline()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -61,10 +70,10 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if not self._in_head:  # a further request: its deadline starts now (the first one's at the connection's)
+            self._start_deadline()
         self._in_head = True
         self._head_size = self._received_in_head = 0
-        if self._head_timer is None:  # else the deadline set when the connection opened still runs
-            self._start_deadline()
 
     def on_url(self, url: bytes) -> None:
         self._head_size += len(url)
@@ -75,8 +84,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._stop_deadline()
+        self._in_head = False  # the timer, if it fires, finds no head in progress and stops
         if self._head_size > MAX_HEAD_BYTES:
             self._refuse()  # the application never sees this request
             return
@@ -102,16 +110,24 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _start_deadline(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
+        """A head starts now: its deadline is `header_timeout_s` from now (a pending timer is reused)."""
+        self._head_started = self.loop.time()
+        if self._head_timer is None:  # else the pending timer fires earlier and re-arms for this head's deadline
+            self._head_timer = self.loop.call_later(self.header_timeout_s, self._check_deadline)
 
     def _stop_deadline(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_too_slow(self) -> None:
+    def _check_deadline(self) -> None:
         self._head_timer = None
-        if not self.transport.is_closing():
+        if not self._in_head:  # between requests: the next head arms a timer again
+            return
+        left = self._head_started + self.header_timeout_s - self.loop.time()
+        if left > 0:  # the head in progress began after the timer was set: wait for its own deadline
+            self._head_timer = self.loop.call_later(left, self._check_deadline)
+        elif not self.transport.is_closing():
             self.transport.close()
 
 

@@ -1,14 +1,18 @@
-"""Concurrent predictions for one model coalesced into one worker call: adaptive batching, no added wait.
+"""Concurrent predictions for one model coalesced into one worker call: adaptive batching.
 
 A request that finds a worker free for its model runs at once, with whatever requests the server has already
 received: it lets the event loop turn twice first (no timer), so requests read from other connections in the
 meantime join it. Requests that arrive while every allowed call for that model is in flight queue up, and the
 next call carries all of them as one batch: the rows are concatenated, the model runs once, and each request
 gets its own slice of the answer. Under load the per-call costs (the hop to the worker process, pickling, the
-estimator's input validation) are paid once per batch instead of once per request; a single caller pays two
-empty turns of the loop (microseconds), since nothing ever waits to fill a batch. Measured with
+estimator's input validation) are paid once per batch instead of once per request. Measured with
 `benchmarks/bench_serving.py` at 16 connections: without the two turns, calls alternated between a lone request
 (the first of a new wave) and a batch of the rest; with them, 1-row throughput rose by about 10%.
+
+Under load only, the first call of a round may also wait, at most `FILL_WAIT_S` (0.5 ms), for as many requests
+as the model's last round served (see `Batcher`): with 16 clients each round had been a call of 15 and a call of
+the one straggler. A single caller never waits (its rounds are of one request) and pays two empty turns of the
+loop (microseconds).
 
 Batching assumes a model's answer for a row does not depend on the other rows, which holds for predict and
 predict_proba of scikit-learn estimators and for row-wise ONNX graphs. Requests are batched only with requests
@@ -38,6 +42,9 @@ if TYPE_CHECKING:
 MAX_BATCH_ROWS = 8192
 """A batch stops growing at this many rows (a larger single request still runs, alone)."""
 
+FILL_WAIT_S = 0.0005
+"""How long a lane's first call of a round may wait for the requests its last round had (see `Batcher`)."""
+
 
 @dataclass(eq=False)
 class _Request:
@@ -55,6 +62,11 @@ class _Lane:
     """Drains started (each makes one call at a time)."""
     busy: int = 0
     """Drains in a call now."""
+    served: int = 0
+    """Requests taken into calls since the lane was made: one round of the lane."""
+    want: int = 0
+    more: asyncio.Future[None] | None = None
+    """Set while a drain waits for `want` requests in this round (`Batcher._fill`)."""
 
 
 class Batcher:
@@ -63,12 +75,22 @@ class Batcher:
     At most `pool.size` calls per model are in flight, so every worker can serve a popular model while the
     requests that find them all busy are batched. Statistics: `calls` (worker calls made) and `batched`
     (requests that shared a call with others). Used from one event loop (the API process's).
+
+    A round of a lane is what it serves from its first request until it is idle again. Closed-loop callers come
+    back in rounds of about the same size: with 16 clients, a round was a call of 15 requests, then a call of the
+    one whose request arrived a few hundred microseconds later (`benchmarks/bench_serving.py`: a worker call of
+    one row costs the API process and the worker about 190 us of CPU). So the first call of a round, when fewer
+    requests are waiting than the lane's last round served, waits up to `fill_wait_s` for the rest, and goes as
+    soon as they are there. A lone caller's last round was one request: it never waits; when the load drops,
+    one round waits at most `fill_wait_s` and the next expects the smaller size.
     """
 
-    def __init__(self, pool: WorkerPool, *, max_rows: int = MAX_BATCH_ROWS) -> None:
+    def __init__(self, pool: WorkerPool, *, max_rows: int = MAX_BATCH_ROWS, fill_wait_s: float = FILL_WAIT_S) -> None:
         self.pool = pool
         self.max_rows = max_rows
+        self.fill_wait_s = fill_wait_s
         self._lanes: dict[tuple[str, bool], _Lane] = {}
+        self._rounds: dict[tuple[str, bool], int] = {}  # requests each lane's last round served
         self._unbatchable: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -85,6 +107,8 @@ class Batcher:
         lane = self._lanes.setdefault((spec.key, proba), _Lane())
         request = _Request(rows, count, asyncio.get_running_loop().create_future())
         lane.waiting.append(request)
+        if lane.more is not None and lane.served + len(lane.waiting) >= lane.want and not lane.more.done():
+            lane.more.set_result(None)
         if lane.running < self.pool.size:
             lane.running += 1
             task = asyncio.get_running_loop().create_task(self._drain(spec, proba, timeout, lane))
@@ -98,9 +122,12 @@ class Batcher:
             while lane.waiting:
                 if len(lane.waiting) == 1:
                     await _received_first()
-                    if not lane.waiting:  # another drain of the lane took the request during those turns
-                        continue
+                if lane.served == 0 and lane.busy == 0 and lane.more is None:
+                    await self._fill(lane, self._rounds.get((spec.key, proba), 0))
+                if not lane.waiting:  # another drain of the lane took the requests meanwhile
+                    continue
                 batch = self._take(lane)
+                lane.served += len(batch)
                 lane.busy += 1
                 try:
                     await self._run(spec, proba, timeout, batch)
@@ -110,6 +137,23 @@ class Batcher:
             lane.running -= 1
             if not lane.waiting and not lane.running:
                 self._lanes.pop((spec.key, proba), None)
+                if len(self._rounds) >= 4096:  # one entry per model served: forget them all past that
+                    self._rounds.clear()
+                self._rounds[(spec.key, proba)] = lane.served
+
+    async def _fill(self, lane: _Lane, want: int) -> None:
+        """Wait up to `fill_wait_s` until `want` requests are waiting (none if they already are)."""
+        want = min(want, self.max_rows)
+        if len(lane.waiting) >= want or self.fill_wait_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        lane.want, lane.more = want, loop.create_future()
+        timer = loop.call_later(self.fill_wait_s, _wake, lane.more)
+        try:
+            await lane.more
+        finally:
+            timer.cancel()
+            lane.more = None
 
     def _take(self, lane: _Lane) -> list[_Request]:
         """The longest prefix of the queue whose inputs concatenate, within `max_rows` (at least one request).
@@ -182,6 +226,11 @@ async def _received_first() -> None:
     """
     await asyncio.sleep(0)
     await asyncio.sleep(0)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _count(rows: Any) -> int | None:
