@@ -99,7 +99,7 @@ def test_aiprov_verify_accepts_model_signing_bundles(home: Path, make_model: Mak
 def test_verify_prints_each_check_and_exits_6_on_failure(home: Path, make_model: MakeModel) -> None:
     cli_json(home, "push", str(make_model({"w": b"abc"})), "--name", "alice/m")
     code, out, _ = cli(home, "verify", "alice/m")
-    assert code == 0 and out.count("PASS") == 11
+    assert code == 0 and out.count("PASS") == 12  # through `formats`
     blob = next((home / "blobs" / "sha256").rglob("*"), None)
     blobs = [p for p in (home / "blobs" / "sha256").rglob("*") if p.is_file()]
     assert blob is not None and len(blobs) == 1
