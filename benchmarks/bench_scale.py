@@ -68,8 +68,6 @@ def reads(url: str, models: int, per_model: int, runs: int) -> list[str]:
         c.init()
         t0 = time.perf_counter()
         bulk_models(c.db.engine, models, per_model, say=lambda s: print(f"# {s}", flush=True))
-        with c.db.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
         total = models * per_model
         print(f"# {total:,} versions of {models:,} models written in {time.perf_counter() - t0:.0f} s", flush=True)
         reg, engine = c.registry, c.db.engine
