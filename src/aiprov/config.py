@@ -318,6 +318,11 @@ class Container:
         return self._serving.usage_recorder
 
     @property
+    def running_inference(self) -> InferenceService | None:
+        """The inference service if a prediction was served (asking makes nothing): to drop its cached references."""
+        return self._serving.inference
+
+    @property
     def running_worker_pool(self) -> WorkerPool | None:
         """The model workers' pool if a model has run (asking starts nothing): for monitoring."""
         return self.models.pool if "models" in self.__dict__ else None

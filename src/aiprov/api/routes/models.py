@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import StringConstraints
 
 from aiprov.api.deps import CallerDep, ContainerDep, check_namespace, require_write
@@ -131,7 +131,6 @@ def show_ref(
     summary="Point an alias at a version",
 )
 def set_alias(
-    request: Request,
     container: ContainerDep,
     caller: CallerDep,
     owner: Owner,
@@ -148,7 +147,7 @@ def set_alias(
             raise InvalidInput(f"{body.version} is a version of {found.full_name}, not {owner}/{name}")
         target = str(found.number)
     version, previous = container.registry.alias(f"{owner}/{name}@{target}", alias, actor=actor)
-    inference = getattr(request.app.state, "inference", None)
+    inference = container.running_inference
     if inference is not None:  # predictions by this alias use the new version at once (in this process)
         inference.forget(f"{owner}/{name}")
     return {**version.to_json(), "alias": alias, "previous": previous}
