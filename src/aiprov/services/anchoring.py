@@ -173,6 +173,22 @@ def connect(c: ChainConfig, *, signer: bool) -> Chain:
     return Chain(c.rpc_url, account=account, receipt_timeout_s=c.receipt_timeout_s)
 
 
+def check_chain_id(
+    chain: Chain, expected: int | None, address: str | None, *, contract: str = "registry",
+    setting: str = "AIPROV_CHAIN_CONTRACT",
+) -> None:  # fmt: skip
+    """Raise WrongChain unless `chain` is chain `expected` (None: any).
+
+    The message names the `contract` at `address`, the hint the `setting` that chose it.
+    """
+    if expected is not None and chain.chain_id != expected:
+        what = f"the {contract} {address} was deployed on chain {expected}" if address else f"expected {expected}"
+        raise WrongChain(
+            f"the RPC at {chain.where} serves chain {chain.chain_id}, but {what}",
+            hint=f"check AIPROV_CHAIN_RPC and {setting}",
+        )
+
+
 def read_chain(c: ChainConfig) -> ChainView:
     """What a client without the hub's database reads (`aiprov --server URL verify --chain`).
 
@@ -231,17 +247,8 @@ class AnchorService:
                 )
             address = recorded[0].address
         deployment = next((d for d in recorded if d.address == address), None)
-        self.check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
+        check_chain_id(chain, deployment.chain_id if deployment else self.config.expected_chain_id, address)
         return address, deployment
-
-    def check_chain_id(self, chain: Chain, expected: int | None, address: str | None) -> None:
-        """Raise WrongChain unless `chain` is chain `expected` (None: any), naming the contract `address`."""
-        if expected is not None and chain.chain_id != expected:
-            what = f"the registry {address} was deployed on chain {expected}" if address else f"expected {expected}"
-            raise WrongChain(
-                f"the RPC at {chain.where} serves chain {chain.chain_id}, but {what}",
-                hint="check AIPROV_CHAIN_RPC and AIPROV_CHAIN_CONTRACT",
-            )
 
     def reader(self) -> ChainView:
         """What `verify --chain` reads: the configured (or recorded) registry, chain id checked."""
@@ -270,7 +277,7 @@ class AnchorService:
         `also` (what was deployed with it: the stake token and staking contract) goes into the event's details.
         """
         chain = self._chain(signer=True)
-        self.check_chain_id(chain, self.config.expected_chain_id, None)
+        check_chain_id(chain, self.config.expected_chain_id, None)
         result = chain.deploy()
         assert result.contract_address is not None, "Chain.deploy checks the receipt created a contract"
         details = {**self._tx_details(chain, result), "operator": chain.account.address if chain.account else None}

@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiprov.core.canonical import canonical_json
-from aiprov.errors import AiprovError, Conflict, Forbidden, InvalidInput, WrongChain
-from aiprov.services.anchoring import ChainConfig, connect
+from aiprov.errors import AiprovError, Conflict, Forbidden, InvalidInput
+from aiprov.services.anchoring import ChainConfig, check_chain_id, connect
 
 if TYPE_CHECKING:
     from aiprov.adapters.chain import Chain, TxResult
@@ -228,16 +228,6 @@ class StakeLedger(Protocol):
         ...
 
 
-def check_chain(chain: Chain, expected: int | None, address: str) -> None:
-    """Raise WrongChain unless `chain` is chain `expected` (None: any), naming the staking contract."""
-    if expected is not None and chain.chain_id != expected:
-        raise WrongChain(
-            f"the RPC at {chain.where} serves chain {chain.chain_id}, but the staking contract {address} was "
-            f"deployed on chain {expected}",
-            hint="check AIPROV_CHAIN_RPC and AIPROV_STAKE_CONTRACT",
-        )
-
-
 def staking_at(config: ChainConfig, recorded: list[StakeDeployment], *, signer: bool) -> Staking:
     """The staking contract configured (AIPROV_STAKE_CONTRACT) or else the newest recorded, chain id checked."""
     from aiprov.adapters.chain import checksum
@@ -250,7 +240,8 @@ def staking_at(config: ChainConfig, recorded: list[StakeDeployment], *, signer: 
             raise InvalidInput("no staking contract", hint="set AIPROV_STAKE_CONTRACT or run `aiprov chain deploy`")
         address = recorded[0].staking
     deployment = next((d for d in recorded if d.staking == address), None)
-    check_chain(chain, deployment.chain_id if deployment else config.expected_chain_id, address)
+    expected = deployment.chain_id if deployment else config.expected_chain_id
+    check_chain_id(chain, expected, address, contract="staking contract", setting="AIPROV_STAKE_CONTRACT")
     return Staking(chain, address)
 
 
