@@ -531,14 +531,7 @@ class Container:
         """Create the home and the schema (or upgrade it); return the schema revision found before."""
         from aiprov.adapters.db.engine import migrate
 
-        home = self.settings.home
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            if self.settings.blobs is None:
-                self.settings.blob_dir.mkdir(exist_ok=True)
-        except OSError as e:
-            raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
-        os.chmod(home, 0o700)
+        self._make_home()
         before = migrate(self.db.engine)
         self._init_log_key()
         if self.settings.jobs == "queue":
@@ -562,14 +555,7 @@ class Container:
         from aiprov.core.checkpoint import Checkpoint
         from aiprov.core.note import open_note
 
-        home = self.settings.home
-        try:
-            home.mkdir(parents=True, exist_ok=True)
-            if self.settings.blobs is None:
-                self.settings.blob_dir.mkdir(exist_ok=True)
-        except OSError as e:
-            raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
-        os.chmod(home, 0o700)
+        self._make_home()
         report = restore(src, self.db.engine, self.blobs, self.settings.resolved_log_key_file, progress)
         self._init_log_key()  # binds nothing new: the restored log_state already names the restored key
         signed = Checkpoint.parse(open_note(report.checkpoint, [self.log_signer.verifier]).text)
@@ -578,6 +564,17 @@ class Container:
         if self.log.root(report.tree_size) != report.root_hash:
             raise IntegrityError(f"the restored log's root at size {report.tree_size} is not the backup checkpoint's")
         return report
+
+    def _make_home(self) -> None:
+        """The home directory (mode 0700) and, for the local store, its blob folder. Raises InvalidInput."""
+        home = self.settings.home
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            if self.settings.blobs is None:
+                self.settings.blob_dir.mkdir(exist_ok=True)
+        except OSError as e:
+            raise InvalidInput(f"cannot create the aiprov home at {home}: {e.strerror}") from e
+        os.chmod(home, 0o700)
 
     def _init_log_key(self) -> None:
         """Make the log key if there is none, and bind the database's log to it (one log, one key)."""

@@ -31,6 +31,11 @@ MAX_REF_LENGTH = 300
 """The longest reference text: OWNER (64) / NAME (128) @ ALIAS (64), or `sha256:` and 64 hex digits."""
 
 
+def is_owner(text: str) -> bool:
+    """Whether `text` is a valid owner (what `ModelName.parse` accepts before the slash)."""
+    return _OWNER.fullmatch(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class ModelName:
     owner: str

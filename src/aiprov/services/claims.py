@@ -79,13 +79,14 @@ def card_claims(card: str) -> builtins.list[CardClaim]:
     hub (`owner/name`). Raises InvalidInput for a malformed model-index.
     """
     from aiprov.core.modelindex import card_results
-    from aiprov.services.datasets import BENCHMARKS
+    from aiprov.services.datasets import benchmark_name
 
     out = []
     for r in card_results(card):
-        name = r.dataset.lower().removeprefix("sklearn:")
-        known = name in BENCHMARKS
-        out.append(CardClaim(r, name if known else None, None if known else r.dataset))
+        try:
+            out.append(CardClaim(r, benchmark_name(r.dataset), None))
+        except InvalidInput:  # not a built-in benchmark: a dataset of the hub, or an unknown name the claim refuses
+            out.append(CardClaim(r, None, r.dataset))
     return out
 
 

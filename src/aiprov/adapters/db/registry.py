@@ -7,7 +7,6 @@ transaction, so the events table never disagrees with the state it describes.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -44,7 +43,7 @@ from aiprov.adapters.db.times import utc
 from aiprov.adapters.db.unit import row_of
 from aiprov.core.events import Event
 from aiprov.core.manifest import Manifest
-from aiprov.core.names import OWNER_PATTERN, ModelName, Ref
+from aiprov.core.names import ModelName, Ref, is_owner
 from aiprov.errors import AiprovError, BackendError, Conflict, InvalidInput, NotFound
 from aiprov.ports import ModelHandle, VersionHandle
 from aiprov.records import (
@@ -61,8 +60,6 @@ from aiprov.records import (
 
 WRITE = "aiprov_write"
 """Execution option of the engine that write transactions use."""
-
-_OWNER = re.compile(OWNER_PATTERN)
 
 
 def _serialize_writers(engine: Engine) -> None:
@@ -602,7 +599,7 @@ class SqlRegistryUnit(
         if f.name_glob:
             glob = f.name_glob if "/" in f.name_glob or "*" in f.name_glob else f"*{f.name_glob}*"
             owner, _, rest = glob.partition("/")
-            if rest == "*" and _OWNER.fullmatch(owner):
+            if rest == "*" and is_owner(owner):
                 # `OWNER/*`, the common glob, is exactly the owner's models (stored names are valid, so no other
                 # full name starts with `OWNER/`): the owner index answers it instead of a scan of every name.
                 query = query.where(ModelRow.owner == owner)
