@@ -18,22 +18,11 @@ import httpx
 import pytest
 from apitools import Server, start_server, until, visible_blobs
 from huggingface_hub import HfApi, constants, lfs
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError
 from tests.support.cli import remote_json
+from tests.support.hf import BODY_MB, FILES, THRESHOLD, WEIGHTS, Exploit, assert_refused_as_unsafe, small_hub
 
 from aiprov.core.digest import Digest
-from aiprov.services.hf_lfs import lfs_threshold
-
-BODY_MB = 1
-"""A deliberately small body limit: a commit carries at most 1 MiB, so the weights below must go through LFS."""
-THRESHOLD = lfs_threshold(BODY_MB * 2**20)
-WEIGHTS = os.urandom(3 * 2**20)
-FILES = {"config.json": b'{"layers": 2}', "weights/model.safetensors": WEIGHTS}
-
-
-class Exploit:
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (os.system, ("echo pwned",))
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +48,7 @@ def puts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 @pytest.fixture
 def small(make_server: Callable[..., Server]) -> tuple[Server, str, HfApi]:
-    server = make_server(env={"AIPROV_MAX_BODY_MB": str(BODY_MB)})
-    token = server.add_user("alice")
-    return server, token, HfApi(endpoint=server.base_url, token=token)
+    return small_hub(make_server)
 
 
 def _batch(server: Server, token: str, repo: str, objects: list[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -127,17 +114,12 @@ def test_the_tokenless_put_works_when_anonymous_reads_are_off(
 def test_a_malicious_pickle_sent_through_lfs_is_refused_with_its_reason(
     small: tuple[Server, str, HfApi], make_model: Any, puts: list[str]
 ) -> None:
-    server, token, api = small
+    api = small[2]
     evil = pickle.dumps((Exploit(), os.urandom(THRESHOLD)))
     with pytest.raises(HfHubHTTPError) as refused:
         api.upload_folder(folder_path=make_model({**FILES, "model.pkl": evil}), repo_id="alice/evil")
     assert len(puts) == 2  # the weights and the pickle, each through LFS
-    assert refused.value.response.status_code == 422
-    assert "refused, 1 unsafe file(s); model.pkl" in str(refused.value) and "system" in str(refused.value)
-    with pytest.raises(RepositoryNotFoundError):
-        api.model_info("alice/evil")
-    events = server.client(token).get("/api/v1/models/alice/evil/events").json()
-    assert [e["action"] for e in events] == ["flagged"]
+    assert_refused_as_unsafe(refused, small, "alice/evil")
 
 
 def test_an_upload_url_takes_one_upload_without_a_token_and_then_is_gone(small: tuple[Server, str, HfApi]) -> None:

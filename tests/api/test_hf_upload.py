@@ -13,16 +13,12 @@ from apitools import Server
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, RemoteEntryNotFoundError, RepositoryNotFoundError
 from tests.support.cli import remote_json
+from tests.support.hf import Exploit
 
 from aiprov.core.digest import Digest
 from aiprov.core.hf import commit_id
 
 FILES = {"config.json": b'{"layers": 2}', "weights/a.bin": bytes(range(256)) * 64}
-
-
-class Exploit:
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (os.system, ("echo pwned",))
 
 
 @pytest.fixture

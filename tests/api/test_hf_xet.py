@@ -18,25 +18,16 @@ import httpx
 import pytest
 from apitools import Server, start_server, visible_blobs
 from huggingface_hub import HfApi, _commit_api, constants
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import _xet
 from tests.support.cli import remote_json
+from tests.support.hf import BODY_MB, FILES, THRESHOLD, WEIGHTS, Exploit, assert_refused_as_unsafe, small_hub
 
 from aiprov.core.digest import Digest
 from aiprov.core.xet import SHARD_HEADER_TAG, XORB_MAX_BYTES
-from aiprov.services.hf_lfs import lfs_threshold
 from aiprov.services.hf_xet import SHARD_MAX_BYTES
 
-BODY_MB = 1
-THRESHOLD = lfs_threshold(BODY_MB * 2**20)
-WEIGHTS = os.urandom(3 * 2**20)
-FILES = {"config.json": b'{"layers": 2}', "weights/model.safetensors": WEIGHTS}
 CAS = "/api/xet/cas"
-
-
-class Exploit:
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (os.system, ("echo pwned",))
 
 
 @pytest.fixture(autouse=True)
@@ -50,9 +41,7 @@ def xet_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def small(make_server: Callable[..., Server]) -> tuple[Server, str, HfApi]:
-    server = make_server(env={"AIPROV_MAX_BODY_MB": str(BODY_MB)})
-    token = server.add_user("alice")
-    return server, token, HfApi(endpoint=server.base_url, token=token)
+    return small_hub(make_server)
 
 
 def _xet_token(server: Server, token: str, repo: str = "alice/m") -> str:
@@ -118,16 +107,11 @@ def test_upload_folder_with_a_large_file_goes_through_xet_and_verifies(
 def test_a_malicious_pickle_sent_through_xet_is_refused_with_its_reason(
     small: tuple[Server, str, HfApi], make_model: Any
 ) -> None:
-    server, token, api = small
+    api = small[2]
     evil = pickle.dumps((Exploit(), os.urandom(THRESHOLD)))
     with pytest.raises(HfHubHTTPError) as refused:
         api.upload_folder(folder_path=make_model({**FILES, "model.pkl": evil}), repo_id="alice/evil")
-    assert refused.value.response.status_code == 422
-    assert "refused, 1 unsafe file(s); model.pkl" in str(refused.value) and "system" in str(refused.value)
-    with pytest.raises(RepositoryNotFoundError):
-        api.model_info("alice/evil")
-    events = server.client(token).get("/api/v1/models/alice/evil/events").json()
-    assert [e["action"] for e in events] == ["flagged"]
+    assert_refused_as_unsafe(refused, small, "alice/evil")
 
 
 def test_the_token_route_needs_a_writer_of_the_namespace(small: tuple[Server, str, HfApi]) -> None:
