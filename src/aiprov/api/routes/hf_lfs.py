@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from aiprov.api.deps import CallerDep, ContainerDep, check_namespace
 from aiprov.api.routes.hf import HfName, HfOwner, HfRoute
-from aiprov.api.routes.uploads import WRITE_CHUNK
+from aiprov.api.routes.uploads import stream_into
 from aiprov.config import Container
 from aiprov.core.names import ModelName
 from aiprov.errors import InvalidInput
@@ -143,14 +143,7 @@ async def lfs_put(request: Request, container: ContainerDep, capability: Capabil
     """
     receiver = await run_in_threadpool(lfs_uploads(container).receive, capability)
     try:
-        buffer = bytearray()
-        async for chunk in request.stream():
-            buffer += chunk
-            if len(buffer) >= WRITE_CHUNK:
-                data, buffer = bytes(buffer), bytearray()
-                await run_in_threadpool(receiver.write, data)
-        if buffer:
-            await run_in_threadpool(receiver.write, bytes(buffer))
+        await stream_into(request, receiver.write, bytearray())
     except ClientDisconnect:
         await run_in_threadpool(receiver.abort)
         return JSONResponse({"detail": "client disconnected"}, status_code=400)

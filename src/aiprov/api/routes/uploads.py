@@ -59,6 +59,23 @@ BEYOND = 2**63
 4,300-digit limit), so `bytes=<huge>-` is a 416 and `bytes=-<huge>` the whole blob, as RFC 9110 reads them."""
 
 
+async def stream_into(request: Request, write: Callable[[bytes], object], pending: bytearray) -> None:
+    """Hand the request body to `write` in pieces of WRITE_CHUNK bytes, each in a thread (writes block).
+
+    `pending` holds what arrived but was not written yet: a caller keeps it when the client disconnects.
+    """
+    async for chunk in request.stream():
+        pending += chunk
+        if len(pending) >= WRITE_CHUNK:
+            data = bytes(pending)
+            pending.clear()
+            await run_in_threadpool(write, data)
+    if pending:
+        data = bytes(pending)
+        pending.clear()
+        await run_in_threadpool(write, data)
+
+
 def _position(digits: str) -> int:
     return int(digits) if len(digits) <= 18 else BEYOND
 
@@ -240,15 +257,9 @@ async def put_blob(
     upload = await _begin_when_free(uploads(container), d, uploader, start, total)
     if isinstance(upload, UploadResult):  # stored already, or meanwhile by the request this one waited for
         return JSONResponse(upload.to_json(), status_code=200)
+    buffer = bytearray()
     try:
-        buffer = bytearray()
-        async for chunk in request.stream():
-            buffer += chunk
-            if len(buffer) >= WRITE_CHUNK:
-                data, buffer = bytes(buffer), bytearray()
-                await run_in_threadpool(upload.write, data)
-        if buffer:
-            await run_in_threadpool(upload.write, bytes(buffer))
+        await stream_into(request, upload.write, buffer)
     except ClientDisconnect:
         await run_in_threadpool(_keep, upload, bytes(buffer))
         log.info("upload of %s by %s cut at byte %d; kept for a retry", d, uploader, upload.offset)
