@@ -36,8 +36,8 @@ from typing import Any
 import httpx
 
 from bench_cid import make_model
-from bench_ipfs_pull import free_port, serve
 from bench_s3 import FILES, FULL_MIB, QUICK_MIB, MiB
+from common import free_port, serve
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.7

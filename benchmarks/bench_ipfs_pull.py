@@ -29,10 +29,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 from bench_cid import FULL_MIB, QUICK_MIB, MiB, make_model
-from common import free_port
+from common import serve
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.7
@@ -42,24 +40,6 @@ def aiprov(*args: str, env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "aiprov", *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"aiprov {' '.join(args)} failed: {done.stderr.strip()}")
-
-
-def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "aiprov", "--home", str(home), "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", "1", "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v1/user", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("aiprov serve did not answer within 60 s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

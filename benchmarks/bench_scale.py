@@ -25,7 +25,6 @@ import hashlib
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bulk_models, free_port, percentile, postgres_schema
+from common import bulk_models, percentile, postgres_schema, serve
 
 LS_TARGET_MS = 50.0
 SHOW_TARGET_MS = 10.0
@@ -125,33 +124,11 @@ def pushes(url: str, servers: int, clients: int, seconds: float) -> float:
         env = {**os.environ, "AIPROV_DATABASE_URL": url, "AIPROV_WORKERS": "1"}
         env.pop("AIPROV_HOME", None)
         procs, urls = [], []
-        for _ in range(servers):
-            port = free_port()
-            command = [
-                sys.executable,
-                "-m",
-                "aiprov",
-                "--home",
-                str(home),
-                "serve",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ]
-            procs.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            urls.append(f"http://127.0.0.1:{port}")
         try:
-            for u in urls:
-                deadline = time.monotonic() + 60
-                while True:
-                    try:
-                        if httpx.get(u + "/healthz", timeout=2).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"aiprov serve at {u} did not start")
-                    time.sleep(0.1)
+            for _ in range(servers):
+                process, address = serve(home, env)
+                procs.append(process)
+                urls.append(address)
             done = [0] * clients
             failed: list[str] = []
             stop_at = time.monotonic() + seconds

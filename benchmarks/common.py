@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 MANIFEST_TYPE = "https://aiprov.dev/manifest/v1"
@@ -17,6 +21,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def serve(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`aiprov serve` on `home` (one process, no access log) on a free port; (the process, its URL) once it answers."""
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "aiprov", "--home", str(home), "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", "1", "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/user", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("aiprov serve did not answer within 60 s")
 
 
 def postgres_schema(url: str) -> tuple[str, Callable[[], None]]:
