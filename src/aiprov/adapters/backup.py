@@ -35,6 +35,7 @@ from sqlalchemy.types import DateTime
 
 from aiprov.adapters.db.engine import SCHEMA_HEAD, current_revision, make_engine, migrate
 from aiprov.adapters.db.schema import Base, DatasetRow, LogCheckpointRow, VersionFileRow
+from aiprov.adapters.files import LocalFile, hash_file
 from aiprov.core.digest import Digest
 from aiprov.errors import Conflict, IntegrityError, InvalidInput, SchemaError
 from aiprov.ports import BlobStore
@@ -131,11 +132,7 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return hash_file(LocalFile(path.name, path, path.stat().st_size)).sha256.hex
 
 
 def backup(

@@ -365,15 +365,7 @@ class StakeRecorder:
 
     def _log_id(self, contract: str, chain_claim: int, given: str | None) -> str:
         """The log claim id of on-chain claim `chain_claim`, as its `stake.claim` was logged; `given` must agree."""
-        with self.db.unit() as u:
-            logged = next(
-                (
-                    e.subject
-                    for e in u.events(actions=[CLAIM], limit=EVERY)
-                    if e.details.get("contract") == contract and e.details.get("chain_claim") == chain_claim
-                ),
-                None,
-            )
+        logged = next((s.subject for s in self.steps(contract, chain_claim) if s.action == CLAIM), None)
         found = logged or f"chain:{contract}/{chain_claim}"
         if given is not None and given != found:
             raise InvalidInput(f"on-chain claim {chain_claim} is logged as claim {found}, not {given}")
